@@ -1,0 +1,37 @@
+"""llmbench: read LLM training logs and report speed, TFLOPs and MFU.
+
+Notebook API::
+
+    import llmbench
+    logs = llmbench.read_logs("results/*.out", settings={"num_gpus": 128})
+    logs.runs, logs.steps, logs.events        # pandas DataFrames
+
+The heavy modules (pandas, matplotlib) load only when a function needs them.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "read_logs": "llmbench.ingest",
+    "ingest": "llmbench.ingest",
+    "parse_file": "llmbench.ingest",
+    "Logs": "llmbench.ingest",
+    "Settings": "llmbench.settings",
+    "Store": "llmbench.store",
+    "LLMBenchError": "llmbench.errors",
+    "InputError": "llmbench.errors",
+    "UsageError": "llmbench.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'llmbench' has no attribute {name!r}")

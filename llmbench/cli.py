@@ -1,0 +1,288 @@
+"""The ``llmbench`` command: parses options and calls the library, nothing more.
+
+Errors funnel through ``LLMBenchGroup.invoke``: a library error becomes one line
+``Error: path:line: message`` plus a hint, never a traceback. Exit codes: 0 ok,
+1 some inputs could not be read (the rest is stored), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import LLMBenchError, UsageError
+from .formats import FORMATS
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _fail(e: LLMBenchError) -> None:
+    click.echo(f"Error: {e}", err=True)
+    if e.remedy:
+        click.echo(f"  hint: {e.remedy}", err=True)
+
+
+class LLMBenchGroup(click.Group):
+    """The single error funnel of the command line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as e:
+            _fail(e)
+            ctx.exit(EXIT_USAGE)
+        except LLMBenchError as e:
+            _fail(e)
+            ctx.exit(EXIT_INPUT)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: every file is either fully stored or absent.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def db_option(f):
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="SQLite store [default: $LLMBENCH_DB or ./llmbench.db].",
+    )(f)
+
+
+def settings_options(f):
+    f = click.option(
+        "--path-pattern",
+        metavar="PAT",
+        help="Take settings from the path, e.g. '{dtype}/{model}/{num_gpus}/'.",
+    )(f)
+    f = click.option(
+        "--settings",
+        "settings_file",
+        type=click.Path(dir_okay=False),
+        metavar="FILE.toml",
+        help="Settings file: top-level keys for all files, [files.\"glob\"] tables for some.",
+    )(f)
+    f = click.option(
+        "--set",
+        "set_items",
+        multiple=True,
+        metavar="K=V",
+        help="A value the logs lack, e.g. --set num_gpus=128 (repeatable; wins over all else).",
+    )(f)
+    return f
+
+
+def _rel(path: str) -> str:
+    if path.startswith("<"):
+        return path
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+@click.group(cls=LLMBenchGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="llmbench")
+def cli() -> None:
+    """Read LLM training logs; report step time, tokens/s, TFLOPs and MFU.
+
+    \b
+    Example:
+      llmbench ingest results/          # parse every log below results/
+      llmbench runs                     # what is in the store
+      llmbench export --table steps --format csv -o steps.csv
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@db_option
+@click.option("--parser", metavar="NAME", help="Use this parser instead of detecting one.")
+@settings_options
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Parse files in this many processes.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="A line per file, and every warning.")
+def ingest(paths, db, parser, set_items, settings_file, path_pattern, workers, verbose) -> None:
+    """Parse log files into the store.
+
+    PATHS are files, directories (searched recursively for .log .out .txt .err
+    .md, optionally .gz/.bz2/.xz), globs, or - for standard input. Unchanged files
+    are skipped; a changed file replaces its old rows.
+
+    \b
+    Example:
+      llmbench ingest logs/ --path-pattern '{dtype}/{model}/{num_gpus}/' \\
+          --set global_batch_size=256 --set seq_len=2048
+    """
+    from .ingest import ingest as run_ingest
+    from .settings import Settings
+    from .store import default_path
+
+    settings = Settings.build(set_items, settings_file, path_pattern)
+    db = db or default_path()
+    bar = None
+    show_bar = sys.stderr.isatty() and not verbose
+
+    def progress(res, total: int) -> None:
+        nonlocal bar
+        if show_bar and bar is None and total > 20:
+            bar = click.progressbar(length=total, label="ingesting", file=sys.stderr)
+            bar.__enter__()
+        if bar is not None:
+            bar.update(1)
+        if res.status == "failed" and res.error is not None:
+            click.echo(f"error: {res.error}", err=True)
+            if res.error.remedy:
+                click.echo(f"  hint: {res.error.remedy}", err=True)
+        elif res.status == "duplicate":
+            click.echo(f"duplicate: {res.path}: {'; '.join(res.warnings)}", err=True)
+        elif verbose:
+            if res.status == "ingested":
+                click.echo(f"{res.path}: {res.parser}, {res.runs} run(s), {res.steps} step(s)")
+            elif res.status == "skipped":
+                click.echo(f"{res.path}: skipped, {res.error.message if res.error else ''}")
+            else:
+                click.echo(f"{res.path}: {res.status}")
+        if verbose:
+            for w in res.warnings:
+                click.echo(f"  warning: {res.path}: {w}", err=True)
+
+    try:
+        report = run_ingest(
+            paths, db, parser=parser, settings=settings, workers=workers, progress=progress
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    n = len(report.results)
+    parts = [
+        f"{report.count('ingested')} ingested",
+        f"{report.count('unchanged')} unchanged",
+        f"{len(report.failed)} failed",
+    ]
+    if report.count("skipped"):
+        parts.append(f"{report.count('skipped')} skipped (no parser recognises them)")
+    if report.count("duplicate"):
+        parts.append(f"{report.count('duplicate')} duplicate")
+    click.echo(
+        f"{n} file(s): {', '.join(parts)}; parsers: {', '.join(report.parsers) or '-'}; "
+        f"{report.runs} run(s), {report.steps} step(s), {report.warnings} warning(s) -> {db}"
+    )
+    if report.failed:
+        sys.exit(EXIT_INPUT)
+
+
+RUN_VIEW = [
+    "run_id",
+    "source",
+    "parser",
+    "n_steps",
+    "model",
+    "num_gpus",
+    "global_batch_size",
+    "seq_len",
+    "dtype",
+    "tp",
+    "pp",
+    "dp",
+    "status",
+]
+
+
+@cli.command()
+@db_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--all", "all_columns", is_flag=True, help="Every column, not a summary.")
+def runs(db, fmt, all_columns) -> None:
+    """List the runs in the store.
+
+    \b
+    Example:
+      llmbench runs --format markdown
+    """
+    from .formats import render
+    from .store import Store
+
+    with Store(db) as store:
+        df = store.table("runs")
+    if not all_columns:
+        df = df[RUN_VIEW].copy()
+        df["source"] = [_rel(s) for s in df["source"]]
+    click.echo(render(df, fmt), nl=False)
+
+
+@cli.command()
+@db_option
+@click.option(
+    "--table", type=click.Choice(["runs", "steps", "events"]), default="steps", show_default=True
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here [default: stdout].")
+def export(db, table, fmt, output) -> None:
+    """Export a whole table (JSON: an array of row objects).
+
+    \b
+    Example:
+      llmbench export --table steps --format json -o steps.json
+    """
+    from .formats import render
+    from .store import Store
+
+    with Store(db) as store:
+        df = store.table(table)
+    if fmt == "parquet":
+        if not output:
+            raise UsageError("--format parquet needs -o FILE")
+        try:
+            df.to_parquet(output, index=False)
+        except ImportError:
+            raise UsageError(
+                "--format parquet needs pyarrow", remedy="pip install pyarrow"
+            ) from None
+        return
+    text = render(df, fmt)
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+@cli.command("parsers")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def list_parsers(fmt) -> None:
+    """List the installed log parsers: name, framework, origin.
+
+    Third-party parsers register in the entry-point group `llmbench.parsers`.
+    """
+    import pandas as pd
+
+    from . import registry
+    from .formats import render
+
+    rows = [
+        {"name": i.name, "framework": i.framework, "origin": i.origin, "description": i.description}
+        for i in registry.available().values()
+    ]
+    click.echo(render(pd.DataFrame(rows, columns=["name", "framework", "origin", "description"]), fmt), nl=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli(prog_name="llmbench")
+    except BrokenPipeError:  # piping into `head`
+        sys.stderr.close()
+        sys.exit(EXIT_OK)

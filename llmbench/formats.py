@@ -1,0 +1,87 @@
+"""Render a DataFrame as a terminal table, markdown, CSV or JSON (text)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready Python value: numpy scalars unwrapped, NaN/NA -> None."""
+    if value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    try:
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    return value
+
+
+def records(df) -> list[dict[str, Any]]:
+    """Rows of ``df`` as dicts of plain values (full float precision)."""
+    cols = list(df.columns)
+    return [dict(zip(cols, (plain(v) for v in row), strict=True)) for row in df.itertuples(index=False)]
+
+
+def cell(value: Any) -> str:
+    """A value as shown in table and markdown output."""
+    value = plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        a = abs(value)
+        if 1e-3 <= a < 1e15:
+            digits = 4 if a < 1000 else 2
+            return f"{value:.{digits}f}".rstrip("0").rstrip(".")
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _numeric(df, col: str) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(df[col].dtype)
+
+
+def render(df, fmt: str = "table") -> str:
+    """``df`` as text in ``fmt`` (one of FORMATS)."""
+    if fmt == "json":
+        return json.dumps(records(df), indent=1, default=str)
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    cols = [str(c) for c in df.columns]
+    rows = [[cell(v) for v in row] for row in df.itertuples(index=False)]
+    right = [_numeric(df, c) for c in df.columns]
+    if fmt == "markdown":
+        out = ["| " + " | ".join(cols) + " |"]
+        out.append("| " + " | ".join("---:" if r else "---" for r in right) + " |")
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(out) + "\n"
+    if fmt == "table":
+        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+
+        def line(values: list[str]) -> str:
+            return "  ".join(
+                v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+            ).rstrip()
+
+        out = [line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows]
+        return "\n".join(out) + "\n"
+    raise ValueError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")

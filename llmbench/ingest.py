@@ -1,0 +1,392 @@
+"""Ingest: read files with the right parser and store them, one transaction per file.
+
+``parse_file`` reads one file into rows (no store needed); ``ingest`` stores
+many files, skipping unchanged ones; ``read_logs`` is the notebook entry point
+that returns DataFrames without a store. One broken file never stops the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import registry
+from .errors import InputError, LLMBenchError, StoreError, UnrecognisedLogError
+from .frames import run_rows, segment
+from .parsing import Parser
+from .reader import Line, Source, expand_paths, head, iter_lines
+from .settings import Settings
+
+HEAD_LINES = 2000
+SCAN_WINDOW = 5000
+
+
+@dataclass
+class ParsedFile:
+    """One file read into canonical rows."""
+
+    path: str  # absolute path, the key in the store ('<stdin:...>' for stdin)
+    display: str  # the path as the user wrote it
+    size: int
+    mtime: float
+    sha256: str
+    parser: str
+    runs: list[dict]
+    steps: list[dict]
+    events: list[dict]
+    warnings: list[str]
+
+
+@dataclass
+class FileResult:
+    """What happened to one input."""
+
+    path: str
+    status: str  # ingested | unchanged | failed | skipped | duplicate
+    parser: str | None = None
+    runs: int = 0
+    steps: int = 0
+    warnings: list[str] = field(default_factory=list)
+    error: LLMBenchError | None = None
+
+
+@dataclass
+class IngestReport:
+    results: list[FileResult]
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def parsers(self) -> list[str]:
+        return sorted({r.parser for r in self.results if r.parser and r.status == "ingested"})
+
+    @property
+    def runs(self) -> int:
+        return sum(r.runs for r in self.results if r.status == "ingested")
+
+    @property
+    def steps(self) -> int:
+        return sum(r.steps for r in self.results if r.status == "ingested")
+
+    @property
+    def warnings(self) -> int:
+        return sum(len(r.warnings) for r in self.results)
+
+
+def choose_parser(path: str, forced: str | None = None) -> Parser:
+    """The parser for ``path``: the forced one, or the most confident on the head,
+    falling back to a scan of the whole file in windows (logs whose first step
+    comes after thousands of setup lines)."""
+    if forced:
+        return registry.get(forced)
+    lines = head(path, HEAD_LINES)
+    parser, score = registry.detect([ln.text for ln in lines])
+    if parser is not None:
+        return parser
+    if len(lines) >= HEAD_LINES:
+        window: list[str] = []
+        for ln in iter_lines(path):
+            if ln.no <= HEAD_LINES:
+                continue
+            window.append(ln.text)
+            if len(window) >= SCAN_WINDOW:
+                parser, score = registry.detect(window)
+                if parser is not None:
+                    return parser
+                window = []
+        if window:
+            parser, score = registry.detect(window)
+            if parser is not None:
+                return parser
+    names = ", ".join(registry.available()) or "none"
+    raise UnrecognisedLogError(f"no parser recognises this file (tried: {names})", path=path)
+
+
+class _Tracked:
+    """Remembers the last line handed to a parser (for error messages)."""
+
+    def __init__(self, lines: Iterator[Line]) -> None:
+        self.lines = lines
+        self.last = 0
+
+    def __iter__(self) -> Iterator[Line]:
+        for ln in self.lines:
+            self.last = ln.no
+            yield ln
+
+
+def parse_file(
+    path: str,
+    *,
+    parser: str | None = None,
+    settings: Settings | None = None,
+) -> ParsedFile:
+    """Read one file into canonical rows. Raises InputError (with path:line)."""
+    settings = settings or Settings()
+    if path == "-":
+        return _parse_stdin(parser=parser, settings=settings)
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise InputError("no such file", path=path) from None
+    chosen = choose_parser(path, parser)
+    hasher = hashlib.sha256()
+    tracked = _Tracked(iter_lines(path, hasher))
+    try:
+        segments, notes = segment(chosen.parse(tracked))
+    except LLMBenchError:
+        raise
+    except Exception as e:  # a parser bug (or a plug-in's) costs this file only
+        raise InputError(
+            f"parser {chosen.name} failed: {type(e).__name__}: {e}",
+            path=path,
+            line=tracked.last or None,
+        ) from e
+    if not segments:
+        raise InputError(
+            f"parser {chosen.name} found no steps, events or settings in this file", path=path
+        )
+    sha = hasher.hexdigest()
+    abspath = os.path.abspath(path)
+    runs, steps, events, more = run_rows(
+        segments,
+        run_key=sha,
+        source=abspath,
+        parser=chosen.name,
+        framework=chosen.framework,
+        layers=settings.layers(path),
+    )
+    return ParsedFile(
+        path=abspath,
+        display=path,
+        size=st.st_size,
+        mtime=st.st_mtime,
+        sha256=sha,
+        parser=chosen.name,
+        runs=runs,
+        steps=steps,
+        events=events,
+        warnings=notes + more,
+    )
+
+
+def _parse_stdin(*, parser: str | None, settings: Settings) -> ParsedFile:
+    with tempfile.NamedTemporaryFile(prefix="llmbench-stdin-", delete=False) as tmp:
+        shutil.copyfileobj(sys.stdin.buffer, tmp)
+    try:
+        parsed = parse_file(tmp.name, parser=parser, settings=settings)
+    except InputError as e:
+        raise InputError(e.message, path="<stdin>", line=e.line, remedy=e.remedy) from None
+    finally:
+        os.unlink(tmp.name)
+    name = f"<stdin:{parsed.sha256[:12]}>"
+    for row in parsed.runs:
+        row["source"] = name
+    parsed.path = parsed.display = name
+    return parsed
+
+
+def _parse_job(args: tuple[str, str | None, Settings]) -> ParsedFile | LLMBenchError:
+    path, parser, settings = args
+    try:
+        return parse_file(path, parser=parser, settings=settings)
+    except LLMBenchError as e:
+        return e
+
+
+def ingest(
+    paths: Iterable[str],
+    db: str | None = None,
+    *,
+    parser: str | None = None,
+    settings: Settings | None = None,
+    workers: int = 1,
+    progress: Callable[[FileResult, int], None] | None = None,
+) -> IngestReport:
+    """Parse ``paths`` and store them in the store at ``db``.
+
+    Unchanged files (same size and mtime, or same sha256, under the same
+    settings) are skipped; a changed file replaces its old rows atomically.
+    ``progress(result, total)`` is called with each file's result as it completes.
+    """
+    from .store import Store
+
+    settings = settings or Settings()
+    if parser:
+        registry.get(parser)  # fail fast on an unknown name, before any work
+    sources, errors = expand_paths(paths)
+    results = [FileResult(e.path or "?", "failed", error=e) for e in errors]
+    total = len(sources) + len(errors)
+    for r in results:
+        if progress:
+            progress(r, total)
+    with Store(db) as store:
+        todo: list[Source] = []
+        for src in sources:
+            res = _check_unchanged(store, src, parser, settings)
+            if res is not None:
+                results.append(res)
+                if progress:
+                    progress(res, total)
+            else:
+                todo.append(src)
+        jobs = [(s.path, parser, settings) for s in todo]
+        if workers > 1 and len(jobs) > 1:
+            pool = ProcessPoolExecutor(max_workers=workers)
+            outcomes: Iterator[Any] = pool.map(_parse_job, jobs, chunksize=4)
+        else:
+            pool = None
+            outcomes = map(_parse_job, jobs)
+        try:
+            for src, outcome in zip(todo, outcomes, strict=True):
+                res = _store_outcome(store, src, outcome, parser, settings)
+                results.append(res)
+                if progress:
+                    progress(res, total)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+    return IngestReport(results)
+
+
+def _check_unchanged(
+    store, src: Source, parser: str | None, settings: Settings
+) -> FileResult | None:
+    if src.path == "-":
+        return None
+    try:
+        st = os.stat(src.path)
+    except OSError:
+        return None
+    old = store.file(os.path.abspath(src.path))
+    if (
+        old is not None
+        and old["status"] == "ok"
+        and old["size"] == st.st_size
+        and old["mtime"] == st.st_mtime
+        and old["settings_hash"] == settings.fingerprint(src.path, parser)
+    ):
+        return FileResult(src.path, "unchanged", parser=old["parser"])
+    return None
+
+
+def _store_outcome(store, src: Source, outcome, parser, settings) -> FileResult:
+    if isinstance(outcome, LLMBenchError):
+        if isinstance(outcome, UnrecognisedLogError) and not src.explicit:
+            return FileResult(src.path, "skipped", error=outcome)
+        if src.path != "-":
+            try:
+                st = os.stat(src.path)
+                store.mark_failed(
+                    {"path": os.path.abspath(src.path), "size": st.st_size, "mtime": st.st_mtime},
+                    str(outcome),
+                )
+            except OSError:
+                pass
+        return FileResult(src.path, "failed", error=outcome)
+    p: ParsedFile = outcome
+    fingerprint = settings.fingerprint(src.path, parser)
+    old = store.file(p.path)
+    if old is not None and old["status"] == "ok" and old["sha256"] == p.sha256 and old["settings_hash"] == fingerprint:
+        store.touch(p.path, p.size, p.mtime)
+        return FileResult(src.path, "unchanged", parser=p.parser)
+    twin = store.path_with_sha(p.sha256, p.path)
+    if twin is not None:
+        return FileResult(
+            src.path,
+            "duplicate",
+            parser=p.parser,
+            warnings=[f"same content as {twin}: not stored twice"],
+        )
+    file_row = {
+        "path": p.path,
+        "size": p.size,
+        "mtime": p.mtime,
+        "sha256": p.sha256,
+        "parser": p.parser,
+        "settings_hash": fingerprint,
+    }
+    try:
+        store.replace_file(file_row, p.runs, p.steps, p.events)
+    except sqlite3.Error as e:
+        return FileResult(src.path, "failed", parser=p.parser, error=StoreError(str(e), path=src.path))
+    return FileResult(src.path, "ingested", p.parser, len(p.runs), len(p.steps), p.warnings)
+
+
+@dataclass
+class Logs:
+    """Logs read into the canonical tables (pandas DataFrames), without a store."""
+
+    runs: Any
+    steps: Any
+    events: Any
+    results: list[FileResult]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{r.path}: {w}" for r in self.results for w in r.warnings] + [
+            str(r.error) for r in self.results if r.error is not None
+        ]
+
+    def __repr__(self) -> str:
+        return f"<Logs: {len(self.runs)} runs, {len(self.steps)} steps, {len(self.events)} events>"
+
+
+def read_logs(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    settings: dict[str, Any] | Settings | None = None,
+    parser: str | None = None,
+    *,
+    path_pattern: str | None = None,
+    settings_file: str | None = None,
+) -> Logs:
+    """Read logs into ``.runs``, ``.steps``, ``.events`` DataFrames (no store).
+
+    ``settings`` is a dict of values a log lacks (like ``--set``), or a Settings.
+    Files that cannot be read are listed in ``.results`` and ``.warnings``.
+    """
+    from .columns import EVENT_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
+    from .frames import dataframe
+
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    if not isinstance(settings, Settings):
+        settings = Settings.build(values=settings, path_pattern=path_pattern, settings_file=settings_file)
+    if parser:
+        registry.get(parser)
+    sources, errors = expand_paths(str(p) for p in paths)
+    results = [FileResult(e.path or "?", "failed", error=e) for e in errors]
+    runs: list[dict] = []
+    steps: list[dict] = []
+    events: list[dict] = []
+    for src in sources:
+        outcome = _parse_job((src.path, parser, settings))
+        if isinstance(outcome, LLMBenchError):
+            status = "skipped" if isinstance(outcome, UnrecognisedLogError) and not src.explicit else "failed"
+            results.append(FileResult(src.path, status, error=outcome))
+            continue
+        runs += outcome.runs
+        steps += outcome.steps
+        events += outcome.events
+        results.append(
+            FileResult(src.path, "ingested", outcome.parser, len(outcome.runs), len(outcome.steps), outcome.warnings)
+        )
+    return Logs(
+        runs=dataframe(runs, RUN_COLUMNS),
+        steps=dataframe(steps, STEP_COLUMNS),
+        events=dataframe(events, EVENT_COLUMNS),
+        results=results,
+    )

@@ -1,0 +1,137 @@
+"""The parser protocol: what a log-format plug-in is and what it yields.
+
+A parser is a class with a ``name``, a ``framework``, a cheap
+``detect(head) -> confidence`` over the first cleaned lines of a file, and a
+streaming ``parse(lines) -> records``. Records are small tuples:
+
+- ``Step(step, values, line_no, rank)``: one training step; ``values`` maps
+  canonical step columns (``step_time_s``, ``loss``, ...) or extra names to numbers;
+  ``step`` None means "the next one" (numbered 1, 2, ... in order).
+- ``Event(key, value, line_no, time_ms, event_type, step, metadata)``.
+- ``Config(values, line_no)``: run settings found in the log (first value wins).
+- ``NewRun(line_no, reason)``: the log starts a new run segment here (restart).
+- ``Note(message, line_no)``: a warning about the input (never fatal).
+
+Helpers keep parsers declarative: ``Field`` tables map a printed label to a
+column, a type and a unit scale; ``number`` and ``literal`` convert text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, ClassVar, NamedTuple
+
+from .reader import Line
+
+
+class Step(NamedTuple):
+    step: int | None
+    values: dict[str, Any]
+    line_no: int
+    rank: int | None = None
+
+
+class Event(NamedTuple):
+    key: str
+    value: Any
+    line_no: int
+    time_ms: float | None = None
+    event_type: str | None = None
+    step: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class Config(NamedTuple):
+    values: dict[str, Any]
+    line_no: int
+
+
+class NewRun(NamedTuple):
+    line_no: int
+    reason: str
+
+
+class Note(NamedTuple):
+    message: str
+    line_no: int | None = None
+
+
+Record = Step | Event | Config | NewRun | Note
+
+
+class Parser:
+    """Base class of log-format parsers (built-in and third-party alike)."""
+
+    name: ClassVar[str] = ""
+    framework: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: the step columns this parser can fill (declared, for `llmbench parsers`)
+    produces: ClassVar[tuple[str, ...]] = ()
+
+    def detect(self, head: Sequence[str]) -> float:
+        """Confidence 0..1 that ``head`` (the first cleaned lines) is this format."""
+        raise NotImplementedError
+
+    def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
+        """Yield records for ``lines`` (an iterator of reader.Line), streaming."""
+        raise NotImplementedError
+
+
+class Field(NamedTuple):
+    """How one printed field maps to a column: type and unit scale to SI."""
+
+    column: str
+    kind: type = float
+    scale: float = 1.0
+
+
+def number(text: str) -> int | float | None:
+    """Parse a printed number: ``12``, ``6.384045E+01``, ``5,856``, ``nan``, ``-``.
+
+    Returns an int when the text is integral, a float otherwise, None when it is
+    not a number.
+    """
+    t = text.strip().replace(",", "")
+    if t.endswith("%"):
+        t = t[:-1]
+    if not t:
+        return None
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        return None
+
+
+def convert(text: str, field: Field) -> int | float | None:
+    """Convert ``text`` per ``field`` (type and scale); None when it is not a number."""
+    v = number(text)
+    if v is None:
+        return None
+    if field.scale != 1.0:
+        return v * field.scale
+    if field.kind is int:
+        if isinstance(v, float):
+            if math.isnan(v) or math.isinf(v) or not v.is_integer():
+                return v
+            return int(v)
+        return v
+    return float(v)
+
+
+def literal(text: str) -> Any:
+    """A printed setting value as Python data: None, True/False, int, float or str."""
+    t = text.strip()
+    low = t.lower()
+    if low in ("none", "null"):
+        return None
+    if low == "true":
+        return True
+    if low == "false":
+        return False
+    v = number(t) if "," not in t else None
+    return t if v is None else v

@@ -1,0 +1,251 @@
+"""Reader: turn paths into clean, numbered text lines, streaming.
+
+Paths, directories (recursive), globs and ``-`` (stdin) are expanded here.
+Files are opened as bytes; gzip, bzip2 and xz are recognised by their magic
+bytes; text is decoded as UTF-8 with replacement characters (never an error);
+ANSI colour codes are removed; of a ``\\r``-overwritten progress line only the
+last segment is kept; launcher prefixes (``0: ``, ``[1,0]<stdout>:``,
+``[default0]:``, ``[rank0]:``, ``host12: ``) are removed, keeping the rank where
+the prefix gives one. Line numbers are the physical line numbers of the
+decompressed file, starting at 1. Memory does not grow with the file size.
+"""
+
+from __future__ import annotations
+
+import bz2
+import glob
+import gzip
+import lzma
+import os
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import IO, NamedTuple
+
+from .errors import InputError
+
+CHUNK_SIZE = 1 << 20
+# What a directory walk picks up (a file named on the command line is always read).
+LOG_SUFFIXES = (".log", ".out", ".txt", ".err", ".md")
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
+
+_MAGIC = (
+    (b"\x1f\x8b", gzip.GzipFile, "gzip"),
+    (b"BZh", bz2.BZ2File, "bzip2"),
+    (b"\xfd7zXZ\x00", lzma.LZMAFile, "xz"),
+)
+_DECOMPRESS_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]")
+_PREFIX_RE = re.compile(
+    r"""^(?:
+        [ \t]*\[(?:default|rank)(?P<r1>\d+)\]:[ ]?       # torchrun --tee / --local-ranks-filter
+      | \[\d+,(?P<r2>\d+)\]<std(?:out|err)>:[ ]?          # mpirun --tag-output
+      | [ \t]*(?P<r3>\d+):(?:[ \t]|$)                     # srun --label
+      | [a-z][a-z0-9-]*\d[a-z0-9.-]*:[ \t]                # pdsh / clush '<host>: '
+    )""",
+    re.X,
+)
+
+
+class Line(NamedTuple):
+    """One cleaned line: physical line number (1-based), text, rank from the prefix."""
+
+    no: int
+    text: str
+    rank: int | None = None
+
+
+def clean(text: str) -> tuple[str, int | None]:
+    """Strip a line of ANSI codes, ``\\r`` overwrites and launcher prefixes."""
+    if "\r" in text:
+        parts = [p for p in text.split("\r") if p.strip()]
+        text = parts[-1] if parts else ""
+    if "\x1b" in text:
+        text = _ANSI_RE.sub("", text)
+    rank = None
+    for _ in range(3):
+        m = _PREFIX_RE.match(text)
+        if m is None:
+            break
+        r = m.group("r1") or m.group("r2") or m.group("r3")
+        if r is not None:
+            rank = int(r)
+        text = text[m.end() :]
+    return text, rank
+
+
+class _HashingReader:
+    """A read-only file wrapper that feeds every byte read to a hash."""
+
+    def __init__(self, raw: IO[bytes], hasher) -> None:
+        self._raw = raw
+        self._hasher = hasher
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if self._hasher is not None and data:
+            self._hasher.update(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self.read(CHUNK_SIZE):
+            pass
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def _open(path: str, hasher=None) -> tuple[IO[bytes], _HashingReader, str | None]:
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory", path=path) from None
+    except OSError as e:
+        raise InputError(f"cannot open: {e.strerror or e}", path=path) from None
+    magic = raw.read(6)
+    raw.seek(0)
+    wrapper = _HashingReader(raw, hasher)
+    for sig, cls, name in _MAGIC:
+        if magic.startswith(sig):
+            return cls(fileobj=wrapper), wrapper, name  # type: ignore[call-arg]
+    return wrapper, wrapper, None  # type: ignore[return-value]
+
+
+def iter_lines(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[Line]:
+    """Yield the cleaned lines of ``path``; ``hasher`` (e.g. sha256) sees the raw bytes.
+
+    Raises InputError for a missing, empty, binary or corrupt file.
+    """
+    stream, wrapper, compression = _open(path, hasher)
+    no = 0
+    tail = b""
+    first = True
+    try:
+        while True:
+            try:
+                chunk = stream.read(chunk_size)
+            except _DECOMPRESS_ERRORS as e:
+                raise InputError(
+                    f"corrupt or truncated {compression or 'file'} data ({e})",
+                    path=path,
+                    line=no or None,
+                ) from None
+            if first:
+                first = False
+                if not chunk:
+                    raise InputError("empty file", path=path)
+                if b"\x00" in chunk[:8192]:
+                    raise InputError(
+                        "binary file (NUL bytes), not a text log",
+                        path=path,
+                        remedy="pass text logs (.log/.out/.txt, optionally .gz/.bz2/.xz)",
+                    )
+            if not chunk:
+                break
+            data = tail + chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                tail = data
+                continue
+            tail = data[cut + 1 :]
+            for raw_line in data[:cut].decode("utf-8", "replace").split("\n"):
+                no += 1
+                text, rank = clean(raw_line)
+                yield Line(no, text, rank)
+        if tail:
+            no += 1
+            text, rank = clean(tail.decode("utf-8", "replace"))
+            yield Line(no, text, rank)
+        wrapper.drain()
+    finally:
+        stream.close()
+        wrapper.close()
+
+
+def head(path: str, n: int = 2000) -> list[Line]:
+    """The first ``n`` cleaned lines of ``path`` (for detection)."""
+    out: list[Line] = []
+    for line in iter_lines(path):
+        out.append(line)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _looks_like_log(name: str) -> bool:
+    low = name.lower()
+    for suffix in COMPRESSED_SUFFIXES:
+        if low.endswith(suffix):
+            low = low[: -len(suffix)]
+            break
+    return low.endswith(LOG_SUFFIXES)
+
+
+class Source(NamedTuple):
+    """A file to read; ``explicit`` when the user named it (not found by a walk)."""
+
+    path: str
+    explicit: bool
+
+
+def expand_paths(paths: Iterable[str]) -> tuple[list[Source], list[InputError]]:
+    """Expand files, directories (recursively), globs and ``-`` into sources.
+
+    Returns the sources in a stable order (no duplicates) and one InputError per
+    argument that matched nothing.
+    """
+    seen: set[str] = set()
+    out: list[Source] = []
+    errors: list[InputError] = []
+
+    def add(p: str, explicit: bool) -> None:
+        key = p if p == "-" else os.path.normpath(p)
+        if key not in seen:
+            seen.add(key)
+            out.append(Source(p, explicit))
+
+    for arg in paths:
+        arg = str(arg)
+        if arg == "-":
+            add("-", True)
+            continue
+        if os.path.isdir(arg):
+            found = [
+                os.path.join(d, f)
+                for d, dirs, files in os.walk(arg)
+                for f in files
+                if not f.startswith(".") and _looks_like_log(f)
+            ]
+            if not found:
+                errors.append(
+                    InputError(
+                        "directory holds no log files "
+                        f"({', '.join(LOG_SUFFIXES)}, optionally compressed)",
+                        path=arg,
+                    )
+                )
+            for f in sorted(found):
+                add(f, False)
+        elif os.path.exists(arg):
+            add(arg, True)
+        elif glob.has_magic(arg):
+            matches = sorted(glob.glob(arg, recursive=True))
+            if not matches:
+                errors.append(InputError("pattern matches no file", path=arg))
+            for m in matches:
+                if os.path.isdir(m):
+                    sub, errs = expand_paths([m])
+                    for s in sub:
+                        add(s.path, False)
+                    errors.extend(errs)
+                else:
+                    add(m, True)
+        else:
+            errors.append(InputError("no such file or directory", path=arg))
+    return out, errors

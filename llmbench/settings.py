@@ -1,0 +1,192 @@
+"""Settings a log does not contain, with where each value came from.
+
+Precedence, last wins (DESIGN.md): the log itself, then ``--path-pattern``, then
+the settings file (TOML), then ``--set key=value``. A settings file holds
+top-level keys that apply to every file, ``[files."<glob>"]`` tables that apply
+to matching paths, an optional ``path_pattern``, and ``[models.<name>]`` tables
+(model shapes for the metrics layer). It is data only: nothing in it is run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .columns import INT_SETTINGS
+from .errors import SettingsError
+from .parsing import literal
+
+_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_FIELD_RE = re.compile(r"\{([^{}]*)\}")
+
+
+def normalise_key(key: str) -> str:
+    """``global-batch-size`` -> ``global_batch_size``."""
+    return key.strip().replace("-", "_")
+
+
+def coerce(key: str, value: Any) -> Any:
+    """Give a setting the type its column has (``"128"`` -> 128 for num_gpus)."""
+    if isinstance(value, str):
+        value = literal(value)
+    if key in INT_SETTINGS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if key == "dtype" and isinstance(value, str):
+        return value.lower()
+    return value
+
+
+def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Parse ``--set key=value`` items; SettingsError names the bad item."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = normalise_key(key)
+        if not sep or not key or not _KEY_RE.match(key):
+            raise SettingsError(
+                f"malformed --set {item!r}", remedy="write --set key=value, e.g. --set num_gpus=128"
+            )
+        out[key] = coerce(key, value)
+    return out
+
+
+class PathPattern:
+    """``'{dtype}/{model}/{num_gpus}/'``: settings taken from path components."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        parts: list[str] = []
+        pos = 0
+        names: list[str] = []
+        for m in _FIELD_RE.finditer(pattern):
+            parts.append(re.escape(pattern[pos : m.start()]))
+            name = normalise_key(m.group(1))
+            if not name or not _KEY_RE.match(name) or "." in name or name in names:
+                raise SettingsError(
+                    f"--path-pattern {pattern!r}: bad or repeated field {{{m.group(1)}}}",
+                    remedy="name each field once, e.g. '{dtype}/{model}/{num_gpus}/'",
+                )
+            names.append(name)
+            parts.append(f"(?P<{name}>[^/]+)")
+            pos = m.end()
+        parts.append(re.escape(pattern[pos:]))
+        if not names or "{" in pattern[pos:] or "}" in pattern[pos:]:
+            raise SettingsError(
+                f"--path-pattern {pattern!r} has no {{field}} or an unbalanced brace",
+                remedy="write fields in braces, e.g. '{dtype}/{model}/{num_gpus}/'",
+            )
+        self.regex = re.compile("(?:^|/)" + "".join(parts))
+
+    def match(self, path: str) -> dict[str, Any] | None:
+        m = self.regex.search(os.path.abspath(path).replace(os.sep, "/"))
+        if m is None:
+            return None
+        return {k: coerce(k, v) for k, v in m.groupdict().items()}
+
+
+def _toml_error(path: str, e: tomllib.TOMLDecodeError) -> SettingsError:
+    m = re.search(r"at line (\d+)", str(e))
+    return SettingsError(
+        f"not valid TOML: {e}",
+        path=path,
+        line=int(m.group(1)) if m else None,
+        remedy="fix the settings file (TOML: key = value, [files.\"glob\"] tables)",
+    )
+
+
+@dataclass
+class Settings:
+    """Everything the user supplied beside the logs."""
+
+    cli: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    files: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    settings_file: str | None = None
+    path_pattern: PathPattern | None = None
+
+    @classmethod
+    def build(
+        cls,
+        set_items: list[str] | tuple[str, ...] = (),
+        settings_file: str | None = None,
+        path_pattern: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> Settings:
+        """Settings from CLI-style inputs; ``values`` acts like ``--set`` (notebooks)."""
+        s = cls(cli=parse_set(list(set_items)))
+        for k, v in (values or {}).items():
+            s.cli[normalise_key(k)] = coerce(normalise_key(k), v)
+        if settings_file:
+            s._load_file(settings_file)
+        if path_pattern:
+            s.path_pattern = PathPattern(path_pattern)
+        return s
+
+    def _load_file(self, path: str) -> None:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise SettingsError("settings file not found", path=path) from None
+        except tomllib.TOMLDecodeError as e:
+            raise _toml_error(path, e) from None
+        except OSError as e:
+            raise SettingsError(f"cannot read settings file: {e}", path=path) from None
+        self.settings_file = path
+        for key, value in data.items():
+            if key == "files":
+                if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                    raise SettingsError('[files."<glob>"] must hold tables', path=path)
+                for pattern, table in value.items():
+                    self.files.append(
+                        (pattern, {normalise_key(k): coerce(normalise_key(k), v) for k, v in table.items()})
+                    )
+            elif key == "models":
+                if not isinstance(value, dict):
+                    raise SettingsError("[models.<name>] must hold tables", path=path)
+                self.models.update(value)
+            elif key == "path_pattern":
+                if self.path_pattern is None:
+                    self.path_pattern = PathPattern(str(value))
+            elif isinstance(value, dict):
+                raise SettingsError(
+                    f"unknown table [{key}]",
+                    path=path,
+                    remedy='use top-level keys, [files."<glob>"] or [models.<name>]',
+                )
+            else:
+                k = normalise_key(key)
+                self.defaults[k] = coerce(k, value)
+
+    def layers(self, path: str) -> list[tuple[str, dict[str, Any]]]:
+        """The (origin, values) layers that apply to ``path``, lowest precedence first."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        if self.path_pattern is not None:
+            found = self.path_pattern.match(path)
+            if found:
+                out.append((f"path-pattern {self.path_pattern.pattern}", found))
+        if self.defaults:
+            out.append((f"settings {self.settings_file}", self.defaults))
+        full = os.path.abspath(path).replace(os.sep, "/")
+        for pattern, values in self.files:
+            if (
+                fnmatch.fnmatch(full, pattern)
+                or fnmatch.fnmatch(full, "*/" + pattern.lstrip("/"))
+                or fnmatch.fnmatch(os.path.basename(path), pattern)
+            ):
+                out.append((f"settings {self.settings_file} [files.{pattern!r}]", values))
+        if self.cli:
+            out.append(("command line --set", self.cli))
+        return out
+
+    def fingerprint(self, path: str, parser: str | None = None) -> str:
+        """A hash of what applies to ``path``: a change means re-ingest."""
+        blob = json.dumps([self.layers(path), parser], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

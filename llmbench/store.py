@@ -1,0 +1,207 @@
+"""The embedded store: one SQLite file (default ``./llmbench.db``).
+
+Tables ``runs``, ``steps``, ``events`` (DESIGN.md) and ``files`` (what was
+ingested from where, with size, mtime and sha256). Each file is written in one
+transaction: after a crash or Ctrl-C every file is either fully stored or
+absent. The schema version lives in ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from .columns import FILE_COLUMNS, TABLES
+from .errors import StoreError
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = "llmbench.db"
+
+
+def default_path() -> str:
+    """``$LLMBENCH_DB`` or ``./llmbench.db``."""
+    return os.environ.get("LLMBENCH_DB") or DEFAULT_DB
+
+
+def _ddl() -> list[str]:
+    stmts = []
+    for name, cols in {**TABLES, "files": FILE_COLUMNS}.items():
+        body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
+        if name == "runs":
+            body = body.replace('"run_id" TEXT', '"run_id" TEXT PRIMARY KEY', 1)
+        stmts.append(f'CREATE TABLE IF NOT EXISTS "{name}" ({body})')
+    stmts += [
+        "CREATE INDEX IF NOT EXISTS runs_source ON runs(source)",
+        "CREATE INDEX IF NOT EXISTS steps_run ON steps(run_id, step)",
+        "CREATE INDEX IF NOT EXISTS events_run ON events(run_id)",
+        "CREATE INDEX IF NOT EXISTS files_sha ON files(sha256)",
+    ]
+    return stmts
+
+
+class Store:
+    """An open llmbench store. Use as a context manager or call close()."""
+
+    def __init__(self, path: str | None = None, *, timeout: float = 60.0) -> None:
+        self.path = path or default_path()
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open store: {e}", path=self.path) from None
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=OFF")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            self.conn.close()
+            raise StoreError(
+                f"not an llmbench store ({e})",
+                path=self.path,
+                remedy="point --db at another file, or move this one away",
+            ) from None
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store schema {version} was written by a newer llmbench (this one reads {SCHEMA_VERSION})",
+                path=self.path,
+                remedy="upgrade llmbench: pip install -U llmbench",
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            for stmt in _ddl():
+                self.conn.execute(stmt)
+            self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (Ctrl-C included)."""
+        delay = 0.05
+        for attempt in range(40):
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise StoreError(f"cannot write: {e}", path=self.path) from None
+                if attempt == 39:
+                    raise StoreError(
+                        "store is locked by another process", path=self.path,
+                        remedy="wait for the other llmbench to finish, then retry",
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    # -- files ---------------------------------------------------------------
+
+    def file(self, path: str) -> dict[str, Any] | None:
+        """The ``files`` row for ``path`` (absolute), or None."""
+        cur = self.conn.execute("SELECT * FROM files WHERE path = ?", (path,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def path_with_sha(self, sha256: str, other_than: str) -> str | None:
+        """Another stored file with the same content, if any."""
+        row = self.conn.execute(
+            "SELECT path FROM files WHERE sha256 = ? AND path != ? AND status = 'ok' LIMIT 1",
+            (sha256, other_than),
+        ).fetchone()
+        return row[0] if row else None
+
+    def _put_file(self, values: dict[str, Any]) -> None:
+        row = dict.fromkeys(FILE_COLUMNS)
+        row.update(values)
+        row["ingested_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        cols = ", ".join(f'"{c}"' for c in row)
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO files ({cols}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
+
+    def replace_file(
+        self,
+        file: dict[str, Any],
+        runs: list[dict],
+        steps: list[dict],
+        events: list[dict],
+    ) -> None:
+        """Store one file's rows, replacing whatever that path had, atomically."""
+        with self.transaction() as c:
+            self._delete_source(file["path"])
+            for table, rows in (("runs", runs), ("steps", steps), ("events", events)):
+                if rows:
+                    cols = list(TABLES[table])
+                    sql = (
+                        f'INSERT INTO "{table}" ({", ".join(chr(34) + k + chr(34) for k in cols)}) '
+                        f"VALUES ({', '.join('?' * len(cols))})"
+                    )
+                    c.executemany(sql, ([r.get(k) for k in cols] for r in rows))
+            self._put_file({**file, "status": "ok", "error": None})
+
+    def _delete_source(self, path: str) -> None:
+        ids = "SELECT run_id FROM runs WHERE source = ?"
+        self.conn.execute(f"DELETE FROM steps WHERE run_id IN ({ids})", (path,))
+        self.conn.execute(f"DELETE FROM events WHERE run_id IN ({ids})", (path,))
+        self.conn.execute("DELETE FROM runs WHERE source = ?", (path,))
+
+    def mark_failed(self, file: dict[str, Any], error: str) -> None:
+        """Record a failed read; rows stored from an earlier good version stay."""
+        with self.transaction():
+            old = self.file(file["path"])
+            if old is not None and old["status"] == "ok":
+                return  # keep the last good version and its identity
+            self._put_file({**file, "status": "failed", "error": error})
+
+    def touch(self, path: str, size: int, mtime: float) -> None:
+        """Content unchanged but mtime moved: remember the new stat."""
+        with self.transaction():
+            self.conn.execute("UPDATE files SET size = ?, mtime = ? WHERE path = ?", (size, mtime, path))
+
+    # -- reading -------------------------------------------------------------
+
+    def table(self, name: str, where: str = "", params: tuple = ()):
+        """A canonical table as a typed DataFrame."""
+        from .frames import dataframe
+
+        if name not in TABLES:
+            raise StoreError(f"unknown table {name!r} (tables: {', '.join(TABLES)})")
+        cols = list(TABLES[name])
+        order = {"runs": "source, segment", "steps": "run_id, step", "events": "run_id, line_no"}[name]
+        cur = self.conn.execute(
+            f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{name}" {where} ORDER BY {order}',
+            params,
+        )
+        rows = [dict(zip(cols, r, strict=True)) for r in cur]
+        return dataframe(rows, TABLES[name])
+
+    def counts(self) -> dict[str, int]:
+        return {
+            t: self.conn.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]
+            for t in (*TABLES, "files")
+        }

@@ -1,0 +1,1 @@
+"""llmbench's built-in log-format parsers (installed as ``llmbench.parsers``)."""

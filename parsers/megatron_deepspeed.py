@@ -1,0 +1,243 @@
+"""Megatron-DeepSpeed (BigScience and Microsoft forks) iteration logs.
+
+The line, printed by ``training_log`` in megatron/training.py::
+
+     iteration        2/   95367 | consumed samples:         4096 | consumed tokens: ...
+     | elapsed time per iteration (s): 769.99 | learning rate: 3.787E-06 | ...
+     | samples per second: 2.660 | TFLOPs: 108.47 |
+
+Fields come in any order as `` | label: value``; the table FIELDS maps each
+label to a canonical column and unit (``(ms)`` is converted to seconds). Labels
+not in the table are kept in ``extra``. The ``---- arguments ----`` dump and the
+``padded vocab`` line become run config; a second arguments dump starts a new
+run segment (a counter that goes back does too, in the frames layer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+
+from llmbench.parsing import Config, Event, Field, NewRun, Note, Parser, Record, Step, convert
+from llmbench.parsing import literal as _literal
+from llmbench.reader import Line
+
+FIELDS: dict[str, Field] = {
+    "consumed samples": Field("consumed_samples", int),
+    "consumed tokens": Field("consumed_tokens", int),
+    "elapsed time per iteration (s)": Field("step_time_s"),
+    "elapsed time per iteration (ms)": Field("step_time_s", float, 1e-3),
+    "throughput per GPU (TFLOP/s/GPU)": Field("tflops_per_gpu_logged"),
+    "TFLOPs": Field("tflops_per_gpu_logged"),
+    "learning rate": Field("learning_rate"),
+    "global batch size": Field("global_batch_size", int),
+    "lm loss": Field("loss"),
+    "lm-loss": Field("loss"),
+    "loss scale": Field("loss_scale"),
+    "grad norm": Field("grad_norm"),
+    "number of skipped iterations": Field("skipped_iterations", int),
+    "number of nan iterations": Field("nan_iterations", int),
+    "samples per second": Field("samples_per_s"),
+    "num zeros": Field("num_zeros"),
+    "actual seqlen": Field("actual_seqlen", int),
+}
+
+# argument name in the dump -> canonical run column
+ARGS: dict[str, str] = {
+    "num_layers": "num_layers",
+    "hidden_size": "hidden_size",
+    "ffn_hidden_size": "ffn_hidden_size",
+    "num_attention_heads": "num_attention_heads",
+    "num_query_groups": "num_query_groups",
+    "seq_length": "seq_len",
+    "encoder_seq_length": "seq_len",
+    "global_batch_size": "global_batch_size",
+    "micro_batch_size": "micro_batch_size",
+    "tensor_model_parallel_size": "tp",
+    "pipeline_model_parallel_size": "pp",
+    "data_parallel_size": "dp",
+    "context_parallel_size": "cp",
+    "expert_model_parallel_size": "ep",
+    "world_size": "num_gpus",
+    "zero_stage": "zero_stage",
+    "padded_vocab_size": "vocab_size",
+}
+
+ITER_RE = re.compile(
+    r"(?:\[(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?)\]\s*)?"
+    r"\biteration\s+(?P<step>\d+)\s*/\s*(?P<total>\d+)\s*\|(?P<rest>.*)"
+)
+ARG_RE = re.compile(r"^\s+(?P<name>\w+) \.{2,} (?P<value>.*?)\s*$")
+ARGS_START = "------------------------ arguments ------------------------"
+ARGS_END_RE = re.compile(r"-+ end of arguments -+")
+WORLD_RE = re.compile(
+    r"using world size: (?P<world>\d+), data-parallel[- ]size: (?P<dp>\d+), "
+    r"(?:context-parallel size: (?P<cp>\d+), )?"
+    r"tensor-model-parallel size: (?P<tp>\d+), pipeline-model-parallel size: (?P<pp>\d+)"
+)
+VOCAB_RE = re.compile(
+    r"> padded vocab \(size: (?P<orig>\d+)\) with (?P<dummy>\d+) dummy tokens "
+    r"\(new size: (?P<new>\d+)\)"
+)
+MEMORY_RE = re.compile(
+    r"\[Rank (?P<rank>\d+)\] \(after (?P<step>\d+) iterations\) memory \((?P<unit>[MG]B)\)"
+    r" \| allocated: (?P<alloc>[\d.]+) \| max allocated: (?P<max_alloc>[\d.]+)"
+    r" \| reserved: (?P<res>[\d.]+) \| max reserved: (?P<max_res>[\d.]+)"
+)
+
+
+def parse_fields(rest: str) -> tuple[dict, dict, list[str]]:
+    """Split `` a: 1 | b: 2 |`` into canonical values, extras and unparsable labels."""
+    values: dict = {}
+    extra: dict = {}
+    bad: list[str] = []
+    for seg in rest.split("|"):
+        label, sep, text = seg.rpartition(":")
+        if not sep:
+            if seg.strip():
+                bad.append(seg.strip())
+            continue
+        label = label.strip()
+        field = FIELDS.get(label)
+        if field is None:
+            v = convert(text, Field(label))
+            if v is None:
+                bad.append(label)
+            else:
+                extra[label] = v
+            continue
+        v = convert(text, field)
+        if v is None:
+            bad.append(label)
+        elif field.column in ("num_zeros", "actual_seqlen"):
+            extra[field.column] = v
+        else:
+            values[field.column] = v
+    return values, extra, bad
+
+
+def _args_config(args: dict, line_no: int) -> Config:
+    values = dict(args)
+    for name, column in ARGS.items():
+        if name in args and args[name] is not None and column not in values:
+            values[column] = args[name]
+    if args.get("bf16") is True:
+        values["dtype"] = "bf16"
+    elif args.get("fp16") is True:
+        values["dtype"] = "fp16"
+    elif args.get("bf16") is False and args.get("fp16") is False:
+        values["dtype"] = "fp32"
+    granularity = args.get("recompute_granularity")
+    if args.get("checkpoint_activations") is True or granularity == "full":
+        values["recompute"] = "full"
+    elif granularity == "selective":
+        values["recompute"] = "selective"
+    elif "checkpoint_activations" in args or "recompute_granularity" in args:
+        values["recompute"] = "none"
+    return Config(values, line_no)
+
+
+class MegatronDeepSpeedParser(Parser):
+    name = "megatron_deepspeed"
+    framework = "Megatron-DeepSpeed"
+    description = "` iteration N/ M | ... | TFLOPs: x |` lines, the arguments dump"
+    produces = tuple(sorted({f.column for f in FIELDS.values()}))
+
+    def detect(self, head: Sequence[str]) -> float:
+        score = 0.0
+        for text in head:
+            if ITER_RE.search(text) and "elapsed time per iteration" in text:
+                if "TFLOPs:" in text or "consumed tokens:" in text or "(s):" in text:
+                    return 0.95
+                score = max(score, 0.7)
+            elif ARGS_START in text:
+                score = max(score, 0.55)
+            elif "deepspeed" in text.lower() and score >= 0.55:
+                score = max(score, 0.6)
+        return score
+
+    def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
+        in_args = False
+        args: dict = {}
+        args_line = 0
+        dumps = 0
+        bar_lines = 0
+        for no, text, rank in lines:
+            if in_args:
+                m = ARG_RE.match(text)
+                if m:
+                    args[m.group("name")] = _literal(m.group("value"))
+                    continue
+                if ARGS_END_RE.search(text):
+                    in_args = False
+                    yield _args_config(args, args_line)
+                continue
+            if "iteration" in text:
+                m = ITER_RE.search(text)
+                if m is not None and "|" in m.group("rest"):
+                    rest = m.group("rest")
+                    terminated = text.rstrip().endswith("|")
+                    if terminated:
+                        bar_lines += 1
+                    elif bar_lines:
+                        yield Note(f"iteration {m.group('step')} line is cut off: dropped", no)
+                        continue
+                    values, extra, bad = parse_fields(rest)
+                    if bad:
+                        yield Note(f"unreadable field(s) {', '.join(bad)}: ignored", no)
+                    if m.group("ts"):
+                        values["timestamp"] = m.group("ts").replace(" ", "T")
+                    values.update(extra)
+                    yield Step(int(m.group("step")), values, no, rank)
+                    if dumps == 0:
+                        dumps = 1  # steps without a dump still belong to a run
+                    continue
+                if "memory (" in text:
+                    yield from self._memory(text, no)
+                    continue
+            if ARGS_START in text:
+                if dumps:
+                    yield NewRun(no, "second arguments dump")
+                dumps += 1
+                in_args, args, args_line = True, {}, no
+                continue
+            if "using world size" in text:
+                m = WORLD_RE.search(text)
+                if m:
+                    cfg = {
+                        "num_gpus": int(m["world"]),
+                        "dp": int(m["dp"]),
+                        "tp": int(m["tp"]),
+                        "pp": int(m["pp"]),
+                    }
+                    if m["cp"]:
+                        cfg["cp"] = int(m["cp"])
+                    yield Config(cfg, no)
+                continue
+            if "padded vocab" in text:
+                m = VOCAB_RE.search(text)
+                if m:
+                    yield Config(
+                        {"vocab_size": int(m["new"]), "orig_vocab_size": int(m["orig"])}, no
+                    )
+                continue
+        if in_args:
+            yield Note("arguments dump has no end line", args_line)
+            yield _args_config(args, args_line)
+
+    @staticmethod
+    def _memory(text: str, no: int) -> Iterator[Record]:
+        for m in MEMORY_RE.finditer(text):
+            scale = 1024.0 if m["unit"] == "GB" else 1.0
+            yield Event(
+                "memory",
+                {
+                    "allocated_mb": float(m["alloc"]) * scale,
+                    "max_allocated_mb": float(m["max_alloc"]) * scale,
+                    "reserved_mb": float(m["res"]) * scale,
+                    "max_reserved_mb": float(m["max_res"]) * scale,
+                },
+                no,
+                step=int(m["step"]),
+                metadata={"rank": int(m["rank"])},
+            )
