@@ -64,7 +64,7 @@ def settings_options(f):
         "settings_file",
         type=click.Path(dir_okay=False),
         metavar="FILE.toml",
-        help="Settings file: top-level keys for all files, [files.\"glob\"] tables for some.",
+        help='Settings file: top-level keys for all files, [files."glob"] tables for some.',
     )(f)
     f = click.option(
         "--set",
@@ -227,9 +227,15 @@ def runs(db, fmt, all_columns) -> None:
     "--table", type=click.Choice(["runs", "steps", "events"]), default="steps", show_default=True
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "parquet"]),
+    default="csv",
+    show_default=True,
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here [default: stdout].")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write here [default: stdout]."
+)
 def export(db, table, fmt, output) -> None:
     """Export a whole table (JSON: an array of row objects).
 
@@ -276,7 +282,10 @@ def list_parsers(fmt) -> None:
         {"name": i.name, "framework": i.framework, "origin": i.origin, "description": i.description}
         for i in registry.available().values()
     ]
-    click.echo(render(pd.DataFrame(rows, columns=["name", "framework", "origin", "description"]), fmt), nl=False)
+    click.echo(
+        render(pd.DataFrame(rows, columns=["name", "framework", "origin", "description"]), fmt),
+        nl=False,
+    )
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from typing import Any
@@ -14,10 +15,8 @@ def plain(value: Any) -> Any:
     if value is None:
         return None
     if hasattr(value, "item") and not isinstance(value, str | bytes):
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             value = value.item()
-        except (ValueError, AttributeError):
-            pass
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     try:
@@ -33,7 +32,9 @@ def plain(value: Any) -> Any:
 def records(df) -> list[dict[str, Any]]:
     """Rows of ``df`` as dicts of plain values (full float precision)."""
     cols = list(df.columns)
-    return [dict(zip(cols, (plain(v) for v in row), strict=True)) for row in df.itertuples(index=False)]
+    return [
+        dict(zip(cols, (plain(v) for v in row), strict=True)) for row in df.itertuples(index=False)
+    ]
 
 
 def cell(value: Any) -> str:
@@ -79,7 +80,8 @@ def render(df, fmt: str = "table") -> str:
 
         def line(values: list[str]) -> str:
             return "  ".join(
-                v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+                v.rjust(w) if r else v.ljust(w)
+                for v, w, r in zip(values, widths, right, strict=True)
             ).rstrip()
 
         out = [line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows]

@@ -159,7 +159,14 @@ def run_rows(
         config = dict(seg.config)
         origin = dict(seg.origin)
         if "global_batch_size" not in config:
-            gbs = next((s.values.get("global_batch_size") for s in seg.steps if "global_batch_size" in s.values), None)
+            gbs = next(
+                (
+                    s.values.get("global_batch_size")
+                    for s in seg.steps
+                    if "global_batch_size" in s.values
+                ),
+                None,
+            )
             if gbs is not None:
                 config["global_batch_size"] = gbs
                 origin["global_batch_size"] = "log (step lines)"
@@ -183,7 +190,9 @@ def run_rows(
             if k in RUN_SETTING_COLUMNS:
                 cv = _column_value(k, v)
                 if cv is None and v is not None:
-                    notes.append(f"setting {k}={v!r} ({origin.get(k)}) is not a valid {RUN_COLUMNS[k]}: ignored")
+                    notes.append(
+                        f"setting {k}={v!r} ({origin.get(k)}) is not a valid {RUN_COLUMNS[k]}: ignored"
+                    )
                 row[k] = cv
             else:
                 rest[k] = v
@@ -229,7 +238,9 @@ def dataframe(rows: list[dict], columns: dict[str, str]):
     for name, sql in columns.items():
         if sql.startswith("INTEGER"):
             col = pd.to_numeric(df[name], errors="coerce")
-            df[name] = col.astype("int64") if len(col) and col.notna().all() else col.astype("float64")
+            df[name] = (
+                col.astype("int64") if len(col) and col.notna().all() else col.astype("float64")
+            )
         elif sql == "REAL":
             df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
         else:

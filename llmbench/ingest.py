@@ -300,7 +300,12 @@ def _store_outcome(store, src: Source, outcome, parser, settings) -> FileResult:
     p: ParsedFile = outcome
     fingerprint = settings.fingerprint(src.path, parser)
     old = store.file(p.path)
-    if old is not None and old["status"] == "ok" and old["sha256"] == p.sha256 and old["settings_hash"] == fingerprint:
+    if (
+        old is not None
+        and old["status"] == "ok"
+        and old["sha256"] == p.sha256
+        and old["settings_hash"] == fingerprint
+    ):
         store.touch(p.path, p.size, p.mtime)
         return FileResult(src.path, "unchanged", parser=p.parser)
     twin = store.path_with_sha(p.sha256, p.path)
@@ -322,7 +327,9 @@ def _store_outcome(store, src: Source, outcome, parser, settings) -> FileResult:
     try:
         store.replace_file(file_row, p.runs, p.steps, p.events)
     except sqlite3.Error as e:
-        return FileResult(src.path, "failed", parser=p.parser, error=StoreError(str(e), path=src.path))
+        return FileResult(
+            src.path, "failed", parser=p.parser, error=StoreError(str(e), path=src.path)
+        )
     return FileResult(src.path, "ingested", p.parser, len(p.runs), len(p.steps), p.warnings)
 
 
@@ -364,7 +371,9 @@ def read_logs(
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     if not isinstance(settings, Settings):
-        settings = Settings.build(values=settings, path_pattern=path_pattern, settings_file=settings_file)
+        settings = Settings.build(
+            values=settings, path_pattern=path_pattern, settings_file=settings_file
+        )
     if parser:
         registry.get(parser)
     sources, errors = expand_paths(str(p) for p in paths)
@@ -375,14 +384,25 @@ def read_logs(
     for src in sources:
         outcome = _parse_job((src.path, parser, settings))
         if isinstance(outcome, LLMBenchError):
-            status = "skipped" if isinstance(outcome, UnrecognisedLogError) and not src.explicit else "failed"
+            status = (
+                "skipped"
+                if isinstance(outcome, UnrecognisedLogError) and not src.explicit
+                else "failed"
+            )
             results.append(FileResult(src.path, status, error=outcome))
             continue
         runs += outcome.runs
         steps += outcome.steps
         events += outcome.events
         results.append(
-            FileResult(src.path, "ingested", outcome.parser, len(outcome.runs), len(outcome.steps), outcome.warnings)
+            FileResult(
+                src.path,
+                "ingested",
+                outcome.parser,
+                len(outcome.runs),
+                len(outcome.steps),
+                outcome.warnings,
+            )
         )
     return Logs(
         runs=dataframe(runs, RUN_COLUMNS),

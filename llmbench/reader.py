@@ -30,7 +30,7 @@ LOG_SUFFIXES = (".log", ".out", ".txt", ".err", ".md")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
 
 _MAGIC = (
-    (b"\x1f\x8b", gzip.GzipFile, "gzip"),
+    (b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f), "gzip"),
     (b"BZh", bz2.BZ2File, "bzip2"),
     (b"\xfd7zXZ\x00", lzma.LZMAFile, "xz"),
 )
@@ -39,7 +39,7 @@ _DECOMPRESS_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]")
 _PREFIX_RE = re.compile(
     r"""^(?:
-        [ \t]*\[(?:default|rank)(?P<r1>\d+)\]:[ ]?       # torchrun --tee / --local-ranks-filter
+        [ \t]*\[(?:default|rank)(?P<r1>\d+)\]:            # torchrun --tee / --local-ranks-filter
       | \[\d+,(?P<r2>\d+)\]<std(?:out|err)>:[ ]?          # mpirun --tag-output
       | [ \t]*(?P<r3>\d+):(?:[ \t]|$)                     # srun --label
       | [a-z][a-z0-9-]*\d[a-z0-9.-]*:[ \t]                # pdsh / clush '<host>: '
@@ -113,7 +113,7 @@ def _open(path: str, hasher=None) -> tuple[IO[bytes], _HashingReader, str | None
     wrapper = _HashingReader(raw, hasher)
     for sig, cls, name in _MAGIC:
         if magic.startswith(sig):
-            return cls(fileobj=wrapper), wrapper, name  # type: ignore[call-arg]
+            return cls(wrapper), wrapper, name
     return wrapper, wrapper, None  # type: ignore[return-value]
 
 

@@ -81,13 +81,17 @@ class PathPattern:
                 f"--path-pattern {pattern!r} has no {{field}} or an unbalanced brace",
                 remedy="write fields in braces, e.g. '{dtype}/{model}/{num_gpus}/'",
             )
-        self.regex = re.compile("(?:^|/)" + "".join(parts))
+        self.regex = re.compile("".join(parts))
 
     def match(self, path: str) -> dict[str, Any] | None:
-        m = self.regex.search(os.path.abspath(path).replace(os.sep, "/"))
-        if m is None:
-            return None
-        return {k: coerce(k, v) for k, v in m.groupdict().items()}
+        """Values from the path components nearest the file (the rightmost match)."""
+        full = os.path.abspath(path).replace(os.sep, "/")
+        starts = [0] + [i + 1 for i, ch in enumerate(full) if ch == "/"]
+        for pos in reversed(starts):
+            m = self.regex.match(full, pos)
+            if m is not None:
+                return {k: coerce(k, v) for k, v in m.groupdict().items()}
+        return None
 
 
 def _toml_error(path: str, e: tomllib.TOMLDecodeError) -> SettingsError:
@@ -96,7 +100,7 @@ def _toml_error(path: str, e: tomllib.TOMLDecodeError) -> SettingsError:
         f"not valid TOML: {e}",
         path=path,
         line=int(m.group(1)) if m else None,
-        remedy="fix the settings file (TOML: key = value, [files.\"glob\"] tables)",
+        remedy='fix the settings file (TOML: key = value, [files."glob"] tables)',
     )
 
 
@@ -142,11 +146,19 @@ class Settings:
         self.settings_file = path
         for key, value in data.items():
             if key == "files":
-                if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                if not isinstance(value, dict) or not all(
+                    isinstance(v, dict) for v in value.values()
+                ):
                     raise SettingsError('[files."<glob>"] must hold tables', path=path)
                 for pattern, table in value.items():
                     self.files.append(
-                        (pattern, {normalise_key(k): coerce(normalise_key(k), v) for k, v in table.items()})
+                        (
+                            pattern,
+                            {
+                                normalise_key(k): coerce(normalise_key(k), v)
+                                for k, v in table.items()
+                            },
+                        )
                     )
             elif key == "models":
                 if not isinstance(value, dict):

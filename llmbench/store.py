@@ -103,7 +103,8 @@ class Store:
                     raise StoreError(f"cannot write: {e}", path=self.path) from None
                 if attempt == 39:
                     raise StoreError(
-                        "store is locked by another process", path=self.path,
+                        "store is locked by another process",
+                        path=self.path,
                         remedy="wait for the other llmbench to finish, then retry",
                     ) from None
                 time.sleep(delay)
@@ -181,7 +182,9 @@ class Store:
     def touch(self, path: str, size: int, mtime: float) -> None:
         """Content unchanged but mtime moved: remember the new stat."""
         with self.transaction():
-            self.conn.execute("UPDATE files SET size = ?, mtime = ? WHERE path = ?", (size, mtime, path))
+            self.conn.execute(
+                "UPDATE files SET size = ?, mtime = ? WHERE path = ?", (size, mtime, path)
+            )
 
     # -- reading -------------------------------------------------------------
 
@@ -192,7 +195,9 @@ class Store:
         if name not in TABLES:
             raise StoreError(f"unknown table {name!r} (tables: {', '.join(TABLES)})")
         cols = list(TABLES[name])
-        order = {"runs": "source, segment", "steps": "run_id, step", "events": "run_id, line_no"}[name]
+        order = {"runs": "source, segment", "steps": "run_id, step", "events": "run_id, line_no"}[
+            name
+        ]
         cur = self.conn.execute(
             f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{name}" {where} ORDER BY {order}',
             params,

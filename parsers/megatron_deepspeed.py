@@ -160,7 +160,7 @@ class MegatronDeepSpeedParser(Parser):
         in_args = False
         args: dict = {}
         args_line = 0
-        dumps = 0
+        steps_since_header = False  # a header line after steps starts a new run
         bar_lines = 0
         for no, text, rank in lines:
             if in_args:
@@ -189,21 +189,23 @@ class MegatronDeepSpeedParser(Parser):
                         values["timestamp"] = m.group("ts").replace(" ", "T")
                     values.update(extra)
                     yield Step(int(m.group("step")), values, no, rank)
-                    if dumps == 0:
-                        dumps = 1  # steps without a dump still belong to a run
+                    steps_since_header = True
                     continue
                 if "memory (" in text:
                     yield from self._memory(text, no)
                     continue
             if ARGS_START in text:
-                if dumps:
-                    yield NewRun(no, "second arguments dump")
-                dumps += 1
+                if steps_since_header:
+                    yield NewRun(no, "new arguments dump")
+                    steps_since_header = False
                 in_args, args, args_line = True, {}, no
                 continue
             if "using world size" in text:
                 m = WORLD_RE.search(text)
                 if m:
+                    if steps_since_header:
+                        yield NewRun(no, "new launch (world size line)")
+                        steps_since_header = False
                     cfg = {
                         "num_gpus": int(m["world"]),
                         "dp": int(m["dp"]),

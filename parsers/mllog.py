@@ -178,4 +178,3 @@ def _consumed(mstep, samples_count, gbs: int | None, seq: int | None) -> dict:
     else:
         out["logged_step"] = mstep
     return out
-

@@ -23,7 +23,9 @@ from llmbench.reader import Line
 GLOG_RE = re.compile(
     r"(?P<sev>[IWEF])(?P<mm>\d\d)(?P<dd>\d\d) (?P<time>\d\d:\d\d:\d\d(?:\.\d+)?)\s+\d+\s+\S+:\d+\]"
 )
-TOOK_RE = re.compile(r"\[PAX STATUS\]: train_step\(\) took (?P<t>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?) seconds\.")
+TOOK_RE = re.compile(
+    r"\[PAX STATUS\]: train_step\(\) took (?P<t>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?) seconds\."
+)
 SUMMARY_RE = re.compile(
     r"\bstep = (?P<step>\d+), loss= (?P<loss>[-+\w.]+?)(?:, steps/sec (?P<sps>[-+\w.]+?))?(?:,|\s|$)"
 )
@@ -37,7 +39,9 @@ def _timestamp(text: str) -> str | None:
 class PaxParser(Parser):
     name = "pax"
     framework = "Paxml"
-    description = "`[PAX STATUS]: train_step() took S seconds.` and `step = N, loss= L, steps/sec S`"
+    description = (
+        "`[PAX STATUS]: train_step() took S seconds.` and `step = N, loss= L, steps/sec S`"
+    )
     produces = ("step_time_s", "loss", "timestamp")
 
     def detect(self, head: Sequence[str]) -> float:

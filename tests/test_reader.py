@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import lzma
+
+import pytest
+from conftest import write
+
+from llmbench.errors import InputError
+from llmbench.reader import clean, expand_paths, iter_lines
+
+
+@pytest.mark.parametrize(
+    "raw, text, rank",
+    [
+        ("0: :::MLLOG {}", ":::MLLOG {}", 0),
+        ("  12: iteration 3/ 10 |", "iteration 3/ 10 |", 12),
+        ("[default7]: iteration    31214/  115311 |", " iteration    31214/  115311 |", 7),
+        ("[rank0]:[titan] step: 1", "[titan] step: 1", 0),
+        ("[1,3]<stdout>::::MLLOG {}", ":::MLLOG {}", 3),
+        (
+            "dgx-h100-017: I0411 15:03:26.866614 1 programs.py:366] x",
+            "I0411 15:03:26.866614 1 programs.py:366] x",
+            None,
+        ),
+        ("\x1b[31mloss: \x1b[0m 6.13", "loss:  6.13", None),
+        ("Epoch 0:  10%|#  | 1/10\rEpoch 0:  20%|## | 2/10\r", "Epoch 0:  20%|## | 2/10", None),
+        ("windows line\r", "windows line", None),
+        (
+            "I0411 15:03:26.866614 1 programs.py:366] [PAX STATUS]",
+            "I0411 15:03:26.866614 1 programs.py:366] [PAX STATUS]",
+            None,
+        ),
+        ("15:03:26 something", "15:03:26 something", None),
+        ("WARNING: could not find", "WARNING: could not find", None),
+        (" 0: ", "", 0),
+    ],
+)
+def test_clean(raw, text, rank):
+    assert clean(raw) == (text, rank)
+
+
+@pytest.mark.parametrize("opener", [gzip.compress, bz2.compress, lzma.compress, lambda b: b])
+def test_compressed_files_read_transparently_and_hash_raw_bytes(tmp_path, opener):
+    raw = b"first\n0: second \xff\xfe bad utf8\n\nlast without newline"
+    data = opener(raw)
+    p = write(tmp_path / "log.out.x", data)
+    h = hashlib.sha256()
+    lines = list(iter_lines(str(p), h))
+    assert [ln.no for ln in lines] == [1, 2, 3, 4]
+    assert lines[1].text == "second \ufffd\ufffd bad utf8" and lines[1].rank == 0
+    assert lines[3].text == "last without newline"
+    assert h.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_chunk_boundaries_do_not_change_lines(tmp_path):
+    text = "".join(f"line {i} é ünïcode\r\n" for i in range(500))
+    p = write(tmp_path / "a.log", text.encode())
+    whole = list(iter_lines(str(p)))
+    for size in (1, 7, 64, 1000):
+        assert list(iter_lines(str(p), chunk_size=size)) == whole
+    assert whole[499].text == "line 499 é ünïcode" and whole[499].no == 500
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file"),
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00binary", "binary file"),
+        (
+            gzip.compress(
+                "".join(f"iteration {i} {i * 7919 % 104729}\n" for i in range(5000)).encode()
+            )[:2000],
+            "corrupt or truncated gzip",
+        ),
+    ],
+)
+def test_bad_files_raise_input_error_with_path(tmp_path, content, message):
+    p = (
+        write(tmp_path / "bad.log.gz", content)
+        if content[:2] == b"\x1f\x8b"
+        else write(tmp_path / "bad.log", content)
+    )
+    with pytest.raises(InputError) as e:
+        list(iter_lines(str(p)))
+    assert message in str(e.value)
+    assert str(p) in str(e.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        list(iter_lines(str(tmp_path / "nope.log")))
+
+
+def test_expand_paths(tmp_path):
+    write(tmp_path / "d/a.log", "x")
+    write(tmp_path / "d/sub/b.out.gz", gzip.compress(b"x"))
+    write(tmp_path / "d/sub/system.json", "{}")
+    write(tmp_path / "d/.hidden.log", "x")
+    write(tmp_path / "e/notes.bin", "x")
+    srcs, errs = expand_paths(
+        [str(tmp_path / "d"), str(tmp_path / "d/a.log"), str(tmp_path / "*.nothing"), "-"]
+    )
+    names = [s.path.split("/")[-1] for s in srcs]
+    assert names == ["a.log", "b.out.gz", "-"]
+    assert [s.explicit for s in srcs] == [False, False, True]
+    assert len(errs) == 1 and "matches no file" in str(errs[0])
+    _, errs = expand_paths([str(tmp_path / "e")])
+    assert "holds no log files" in str(errs[0])

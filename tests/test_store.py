@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from conftest import FIXTURES
+
+from llmbench.errors import StoreError
+from llmbench.ingest import ingest
+from llmbench.store import SCHEMA_VERSION, Store
+
+SEED2 = FIXTURES / "megatron_deepspeed" / "seed002-20b-fp16.log"
+SEED0 = FIXTURES / "mllog" / "seed000-eos-gpt3.txt"
+
+
+def counts(db="llmbench.db"):
+    with Store(db) as s:
+        return s.counts()
+
+
+def test_crash_mid_file_leaves_store_as_it_was(monkeypatch):
+    ingest([str(SEED2)])
+    before = counts()
+    real = Store.replace_file
+
+    def crash(self, file, runs, steps, events):
+        # fail after the old rows are deleted and half the new ones written
+        def boom(*a, **k):
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt), self.transaction() as c:
+            self._delete_source(file["path"])
+            c.execute("INSERT INTO runs (run_id, source) VALUES ('half', ?)", (file["path"],))
+            boom()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "replace_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ingest([str(SEED0)])
+    monkeypatch.setattr(Store, "replace_file", real)
+    assert counts() == before
+    con = sqlite3.connect("llmbench.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("select count(*) from runs where run_id = 'half'").fetchone()[0] == 0
+    # re-running completes it
+    report = ingest([str(SEED0), str(SEED2)])
+    assert {r.path: r.status for r in report.results} == {
+        str(SEED0): "ingested",
+        str(SEED2): "unchanged",
+    }
+
+
+def test_failed_new_version_keeps_last_good_rows(tmp_path):
+    log = tmp_path / "x.log"
+    log.write_text(SEED2.read_text())
+    ingest([str(log)])
+    before = counts()
+    log.write_bytes(b"\x00\x01binary now")
+    report = ingest([str(log)])
+    assert report.results[0].status == "failed"
+    assert counts() == before
+
+
+def test_newer_schema_is_refused(tmp_path):
+    db = tmp_path / "new.db"
+    con = sqlite3.connect(db)
+    con.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    con.close()
+    with pytest.raises(StoreError, match="newer llmbench"):
+        Store(str(db))
+
+
+def test_not_a_database(tmp_path):
+    db = tmp_path / "junk.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not an llmbench store"):
+        Store(str(db))
+
+
+def test_typed_frames_missing_is_nan_not_zero():
+    ingest([str(SEED2), str(SEED0)])
+    with Store() as s:
+        steps = s.table("steps")
+        runs = s.table("runs")
+    assert str(steps["step"].dtype) == "int64"
+    assert str(steps["step_time_s"].dtype) == "float64"
+    mllog = steps[steps["consumed_tokens"] > 1e8]
+    assert mllog["tflops_per_gpu_logged"].isna().all()
+    assert runs["num_gpus"].dtype == "float64" and runs["num_gpus"].isna().sum() == 1
