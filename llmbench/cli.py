@@ -295,3 +295,197 @@ def main() -> None:
     except BrokenPipeError:  # piping into `head`
         sys.stderr.close()
         sys.exit(EXIT_OK)
+
+
+REPORT_VIEW = [
+    "run_id",
+    "source",
+    "num_gpus",
+    "global_batch_size",
+    "step_time_s",
+    "tokens_per_s",
+    "tflops_per_gpu",
+    "mfu",
+    "days_per_1t_tokens",
+    "tflops_per_gpu_logged",
+    "tflops_logged_formula",
+]
+
+
+def metric_options(f):
+    from .metrics import FORMULAS, STATS
+
+    f = click.option(
+        "--tokens", type=float, help="Also report time and iterations for N tokens (e.g. 1e12)."
+    )(f)
+    f = click.option(
+        "--stat",
+        type=click.Choice(STATS),
+        default="median",
+        show_default=True,
+        help="Steady-state step-time statistic.",
+    )(f)
+    f = click.option(
+        "--warmup",
+        type=click.IntRange(0),
+        help="Warm-up steps to skip [default: 10% of steps, at least 2].",
+    )(f)
+    f = click.option(
+        "--formula",
+        type=click.Choice(list(FORMULAS)),
+        default="megatron",
+        show_default=True,
+        help="Model-FLOPs formula.",
+    )(f)
+    return f
+
+
+@cli.command()
+@click.argument("select", nargs=-1, metavar="[RUN_ID|GLOB]...")
+@db_option
+@metric_options
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--columns", help="Comma-separated columns [default: a summary; json: all].")
+@click.option("--sort", "sort_by", help="Sort by this column.")
+@click.option("--group-by", help="Group rows by this column (sorted by it, then by num_gpus).")
+@click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(dir_okay=False),
+    help="Settings file for [models.<name>] shapes.",
+)
+@click.option("--explain", is_flag=True, help="Show where every input of every run came from.")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False), help="Also draw the scaling figure (png, svg, pdf)."
+)
+def report(
+    select,
+    db,
+    formula,
+    warmup,
+    stat,
+    tokens,
+    fmt,
+    columns,
+    sort_by,
+    group_by,
+    settings_file,
+    explain,
+    plot,
+) -> None:
+    """Metrics per run: step time, tokens/s, TFLOPs per GPU, MFU, time to train.
+
+    A metric whose inputs are missing is empty, and the `missing` column says
+    what to --set when ingesting.
+
+    \b
+    Example:
+      llmbench report --stat last --formula dgxc
+      llmbench report 'fp8/*' --format markdown --columns num_gpus,step_time_s,mfu
+    """
+    from .formats import render
+    from .metrics import explain as explain_run
+    from .report import select_runs, summarize_store
+    from .settings import Settings
+
+    models = Settings.build(settings_file=settings_file).models if settings_file else None
+    table, runs = summarize_store(
+        db, select, formula=formula, warmup=warmup, stat=stat, tokens=tokens, models=models
+    )
+    if explain:
+        for run in runs:
+            click.echo(f"{run['run_id']}  {_rel(run['source'])}")
+            for key, value, origin in explain_run(run, models):
+                click.echo(f"  {key:<22} {'' if value is None else value!s:<24} {origin}")
+        return
+    if group_by:
+        if group_by not in table.columns:
+            raise UsageError(f"--group-by: no column {group_by!r}")
+        table = table.sort_values([group_by, "num_gpus"], kind="stable")
+    if sort_by:
+        if sort_by not in table.columns:
+            raise UsageError(f"--sort: no column {sort_by!r}")
+        table = table.sort_values(sort_by, kind="stable")
+    if columns:
+        cols = [c.strip() for c in columns.split(",") if c.strip()]
+        unknown = [c for c in cols if c not in table.columns]
+        if unknown:
+            raise UsageError(
+                f"--columns: unknown {', '.join(unknown)} (columns: {', '.join(table.columns)})"
+            )
+        table = table[cols]
+    elif fmt == "table":
+        table = table[REPORT_VIEW + (["time_for_tokens_s"] if tokens else [])]
+    if "source" in table.columns and fmt in ("table", "markdown"):
+        table = table.assign(source=[_rel(s) for s in table["source"]])
+    click.echo(render(table, fmt), nl=False)
+    del select_runs
+
+
+@cli.command()
+@click.option("--model", required=True, help="Catalog name, e.g. gpt3-175b, llama3-70b.")
+@click.option("--gpus", type=click.IntRange(1), required=True)
+@click.option("--global-batch-size", type=click.IntRange(1), required=True)
+@click.option("--step-time", type=float, required=True, help="Seconds per step.")
+@click.option("--seq-len", type=click.IntRange(1), help="[default: the model's]")
+@click.option("--dtype", default="bf16", show_default=True)
+@click.option("--accelerator", default="h100-sxm", show_default=True)
+@click.option(
+    "--recompute",
+    type=click.Choice(["none", "selective", "full"]),
+    default="none",
+    show_default=True,
+)
+@click.option("--tp", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--pp", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--zero-stage", type=click.IntRange(0, 3), default=0, show_default=True)
+@click.option("--formula", default="megatron", show_default=True)
+@click.option("--tokens", type=float, help="Also the time and iterations for N tokens.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def estimate(
+    model,
+    gpus,
+    global_batch_size,
+    step_time,
+    seq_len,
+    dtype,
+    accelerator,
+    recompute,
+    tp,
+    pp,
+    zero_stage,
+    formula,
+    tokens,
+    fmt,
+) -> None:
+    """The report's metrics without a log, for what-if planning.
+
+    \b
+    Example:
+      llmbench estimate --model gpt3-175b --gpus 128 --global-batch-size 256 \\
+          --step-time 7.47 --dtype fp8 --accelerator h100-sxm --formula dgxc
+    """
+    from .formats import render
+    from .report import estimate as run_estimate
+
+    table = run_estimate(
+        model=model,
+        gpus=gpus,
+        global_batch_size=global_batch_size,
+        step_time=step_time,
+        seq_len=seq_len,
+        dtype=dtype,
+        accelerator=accelerator,
+        recompute=recompute,
+        tp=tp,
+        pp=pp,
+        zero_stage=zero_stage,
+        formula=formula,
+        tokens=tokens,
+    )
+    if fmt == "table":
+        table = table.drop(
+            columns=["run_id", "source", "parser", "status", "n_steps", "missing"]
+        ).T.reset_index()
+        table.columns = ["metric", "value"]
+    click.echo(render(table, fmt), nl=False)

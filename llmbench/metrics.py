@@ -1,0 +1,592 @@
+"""Metrics: runs + specs -> step time, tokens/s, TFLOPs per GPU, MFU, time to train.
+
+Definitions are DESIGN.md's. B = global batch (sequences), s = sequence length,
+l = layers, h = hidden size, a = heads, g = query groups, f = FFN size,
+V = padded vocabulary, N = parameters. FLOPs are per training step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .specs import find_accelerator, find_model
+
+SECONDS_PER_DAY = 86400.0
+STATS = ("median", "mean", "last", "min", "p90")
+SHAPE_KEYS = (
+    "num_layers",
+    "hidden_size",
+    "num_attention_heads",
+    "num_query_groups",
+    "ffn_hidden_size",
+    "vocab_size",
+    "seq_len",
+    "swiglu",
+    "untied_embeddings",
+    "moe_topk",
+    "params",
+)
+
+
+@dataclass
+class Shape:
+    """A model's shape; None where unknown."""
+
+    l: int | None = None
+    h: int | None = None
+    a: int | None = None
+    g: int | None = None
+    f: int | None = None
+    V: int | None = None
+    s: int | None = None
+    swiglu: bool = False
+    untied: bool = False
+    topk: int = 1
+    params: float | None = None  # exact count where published
+    assumed: list[str] = field(default_factory=list)
+
+    @property
+    def dense_ok(self) -> bool:
+        return None not in (self.l, self.h, self.V, self.s)
+
+    def ffn(self) -> float:
+        if self.f:
+            return float(self.f)
+        return 4.0 * self.h  # type: ignore[operator]
+
+    def groups_ratio(self) -> float:
+        if self.a and self.g:
+            return self.g / self.a
+        return 1.0
+
+
+def param_count(sh: Shape) -> float | None:
+    """N: the exact catalog count, else GPT (seed 000) or Llama-style arithmetic."""
+    if sh.params:
+        return float(sh.params)
+    if not sh.dense_ok:
+        return None
+    l, h, V, s = sh.l, sh.h, sh.V, sh.s
+    if not sh.swiglu and sh.groups_ratio() == 1.0 and sh.f in (None, 4 * h):
+        return 12 * l * h * h * (1 + 13 / (12 * h) + (V + s) / (12 * l * h))
+    kv = 2 * h * h * sh.groups_ratio()
+    mlp = (3 if sh.swiglu else 2) * h * sh.ffn() * sh.topk
+    return l * (2 * h * h + kv + mlp + 2 * h) + V * h * (2 if sh.untied else 1) + h
+
+
+def nonembedding_params(sh: Shape) -> float | None:
+    n = param_count(sh)
+    if n is None:
+        return None
+    if not sh.swiglu and not sh.params:
+        return n - (sh.V + sh.s) * sh.h  # learned positions too (GPT)
+    return n - sh.V * sh.h * (2 if sh.untied else 1)
+
+
+def _megatron(sh: Shape, B: float) -> float:
+    l, h, s, V = sh.l, sh.h, sh.s, sh.V
+    attention = 1 + sh.groups_ratio() + s / h
+    mlp = (sh.ffn() / h) * sh.topk * (1.5 if sh.swiglu else 1.0)
+    return 12 * B * s * l * h * h * (attention + mlp) + 6 * B * s * V * h
+
+
+def _logit(sh: Shape, B: float) -> float:
+    return 6 * B * sh.s * sh.V * sh.h
+
+
+def _ptdp(sh: Shape, B: float) -> float:
+    l, h, s, V = sh.l, sh.h, sh.s, sh.V
+    return 96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h))
+
+
+def _bigscience(sh: Shape, B: float, recompute: str | None) -> float:
+    l, h, s, V = sh.l, sh.h, sh.s, sh.V
+    c = 4 if recompute == "full" else 3
+    return 24 * c * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h))
+
+
+def _dgxc(sh: Shape, B: float) -> float:
+    l, h, s, V = sh.l, sh.h, sh.s, sh.V
+    return B * s * (24 * l * h * h + 12 * l * h * s + 48 * l * h * h + 6 * V * h)
+
+
+def _6n(sh: Shape, B: float) -> float | None:
+    n = param_count(sh)
+    return None if n is None else 6 * n * B * sh.s
+
+
+def _palm(sh: Shape, B: float) -> float | None:
+    n = nonembedding_params(sh)
+    return None if n is None else (6 * n + 12 * sh.l * sh.h * sh.s) * B * sh.s
+
+
+def _8n(sh: Shape, B: float) -> float | None:
+    n = nonembedding_params(sh)
+    return None if n is None else 8 * n * B * sh.s
+
+
+FORMULAS: dict[str, Callable[..., float | None]] = {
+    "megatron": lambda sh, B, rc: _megatron(sh, B),
+    "ptdp": lambda sh, B, rc: _ptdp(sh, B),
+    "bigscience": _bigscience,
+    "dgxc": lambda sh, B, rc: _dgxc(sh, B),
+    "6n": lambda sh, B, rc: _6n(sh, B),
+    "palm": lambda sh, B, rc: _palm(sh, B),
+    "8n": lambda sh, B, rc: _8n(sh, B),
+}
+FORMULA_HELP = {
+    "megatron": "Megatron-LM num_floating_point_operations (GQA, SwiGLU, MoE; no recompute)",
+    "ptdp": "96Bslh^2(1+s/6h+V/16lh), Narayanan et al. 2021 eq. 3, full recompute counted",
+    "bigscience": "Megatron-DeepSpeed throughput_calculator: 24cBslh^2(1+s/6h+V/16lh), c=4 with recompute else 3",
+    "dgxc": "NVIDIA dgxc recipe: Bs(72lh^2+12lhs+6Vh)",
+    "6n": "6N per token",
+    "palm": "PaLM App. B: 6N_nonembedding + 12lhs per token",
+    "8n": "8N_nonembedding per token (bigscience's early estimate, 96Bslh^2)",
+}
+
+
+def model_flops(formula: str, sh: Shape, B: float, recompute: str | None = None) -> float | None:
+    """FLOPs per step by a named formula; None when the shape lacks what it needs."""
+    if formula not in FORMULAS:
+        from .errors import UsageError
+
+        raise UsageError(f"unknown formula {formula!r} (formulas: {', '.join(FORMULAS)})")
+    if not sh.dense_ok or not B:
+        return None
+    return FORMULAS[formula](sh, float(B), recompute)
+
+
+def hardware_flops(sh: Shape, B: float, recompute: str | None) -> float | None:
+    """FLOPs per step actually executed, counting activation recompute.
+
+    full: the transformer's forward again (4/3 of it; the logit layer is not
+    recomputed), which for dense GPT is exactly ``ptdp``; selective: the
+    attention score/context forward again; none: model FLOPs.
+    """
+    if not sh.dense_ok or not B or recompute not in ("none", "selective", "full"):
+        return None
+    flops = _megatron(sh, B)
+    if recompute == "full":
+        return (flops - _logit(sh, B)) * 4 / 3 + _logit(sh, B)
+    if recompute == "selective":
+        return flops + 4 * B * sh.s * sh.s * sh.l * sh.h  # QK^T and AV forward again
+    return flops
+
+
+def steady_state(
+    times: list[float], warmup: int | None = None, stat: str = "median"
+) -> dict[str, Any]:
+    """The steady-state step time of ``times`` (in step order, seconds).
+
+    Warm-up: the first ``warmup`` steps, by default 10 % of the steps or 2,
+    whichever is more; a run that short keeps at least its last step.
+    """
+    if stat not in STATS:
+        from .errors import UsageError
+
+        raise UsageError(f"unknown statistic {stat!r} (statistics: {', '.join(STATS)})")
+    ts = [t for t in times if t is not None and not math.isnan(t)]
+    n = len(ts)
+    if n == 0:
+        return {"value": None, "n": 0, "warmup": 0}
+    w = max(2, math.ceil(0.1 * n)) if warmup is None else max(0, warmup)
+    w = min(w, n - 1)
+    steady = ts[w:]
+    srt = sorted(steady)
+
+    def q(p: float) -> float:
+        k = (len(srt) - 1) * p
+        lo, hi = math.floor(k), math.ceil(k)
+        return srt[lo] + (srt[hi] - srt[lo]) * (k - lo)
+
+    mean = sum(steady) / len(steady)
+    value = {
+        "median": q(0.5),
+        "mean": mean,
+        "last": steady[-1],
+        "min": srt[0],
+        "p90": q(0.9),
+    }[stat]
+    sd = (
+        math.sqrt(sum((t - mean) ** 2 for t in steady) / (len(steady) - 1))
+        if len(steady) > 1
+        else 0.0
+    )
+    return {
+        "value": value,
+        "n": len(steady),
+        "warmup": w,
+        "p10": q(0.1),
+        "p90": q(0.9),
+        "cv": sd / mean if mean else None,
+        "index": [i for i, t in enumerate(ts)][w:],
+    }
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def resolve_shape(
+    run: dict[str, Any], config: dict[str, Any], models: dict | None
+) -> tuple[Shape, dict[str, str]]:
+    """The run's model shape: its own values first, then the model catalog."""
+    origin: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for k in SHAPE_KEYS:
+        v = run.get(k, config.get(k))
+        if _num(v) is not None or isinstance(v, bool):
+            values[k] = v
+            origin[k] = "run"
+    found = find_model(run.get("model"), config.get("model_family"), models)
+    if found:
+        key, spec = found
+        for k in SHAPE_KEYS:
+            if k not in values and k in spec:
+                values[k] = spec[k]
+                origin[k] = f"catalog {key}"
+    sh = Shape(
+        l=_int(values.get("num_layers")),
+        h=_int(values.get("hidden_size")),
+        a=_int(values.get("num_attention_heads")),
+        g=_int(values.get("num_query_groups")),
+        f=_int(values.get("ffn_hidden_size")),
+        V=_int(values.get("vocab_size")),
+        s=_int(values.get("seq_len")),
+        swiglu=bool(values.get("swiglu", False)),
+        untied=bool(values.get("untied_embeddings", False)),
+        topk=_int(values.get("moe_topk")) or 1,
+        params=_num(values.get("params"))
+        if origin.get("params", "").startswith("catalog")
+        and all(
+            origin.get(k, "catalog").startswith("catalog")
+            for k in ("num_layers", "hidden_size", "vocab_size")
+        )
+        else None,
+    )
+    if sh.f is None and sh.h:
+        sh.assumed.append("ffn_hidden_size = 4 x hidden_size (assumed: not in log or catalog)")
+    return sh, origin
+
+
+def _int(v: Any) -> int | None:
+    f = _num(v)
+    return int(f) if f is not None else None
+
+
+def _stat_of(values: list[float], stat: str) -> float | None:
+    vs = [v for v in values if v is not None and not math.isnan(v)]
+    if not vs:
+        return None
+    return steady_state(vs, warmup=0, stat=stat)["value"]
+
+
+def run_metrics(
+    run: dict[str, Any],
+    steps: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    *,
+    formula: str = "megatron",
+    warmup: int | None = None,
+    stat: str = "median",
+    tokens: float | None = None,
+    models: dict | None = None,
+) -> dict[str, Any]:
+    """Every metric for one run (a dict; None where an input is missing)."""
+    config = json.loads(run.get("config") or "{}")
+    notes: list[str] = []
+    out: dict[str, Any] = {
+        k: run.get(k)
+        for k in (
+            "run_id",
+            "source",
+            "parser",
+            "model",
+            "num_gpus",
+            "global_batch_size",
+            "seq_len",
+            "dtype",
+            "accelerator",
+            "tp",
+            "pp",
+            "dp",
+            "micro_batch_size",
+            "recompute",
+            "zero_stage",
+            "status",
+            "n_steps",
+        )
+    }
+    sh, shape_origin = resolve_shape(run, config, models)
+    out["seq_len"] = sh.s
+    steps = sorted(steps, key=lambda r: r["step"])
+    st = steady_state([_num(r.get("step_time_s")) for r in steps], warmup, stat)
+    t = st["value"]
+    out.update(
+        step_time_s=t,
+        stat=stat,
+        warmup_steps=st.get("warmup"),
+        n_steady=st["n"],
+        step_time_p10_s=st.get("p10"),
+        step_time_p90_s=st.get("p90"),
+        step_time_cv=st.get("cv"),
+    )
+    timed = [r for r in steps if _num(r.get("step_time_s")) is not None]
+    steady_rows = [timed[i] for i in st.get("index", [])]
+    B = _num(run.get("global_batch_size"))
+    if B is None:
+        B = _stat_of([_num(r.get("global_batch_size")) for r in steady_rows], "median")
+        out["global_batch_size"] = B
+    n = _num(run.get("num_gpus"))
+    if n is None and None not in (_num(run.get("tp")), _num(run.get("pp")), _num(run.get("dp"))):
+        n = _num(run["tp"]) * _num(run["pp"]) * _num(run["dp"])
+        out["num_gpus"] = n
+        notes.append("num_gpus = tp x pp x dp")
+    if t is None:
+        notes.append("no step times")
+    if B is None:
+        notes.append("set global_batch_size")
+    if sh.s is None:
+        notes.append("set seq_len")
+    if n is None:
+        notes.append("set num_gpus")
+    tok_step = B * sh.s if B is not None and sh.s is not None else None
+    out["tokens_per_step"] = tok_step
+    out["tokens_per_s"] = tok_step / t if tok_step and t else None
+    out["tokens_per_s_per_gpu"] = out["tokens_per_s"] / n if out["tokens_per_s"] and n else None
+    out["samples_per_s"] = B / t if B and t else None
+    out["days_per_1t_tokens"] = (
+        1e12 / out["tokens_per_s"] / SECONDS_PER_DAY if out["tokens_per_s"] else None
+    )
+    if tokens:
+        out["tokens"] = tokens
+        out["iterations_for_tokens"] = tokens / tok_step if tok_step else None
+        out["time_for_tokens_s"] = tokens / out["tokens_per_s"] if out["tokens_per_s"] else None
+    out["params"] = param_count(sh)
+    out["formula"] = formula
+    if not sh.dense_ok:
+        need = [
+            k
+            for k, v in (("num_layers", sh.l), ("hidden_size", sh.h), ("vocab_size", sh.V))
+            if v is None
+        ]
+        if need:
+            notes.append("set model (a catalog name) or " + ", ".join(need))
+    flops = model_flops(formula, sh, B or 0, run.get("recompute"))
+    out["model_flops_per_step"] = flops
+
+    def per_gpu(f: float | None) -> float | None:
+        return f / t / n / 1e12 if f and t and n else None
+
+    out["tflops_per_gpu"] = per_gpu(flops)
+    hw = hardware_flops(sh, B or 0, run.get("recompute"))
+    if hw is None and sh.dense_ok and run.get("recompute") is None:
+        notes.append("set recompute=none|selective|full for hw_tflops_per_gpu/hfu")
+    out["hw_tflops_per_gpu"] = per_gpu(hw)
+    acc = find_accelerator(run.get("accelerator"))
+    peak = acc.peak(run.get("dtype")) if acc else None
+    if run.get("accelerator") is None:
+        notes.append("set accelerator for mfu")
+    elif acc is None:
+        notes.append(f"accelerator {run.get('accelerator')!r} not in the catalog")
+    elif run.get("dtype") is None:
+        notes.append("set dtype for mfu")
+    elif peak is None:
+        notes.append(f"{acc.name} has no {run.get('dtype')} peak in the catalog")
+    out["peak_tflops"] = peak
+    out["mfu"] = out["tflops_per_gpu"] / peak if out["tflops_per_gpu"] and peak else None
+    out["hfu"] = out["hw_tflops_per_gpu"] / peak if out["hw_tflops_per_gpu"] and peak else None
+    out["aggregate_pflops"] = (
+        out["tflops_per_gpu"] * n / 1000 if out["tflops_per_gpu"] and n else None
+    )
+    out["model_state_bytes_per_gpu"] = _model_state_bytes(out["params"], run)
+    # what the log printed itself
+    logged = _stat_of([_num(r.get("tflops_per_gpu_logged")) for r in steady_rows], stat)
+    out["tflops_per_gpu_logged"] = logged
+    out["tokens_per_s_logged"] = _stat_of([_num(r.get("tokens_per_s")) for r in steady_rows], stat)
+    out["mfu_logged"] = _stat_of([_num(r.get("mfu_logged")) for r in steady_rows], stat)
+    if out["tokens_per_s_logged"] is None:
+        out["tokens_per_s_logged"] = _mllog_throughput(events, config, tok_step)
+    out["tflops_logged_formula"] = None
+    out["logged_disagrees"] = None
+    if logged and t and n:
+        best = None
+        for name in FORMULAS:
+            f = model_flops(name, sh, B or 0, run.get("recompute"))
+            if f and abs(f / t / n / 1e12 / logged - 1) <= 0.005:
+                best = best or name
+        out["tflops_logged_formula"] = best
+        if out["tflops_per_gpu"]:
+            out["logged_disagrees"] = abs(logged / out["tflops_per_gpu"] - 1) > 0.02
+    out["time_to_train_min"] = _time_to_train(run, config)
+    out["missing"] = "; ".join(dict.fromkeys(notes + sh.assumed)) or None
+    return out
+
+
+def _model_state_bytes(params: float | None, run: dict[str, Any]) -> float | None:
+    """Weights, gradients and Adam states per GPU (16 bytes/param mixed precision)."""
+    if params is None:
+        return None
+    tp, pp = _num(run.get("tp")) or 1, _num(run.get("pp")) or 1
+    dp = _num(run.get("dp"))
+    z = _num(run.get("zero_stage")) or 0
+    p = params / (tp * pp)
+    if z == 0:
+        return 16 * p
+    if dp is None:
+        return None
+    return {1: (4 + 12 / dp) * p, 2: (2 + 14 / dp) * p, 3: 16 * p / dp}.get(int(z))
+
+
+def _mllog_throughput(
+    events: list[dict[str, Any]], config: dict[str, Any], tok_step: float | None
+) -> float | None:
+    """Tokens/s from MLPerf ``tracked_stats`` ``throughput`` (NeMo GPT-3 logs it in tokens/s)."""
+    last = None
+    for e in events:
+        if e.get("key") == "tracked_stats":
+            try:
+                v = json.loads(e.get("value") or "null")
+            except ValueError:
+                continue
+            if isinstance(v, dict) and isinstance(v.get("throughput"), int | float):
+                last = float(v["throughput"])
+    if last is None:
+        return None
+    if config.get("benchmark") == "gpt3":
+        return last
+    return None
+
+
+def _time_to_train(run: dict[str, Any], config: dict[str, Any]) -> float | None:
+    """MLPerf time to train (minutes) for a successful run: run_stop - run_start."""
+    if run.get("status") != "success":
+        return None
+    start, stop = config.get("run_start_ms"), config.get("run_stop_ms")
+    if isinstance(start, int | float) and isinstance(stop, int | float):
+        return (stop - start) / 60000.0
+    return None
+
+
+def summarize(
+    logs: Any,
+    formula: str = "megatron",
+    *,
+    warmup: int | None = None,
+    stat: str = "median",
+    tokens: float | None = None,
+    models: dict | None = None,
+):
+    """One row of metrics per run, as a DataFrame.
+
+    ``logs`` is what ``read_logs`` returns, a ``Store``, or a path to a store.
+    """
+    import pandas as pd
+
+    from .formats import records
+    from .store import Store
+
+    if isinstance(logs, str):
+        with Store(logs) as s:
+            return summarize(s, formula, warmup=warmup, stat=stat, tokens=tokens, models=models)
+    if isinstance(logs, Store):
+        runs, steps, events = logs.table("runs"), logs.table("steps"), logs.table("events")
+    else:
+        runs, steps, events = logs.runs, logs.steps, logs.events
+    model_flops(formula, Shape(), 0)  # an unknown name raises UsageError before any work
+    steps_by = {k: records(g) for k, g in steps.groupby("run_id")} if len(steps) else {}
+    mllog_ids = set(runs.loc[runs["parser"] == "mllog", "run_id"]) if len(runs) else set()
+    ev = (
+        events[events["run_id"].isin(mllog_ids) & (events["key"] == "tracked_stats")]
+        if len(events)
+        else events
+    )
+    events_by = {k: records(g) for k, g in ev.groupby("run_id")} if len(ev) else {}
+    rows = [
+        run_metrics(
+            r,
+            steps_by.get(r["run_id"], []),
+            events_by.get(r["run_id"], []),
+            formula=formula,
+            warmup=warmup,
+            stat=stat,
+            tokens=tokens,
+            models=models,
+        )
+        for r in records(runs)
+    ]
+    df = pd.DataFrame(rows)
+    for c in df.columns:
+        if c not in (
+            "run_id",
+            "source",
+            "parser",
+            "model",
+            "dtype",
+            "accelerator",
+            "recompute",
+            "status",
+            "stat",
+            "formula",
+            "tflops_logged_formula",
+            "logged_disagrees",
+            "missing",
+        ):
+            df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df
+
+
+def explain(run: dict[str, Any], models: dict | None = None) -> list[tuple[str, Any, str]]:
+    """(input, value, where it came from) for every input of a run's metrics."""
+    config = json.loads(run.get("config") or "{}")
+    prov = json.loads(run.get("provenance") or "{}")
+    sh, origin = resolve_shape(run, config, models)
+    out: list[tuple[str, Any, str]] = []
+    for k in (
+        "model",
+        "num_gpus",
+        "global_batch_size",
+        "dtype",
+        "accelerator",
+        "recompute",
+        "tp",
+        "pp",
+        "dp",
+        "zero_stage",
+    ):
+        v = run.get(k)
+        out.append((k, v, prov.get(k, "log (step lines)") if v is not None else "missing"))
+    for k in SHAPE_KEYS:
+        src = origin.get(k)
+        if src == "run":
+            src = prov.get(k, "log")
+        v = (
+            run.get(k)
+            if origin.get(k) == "run"
+            else (find_model(run.get("model"), config.get("model_family"), models) or (None, {}))[
+                1
+            ].get(k)
+        )
+        out.append((k, v, src or "missing"))
+    acc = find_accelerator(run.get("accelerator"))
+    if acc:
+        out.append(
+            (
+                "peak_tflops",
+                acc.peak(run.get("dtype")),
+                f"catalog {acc.key} {run.get('dtype')} dense ({acc.source})",
+            )
+        )
+    for a in sh.assumed:
+        out.append(("assumption", None, a))
+    return out

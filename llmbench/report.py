@@ -1,0 +1,110 @@
+"""Report: choose runs from the store, summarize them, and what-if estimates."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from typing import Any
+
+from .errors import UsageError
+from .formats import records
+from .metrics import run_metrics, summarize
+from .specs import find_model
+from .store import Store
+
+
+def select_runs(runs, select: tuple[str, ...] | list[str]):
+    """Runs whose run_id starts with, or whose source matches the glob of, any selector."""
+    if not select:
+        return runs
+    keep = []
+    for run_id, source in zip(runs["run_id"], runs["source"], strict=True):
+        rel = os.path.relpath(source) if not source.startswith("<") else source
+        keep.append(
+            any(
+                run_id.startswith(s)
+                or fnmatch.fnmatch(source, s)
+                or fnmatch.fnmatch(rel, s)
+                or fnmatch.fnmatch(source, f"*/{s}")
+                for s in select
+            )
+        )
+    return runs[keep]
+
+
+def summarize_store(db: str | None, select=(), **kw: Any):
+    """(metrics table, selected run rows) for the store at ``db``."""
+    with Store(db) as store:
+        runs = select_runs(store.table("runs"), select)
+        if select and not len(runs):
+            raise UsageError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
+
+        class _View:
+            pass
+
+        view = _View()
+        view.runs = runs
+        ids = tuple(runs["run_id"])
+        marks = ",".join("?" * len(ids)) or "NULL"
+        view.steps = store.table("steps", f"WHERE run_id IN ({marks})", ids)
+        view.events = store.table(
+            "events", f"WHERE run_id IN ({marks}) AND key = 'tracked_stats'", ids
+        )
+    return summarize(view, **kw), records(runs)
+
+
+def estimate(
+    *,
+    model: str,
+    gpus: int,
+    global_batch_size: int,
+    step_time: float,
+    seq_len: int | None = None,
+    dtype: str = "bf16",
+    accelerator: str = "h100-sxm",
+    recompute: str = "none",
+    tp: int = 1,
+    pp: int = 1,
+    zero_stage: int = 0,
+    formula: str = "megatron",
+    tokens: float | None = None,
+    models: dict | None = None,
+):
+    """The metrics of a run that is described, not logged (one-row DataFrame)."""
+    import pandas as pd
+
+    if find_model(model, None, models) is None:
+        raise UsageError(
+            f"unknown model {model!r}", remedy="use a catalog name such as gpt3-175b or llama3-70b"
+        )
+    run = {
+        "run_id": "estimate",
+        "source": "estimate",
+        "parser": None,
+        "model": model,
+        "num_gpus": gpus,
+        "global_batch_size": global_batch_size,
+        "seq_len": seq_len,
+        "dtype": dtype,
+        "accelerator": accelerator,
+        "recompute": recompute,
+        "tp": tp,
+        "pp": pp,
+        "dp": gpus // (tp * pp),
+        "zero_stage": zero_stage,
+        "status": None,
+        "n_steps": 1,
+        "config": json.dumps({}),
+    }
+    row = run_metrics(
+        run,
+        [{"step": 1, "step_time_s": step_time}],
+        [],
+        formula=formula,
+        warmup=0,
+        stat="last",
+        tokens=tokens,
+        models=models,
+    )
+    return pd.DataFrame([row])

@@ -1,0 +1,131 @@
+"""Specs: the model catalog and the accelerator catalog (data files in llmbench/data).
+
+Lookup is forgiving: case, spaces, dashes and underscores do not matter
+(``GPT3 175B`` = ``gpt3-175b``), a bare size works when it is unique or a family
+is given (``175b``), and accelerators are found by the names that appear in
+logs and MLPerf system descriptions (``NVIDIA H100-SXM5-80GB``).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+_DTYPE_ALIASES = {
+    "bfloat16": "bf16",
+    "float16": "fp16",
+    "half": "fp16",
+    "float32": "fp32",
+    "float": "fp32",
+    "float8": "fp8",
+    "e4m3": "fp8",
+    "mixed": "bf16",
+}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9.]", "", str(name).lower())
+
+
+def dtype_key(dtype: Any) -> str | None:
+    """``bfloat16`` -> ``bf16``; None when unknown."""
+    if dtype is None:
+        return None
+    d = str(dtype).lower().strip()
+    d = _DTYPE_ALIASES.get(d, d)
+    return d if d in DTYPES else None
+
+
+@cache
+def _models() -> dict[str, dict[str, Any]]:
+    with files("llmbench").joinpath("data/models.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+def models(extra: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The catalog, with user models (``[models.NAME]`` in a settings file) on top."""
+    out = dict(_models())
+    for k, v in (extra or {}).items():
+        out[str(k)] = dict(v)
+    return out
+
+
+def find_model(
+    name: Any, family: str | None = None, extra: dict[str, dict[str, Any]] | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """(catalog key, shape) for a model name, or None."""
+    if name is None:
+        return None
+    cat = models(extra)
+    by_norm = {_norm(k): k for k in cat}
+    n = _norm(name).replace("llama3.1", "llama3").replace("llama31", "llama3")
+    n = n.replace("gpt175b", "gpt3175b")
+    if n in by_norm:
+        return by_norm[n], cat[by_norm[n]]
+    if family and _norm(family) + n in by_norm:
+        k = by_norm[_norm(family) + n]
+        return k, cat[k]
+    hits = [k for k in cat if _norm(k.rsplit("-", 1)[-1]) == n]
+    if family:
+        hits = [k for k in hits if cat[k].get("family") == family]
+    if len(hits) == 1:
+        return hits[0], cat[hits[0]]
+    return None
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    key: str
+    name: str
+    peaks: dict[str, float]  # dense TFLOP/s per dtype
+    memory_gb: float | None
+    memory_bw_tbs: float | None
+    source: str
+
+    def peak(self, dtype: Any) -> float | None:
+        """Dense peak TFLOP/s for ``dtype`` (None if the chip has no such unit)."""
+        d = dtype_key(dtype)
+        return self.peaks.get(d) if d else None
+
+
+@cache
+def accelerators() -> dict[str, Accelerator]:
+    out: dict[str, Accelerator] = {}
+    with files("llmbench").joinpath("data/hardware.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            peaks = {d: float(row[d]) for d in DTYPES if row.get(d)}
+            out[row["key"]] = Accelerator(
+                key=row["key"],
+                name=row["name"],
+                peaks=peaks,
+                memory_gb=float(row["memory_gb"]) if row["memory_gb"] else None,
+                memory_bw_tbs=float(row["memory_bw_tbs"]) if row["memory_bw_tbs"] else None,
+                source=row["source"],
+            )
+    return out
+
+
+@cache
+def _aliases() -> dict[str, str]:
+    table: dict[str, str] = {}
+    with files("llmbench").joinpath("data/hardware.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            for name in [row["key"], row["name"], *row["aliases"].split(";")]:
+                if name.strip():
+                    table[_norm(name)] = row["key"]
+    return table
+
+
+def find_accelerator(name: Any) -> Accelerator | None:
+    """The catalog entry for an accelerator name as logs print it, or None."""
+    if name is None:
+        return None
+    n = _norm(name)
+    key = _aliases().get(n) or _aliases().get(_norm(re.sub(r"\(.*?\)", "", str(name))))
+    return accelerators()[key] if key else None
