@@ -20,6 +20,8 @@ _EXPORTS = {
     "read_logs": "llmbench.ingest",
     "ingest": "llmbench.ingest",
     "parse_file": "llmbench.ingest",
+    "summarize": "llmbench.metrics",
+    "estimate": "llmbench.report",
     "Logs": "llmbench.ingest",
     "Settings": "llmbench.settings",
     "Store": "llmbench.store",

@@ -385,7 +385,7 @@ def report(
     """
     from .formats import render
     from .metrics import explain as explain_run
-    from .report import select_runs, summarize_store
+    from .report import summarize_store
     from .settings import Settings
 
     models = Settings.build(settings_file=settings_file).models if settings_file else None
@@ -419,7 +419,6 @@ def report(
     if "source" in table.columns and fmt in ("table", "markdown"):
         table = table.assign(source=[_rel(s) for s in table["source"]])
     click.echo(render(table, fmt), nl=False)
-    del select_runs
 
 
 @cli.command()

@@ -1,0 +1,349 @@
+"""Metrics against the seed tables (hand-made from logs) and independent arithmetic."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+from conftest import FIXTURES, write
+
+from llmbench.cli import cli
+from llmbench.metrics import Shape, hardware_flops, model_flops, param_count, steady_state
+from llmbench.specs import find_accelerator, find_model, models
+
+GPT3 = Shape(l=96, h=12288, a=96, V=51200, s=2048, f=4 * 12288)
+
+
+def run(*args):
+    r = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_dgxc_flops_per_sample_is_the_seed_figure():
+    # seed 001 notes: 2048 * (376883380224 + 695784701952 + 3774873600)
+    assert model_flops("dgxc", GPT3, 1) == 2048 * (376883380224 + 695784701952 + 3774873600)
+    assert model_flops("dgxc", GPT3, 1) == pytest.approx(2.2046e15, rel=1e-4)
+    # equal to Megatron-LM's general form for dense GPT
+    assert model_flops("megatron", GPT3, 1) == pytest.approx(
+        model_flops("dgxc", GPT3, 1), rel=1e-12
+    )
+
+
+def test_recompute_counts_exactly_ptdp_for_dense_gpt():
+    assert hardware_flops(GPT3, 7, "full") == pytest.approx(model_flops("ptdp", GPT3, 7), rel=1e-12)
+    assert hardware_flops(GPT3, 7, "none") == model_flops("megatron", GPT3, 7)
+    assert hardware_flops(GPT3, 7, None) is None
+    # bigscience with c = 4 is ptdp; c = 3 is ptdp * 3/4
+    assert model_flops("bigscience", GPT3, 5, "full") == pytest.approx(
+        model_flops("ptdp", GPT3, 5), rel=1e-12
+    )
+    assert model_flops("bigscience", GPT3, 5, "none") == pytest.approx(
+        0.75 * model_flops("ptdp", GPT3, 5), rel=1e-12
+    )
+
+
+def test_seed000_parameter_formula():
+    # P = 12lh^2(1 + 13/(12h) + (V+s)/(12lh)) for GPT-3 175B ~ 174.6e9
+    p = param_count(GPT3)
+    assert p == pytest.approx(
+        12 * 96 * 12288**2 * (1 + 13 / (12 * 12288) + (51200 + 2048) / (12 * 96 * 12288))
+    )
+    assert 174e9 < p < 175.5e9
+
+
+@pytest.mark.parametrize(
+    "name", ["llama2-7b", "llama2-13b", "llama2-70b", "llama3-8b", "llama3-70b", "llama3-405b"]
+)
+def test_catalog_param_counts_match_the_gqa_swiglu_arithmetic(name):
+    spec = models()[name]
+    sh = Shape(
+        l=spec["num_layers"],
+        h=spec["hidden_size"],
+        a=spec["num_attention_heads"],
+        g=spec["num_query_groups"],
+        f=spec["ffn_hidden_size"],
+        V=spec["vocab_size"],
+        s=spec["seq_len"],
+        swiglu=True,
+        untied=True,
+    )
+    assert param_count(sh) == spec["params"]
+
+
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("GPT3 175B", "gpt3-175b"),
+        ("175b", "gpt3-175b"),
+        ("gpt3-175b", "gpt3-175b"),
+        ("Llama-3.1-405B", "llama3-405b"),
+    ],
+)
+def test_model_lookup_is_forgiving(name, key):
+    assert find_model(name)[0] == key
+
+
+@pytest.mark.parametrize(
+    "name, dtype, peak",
+    [
+        ("NVIDIA H100-SXM5-80GB", "fp8", 1978.9),
+        ("H100 80GB HBM3", "bf16", 989.4),
+        ("h100-sxm", "bfloat16", 989.4),
+        ("NVIDIA A100-SXM4-80GB", "bf16", 312),
+        ("NVIDIA A100-SXM4-40GB (400W)", "fp16", 312),
+        ("AMD Instinct MI300X", "bf16", 1307.4),
+    ],
+)
+def test_accelerator_aliases_and_dense_peaks(name, dtype, peak):
+    assert find_accelerator(name).peak(dtype) == peak
+
+
+def test_steady_state_rule():
+    times = [90.0, 9.0] + [7.0] * 7 + [8.0]
+    st = steady_state(times)
+    assert st["warmup"] == 2 and st["n"] == 8 and st["value"] == 7.0
+    assert steady_state(times, stat="last")["value"] == 8.0
+    assert steady_state(times, stat="mean")["value"] == pytest.approx(57 / 8)
+    assert steady_state(times, warmup=0, stat="min")["value"] == 7.0
+    assert steady_state([5.0, 3.0])["value"] == 3.0  # a 2-step run keeps its last step
+    assert steady_state(list(range(1, 101)))["warmup"] == 10
+
+
+SEED001 = {
+    128: (7.47, 70185.8, 0.2976, 164.9),
+    256: (7.58, 138334.56, 0.2933, 83.67),
+    512: (7.60, 275941.05, 0.2925, 41.94),
+    1024: (7.89, 531597.46, 0.2817, 21.77),
+    2048: (8.02, 1045961.09, 0.2772, 11.07),
+}
+
+
+def test_seed001_table_from_five_pax_logs(tmp_path):
+    toml = 'seq_len = 2048\nmodel = "gpt3-175b"\naccelerator = "h100-sxm"\n' + "".join(
+        f'[files."*/{g}/*"]\nglobal_batch_size = {2 * g}\n' for g in SEED001
+    )
+    settings = write(tmp_path / "settings.toml", toml)
+    run(
+        "ingest",
+        FIXTURES / "pax",
+        "--settings",
+        settings,
+        "--path-pattern",
+        "{dtype}/{model}/{num_gpus}/",
+    )
+    rows = {
+        r["num_gpus"]: r
+        for r in json.loads(
+            run("report", "--stat", "last", "--formula", "dgxc", "--format", "json")
+        )
+    }
+    assert sorted(rows) == sorted(SEED001)
+    for gpus, (t, tps, mfu, days) in SEED001.items():
+        r = rows[gpus]
+        assert r["step_time_s"] == t
+        assert r["tokens_per_s"] == pytest.approx(tps, rel=1e-4)
+        assert r["days_per_1t_tokens"] == pytest.approx(days, rel=1e-3)
+        # the seed rounded the FLOPs to 2.20e15 (exact: 2.2046e15), so 0.3 % relative
+        assert r["mfu"] == pytest.approx(mfu, rel=3e-3)
+        per_sample = 2048 * (376883380224 + 695784701952 + 3774873600)  # seed 001 notes, unrounded
+        assert r["mfu"] == pytest.approx(2 * gpus * per_sample / t / gpus / 1978.9e12, rel=1e-12)
+        assert r["hfu"] is None and "recompute" in r["missing"]
+
+
+def _bigscience_log(nodes, l, h, heads, dp, tp, pp, mbs, gbs, sec, tflops):
+    args = {
+        "num_layers": l,
+        "hidden_size": h,
+        "num_attention_heads": heads,
+        "seq_length": 2048,
+        "global_batch_size": gbs,
+        "micro_batch_size": mbs,
+        "tensor_model_parallel_size": tp,
+        "pipeline_model_parallel_size": pp,
+        "data_parallel_size": dp,
+        "world_size": nodes * 8,
+        "checkpoint_activations": True,
+        "bf16": True,
+        "fp16": False,
+        "padded_vocab_size": 250880,
+        "zero_stage": 1,
+    }
+    lines = ["------------------------ arguments ------------------------"]
+    lines += [f"  {k} {'.' * (40 - len(k))} {v}" for k, v in sorted(args.items())]
+    lines += ["-------------------- end of arguments ---------------------"]
+    for i in (1, 2):
+        lines.append(
+            f" iteration {i:8d}/   95367 | consumed samples: {i * gbs:12d} | consumed tokens: {i * gbs * 2048:12d} | "
+            f"elapsed time per iteration (s): {sec * (1.3 if i == 1 else 1):.2f} | learning rate: 3.787E-06 | global batch size: {gbs:5d} | "
+            f"lm loss: 6.381926E+01 | loss scale: 1.0 | grad norm: 2.763 | num zeros: 0.0 | number of skipped iterations:   0 | "
+            f"number of nan iterations:   0 | samples per second: {gbs / sec:.3f} | TFLOPs: {tflops / (1.3 if i == 1 else 1):.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# rows of the seed 002 tables: (nodes, l, h, heads, DP, TP, PP, MBS, GBS, Sec/it, TFLOPs)
+AFTER_FIX = [
+    (48, 72, 14336, 64, 4, 8, 12, 1, 2048, 143.31, 112.49),
+    (48, 72, 14336, 64, 8, 8, 6, 4, 2048, 121.48, 132.71),
+    (48, 84, 13824, 64, 8, 8, 6, 4, 2048, 130.31, 134.11),
+    (40, 80, 13824, 64, 8, 8, 10, 4, 2048, 147.04, 135.92),
+    (48, 72, 14336, 64, 8, 4, 12, 2, 2048, 110.48, 145.92),
+]
+BEFORE_FIX = [
+    (40, 80, 14400, 96, 4, 8, 10, 1, 2048, 221.21, 94.39),
+    (40, 80, 13824, 96, 4, 8, 10, 4, 2048, 147.43, 130.53),
+]
+
+
+def test_seed002_hw_tflops_and_the_formula_the_log_used(tmp_path):
+    for i, row in enumerate(AFTER_FIX + BEFORE_FIX):
+        write(tmp_path / f"logs/{i}.out", _bigscience_log(*row))
+    run("ingest", tmp_path / "logs", "--set", "accelerator=NVIDIA A100-SXM4-80GB")
+    rows = json.loads(run("report", "--format", "json", "--stat", "last"))
+    by_time = {r["step_time_s"]: r for r in rows}
+    for nodes, *_, sec, tflops in AFTER_FIX:
+        r = by_time[sec]
+        assert r["num_gpus"] == nodes * 8
+        assert r["hw_tflops_per_gpu"] == pytest.approx(tflops, rel=1e-3)
+        assert r["tflops_logged_formula"] in ("ptdp", "bigscience")
+        assert r["tflops_per_gpu_logged"] == tflops
+        assert r["logged_disagrees"] is True  # the log counts recompute; model FLOPs do not
+        assert r["hfu"] == pytest.approx(tflops / 312, rel=1e-3)
+        assert r["mfu"] == pytest.approx(
+            r["hfu"] * model_flops("megatron", _sh(r), 1) / model_flops("ptdp", _sh(r), 1), rel=1e-9
+        )
+    for *_, sec, tflops in BEFORE_FIX:
+        assert by_time[sec]["tflops_logged_formula"] == "8n"
+        assert by_time[sec]["tflops_per_gpu_logged"] == tflops
+
+
+def _sh(r):
+    run_ = json.loads(run("export", "--table", "runs", "--format", "json"))
+    src = next(x for x in run_ if x["run_id"] == r["run_id"])
+    return Shape(
+        l=src["num_layers"],
+        h=src["hidden_size"],
+        a=src["num_attention_heads"],
+        V=250880,
+        s=2048,
+        f=4 * src["hidden_size"],
+    )
+
+
+SEED004 = [
+    (48, 1, 1, 48, 17212.8, 0.95, 0.04),
+    (192, 1, 4, 48, 3720.0, 1.10, 0.2),
+    (384, 1, 8, 48, 2338.8, 0.88, 0.3),
+    (3072, 16, 4, 48, 313.6, 0.82, 2.5),
+]
+
+
+@pytest.mark.parametrize("nodes, dp, mp, pp, sec, tflops, agg", SEED004)
+def test_seed004_fugaku_table(nodes, dp, mp, pp, sec, tflops, agg):
+    from llmbench.report import estimate
+
+    user = {
+        "gpt-30b": {
+            "num_layers": 48,
+            "hidden_size": 7168,
+            "num_attention_heads": 56,
+            "vocab_size": 50257,
+            "seq_len": 2048,
+        }
+    }
+    r = estimate(
+        model="gpt-30b",
+        gpus=nodes,
+        global_batch_size=1536,
+        step_time=sec,
+        dtype="fp32",
+        accelerator="a64fx",
+        recompute="full",
+        tp=mp,
+        pp=pp,
+        models=user,
+    ).iloc[0]
+    assert r["hw_tflops_per_gpu"] == pytest.approx(tflops, rel=0.01)
+    # the seed's "Est. Aggr. PetaFLOPs" is TFLOPs x Nodes / 1024 (llmbench's aggregate uses /1000)
+    assert round(tflops * nodes / 1024, 2) == pytest.approx(agg, abs=0.051)
+    assert r["hw_tflops_per_gpu"] * nodes / 1024 == pytest.approx(agg, abs=0.06)
+
+
+def test_seed000_eos_one_billion_tokens():
+    run("ingest", FIXTURES / "mllog" / "seed000-eos-gpt3.txt")
+    r = json.loads(run("report", "--format", "json", "--tokens", "1e9"))[0]
+    assert r["tokens_per_s_logged"] == 5154997.267404211
+    assert 1e9 / r["tokens_per_s_logged"] / 60 == pytest.approx(3.2, abs=0.05)
+    assert 2688 * 2048 / r["tokens_per_s_logged"] == pytest.approx(1.07, abs=0.005)
+    # from the logged per-step times, the same within 0.1 %
+    assert r["time_for_tokens_s"] / 60 == pytest.approx(3.233, rel=2e-3)
+    assert r["step_time_s"] == pytest.approx(1.0679, abs=0.002)
+    assert r["time_to_train_min"] == pytest.approx((1696565401890 - 1696565266887) / 60000)
+
+
+def test_missing_inputs_are_null_and_named_never_zero():
+    run("ingest", FIXTURES / "pax" / "fp8" / "175b" / "128" / "log.out")
+    r = json.loads(run("report", "--format", "json"))[0]
+    for key in ("tokens_per_s", "tflops_per_gpu", "mfu", "days_per_1t_tokens", "aggregate_pflops"):
+        assert r[key] is None
+    assert (
+        "set global_batch_size" in r["missing"]
+        and "set seq_len" in r["missing"]
+        and "set num_gpus" in r["missing"]
+    )
+    # steady state: median of steps 3..20 (warm-up = max(2, 10 % of 20))
+    times = [
+        s["step_time_s"]
+        for s in sorted(
+            json.loads(run("export", "--table", "steps", "--format", "json")),
+            key=lambda s: s["step"],
+        )
+    ]
+    srt = sorted(times[2:])
+    assert r["step_time_s"] == (srt[8] + srt[9]) / 2 and r["n_steady"] == 18
+
+
+def test_explain_names_every_origin(tmp_path):
+    run(
+        "ingest",
+        FIXTURES / "pax" / "fp8" / "175b" / "128" / "log.out",
+        "--path-pattern",
+        "{dtype}/{model}/{num_gpus}/",
+        "--set",
+        "model=gpt3-175b",
+        "--set",
+        "accelerator=h100-sxm",
+    )
+    out = run("report", "--explain")
+    assert "command line --set" in out and "path-pattern {dtype}/{model}/{num_gpus}/" in out
+    assert "catalog gpt3-175b" in out and "catalog h100-sxm fp8 dense" in out
+
+
+def test_estimate_cli_matches_the_seed001_first_column():
+    out = json.loads(
+        run(
+            "estimate",
+            "--model",
+            "gpt3-175b",
+            "--gpus",
+            128,
+            "--global-batch-size",
+            256,
+            "--step-time",
+            7.47,
+            "--dtype",
+            "fp8",
+            "--accelerator",
+            "h100-sxm",
+            "--formula",
+            "dgxc",
+            "--format",
+            "json",
+        )
+    )[0]
+    assert out["tokens_per_s"] == pytest.approx(70185.8, rel=1e-5)
+    assert out["mfu"] == pytest.approx(0.2976, rel=3e-3)
+    assert math.isclose(out["aggregate_pflops"], out["tflops_per_gpu"] * 128 / 1000)
