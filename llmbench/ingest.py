@@ -283,10 +283,17 @@ def _check_unchanged(
     return None
 
 
+def _unreadable(src: Source, error: LLMBenchError) -> FileResult:
+    """A file found by a directory walk that no parser knows is skipped; else it failed."""
+    skipped = isinstance(error, UnrecognisedLogError) and not src.explicit
+    return FileResult(src.path, "skipped" if skipped else "failed", error=error)
+
+
 def _store_outcome(store, src: Source, outcome, parser, settings) -> FileResult:
     if isinstance(outcome, LLMBenchError):
-        if isinstance(outcome, UnrecognisedLogError) and not src.explicit:
-            return FileResult(src.path, "skipped", error=outcome)
+        result = _unreadable(src, outcome)
+        if result.status == "skipped":
+            return result
         if src.path != "-":
             try:
                 st = os.stat(src.path)
@@ -296,7 +303,7 @@ def _store_outcome(store, src: Source, outcome, parser, settings) -> FileResult:
                 )
             except OSError:
                 pass
-        return FileResult(src.path, "failed", error=outcome)
+        return result
     p: ParsedFile = outcome
     fingerprint = settings.fingerprint(src.path, parser)
     old = store.file(p.path)
@@ -384,12 +391,7 @@ def read_logs(
     for src in sources:
         outcome = _parse_job((src.path, parser, settings))
         if isinstance(outcome, LLMBenchError):
-            status = (
-                "skipped"
-                if isinstance(outcome, UnrecognisedLogError) and not src.explicit
-                else "failed"
-            )
-            results.append(FileResult(src.path, status, error=outcome))
+            results.append(_unreadable(src, outcome))
             continue
         runs += outcome.runs
         steps += outcome.steps

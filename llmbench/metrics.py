@@ -149,12 +149,17 @@ FORMULA_HELP = {
 }
 
 
-def model_flops(formula: str, sh: Shape, B: float, recompute: str | None = None) -> float | None:
-    """FLOPs per step by a named formula; None when the shape lacks what it needs."""
+def check_formula(formula: str) -> None:
+    """UsageError naming the valid formulas when ``formula`` is not one of them."""
     if formula not in FORMULAS:
         from .errors import UsageError
 
         raise UsageError(f"unknown formula {formula!r} (formulas: {', '.join(FORMULAS)})")
+
+
+def model_flops(formula: str, sh: Shape, B: float, recompute: str | None = None) -> float | None:
+    """FLOPs per step by a named formula; None when the shape lacks what it needs."""
+    check_formula(formula)
     if not sh.dense_ok or not B:
         return None
     return FORMULAS[formula](sh, float(B), recompute)
@@ -223,7 +228,7 @@ def steady_state(
         "p10": q(0.1),
         "p90": q(0.9),
         "cv": sd / mean if mean else None,
-        "index": [i for i, t in enumerate(ts)][w:],
+        "index": list(range(w, n)),
     }
 
 
@@ -239,8 +244,9 @@ def _num(v: Any) -> float | None:
 
 def resolve_shape(
     run: dict[str, Any], config: dict[str, Any], models: dict | None
-) -> tuple[Shape, dict[str, str]]:
-    """The run's model shape: its own values first, then the model catalog."""
+) -> tuple[Shape, dict[str, str], dict[str, Any]]:
+    """The run's model shape, each value's origin, and the values: the run's own
+    values first, then the model catalog."""
     origin: dict[str, str] = {}
     values: dict[str, Any] = {}
     for k in SHAPE_KEYS:
@@ -266,17 +272,19 @@ def resolve_shape(
         swiglu=bool(values.get("swiglu", False)),
         untied=bool(values.get("untied_embeddings", False)),
         topk=_int(values.get("moe_topk")) or 1,
-        params=_num(values.get("params"))
-        if origin.get("params", "").startswith("catalog")
-        and all(
-            origin.get(k, "catalog").startswith("catalog")
-            for k in ("num_layers", "hidden_size", "vocab_size")
-        )
-        else None,
+        params=_num(values.get("params")) if _catalog_shape(origin) else None,
     )
     if sh.f is None and sh.h:
         sh.assumed.append("ffn_hidden_size = 4 x hidden_size (assumed: not in log or catalog)")
-    return sh, origin
+    return sh, origin, values
+
+
+def _catalog_shape(origin: dict[str, str]) -> bool:
+    """The catalog's exact parameter count holds only for the catalog's own shape."""
+    return origin.get("params", "").startswith("catalog") and all(
+        origin.get(k, "catalog").startswith("catalog")
+        for k in ("num_layers", "hidden_size", "vocab_size")
+    )
 
 
 def _int(v: Any) -> int | None:
@@ -327,7 +335,7 @@ def run_metrics(
             "n_steps",
         )
     }
-    sh, shape_origin = resolve_shape(run, config, models)
+    sh, _, _ = resolve_shape(run, config, models)
     out["seq_len"] = sh.s
     steps = sorted(steps, key=lambda r: r["step"])
     st = steady_state([_num(r.get("step_time_s")) for r in steps], warmup, stat)
@@ -503,7 +511,7 @@ def summarize(
         runs, steps, events = logs.table("runs"), logs.table("steps"), logs.table("events")
     else:
         runs, steps, events = logs.runs, logs.steps, logs.events
-    model_flops(formula, Shape(), 0)  # an unknown name raises UsageError before any work
+    check_formula(formula)
     steps_by = {k: records(g) for k, g in steps.groupby("run_id")} if len(steps) else {}
     mllog_ids = set(runs.loc[runs["parser"] == "mllog", "run_id"]) if len(runs) else set()
     ev = (
@@ -550,7 +558,7 @@ def explain(run: dict[str, Any], models: dict | None = None) -> list[tuple[str, 
     """(input, value, where it came from) for every input of a run's metrics."""
     config = json.loads(run.get("config") or "{}")
     prov = json.loads(run.get("provenance") or "{}")
-    sh, origin = resolve_shape(run, config, models)
+    sh, origin, values = resolve_shape(run, config, models)
     out: list[tuple[str, Any, str]] = []
     for k in (
         "model",
@@ -570,13 +578,7 @@ def explain(run: dict[str, Any], models: dict | None = None) -> list[tuple[str, 
         src = origin.get(k)
         if src == "run":
             src = prov.get(k, "log")
-        v = (
-            run.get(k)
-            if origin.get(k) == "run"
-            else (find_model(run.get("model"), config.get("model_family"), models) or (None, {}))[
-                1
-            ].get(k)
-        )
+        v = values.get(k)
         out.append((k, v, src or "missing"))
     acc = find_accelerator(run.get("accelerator"))
     if acc:

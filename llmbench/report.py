@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+from types import SimpleNamespace
 from typing import Any
 
 from .errors import UsageError
@@ -39,14 +40,9 @@ def summarize_store(db: str | None, select=(), **kw: Any):
         runs = select_runs(store.table("runs"), select)
         if select and not len(runs):
             raise UsageError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
-
-        class _View:
-            pass
-
-        view = _View()
-        view.runs = runs
         ids = tuple(runs["run_id"])
         marks = ",".join("?" * len(ids)) or "NULL"
+        view = SimpleNamespace(runs=runs)
         view.steps = store.table("steps", f"WHERE run_id IN ({marks})", ids)
         view.events = store.table(
             "events", f"WHERE run_id IN ({marks}) AND key = 'tracked_stats'", ids

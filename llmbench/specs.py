@@ -95,37 +95,36 @@ class Accelerator:
 
 
 @cache
-def accelerators() -> dict[str, Accelerator]:
-    out: dict[str, Accelerator] = {}
+def _hardware() -> tuple[dict[str, Accelerator], dict[str, str]]:
+    """The accelerator catalog and its alias table (normalised name -> key), read once."""
+    table: dict[str, Accelerator] = {}
+    aliases: dict[str, str] = {}
     with files("llmbench").joinpath("data/hardware.csv").open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            peaks = {d: float(row[d]) for d in DTYPES if row.get(d)}
-            out[row["key"]] = Accelerator(
-                key=row["key"],
+            key = row["key"]
+            table[key] = Accelerator(
+                key=key,
                 name=row["name"],
-                peaks=peaks,
+                peaks={d: float(row[d]) for d in DTYPES if row.get(d)},
                 memory_gb=float(row["memory_gb"]) if row["memory_gb"] else None,
                 memory_bw_tbs=float(row["memory_bw_tbs"]) if row["memory_bw_tbs"] else None,
                 source=row["source"],
             )
-    return out
-
-
-@cache
-def _aliases() -> dict[str, str]:
-    table: dict[str, str] = {}
-    with files("llmbench").joinpath("data/hardware.csv").open(encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            for name in [row["key"], row["name"], *row["aliases"].split(";")]:
+            for name in [key, row["name"], *row["aliases"].split(";")]:
                 if name.strip():
-                    table[_norm(name)] = row["key"]
-    return table
+                    aliases[_norm(name)] = key
+    return table, aliases
+
+
+def accelerators() -> dict[str, Accelerator]:
+    """The accelerator catalog by key."""
+    return _hardware()[0]
 
 
 def find_accelerator(name: Any) -> Accelerator | None:
     """The catalog entry for an accelerator name as logs print it, or None."""
     if name is None:
         return None
-    n = _norm(name)
-    key = _aliases().get(n) or _aliases().get(_norm(re.sub(r"\(.*?\)", "", str(name))))
-    return accelerators()[key] if key else None
+    table, aliases = _hardware()
+    key = aliases.get(_norm(name)) or aliases.get(_norm(re.sub(r"\(.*?\)", "", str(name))))
+    return table[key] if key else None
