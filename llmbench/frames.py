@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,8 +148,13 @@ def run_rows(
     parser: str,
     framework: str,
     layers: list[tuple[str, dict[str, Any]]],
+    model_shape: Callable[[Any, str | None], tuple[str, dict[str, Any]] | None] | None = None,
 ) -> tuple[list[dict], list[dict], list[dict], list[str]]:
-    """Rows for the runs, steps and events tables; ``run_key`` is the content hash."""
+    """Rows for the runs, steps and events tables; ``run_key`` is the content hash.
+
+    ``model_shape(name, family)`` gives a user-defined model's shape; its values
+    fill only what the log and the layers left unset.
+    """
     runs: list[dict] = []
     steps: list[dict] = []
     events: list[dict] = []
@@ -174,6 +179,15 @@ def run_rows(
             for k, v in values.items():
                 config[k] = v
                 origin[k] = where
+        found = (
+            model_shape(config.get("model"), config.get("model_family")) if model_shape else None
+        )
+        if found:
+            where, values = found
+            for k, v in values.items():
+                if k not in config and k not in ("family", "model"):
+                    config[k] = v
+                    origin[k] = where
         row = dict.fromkeys(RUN_COLUMNS)
         row.update(
             run_id=run_id,

@@ -168,6 +168,7 @@ def parse_file(
         parser=chosen.name,
         framework=chosen.framework,
         layers=settings.layers(path),
+        model_shape=settings.model_shape,
     )
     return ParsedFile(
         path=abspath,

@@ -28,6 +28,7 @@ SHAPE_KEYS = (
     "swiglu",
     "untied_embeddings",
     "moe_topk",
+    "num_experts",
     "params",
 )
 
@@ -46,6 +47,7 @@ class Shape:
     swiglu: bool = False
     untied: bool = False
     topk: int = 1
+    experts: int = 1
     params: float | None = None  # exact count where published
     assumed: list[str] = field(default_factory=list)
 
@@ -64,22 +66,29 @@ class Shape:
         return 1.0
 
 
-def param_count(sh: Shape) -> float | None:
-    """N: the exact catalog count, else GPT (seed 000) or Llama-style arithmetic."""
-    if sh.params:
+def param_count(sh: Shape, active: bool = False) -> float | None:
+    """N: the exact catalog count, else GPT (seed 000) or Llama-style arithmetic.
+
+    For a mixture of experts, ``active=True`` counts the ``topk`` experts a
+    token is routed to instead of all ``experts``.
+    """
+    if sh.params and not (active and sh.experts > 1):
         return float(sh.params)
     if not sh.dense_ok:
         return None
     l, h, V, s = sh.l, sh.h, sh.V, sh.s
-    if not sh.swiglu and sh.groups_ratio() == 1.0 and sh.f in (None, 4 * h):
+    if sh.experts == 1 and not sh.swiglu and sh.groups_ratio() == 1.0 and sh.f in (None, 4 * h):
         return 12 * l * h * h * (1 + 13 / (12 * h) + (V + s) / (12 * l * h))
     kv = 2 * h * h * sh.groups_ratio()
-    mlp = (3 if sh.swiglu else 2) * h * sh.ffn() * sh.topk
-    return l * (2 * h * h + kv + mlp + 2 * h) + V * h * (2 if sh.untied else 1) + h
+    experts = min(sh.topk, sh.experts) if active else sh.experts
+    mlp = (3 if sh.swiglu else 2) * h * sh.ffn() * experts
+    router = h * sh.experts if sh.experts > 1 else 0
+    return l * (2 * h * h + kv + mlp + router + 2 * h) + V * h * (2 if sh.untied else 1) + h
 
 
 def nonembedding_params(sh: Shape) -> float | None:
-    n = param_count(sh)
+    """N without the embeddings (and learned positions for GPT); active experts only."""
+    n = param_count(sh, active=True)
     if n is None:
         return None
     if not sh.swiglu and not sh.params:
@@ -115,7 +124,7 @@ def _dgxc(sh: Shape, B: float) -> float:
 
 
 def _6n(sh: Shape, B: float) -> float | None:
-    n = param_count(sh)
+    n = param_count(sh, active=True)
     return None if n is None else 6 * n * B * sh.s
 
 
@@ -272,7 +281,12 @@ def resolve_shape(
         swiglu=bool(values.get("swiglu", False)),
         untied=bool(values.get("untied_embeddings", False)),
         topk=_int(values.get("moe_topk")) or 1,
-        params=_num(values.get("params")) if _catalog_shape(origin) else None,
+        experts=_int(values.get("num_experts")) or 1,
+        params=(
+            _num(values.get("params"))
+            if origin.get("params") == "run" or _catalog_shape(origin)
+            else None
+        ),
     )
     if sh.f is None and sh.h:
         sh.assumed.append("ffn_hidden_size = 4 x hidden_size (assumed: not in log or catalog)")
@@ -418,6 +432,7 @@ def run_metrics(
         out["tflops_per_gpu"] * n / 1000 if out["tflops_per_gpu"] and n else None
     )
     out["model_state_bytes_per_gpu"] = _model_state_bytes(out["params"], run)
+    out.update(comm_bytes_per_gpu(sh, out["params"], B, run))
     # what the log printed itself
     logged = _stat_of([_num(r.get("tflops_per_gpu_logged")) for r in steady_rows], stat)
     out["tflops_per_gpu_logged"] = logged
@@ -454,6 +469,37 @@ def _model_state_bytes(params: float | None, run: dict[str, Any]) -> float | Non
     if dp is None:
         return None
     return {1: (4 + 12 / dp) * p, 2: (2 + 14 / dp) * p, 3: 16 * p / dp}.get(int(z))
+
+
+def comm_bytes_per_gpu(
+    sh: Shape, params: float | None, B: float | None, run: dict[str, Any]
+) -> dict[str, float | None]:
+    """Bytes each GPU sends per step for DP, TP and PP (ring collectives).
+
+    DP: the gradient all-reduce, 2(d-1)/d x N/(t p) x gradient bytes.
+    TP: 4 all-reduces per layer (2 forward, 2 backward) of b s h activations for
+    each of the B/d sequences a GPU sees, 2(t-1)/t x 4 x (l/p) x (B/d) s h x act bytes.
+    PP: activations forward and their gradients backward at each stage boundary,
+    2 x (B/d) s h x act bytes (0 with one stage). Gradient and activation bytes
+    are 4 for fp32/tf32 runs and 2 otherwise (fp8 runs communicate in bf16).
+    """
+    tp, pp, dp = (_num(run.get(k)) for k in ("tp", "pp", "dp"))
+    n = _num(run.get("num_gpus"))
+    if dp is None and n and tp and pp:
+        dp = n / (tp * pp)
+    width = 4 if str(run.get("dtype") or "").lower() in ("fp32", "tf32", "float32") else 2
+    out: dict[str, float | None] = dict.fromkeys(
+        ("comm_dp_bytes_per_gpu", "comm_tp_bytes_per_gpu", "comm_pp_bytes_per_gpu")
+    )
+    if None in (tp, pp, dp):
+        return out
+    if params is not None:
+        out["comm_dp_bytes_per_gpu"] = 2 * (dp - 1) / dp * params / (tp * pp) * width
+    if B and sh.s and sh.h and sh.l:
+        act = B / dp * sh.s * sh.h * width  # one activation tensor for all of a GPU's sequences
+        out["comm_tp_bytes_per_gpu"] = 2 * (tp - 1) / tp * 4 * (sh.l / pp) * act
+        out["comm_pp_bytes_per_gpu"] = 2 * act if pp > 1 else 0.0
+    return out
 
 
 def _mllog_throughput(

@@ -198,7 +198,20 @@ class Settings:
             out.append(("command line --set", self.cli))
         return out
 
+    def model_shape(self, name: Any, family: str | None = None) -> tuple[str, dict] | None:
+        """(origin, shape values) of a ``[models.NAME]`` table matching ``name``, or None."""
+        if not self.models or name is None:
+            return None
+        from .specs import find_model
+
+        found = find_model(name, family, self.models)
+        if found is None or found[0] not in self.models:
+            return None
+        key, spec = found
+        values = {normalise_key(k): coerce(normalise_key(k), v) for k, v in spec.items()}
+        return f"settings {self.settings_file} [models.{key}]", values
+
     def fingerprint(self, path: str, parser: str | None = None) -> str:
         """A hash of what applies to ``path``: a change means re-ingest."""
-        blob = json.dumps([self.layers(path), parser], sort_keys=True, default=str)
+        blob = json.dumps([self.layers(path), self.models, parser], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -347,3 +347,83 @@ def test_estimate_cli_matches_the_seed001_first_column():
     assert out["tokens_per_s"] == pytest.approx(70185.8, rel=1e-5)
     assert out["mfu"] == pytest.approx(0.2976, rel=3e-3)
     assert math.isclose(out["aggregate_pflops"], out["tflops_per_gpu"] * 128 / 1000)
+
+
+def test_mixtral_total_and_active_parameters():
+    # published: Mixtral 8x7B 46.7B total / 12.9B active; 8x22B 141B / 39B
+    for name, total, active in (
+        ("mixtral-8x7b", 46.7e9, 12.9e9),
+        ("mixtral-8x22b", 141e9, 39e9),
+    ):
+        spec = models()[name]
+        sh = Shape(
+            l=spec["num_layers"],
+            h=spec["hidden_size"],
+            a=spec["num_attention_heads"],
+            g=spec["num_query_groups"],
+            f=spec["ffn_hidden_size"],
+            V=spec["vocab_size"],
+            s=spec["seq_len"],
+            swiglu=True,
+            untied=True,
+            topk=2,
+            experts=8,
+        )
+        assert param_count(sh) == spec["params"]
+        assert param_count(sh) == pytest.approx(total, rel=0.005)
+        assert param_count(sh, active=True) == pytest.approx(active, rel=0.005)
+        # 6N uses active parameters; Megatron counts top-2 expert MLPs per token
+        assert model_flops("6n", sh, 1) == 6 * param_count(sh, active=True) * sh.s
+        dense = Shape(**{**sh.__dict__, "topk": 1, "experts": 1, "params": None, "assumed": []})
+        mlp = 12 * sh.s * sh.l * sh.h * sh.h * (sh.f / sh.h) * 1.5
+        assert model_flops("megatron", sh, 1) - model_flops("megatron", dense, 1) == (
+            pytest.approx(mlp, rel=1e-12)
+        )
+
+
+def test_communication_volume_per_gpu():
+    from llmbench.metrics import comm_bytes_per_gpu
+
+    run_ = {"tp": 8, "pp": 8, "dp": 16, "dtype": "bf16"}
+    out = comm_bytes_per_gpu(GPT3, 175e9, 1536, run_)
+    # DP ring all-reduce of bf16 gradients: 2 * 15/16 * 175e9/64 * 2 bytes
+    assert out["comm_dp_bytes_per_gpu"] == pytest.approx(10_253_906_250)
+    # one activation tensor per GPU: 1536/16 sequences * 2048 * 12288 * 2 bytes
+    act = 4_831_838_208
+    assert out["comm_tp_bytes_per_gpu"] == pytest.approx(2 * 7 / 8 * 4 * 12 * act)
+    assert out["comm_pp_bytes_per_gpu"] == pytest.approx(2 * act)
+    # no pipeline: no P2P; one TP rank: no all-reduce; fp32 doubles the bytes
+    out = comm_bytes_per_gpu(GPT3, 175e9, 1536, {"tp": 1, "pp": 1, "num_gpus": 4, "dtype": "fp32"})
+    assert out["comm_pp_bytes_per_gpu"] == 0 and out["comm_tp_bytes_per_gpu"] == 0
+    assert out["comm_dp_bytes_per_gpu"] == pytest.approx(2 * 3 / 4 * 175e9 * 4)
+    # topology unknown: missing, not zero
+    assert set(comm_bytes_per_gpu(GPT3, 175e9, 1536, {}).values()) == {None}
+
+
+def test_user_model_from_the_settings_file_is_stored_at_ingest(tmp_path):
+    settings = write(
+        tmp_path / "s.toml",
+        'model = "my-30b"\naccelerator = "h100-sxm"\ndtype = "bf16"\nnum_gpus = 128\n'
+        "global_batch_size = 256\n"
+        "[models.my-30b]\nnum_layers = 48\nhidden_size = 7168\nnum_attention_heads = 56\n"
+        "vocab_size = 51200\nseq_len = 2048\nffn_hidden_size = 28672\n",
+    )
+    run("ingest", FIXTURES / "pax" / "fp8" / "175b" / "128" / "log.out", "--settings", settings)
+    # the report needs no --settings: the shape was stored with the run
+    r = json.loads(run("report", "--format", "json"))[0]
+    sh = Shape(l=48, h=7168, a=56, V=51200, s=2048, f=28672)
+    expect = model_flops("megatron", sh, 256) / r["step_time_s"] / 128 / 1e12
+    assert r["tflops_per_gpu"] == pytest.approx(expect, rel=1e-12)
+    assert r["mfu"] == pytest.approx(expect / 989.4, rel=1e-12)
+    assert "[models.my-30b]" in run("report", "--explain")
+    # --set params= overrides the computed count
+    run(
+        "ingest",
+        FIXTURES / "pax" / "fp8" / "175b" / "128" / "log.out",
+        "--settings",
+        settings,
+        "--set",
+        "params=3e10",
+    )
+    r = json.loads(run("report", "--format", "json", "--formula", "6n"))[0]
+    assert r["params"] == 3e10
