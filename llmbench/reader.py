@@ -200,15 +200,17 @@ def expand_paths(paths: Iterable[str]) -> tuple[list[Source], list[InputError]]:
     Returns the sources in a stable order (no duplicates) and one InputError per
     argument that matched nothing.
     """
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     out: list[Source] = []
     errors: list[InputError] = []
 
     def add(p: str, explicit: bool) -> None:
-        key = p if p == "-" else os.path.normpath(p)
+        key = p if p == "-" else os.path.normpath(os.path.abspath(p))
         if key not in seen:
-            seen.add(key)
+            seen[key] = len(out)
             out.append(Source(p, explicit))
+        elif explicit and not out[seen[key]].explicit:
+            out[seen[key]] = Source(out[seen[key]].path, True)  # named: its failure counts
 
     for arg in paths:
         arg = str(arg)

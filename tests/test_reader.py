@@ -105,7 +105,8 @@ def test_expand_paths(tmp_path):
     )
     names = [s.path.split("/")[-1] for s in srcs]
     assert names == ["a.log", "b.out.gz", "-"]
-    assert [s.explicit for s in srcs] == [False, False, True]
+    # a.log is found by the walk and also named: named wins (its failure is an error)
+    assert [s.explicit for s in srcs] == [True, False, True]
     assert len(errs) == 1 and "matches no file" in str(errs[0])
     _, errs = expand_paths([str(tmp_path / "e")])
     assert "holds no log files" in str(errs[0])
