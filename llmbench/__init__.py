@@ -5,6 +5,8 @@ Notebook API::
     import llmbench
     logs = llmbench.read_logs("results/*.out", settings={"num_gpus": 128})
     logs.runs, logs.steps, logs.events        # pandas DataFrames
+    table = llmbench.summarize(logs, formula="megatron")
+    llmbench.plot_scaling(table)              # matplotlib Axes
 
 The heavy modules (pandas, matplotlib) load only when a function needs them.
 """
@@ -22,6 +24,10 @@ _EXPORTS = {
     "parse_file": "llmbench.ingest",
     "summarize": "llmbench.metrics",
     "estimate": "llmbench.report",
+    "plot_scaling": "llmbench.plots",
+    "plot_steps": "llmbench.plots",
+    "plot_topology": "llmbench.plots",
+    "plot_loss": "llmbench.plots",
     "Logs": "llmbench.ingest",
     "Settings": "llmbench.settings",
     "Store": "llmbench.store",

@@ -389,9 +389,15 @@ def report(
     from .settings import Settings
 
     models = Settings.build(settings_file=settings_file).models if settings_file else None
+    if plot:
+        from .plots import check_path
+
+        check_path(plot)
     table, runs = summarize_store(
         db, select, formula=formula, warmup=warmup, stat=stat, tokens=tokens, models=models
     )
+    if plot:
+        _draw("scaling", plot, table=table, group_by=group_by)
     if explain:
         for run in runs:
             click.echo(f"{run['run_id']}  {_rel(run['source'])}")
@@ -419,6 +425,92 @@ def report(
     if "source" in table.columns and fmt in ("table", "markdown"):
         table = table.assign(source=[_rel(s) for s in table["source"]])
     click.echo(render(table, fmt), nl=False)
+
+
+def _draw(kind: str, output: str, **kw: Any) -> None:
+    """Draw a figure; runs left out of it are noted on stderr."""
+    import warnings
+
+    from .plots import DataWarning, use_agg
+    from .report import draw
+
+    use_agg()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        draw(kind, output, **kw)
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            click.echo(f"note: {w.message}", err=True)
+    click.echo(f"wrote {kind} figure -> {output}", err=True)
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["scaling", "steps", "topology", "loss"]))
+@click.argument("select", nargs=-1, metavar="[RUN_ID|GLOB]...")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Figure file; the format follows the suffix: .png, .svg, .pdf.",
+)
+@db_option
+@metric_options
+@click.option("--group-by", help="scaling: one series per value of this column [default: model].")
+@click.option(
+    "--value",
+    default="step_time_s",
+    show_default=True,
+    type=click.Choice(
+        [
+            "step_time_s",
+            "tflops_per_gpu",
+            "hw_tflops_per_gpu",
+            "tflops_per_gpu_logged",
+            "mfu",
+            "hfu",
+            "tokens_per_s",
+            "tokens_per_s_per_gpu",
+        ]
+    ),
+    help="topology: the value drawn per run.",
+)
+@click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(dir_okay=False),
+    help="Settings file for [models.<name>] shapes.",
+)
+def plot(kind, select, output, db, formula, warmup, stat, tokens, group_by, value, settings_file):
+    """Draw a figure of the selected runs: scaling, steps, topology or loss.
+
+    \b
+    scaling   tokens/s against GPUs (log-log) with the ideal line; efficiency and MFU
+    steps     step time over steps per run; warm-up shaded, steady-state line
+    topology  a bar per run of --value, labelled GPUs and DP/TP/PP/MBS
+    loss      training loss against tokens consumed
+
+    \b
+    Example:
+      llmbench plot scaling -o scaling.png --stat last --formula dgxc
+      llmbench plot topology 'topology-*' --value hw_tflops_per_gpu -o topo.svg
+    """
+    from .settings import Settings
+
+    models = Settings.build(settings_file=settings_file).models if settings_file else None
+    _draw(
+        kind,
+        output,
+        db=db,
+        select=select,
+        group_by=group_by,
+        value=value,
+        formula=formula,
+        warmup=warmup,
+        stat=stat,
+        tokens=tokens,
+        models=models,
+    )
 
 
 @cli.command()

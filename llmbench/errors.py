@@ -57,3 +57,7 @@ class SettingsError(UsageError):
 
 class StoreError(LLMBenchError):
     """The SQLite store cannot be opened, read or written."""
+
+
+class NoDataError(LLMBenchError):
+    """What was asked for needs values that no selected run has (e.g. nothing to plot)."""

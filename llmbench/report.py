@@ -34,8 +34,9 @@ def select_runs(runs, select: tuple[str, ...] | list[str]):
     return runs[keep]
 
 
-def summarize_store(db: str | None, select=(), **kw: Any):
-    """(metrics table, selected run rows) for the store at ``db``."""
+def load_selection(db: str | None, select=()) -> SimpleNamespace:
+    """The selected runs with their steps and ``tracked_stats`` events (``.runs``,
+    ``.steps``, ``.events`` DataFrames, like ``read_logs``)."""
     with Store(db) as store:
         runs = select_runs(store.table("runs"), select)
         if select and not len(runs):
@@ -47,7 +48,13 @@ def summarize_store(db: str | None, select=(), **kw: Any):
         view.events = store.table(
             "events", f"WHERE run_id IN ({marks}) AND key = 'tracked_stats'", ids
         )
-    return summarize(view, **kw), records(runs)
+    return view
+
+
+def summarize_store(db: str | None, select=(), **kw: Any):
+    """(metrics table, selected run rows) for the store at ``db``."""
+    view = load_selection(db, select)
+    return summarize(view, **kw), records(view.runs)
 
 
 def estimate(
@@ -104,3 +111,40 @@ def estimate(
         models=models,
     )
     return pd.DataFrame([row])
+
+
+def draw(
+    kind: str,
+    path: str,
+    db: str | None = None,
+    select=(),
+    *,
+    group_by: str | None = None,
+    value: str = "step_time_s",
+    table=None,
+    **kw: Any,
+) -> str:
+    """Draw figure ``kind`` (scaling, steps, topology, loss) of the selected runs to
+    ``path`` (png, svg, pdf). ``kw`` are ``summarize``'s metric options; ``table``,
+    when given, is an already computed metrics table. Returns the path."""
+    from . import plots
+
+    if kind not in plots.KINDS:
+        raise UsageError(f"unknown figure {kind!r} (figures: {', '.join(plots.KINDS)})")
+    plots.check_path(path)  # before any work
+    view = load_selection(db, select) if table is None or kind in ("steps", "loss") else None
+    if table is None and kind in ("scaling", "topology"):
+        table = summarize(view, **kw)
+    figures = {
+        "scaling": lambda: plots.plot_scaling(table, group_by=group_by),
+        "topology": lambda: plots.plot_topology(table, value=value),
+        "steps": lambda: plots.plot_steps(
+            view, warmup=kw.get("warmup"), stat=kw.get("stat", "median")
+        ),
+        "loss": lambda: plots.plot_loss(view),
+    }
+    ax = figures[kind]()
+    try:
+        return plots.save(ax, path)
+    finally:
+        plots.close(ax)

@@ -71,7 +71,7 @@ def test_reingest_is_a_noop_and_changed_file_replaces(tmp_path):
     ]
     r = run("ingest", d)
     assert r.exit_code == 0
-    assert "0 ingested, 9 unchanged" in r.output
+    assert f"0 ingested, {counts[3]} unchanged" in r.output and counts[3] >= 9
     assert [
         con.execute(f"select count(*) from {t}").fetchone()[0]
         for t in ("runs", "steps", "events", "files")

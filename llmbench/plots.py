@@ -1,0 +1,460 @@
+"""Figures from a metrics table or step rows: scaling, step times, topology, loss.
+
+Every function draws on the Axes it is given (or on a new figure) and returns
+the Axes, so notebooks and the CLI share one implementation. A run that lacks
+the value a figure needs is left out with a ``DataWarning`` naming it; a figure
+with nothing to draw raises ``NoDataError`` instead of writing an empty file.
+matplotlib is imported only here, and only when a function runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import warnings
+from typing import Any
+
+from .errors import NoDataError, UsageError
+from .metrics import steady_state
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with every common
+# form of colour-vision deficiency.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+KINDS = ("scaling", "steps", "topology", "loss")
+ANNOTATE_MAX = 40  # points beyond which labels would only overlap
+STYLE = {
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "savefig.dpi": 150,
+}
+VALUE_LABELS = {
+    "step_time_s": ("Step time (s per iteration)", 1.0, True),
+    "tflops_per_gpu": ("Model TFLOP/s per GPU", 1.0, False),
+    "hw_tflops_per_gpu": ("Hardware TFLOP/s per GPU", 1.0, False),
+    "tflops_per_gpu_logged": ("Logged TFLOP/s per GPU", 1.0, False),
+    "mfu": ("MFU (%)", 100.0, False),
+    "hfu": ("HFU (%)", 100.0, False),
+    "tokens_per_s": ("Throughput (tokens/s)", 1.0, False),
+    "tokens_per_s_per_gpu": ("Throughput per GPU (tokens/s)", 1.0, False),
+}
+
+
+class DataWarning(UserWarning):
+    """A run left out of a figure because it lacks a value the figure needs."""
+
+
+def _pyplot():
+    # matplotlib picks Agg by itself when there is no display, and the inline
+    # backend in Jupyter; the CLI asks for Agg explicitly (see ``use_agg``).
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _styled(figsize: tuple[float, float] | None):
+    """(style context, new Figure or None). The figure is made before entering the
+    style context: Jupyter's inline backend switches interactive mode on when the
+    first figure is made, and leaving an ``rc_context`` would switch it off again,
+    so later figures would not show."""
+    plt = _pyplot()
+    fig = plt.figure(figsize=figsize, layout="constrained") if figsize else None
+    return plt.rc_context(STYLE), fig
+
+
+def use_agg() -> None:
+    """Draw off-screen: for the command line, which only writes files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
+def _present(v: Any) -> bool:
+    if v is None:
+        return False
+    try:
+        return not math.isnan(float(v))
+    except (TypeError, ValueError):
+        return True
+
+
+def _short(v: float) -> str:
+    """70185.8 -> '70.2k', 1045961 -> '1.05M'."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
+def topology_label(row: dict[str, Any]) -> str:
+    """'DP4 TP8 PP12 MBS2' from whichever of dp/tp/pp/micro_batch_size a run has."""
+    parts = [
+        f"{name}{int(row[k])}"
+        for name, k in (("DP", "dp"), ("TP", "tp"), ("PP", "pp"), ("MBS", "micro_batch_size"))
+        if _present(row.get(k))
+    ]
+    return " ".join(parts)
+
+
+def run_label(row: dict[str, Any]) -> str:
+    """A short name for a run: its source's last two path parts, or its id."""
+    src = row.get("source")
+    if isinstance(src, str) and src and not src.startswith("<"):
+        parts = src.replace(os.sep, "/").split("/")
+        name = "/".join(parts[-2:])
+        return (
+            f"{name} #{int(row['segment'])}"
+            if _present(row.get("segment")) and row["segment"]
+            else name
+        )
+    return str(row.get("run_id"))
+
+
+def _rows(table) -> list[dict[str, Any]]:
+    from .formats import records
+
+    return records(table) if hasattr(table, "columns") else list(table)
+
+
+def _usable(rows: list[dict], needed: tuple[str, ...], figure: str) -> list[dict]:
+    keep = []
+    for r in rows:
+        missing = [k for k in needed if not _present(r.get(k))]
+        if missing:
+            warnings.warn(
+                f"{run_label(r)}: left out of the {figure} figure (no {', '.join(missing)})",
+                DataWarning,
+                stacklevel=3,
+            )
+        else:
+            keep.append(r)
+    if not keep:
+        raise NoDataError(
+            f"no run has {' and '.join(needed)} for the {figure} figure",
+            remedy="see `llmbench report`: its `missing` column says what to --set at ingest",
+        )
+    return keep
+
+
+def _series(rows: list[dict], group_by: str | None) -> list[tuple[str, list[dict]]]:
+    if group_by is None:
+        models = {r.get("model") for r in rows if _present(r.get("model"))}
+        group_by = "model" if len(models) > 1 else None
+    if group_by is None:
+        return [("", rows)]
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        v = r.get(group_by)
+        groups.setdefault(str(v) if _present(v) else "(none)", []).append(r)
+    return [(f"{group_by}={k}", v) for k, v in sorted(groups.items())]
+
+
+def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool | None = None):
+    """Throughput against GPUs with the ideal line; scaling efficiency and MFU.
+
+    ``table`` is ``summarize()``'s DataFrame (or its records). ``ax`` is None (a
+    new two-panel figure), one Axes (the throughput panel only) or two Axes.
+    Returns the list of Axes drawn: [throughput, efficiency] or [throughput].
+    Ideal: linear from the series' smallest GPU count (its best run there).
+    Efficiency: (tokens/s per GPU) / (the same at the smallest count), in %.
+    """
+    rows = _usable(_rows(table), ("num_gpus", "tokens_per_s"), "scaling")
+    series = _series(rows, group_by)
+    if annotate is None:
+        annotate = len(rows) <= ANNOTATE_MAX
+    style, fig = _styled((11, 4.5) if ax is None else None)
+    with style:
+        if fig is not None:
+            axes = list(fig.subplots(1, 2))
+        elif isinstance(ax, list | tuple):
+            axes = list(ax)
+        else:
+            axes = [ax]
+        left = axes[0]
+        right = axes[1] if len(axes) > 1 else None
+        for i, (name, srows) in enumerate(series):
+            colour, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+            _scaling_series(left, right, name, srows, colour, marker, annotate)
+        left.set_xscale("log", base=2)
+        left.set_yscale("log")
+        left.set_xlabel("GPUs")
+        left.set_ylabel("Throughput (tokens/s)")
+        left.set_title("Throughput against GPUs (log-log)")
+        _gpu_ticks(left, rows)
+        left.legend(loc="upper left")
+        if right is not None:
+            right.set_xscale("log", base=2)
+            right.set_xlabel("GPUs")
+            right.set_ylabel("Percent (%)")
+            right.set_title("Scaling efficiency and MFU")
+            right.set_ylim(0, max(105.0, right.get_ylim()[1]))
+            _gpu_ticks(right, rows)
+            right.legend(loc="lower left")
+    return axes
+
+
+def _scaling_series(left, right, name, rows, colour, marker, annotate) -> None:
+    rows = sorted(rows, key=lambda r: float(r["num_gpus"]))
+    best: dict[float, dict] = {}
+    for r in rows:
+        x = float(r["num_gpus"])
+        if x not in best or r["tokens_per_s"] > best[x]["tokens_per_s"]:
+            best[x] = r
+    xs = sorted(best)
+    ys = [best[x]["tokens_per_s"] for x in xs]
+    x0, y0 = xs[0], ys[0]
+    tag = f"{name} " if name else ""
+    left.plot(xs, ys, color=colour, marker=marker, label=f"{tag}measured", zorder=3)
+    others = [r for r in rows if best[float(r["num_gpus"])] is not r]
+    if others:  # same GPU count, other topologies: shown, not averaged
+        left.scatter(
+            [r["num_gpus"] for r in others],
+            [r["tokens_per_s"] for r in others],
+            color=colour,
+            marker=marker,
+            facecolors="none",
+            label=f"{tag}other topologies",
+            zorder=3,
+        )
+    left.plot(
+        xs, [y0 * x / x0 for x in xs], color=colour, linestyle="--", alpha=0.6, label=f"{tag}ideal"
+    )
+    if annotate:
+        for r in rows:
+            topo = topology_label(r)
+            text = _short(r["tokens_per_s"]) + (f"\n{topo}" if topo else "")
+            left.annotate(
+                text,
+                (r["num_gpus"], r["tokens_per_s"]),
+                textcoords="offset points",
+                xytext=(4, -12),
+                fontsize=7,
+                color=colour,
+            )
+    if right is None:
+        return
+    eff = [(best[x]["tokens_per_s"] / x) / (y0 / x0) * 100 for x in xs]
+    right.plot(xs, eff, color=colour, marker=marker, label=f"{tag}scaling efficiency")
+    mfu = [(x, best[x]["mfu"] * 100) for x in xs if _present(best[x].get("mfu"))]
+    if mfu:
+        right.plot(
+            [m[0] for m in mfu],
+            [m[1] for m in mfu],
+            color=colour,
+            marker=marker,
+            linestyle=":",
+            label=f"{tag}MFU",
+        )
+    if annotate:
+        for x, e in zip(xs, eff, strict=True):
+            right.annotate(
+                f"{e:.1f}%", (x, e), textcoords="offset points", xytext=(0, 6), fontsize=7
+            )
+
+
+def _gpu_ticks(ax, rows) -> None:
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    counts = sorted({float(r["num_gpus"]) for r in rows})
+    if len(counts) <= 12:
+        ax.xaxis.set_major_locator(FixedLocator(counts))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([f"{c:g}" for c in counts])
+
+
+def _steps_frame(steps):
+    """(steps DataFrame, run rows by run_id) from a Logs-like object or a DataFrame."""
+    if hasattr(steps, "steps") and hasattr(steps, "runs"):
+        from .formats import records
+
+        return steps.steps, {r["run_id"]: r for r in records(steps.runs)}
+    return steps, {}
+
+
+def plot_steps(steps, ax=None, *, warmup: int | None = None, stat: str = "median"):
+    """Step time over steps per run: warm-up shaded, the steady-state statistic as a line.
+
+    ``steps`` is what ``read_logs`` returns (or its ``steps`` DataFrame);
+    ``warmup`` and ``stat`` follow ``summarize``. Returns the Axes.
+    """
+    frame, runs = _steps_frame(steps)
+    if frame is None or not len(frame) or "step_time_s" not in frame:
+        raise NoDataError("no step times to plot")
+    drawn = 0
+    style, fig = _styled((9, 4.5) if ax is None else None)
+    with style:
+        if fig is not None:
+            ax = fig.subplots()
+        lo, hi = math.inf, 0.0
+        for i, (run_id, g) in enumerate(frame.groupby("run_id", sort=False)):
+            g = g[g["step_time_s"].notna()].sort_values("step")
+            label = run_label(runs.get(run_id, {"run_id": run_id}))
+            if not len(g):
+                warnings.warn(f"{label}: no step times", DataWarning, stacklevel=2)
+                continue
+            colour = PALETTE[i % len(PALETTE)]
+            xs, ts = list(g["step"]), list(g["step_time_s"])
+            lo, hi = min(lo, *ts), max(hi, *ts)
+            st = steady_state(ts, warmup, stat)
+            w = st["warmup"]
+            ax.plot(
+                xs,
+                ts,
+                color=colour,
+                marker="." if len(xs) < 200 else None,
+                label=f"{label} ({stat} {st['value']:.4g} s)",
+            )
+            if w:
+                ax.axvspan(xs[0], xs[w], color="0.5", alpha=0.06, lw=0)
+            ax.hlines(st["value"], xs[w], xs[-1], color=colour, linestyle="--", lw=1)
+            drawn += 1
+        if not drawn:
+            raise NoDataError("no run has step times")
+        if lo > 0 and hi / lo > 10:  # runs of very different sizes: keep each readable
+            ax.set_yscale("log")
+        ax.set_xlabel("Step")
+        ax.set_ylabel("Step time (s)")
+        ax.set_title(f"Step time per step (shaded: warm-up; dashed: steady-state {stat})")
+        if drawn <= 12:
+            ax.legend(loc="upper right")
+    return ax
+
+
+def plot_topology(table, ax=None, *, value: str = "step_time_s", limit: int = 60):
+    """One bar per run, labelled GPUs and DP/TP/PP/MBS, of ``value`` (seed 002 tables).
+
+    Bars are sorted best first (shortest step time, highest throughput); beyond
+    ``limit`` bars the rest are left out with a DataWarning. Returns the Axes.
+    """
+    if value not in VALUE_LABELS:
+        raise UsageError(f"unknown value {value!r} (values: {', '.join(VALUE_LABELS)})")
+    title, scale, lower_is_better = VALUE_LABELS[value]
+    rows = _usable(_rows(table), (value,), "topology")
+    rows.sort(key=lambda r: r[value], reverse=not lower_is_better)
+    if len(rows) > limit:
+        warnings.warn(
+            f"{len(rows) - limit} runs beyond the best {limit} left out of the topology figure",
+            DataWarning,
+            stacklevel=2,
+        )
+        rows = rows[:limit]
+    style, fig = _styled((8, 1.2 + 0.35 * len(rows)) if ax is None else None)
+    with style:
+        if fig is not None:
+            ax = fig.subplots()
+        gpus = sorted({r.get("num_gpus") for r in rows if _present(r.get("num_gpus"))})
+        colour_of = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(gpus)}
+        labels = []
+        for r in rows:
+            topo = topology_label(r) or run_label(r)
+            n = f"{int(r['num_gpus'])} GPUs  " if _present(r.get("num_gpus")) else ""
+            labels.append(n + topo)
+        ys = list(range(len(rows)))
+        vals = [r[value] * scale for r in rows]
+        bars = ax.barh(ys, vals, color=[colour_of.get(r.get("num_gpus"), PALETTE[0]) for r in rows])
+        ax.bar_label(bars, labels=[f"{v:.4g}" for v in vals], padding=3, fontsize=8)
+        ax.set_yticks(ys, labels)
+        ax.invert_yaxis()  # best on top
+        ax.set_xlabel(title)
+        ax.set_title(f"{title} by topology ({'lower' if lower_is_better else 'higher'} is better)")
+        ax.grid(axis="y", visible=False)
+    return ax
+
+
+def plot_loss(steps, ax=None):
+    """Loss against consumed tokens (or against steps when tokens are not logged)."""
+    frame, runs = _steps_frame(steps)
+    if frame is None or not len(frame) or "loss" not in frame or frame["loss"].isna().all():
+        raise NoDataError("no run logs a loss")
+    style, fig = _styled((8, 4.5) if ax is None else None)
+    with style:
+        if fig is not None:
+            ax = fig.subplots()
+        curves = []
+        for run_id, g in frame.groupby("run_id", sort=False):
+            label = run_label(runs.get(run_id, {"run_id": run_id}))
+            g = g[g["loss"].notna()].sort_values("step")
+            if not len(g):
+                warnings.warn(f"{label}: no loss", DataWarning, stacklevel=2)
+                continue
+            curves.append((label, g, _tokens(g, runs.get(run_id, {}))))
+        by_tokens = all(t is not None for *_, t in curves)
+        if not by_tokens and any(t is not None for *_, t in curves):
+            warnings.warn(
+                "some runs lack tokens consumed: loss drawn against steps",
+                DataWarning,
+                stacklevel=2,
+            )
+        for i, (label, g, tokens) in enumerate(curves):
+            x = tokens if by_tokens else list(g["step"])
+            ax.plot(x, list(g["loss"]), color=PALETTE[i % len(PALETTE)], label=label)
+        ax.set_xlabel("Tokens consumed" if by_tokens else "Step")
+        ax.set_ylabel("Training loss")
+        ax.set_title("Training loss")
+        if len(ax.get_lines()) <= 12:
+            ax.legend(loc="upper right")
+    return ax
+
+
+def check_path(path: str) -> str:
+    """The figure format of ``path`` ('png', 'svg', 'pdf'); UsageError otherwise."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in FIGURE_SUFFIXES:
+        raise UsageError(
+            f"cannot tell the figure format from {path!r}",
+            remedy=f"end the file name with {', '.join(FIGURE_SUFFIXES)}",
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"folder {folder!r} does not exist", path=path)
+    return suffix[1:]
+
+
+def _tokens(g, run: dict[str, Any]) -> list[float] | None:
+    """Tokens consumed at each step: logged, else samples x seq_len, else step x B x s."""
+    s, B = run.get("seq_len"), run.get("global_batch_size")
+    if "consumed_tokens" in g and g["consumed_tokens"].notna().all():
+        return [float(v) for v in g["consumed_tokens"]]
+    if _present(s) and "consumed_samples" in g and g["consumed_samples"].notna().all():
+        return [float(v) * s for v in g["consumed_samples"]]
+    if _present(s) and _present(B):
+        return [float(v) * B * s for v in g["step"]]
+    return None
+
+
+def save(fig_or_ax, path: str) -> str:
+    """Write a figure (png, svg or pdf by the suffix) atomically; returns the path."""
+    fmt = check_path(path)
+    fig = fig_or_ax if hasattr(fig_or_ax, "savefig") else _figure_of(fig_or_ax)
+    suffix = "." + fmt
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=folder, prefix=".llmbench-")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a figure is not
+    try:
+        fig.savefig(tmp, format=fmt, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _figure_of(ax):
+    return (ax[0] if isinstance(ax, list | tuple) else ax).get_figure()
+
+
+def close(fig_or_ax) -> None:
+    """Free a figure made for saving (the CLI draws many)."""
+    plt = _pyplot()
+    plt.close(fig_or_ax if hasattr(fig_or_ax, "savefig") else _figure_of(fig_or_ax))

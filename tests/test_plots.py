@@ -1,0 +1,203 @@
+"""Figures: the plotted data, checked through the Axes, and the files the CLI writes."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+from click.testing import CliRunner
+from conftest import FIXTURES, write
+
+import llmbench
+from llmbench.cli import cli
+from llmbench.plots import DataWarning, plot_scaling, plot_steps, plot_topology
+from llmbench.report import summarize_store
+
+PAX = FIXTURES / "pax" / "fp8" / "175b"
+SETTINGS = FIXTURES / "settings.toml"
+TOPOLOGY = FIXTURES / "megatron_deepspeed" / "topology-48n-181b"
+# seed 001: GPUs -> last step time (s); GBS = 2 x GPUs, s = 2048
+SEED001 = {128: 7.47, 256: 7.58, 512: 7.60, 1024: 7.89, 2048: 8.02}
+# seed 002, "48 node contenders" (NHIDDEN=14336 / NLAYERS=72): (DP, PP, MBS) -> TFLOPs
+SEED002 = {
+    (4, 12, 1): 112.49,
+    (4, 12, 2): 120.29,
+    (4, 12, 4): 130.34,
+    (4, 12, 8): 124.72,
+    (8, 6, 1): 115.31,
+    (8, 6, 2): 123.05,
+    (8, 6, 4): 132.71,
+}
+
+
+def run(*args):
+    r = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return r
+
+
+def ok(*args):
+    r = run(*args)
+    assert r.exit_code == 0, r.output + r.stderr
+    return r
+
+
+@pytest.fixture
+def pax_store():
+    ok("ingest", PAX, "--settings", SETTINGS)
+
+
+def test_scaling_axes_hold_the_seed001_points_and_the_ideal_line(pax_store):
+    table, _ = summarize_store(None, stat="last", formula="dgxc")
+    left, right = plot_scaling(table)
+    lines = {ln.get_label(): ln for ln in left.get_lines()}
+    xs = list(lines["measured"].get_xdata())
+    ys = list(lines["measured"].get_ydata())
+    assert xs == [128, 256, 512, 1024, 2048]
+    expect = [2 * g * 2048 / SEED001[g] for g in xs]  # B s / t
+    assert ys == pytest.approx(expect, rel=1e-12)
+    assert ys[0] == pytest.approx(70185.8, abs=0.05) and ys[-1] == pytest.approx(
+        1045961.09, abs=0.01
+    )
+    ideal = list(lines["ideal"].get_ydata())
+    assert ideal == pytest.approx([expect[0] * g / 128 for g in xs], rel=1e-12)
+    assert left.get_xscale() == "log" and left.get_yscale() == "log"
+    assert "tokens/s" in left.get_ylabel()
+    eff = {ln.get_label(): list(ln.get_ydata()) for ln in right.get_lines()}
+    # efficiency = per-GPU throughput relative to 128 GPUs = t_128 / t_n
+    assert eff["scaling efficiency"] == pytest.approx(
+        [100 * SEED001[128] / SEED001[g] for g in xs], rel=1e-12
+    )
+    assert eff["MFU"] == pytest.approx(list(table.sort_values("num_gpus")["mfu"] * 100))
+    # every point labelled with its throughput
+    assert [t.get_text() for t in left.texts] == ["70.2k", "138k", "276k", "532k", "1.05M"]
+
+
+def test_report_plot_writes_png_and_svg(pax_store, tmp_path):
+    r = ok("report", "--stat", "last", "--formula", "dgxc", "--plot", tmp_path / "scaling.png")
+    assert "wrote scaling figure" in r.stderr
+    png = (tmp_path / "scaling.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width = int.from_bytes(png[16:20], "big")
+    assert width > 1000  # two panels at 150 dpi
+    ok("report", "--plot", tmp_path / "x.svg")
+    assert b"<svg" in (tmp_path / "x.svg").read_bytes()[:500]
+    ok("plot", "scaling", "-o", tmp_path / "x.pdf")
+    assert (tmp_path / "x.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_same_gpu_count_other_topologies_are_shown_not_averaged():
+    ok("ingest", TOPOLOGY, "--set", "accelerator=a100-sxm-80gb")
+    table, _ = summarize_store(None)
+    (left,) = plot_scaling(table, ax=_axes())
+    measured = next(ln for ln in left.get_lines() if ln.get_label() == "measured")
+    # 7 runs at 384 GPUs: the best is the line's point, the 6 others are drawn beside it
+    assert list(measured.get_xdata()) == [384]
+    assert measured.get_ydata()[0] == pytest.approx(2048 * 2048 / 121.48)
+    others = left.collections[0].get_offsets()
+    assert len(others) == 6
+    labels = {t.get_text().split("\n")[1] for t in left.texts}
+    assert "DP8 TP8 PP6 MBS4" in labels and "DP4 TP8 PP12 MBS1" in labels
+
+
+def test_topology_bars_are_the_seed002_hw_tflops():
+    ok("ingest", TOPOLOGY, "--set", "accelerator=a100-sxm-80gb")
+    table, _ = summarize_store(None, stat="last")
+    ax = plot_topology(table, value="hw_tflops_per_gpu")
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    widths = [p.get_width() for p in ax.patches]
+    got = {}
+    for label, w in zip(labels, widths, strict=True):
+        parts = dict(
+            (p[:2] if p[:3] != "MBS" else "MBS", p.lstrip("DPTMBS")) for p in label.split()[2:]
+        )
+        got[(int(parts["DP"]), int(parts["PP"]), int(parts["MBS"]))] = w
+        assert label.startswith("384 GPUs")
+    assert got.keys() == SEED002.keys()
+    for key, tflops in SEED002.items():
+        assert got[key] == pytest.approx(tflops, rel=1e-3)
+    assert widths == sorted(widths, reverse=True)  # best first
+
+
+def test_plot_steps_draws_each_run_with_its_warmup_and_steady_line(tmp_path):
+    log = FIXTURES / "megatron_deepspeed" / "restart-truncated-ms.log"
+    logs = llmbench.read_logs(str(log))
+    ax = plot_steps(logs)
+    runs = logs.runs.sort_values("segment")
+    lines = ax.get_lines()
+    assert len(lines) == 2
+    for line, run_id in zip(lines, runs["run_id"], strict=True):
+        steps = logs.steps[logs.steps["run_id"] == run_id].sort_values("step")
+        assert list(line.get_xdata()) == list(steps["step"])
+        assert list(line.get_ydata()) == list(steps["step_time_s"])
+    # dashed steady-state median after the warm-up (2 steps), one per run
+    table = llmbench.summarize(logs)
+    hl = [c for c in ax.collections if c.get_linestyle()[0][1] is not None]
+    values = sorted(seg[0][1] for c in hl for seg in c.get_segments())
+    assert values == pytest.approx(sorted(table["step_time_s"]))
+    assert len(ax.patches) == 2  # one shaded warm-up region per run
+    ok("ingest", FIXTURES / "megatron_deepspeed")
+    ok("plot", "steps", "-o", tmp_path / "steps.png")
+    assert (tmp_path / "steps.png").stat().st_size > 10_000
+
+
+def test_loss_against_tokens(tmp_path):
+    logs = llmbench.read_logs(str(FIXTURES / "megatron_deepspeed" / "seed002-20b-fp16.log"))
+    ax = llmbench.plot_loss(logs)
+    (line,) = ax.get_lines()
+    assert list(line.get_xdata()) == [4194304, 8388608]
+    assert list(line.get_ydata()) == pytest.approx([63.90223, 63.84045])
+
+
+def test_runs_without_the_value_are_left_out_with_a_note(tmp_path):
+    ok("ingest", PAX / "128", "--settings", SETTINGS)
+    ok("ingest", FIXTURES / "mllog" / "aborted-malformed.txt.gz")
+    r = ok("plot", "scaling", "-o", tmp_path / "s.png")
+    assert "aborted-malformed.txt.gz: left out of the scaling figure (no num_gpus" in r.stderr
+    table, _ = summarize_store(None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (left,) = plot_scaling(table, ax=_axes())
+    assert [w.category for w in caught] == [DataWarning]
+
+
+def test_nothing_to_plot_is_an_error_and_writes_no_file(tmp_path):
+    ok("ingest", PAX / "128")  # no settings: no GPUs, no batch
+    r = run("plot", "scaling", "-o", tmp_path / "s.png")
+    assert r.exit_code == 1
+    assert "no run has num_gpus and tokens_per_s" in r.stderr and "hint:" in r.stderr
+    assert not (tmp_path / "s.png").exists()
+    assert list(tmp_path.glob(".llmbench-*")) == []
+    r = run("plot", "scaling", "-o", tmp_path / "s.jpeg")
+    assert r.exit_code == 2 and ".png, .svg, .pdf" in r.stderr
+    r = run("report", "--plot", tmp_path / "nowhere" / "s.png")
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
+def test_group_by_draws_one_series_per_value(tmp_path):
+    for n in (128, 256):
+        ok("ingest", PAX / str(n), "--settings", SETTINGS)
+    write(
+        tmp_path / "s.toml",
+        'model = "gpt3-175b"\nnum_gpus = 512\nglobal_batch_size = 1024\n'
+        'seq_len = 2048\ndtype = "bf16"\naccelerator = "h100-sxm"\n',
+    )
+    ok("ingest", PAX / "512", "--settings", tmp_path / "s.toml")
+    table, _ = summarize_store(None)
+    left, right = plot_scaling(table, group_by="dtype")
+    labels = sorted(ln.get_label() for ln in left.get_lines())
+    assert labels == [
+        "dtype=bf16 ideal",
+        "dtype=bf16 measured",
+        "dtype=fp8 ideal",
+        "dtype=fp8 measured",
+    ]
+    fp8 = next(ln for ln in left.get_lines() if ln.get_label() == "dtype=fp8 measured")
+    assert list(fp8.get_xdata()) == [128, 256]
+    assert json.loads(run("report", "--format", "json").stdout)[0]["num_gpus"] in (128, 256, 512)
+
+
+def _axes():
+    import matplotlib.pyplot as plt
+
+    return plt.subplots()[1]
