@@ -30,7 +30,7 @@ class Segment:
     events: list[Event] = field(default_factory=list)
     first_line: int | None = None
     last_line: int | None = None
-    seen: set[int] = field(default_factory=set)
+    seen: dict[int, Step] = field(default_factory=dict)
     last_step: int | None = None
     duplicates: int = 0
 
@@ -70,6 +70,12 @@ def segment(records: Iterable[Record]) -> tuple[list[Segment], list[str]]:
                 step = (cur.last_step or 0) + 1
                 rec = rec._replace(step=step)
             if step in cur.seen:
+                # another rank's copy, or a second print of the same step (DeepSpeed's
+                # ``steps:`` line and Megatron's ``iteration`` line): first values win,
+                # fields only the later copy has are added
+                first = cur.seen[step].values
+                for k, v in rec.values.items():
+                    first.setdefault(k, v)
                 cur.duplicates += 1
                 continue
             if cur.last_step is not None and step < cur.last_step:
@@ -78,7 +84,7 @@ def segment(records: Iterable[Record]) -> tuple[list[Segment], list[str]]:
                     "restart, new run segment"
                 )
                 new_segment(carry_config=True)
-            cur.seen.add(step)
+            cur.seen[step] = rec
             cur.last_step = step
             cur.steps.append(rec)
             cur.touch(rec.line_no)
@@ -104,7 +110,7 @@ def segment(records: Iterable[Record]) -> tuple[list[Segment], list[str]]:
         if s.duplicates:
             notes.append(
                 f"run segment {s.index}: {s.duplicates} repeated step line(s) "
-                "(other ranks) collapsed, first copy kept"
+                "(other ranks) collapsed, first copy kept (fields it lacks taken from the others)"
             )
     return out, notes
 

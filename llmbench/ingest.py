@@ -21,7 +21,7 @@ from typing import Any
 from . import registry
 from .errors import InputError, LLMBenchError, StoreError, UnrecognisedLogError
 from .frames import run_rows, segment
-from .parsing import Parser
+from .parsing import NewRun, Note, Parser, Record, Step
 from .reader import Line, Source, expand_paths, head, iter_lines
 from .settings import Settings
 
@@ -86,14 +86,23 @@ class IngestReport:
         return sum(len(r.warnings) for r in self.results)
 
 
-def choose_parser(path: str, forced: str | None = None) -> Parser:
+def configured_parsers(settings: Settings | None) -> list[Parser]:
+    """Parsers the settings file configures (``[generic]``); SettingsError if invalid."""
+    if settings is None or not settings.generic:
+        return []
+    generic = registry.get("generic")
+    return [type(generic)(settings.generic)]
+
+
+def choose_parser(path: str, forced: str | None = None, settings: Settings | None = None) -> Parser:
     """The parser for ``path``: the forced one, or the most confident on the head,
     falling back to a scan of the whole file in windows (logs whose first step
     comes after thousands of setup lines)."""
+    configured = configured_parsers(settings)
     if forced:
-        return registry.get(forced)
+        return next((p for p in configured if p.name == forced), None) or registry.get(forced)
     lines = head(path, HEAD_LINES)
-    parser, score = registry.detect([ln.text for ln in lines])
+    parser, score = registry.detect([ln.text for ln in lines], configured)
     if parser is not None:
         return parser
     if len(lines) >= HEAD_LINES:
@@ -103,12 +112,12 @@ def choose_parser(path: str, forced: str | None = None) -> Parser:
                 continue
             window.append(ln.text)
             if len(window) >= SCAN_WINDOW:
-                parser, score = registry.detect(window)
+                parser, score = registry.detect(window, configured)
                 if parser is not None:
                     return parser
                 window = []
         if window:
-            parser, score = registry.detect(window)
+            parser, score = registry.detect(window, configured)
             if parser is not None:
                 return parser
     names = ", ".join(registry.available()) or "none"
@@ -142,11 +151,22 @@ def parse_file(
         st = os.stat(path)
     except OSError:
         raise InputError("no such file", path=path) from None
-    chosen = choose_parser(path, parser)
+    chosen = choose_parser(path, parser, settings)
+    others = (
+        []
+        if parser
+        else registry.companions(
+            [ln.text for ln in head(path, HEAD_LINES)], chosen, configured_parsers(settings)
+        )
+    )
     hasher = hashlib.sha256()
     tracked = _Tracked(iter_lines(path, hasher))
     try:
-        segments, notes = segment(chosen.parse(tracked))
+        if others:
+            records, chosen = _read_together(chosen, others, tracked, path)
+        else:
+            records = chosen.parse(tracked)
+        segments, notes = segment(records)
     except LLMBenchError:
         raise
     except Exception as e:  # a parser bug (or a plug-in's) costs this file only
@@ -182,6 +202,34 @@ def parse_file(
         events=events,
         warnings=notes + more,
     )
+
+
+def _read_together(
+    chosen: Parser, others: list[Parser], tracked: _Tracked, path: str
+) -> tuple[list[Record], Parser]:
+    """Records of a file that holds two formats. Steps come from the parser that
+    finds the most of them (never from two: no step is counted twice); the
+    others add their settings and events. Returns the records in line order and
+    the parser whose steps they are."""
+    parsers = [chosen, *others]
+    outputs = [list(chosen.parse(tracked))]
+    outputs += [list(p.parse(iter_lines(path))) for p in others]
+    counts = [sum(isinstance(r, Step) for r in out) for out in outputs]
+    lead = counts.index(max(counts))
+    merged: list[Record] = list(outputs[lead])
+    for i, out in enumerate(outputs):
+        if i == lead:
+            continue
+        merged += [r for r in out if not isinstance(r, Step | NewRun)]
+        merged.append(
+            Note(
+                f"also read by {parsers[i].name}: its settings and events kept"
+                + (f", its {counts[i]} step record(s) not counted" if counts[i] else "")
+                + f" (steps from {parsers[lead].name})"
+            )
+        )
+    merged.sort(key=lambda r: getattr(r, "line_no", None) or 0)
+    return merged, parsers[lead]
 
 
 def _parse_stdin(*, parser: str | None, settings: Settings) -> ParsedFile:
@@ -228,6 +276,7 @@ def ingest(
     settings = settings or Settings()
     if parser:
         registry.get(parser)  # fail fast on an unknown name, before any work
+    configured_parsers(settings)  # and on a bad [generic] table
     sources, errors = expand_paths(paths)
     results = [FileResult(e.path or "?", "failed", error=e) for e in errors]
     total = len(sources) + len(errors)
@@ -384,6 +433,7 @@ def read_logs(
         )
     if parser:
         registry.get(parser)
+    configured_parsers(settings)
     sources, errors = expand_paths(str(p) for p in paths)
     results = [FileResult(e.path or "?", "failed", error=e) for e in errors]
     runs: list[dict] = []

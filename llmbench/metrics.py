@@ -438,6 +438,9 @@ def run_metrics(
     out["tflops_per_gpu_logged"] = logged
     out["tokens_per_s_logged"] = _stat_of([_num(r.get("tokens_per_s")) for r in steady_rows], stat)
     out["mfu_logged"] = _stat_of([_num(r.get("mfu_logged")) for r in steady_rows], stat)
+    if out["tokens_per_s_logged"] is None and n:  # torchtitan, MaxText: per GPU
+        per_gpu = _stat_of([_extra(r, "tokens_per_s_per_gpu") for r in steady_rows], stat)
+        out["tokens_per_s_logged"] = per_gpu * n if per_gpu is not None else None
     if out["tokens_per_s_logged"] is None:
         out["tokens_per_s_logged"] = _mllog_throughput(events, config, tok_step)
     out["tflops_logged_formula"] = None
@@ -454,6 +457,17 @@ def run_metrics(
     out["time_to_train_min"] = _time_to_train(run, config)
     out["missing"] = "; ".join(dict.fromkeys(notes + sh.assumed)) or None
     return out
+
+
+def _extra(step: dict[str, Any], key: str) -> float | None:
+    """A value a parser kept in the step's ``extra`` JSON."""
+    raw = step.get("extra")
+    if not raw or key not in raw:
+        return None
+    try:
+        return _num(json.loads(raw).get(key))
+    except (ValueError, AttributeError):
+        return None
 
 
 def _model_state_bytes(params: float | None, run: dict[str, Any]) -> float | None:

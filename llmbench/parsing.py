@@ -68,6 +68,8 @@ class Parser:
     description: ClassVar[str] = ""
     #: the step columns this parser can fill (declared, for `llmbench parsers`)
     produces: ClassVar[tuple[str, ...]] = ()
+    #: parsers that read the same lines share a family (never run together on a file)
+    family: ClassVar[str] = ""
 
     def detect(self, head: Sequence[str]) -> float:
         """Confidence 0..1 that ``head`` (the first cleaned lines) is this format."""

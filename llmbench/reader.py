@@ -3,8 +3,8 @@
 Paths, directories (recursive), globs and ``-`` (stdin) are expanded here.
 Files are opened as bytes; gzip, bzip2 and xz are recognised by their magic
 bytes; text is decoded as UTF-8 with replacement characters (never an error);
-ANSI colour codes are removed; of a ``\\r``-overwritten progress line only the
-last segment is kept; launcher prefixes (``0: ``, ``[1,0]<stdout>:``,
+ANSI colour codes are removed; a ``\\r``-overwritten progress line (tqdm) gives
+one Line per non-blank segment, all with its physical line number; launcher prefixes (``0: ``, ``[1,0]<stdout>:``,
 ``[default0]:``, ``[rank0]:``, ``host12: ``) are removed, keeping the rank where
 the prefix gives one. Line numbers are the physical line numbers of the
 decompressed file, starting at 1. Memory does not grow with the file size.
@@ -57,10 +57,24 @@ class Line(NamedTuple):
 
 
 def clean(text: str) -> tuple[str, int | None]:
-    """Strip a line of ANSI codes, ``\\r`` overwrites and launcher prefixes."""
+    """Strip a line of ANSI codes, ``\\r`` overwrites (the last segment stays) and
+    launcher prefixes."""
     if "\r" in text:
         parts = [p for p in text.split("\r") if p.strip()]
         text = parts[-1] if parts else ""
+    return _strip(text)
+
+
+def segments(text: str) -> list[tuple[str, int | None]]:
+    """Every state of a ``\\r``-overwritten line, cleaned; the rank of the launcher
+    prefix (printed once, before the first segment) applies to them all."""
+    parts = [p for p in text.split("\r") if p.strip()] or [""]
+    out = [_strip(p) for p in parts]
+    rank = out[0][1]
+    return [(t, r if r is not None else rank) for t, r in out]
+
+
+def _strip(text: str) -> tuple[str, int | None]:
     if "\x1b" in text:
         text = _ANSI_RE.sub("", text)
     rank = None
@@ -156,12 +170,16 @@ def iter_lines(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator
             tail = data[cut + 1 :]
             for raw_line in data[:cut].decode("utf-8", "replace").split("\n"):
                 no += 1
-                text, rank = clean(raw_line)
-                yield Line(no, text, rank)
+                if "\r" in raw_line:
+                    for text, rank in segments(raw_line):
+                        yield Line(no, text, rank)
+                else:
+                    text, rank = _strip(raw_line)
+                    yield Line(no, text, rank)
         if tail:
             no += 1
-            text, rank = clean(tail.decode("utf-8", "replace"))
-            yield Line(no, text, rank)
+            for text, rank in segments(tail.decode("utf-8", "replace")):
+                yield Line(no, text, rank)
         wrapper.drain()
     finally:
         stream.close()

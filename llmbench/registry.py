@@ -102,17 +102,46 @@ def get(name: str) -> Parser:
     return parsers[name].parser
 
 
-def detect(head: Sequence[str]) -> tuple[Parser | None, float]:
-    """The most confident parser for these first lines, or (None, best score)."""
+def detect(head: Sequence[str], extra: Sequence[Parser] = ()) -> tuple[Parser | None, float]:
+    """The most confident parser for these first lines, or (None, best score).
+
+    ``extra`` are configured parser instances (the settings file's ``[generic]``)
+    that take part beside the installed ones."""
     best, best_score = None, 0.0
-    for info in available().values():
+    candidates = [(p.name, p) for p in extra] + [(i.name, i.parser) for i in available().values()]
+    for name, parser in candidates:
         try:
-            score = float(info.parser.detect(head))
+            score = float(parser.detect(head))
         except Exception as e:
-            warnings.warn(f"llmbench: parser {info.name!r} failed in detect(): {e}", stacklevel=2)
+            warnings.warn(f"llmbench: parser {name!r} failed in detect(): {e}", stacklevel=2)
             continue
         if score > best_score:
-            best, best_score = info.parser, score
+            best, best_score = parser, score
     if best_score < DETECT_THRESHOLD:
         return None, best_score
     return best, best_score
+
+
+# a second format in a file must be unmistakable (its own line shape, not a hint)
+COMPANION_THRESHOLD = 0.9
+
+
+def companions(head: Sequence[str], chosen: Parser, extra: Sequence[Parser] = ()) -> list[Parser]:
+    """Other parsers that also recognise ``head`` (a file holding two formats, e.g.
+    framework lines and MLPerf MLLOG records), one per family, ``chosen``'s excluded."""
+
+    def family(p: Parser) -> str:
+        return getattr(p, "family", "") or p.name
+
+    found: dict[str, tuple[float, Parser]] = {}
+    candidates = [*extra, *(i.parser for i in available().values())]
+    for parser in candidates:
+        if family(parser) == family(chosen):
+            continue
+        try:
+            score = float(parser.detect(head))
+        except Exception:
+            continue  # detect() failures are reported by detect()
+        if score >= COMPANION_THRESHOLD and score > found.get(family(parser), (0.0, None))[0]:
+            found[family(parser)] = (score, parser)
+    return [p for _, p in found.values()]

@@ -112,6 +112,7 @@ class Settings:
     defaults: dict[str, Any] = field(default_factory=dict)
     files: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    generic: dict[str, Any] = field(default_factory=dict)  # the [generic] parser's patterns
     settings_file: str | None = None
     path_pattern: PathPattern | None = None
 
@@ -164,6 +165,10 @@ class Settings:
                 if not isinstance(value, dict):
                     raise SettingsError("[models.<name>] must hold tables", path=path)
                 self.models.update(value)
+            elif key == "generic":
+                if not isinstance(value, dict):
+                    raise SettingsError("[generic] must be a table", path=path)
+                self.generic = value
             elif key == "path_pattern":
                 if self.path_pattern is None:
                     self.path_pattern = PathPattern(str(value))
@@ -171,7 +176,7 @@ class Settings:
                 raise SettingsError(
                     f"unknown table [{key}]",
                     path=path,
-                    remedy='use top-level keys, [files."<glob>"] or [models.<name>]',
+                    remedy='use top-level keys, [files."<glob>"], [models.<name>] or [generic]',
                 )
             else:
                 k = normalise_key(key)
@@ -213,5 +218,7 @@ class Settings:
 
     def fingerprint(self, path: str, parser: str | None = None) -> str:
         """A hash of what applies to ``path``: a change means re-ingest."""
-        blob = json.dumps([self.layers(path), self.models, parser], sort_keys=True, default=str)
+        blob = json.dumps(
+            [self.layers(path), self.models, self.generic, parser], sort_keys=True, default=str
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

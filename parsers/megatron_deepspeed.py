@@ -38,9 +38,20 @@ FIELDS: dict[str, Field] = {
     "number of skipped iterations": Field("skipped_iterations", int),
     "number of nan iterations": Field("nan_iterations", int),
     "samples per second": Field("samples_per_s"),
+    "tokens per GPU (tokens/s/GPU)": Field("tokens_per_s_per_gpu"),
+    "load_balancing_loss": Field("load_balancing_loss"),
     "num zeros": Field("num_zeros"),
     "actual seqlen": Field("actual_seqlen", int),
 }
+
+# fields kept in ``extra`` under a canonical name (no step column of their own)
+EXTRA_COLUMNS = frozenset(
+    {"num_zeros", "actual_seqlen", "tokens_per_s_per_gpu", "load_balancing_loss"}
+)
+
+# what only Megatron-DeepSpeed prints, and what only Megatron-LM prints
+DEEPSPEED_MARKS = ("TFLOPs:", "consumed tokens:", "samples per second:", "lm-loss:", "(s):")
+MEGATRON_LM_MARKS = ("throughput per GPU (TFLOP/s/GPU)", "tokens per GPU (tokens/s/GPU)")
 
 # argument name in the dump -> canonical run column
 ARGS: dict[str, str] = {
@@ -61,6 +72,10 @@ ARGS: dict[str, str] = {
     "world_size": "num_gpus",
     "zero_stage": "zero_stage",
     "padded_vocab_size": "vocab_size",
+    "num_experts": "num_experts",
+    "moe_router_topk": "moe_topk",
+    "swiglu": "swiglu",
+    "untied_embeddings_and_output_weights": "untied_embeddings",
 }
 
 ITER_RE = re.compile(
@@ -109,11 +124,42 @@ def parse_fields(rest: str) -> tuple[dict, dict, list[str]]:
         v = convert(text, field)
         if v is None:
             bad.append(label)
-        elif field.column in ("num_zeros", "actual_seqlen"):
+        elif field.column in EXTRA_COLUMNS:
             extra[field.column] = v
         else:
             values[field.column] = v
     return values, extra, bad
+
+
+def flavour(head: Sequence[str]) -> tuple[float, str | None]:
+    """(how sure ``head`` is a Megatron-family log, 'deepspeed' | 'lm' | None).
+
+    Megatron-DeepSpeed prints ``TFLOPs:``, ``consumed tokens``, ``samples per
+    second`` or an argument ``deepspeed``; Megatron-LM (2024+) prints ``throughput
+    per GPU (TFLOP/s/GPU)``; an arguments dump without ``deepspeed`` is Megatron-LM.
+    """
+    score, ds, lm = 0.0, False, False
+    in_args = dumped = ds_arg = False
+    for text in head:
+        if in_args:
+            m = ARG_RE.match(text)
+            if m:
+                ds_arg = ds_arg or m.group("name") == "deepspeed"
+            elif ARGS_END_RE.search(text):
+                in_args, dumped = False, True
+            continue
+        if "iteration" in text and "elapsed time per iteration" in text and ITER_RE.search(text):
+            score = 0.95
+            ds = ds or any(mark in text for mark in DEEPSPEED_MARKS)
+            lm = lm or any(mark in text for mark in MEGATRON_LM_MARKS)
+        elif ARGS_START in text:
+            score = max(score, 0.55)
+            in_args = True
+    if ds or ds_arg:
+        return score, "deepspeed"
+    if lm or dumped:
+        return score, "lm"
+    return score, None
 
 
 def _args_config(args: dict, line_no: int) -> Config:
@@ -121,6 +167,8 @@ def _args_config(args: dict, line_no: int) -> Config:
     for name, column in ARGS.items():
         if name in args and args[name] is not None and column not in values:
             values[column] = args[name]
+    if args.get("group_query_attention") is False:  # num_query_groups is printed but unused
+        values["num_query_groups"] = args.get("num_attention_heads")
     if args.get("bf16") is True:
         values["dtype"] = "bf16"
     elif args.get("fp16") is True:
@@ -141,20 +189,17 @@ class MegatronDeepSpeedParser(Parser):
     name = "megatron_deepspeed"
     framework = "Megatron-DeepSpeed"
     description = "` iteration N/ M | ... | TFLOPs: x |` lines, the arguments dump"
+    family = "megatron"
     produces = tuple(sorted({f.column for f in FIELDS.values()}))
 
+    #: the flavour this parser claims (see ``flavour``)
+    claims = "deepspeed"
+
     def detect(self, head: Sequence[str]) -> float:
-        score = 0.0
-        for text in head:
-            if ITER_RE.search(text) and "elapsed time per iteration" in text:
-                if "TFLOPs:" in text or "consumed tokens:" in text or "(s):" in text:
-                    return 0.95
-                score = max(score, 0.7)
-            elif ARGS_START in text:
-                score = max(score, 0.55)
-            elif "deepspeed" in text.lower() and score >= 0.55:
-                score = max(score, 0.6)
-        return score
+        score, kind = flavour(head)
+        if kind is None:  # neither fork's telltale: Megatron-LM (older) by default
+            return score * (0.9 if self.claims == "lm" else 0.85)
+        return score if kind == self.claims else score * 0.6
 
     def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
         in_args = False
@@ -176,6 +221,11 @@ class MegatronDeepSpeedParser(Parser):
                 m = ITER_RE.search(text)
                 if m is not None and "|" in m.group("rest"):
                     rest = m.group("rest")
+                    if ITER_RE.search(rest):
+                        yield Note(
+                            "two iteration lines on one line (ranks interleaved): skipped", no
+                        )
+                        continue
                     terminated = text.rstrip().endswith("|")
                     if terminated:
                         bar_lines += 1

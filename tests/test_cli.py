@@ -217,7 +217,11 @@ def test_line_cut_off_and_malformed_mllog_are_warnings(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--parser", "nope"], "unknown parser 'nope' (installed: megatron_deepspeed, mllog, pax)"),
+        (
+            ["--parser", "nope"],
+            "unknown parser 'nope' (installed: deepspeed, generic, hf_trainer, maxtext, "
+            "megatron_deepspeed, megatron_lm, mllog, nemo, pax, torchtitan)",
+        ),
         (["--set", "num_gpus"], "malformed --set 'num_gpus'"),
         (["--path-pattern", "{dtype/x"], "--path-pattern"),
     ],

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
-import pytest
 from click.testing import CliRunner
 
 from llmbench.cli import cli
@@ -34,17 +34,68 @@ def test_every_mlperf_result_ingests_with_status_and_times(corpus):
             assert run["global_batch_size"] == float(row["global_batch_size"]), row["path"]
 
 
-@pytest.mark.parametrize("framework", ["megatron-deepspeed", "pax"])
-def test_framework_logs_step_counts(corpus, framework):
-    truth = {r["file"]: r for r in csv.DictReader((corpus / "logs" / "TRUTH.csv").open())}
+FRAMEWORK_PARSER = {
+    "deepspeed": "deepspeed",
+    "hf-trainer": "hf_trainer",
+    "maxtext": "maxtext",
+    "megatron-deepspeed": "megatron_deepspeed",
+    "megatron-lm": "megatron_lm",
+    "nemo": "nemo",
+    "pax": "pax",
+    "torchtitan": "torchtitan",
+}
+
+
+def _close(actual, expected: str) -> bool:
+    return math.isclose(actual, float(expected), rel_tol=0, abs_tol=5 * 10 ** -_decimals(expected))
+
+
+def _decimals(text: str) -> int:
+    return len(text.split(".")[1]) + 1 if "." in text else 1
+
+
+def test_framework_logs_match_truth(corpus):
+    """Every corpus log: the right parser, its step count, first/last step, median step
+    time and the means of the logged TFLOPs, MFU and tokens/s (TRUTH.csv)."""
+    from llmbench.ingest import choose_parser, read_logs
+
+    rows = list(csv.DictReader((corpus / "logs" / "TRUTH.csv").open()))
+    assert len(rows) >= 11
+    for row in rows:
+        path = corpus / "logs" / row["file"]
+        name = row["file"]
+        assert choose_parser(str(path)).name == FRAMEWORK_PARSER[row["framework"]], name
+        logs = read_logs(str(path))
+        steps = logs.steps
+        assert len(steps) == int(row["n_steps"]), name
+        if not len(steps):
+            continue
+        assert steps["step"].min() == int(row["first_step"]), name
+        assert steps["step"].max() == int(row["last_step"]), name
+        if row["median_step_time_s"]:
+            assert _close(steps["step_time_s"].median(), row["median_step_time_s"]), name
+        else:
+            assert steps["step_time_s"].isna().all(), name
+        if row["mean_logged_tflops"]:
+            assert _close(steps["tflops_per_gpu_logged"].mean(), row["mean_logged_tflops"]), name
+        if row["mean_logged_mfu_pct"]:
+            assert _close(steps["mfu_logged"].mean() * 100, row["mean_logged_mfu_pct"]), name
+        if row["mean_logged_tps"]:
+            tps = [json.loads(e)["tokens_per_s_per_gpu"] for e in steps["extra"]]
+            assert _close(sum(tps) / len(tps), row["mean_logged_tps"]), name
+        if (
+            row["global_batch_size"]
+            and "global_batch_size" in steps
+            and steps["global_batch_size"].notna().any()
+        ):
+            assert steps["global_batch_size"].iloc[-1] == int(row["global_batch_size"]), name
+
+
+def test_hf_trainer_summary_from_the_corpus(corpus):
     from llmbench.ingest import read_logs
 
-    for path in sorted((corpus / "logs" / framework).glob("*.log")):
-        row = truth[f"{framework}/{path.name}"]
-        logs = read_logs(str(path))
-        assert len(logs.steps) == int(row["n_steps"]), path.name
-        assert logs.steps["step"].min() == int(row["first_step"])
-        assert logs.steps["step"].max() == int(row["last_step"])
-        assert math.isclose(
-            logs.steps["step_time_s"].median(), float(row["median_step_time_s"]), rel_tol=1e-9
-        )
+    logs = read_logs(str(corpus / "logs" / "hf-trainer" / "bigscience-hf-ds-gpt2-n4.log"))
+    ev = logs.events[logs.events["key"] == "train_runtime"]
+    assert [json.loads(v) for v in ev["value"]] == [919.097]  # printed by 4 processes: once
+    cfg = json.loads(logs.runs["config"].iloc[0])
+    assert cfg["train_runtime"] == 919.097 and cfg["train_samples_per_second"] == 1.088

@@ -34,7 +34,11 @@ def _same(actual, expected) -> bool:
 def test_fixture(expected_path: Path):
     exp = json.loads(expected_path.read_text())
     log = _log_for(expected_path)
-    settings = Settings.build(path_pattern=exp.get("path_pattern"))
+    settings_file = exp.get("settings_file")
+    settings = Settings.build(
+        path_pattern=exp.get("path_pattern"),
+        settings_file=str(expected_path.parent / settings_file) if settings_file else None,
+    )
     parsed = parse_file(str(log), settings=settings)
     assert parsed.parser == exp["parser"]
     assert len(parsed.runs) == exp["runs"]
@@ -49,8 +53,10 @@ def test_fixture(expected_path: Path):
         by_step = {s["step"]: s for s in parsed.steps if s["run_id"] == run_id}
         for step, values in exp.get(which, {}).items():
             row = by_step[int(step)]
+            extra = json.loads(row["extra"] or "{}")
             for key, value in values.items():
-                assert _same(row[key], value), (step, key, row[key], value)
+                actual = row[key] if key in row else extra.get(key)
+                assert _same(actual, value), (step, key, actual, value)
     for key, n in exp.get("events_with_key", {}).items():
         assert sum(e["key"] == key for e in parsed.events) == n, key
     for key, n in exp.get("events", {}).items():

@@ -427,3 +427,22 @@ def test_user_model_from_the_settings_file_is_stored_at_ingest(tmp_path):
     )
     r = json.loads(run("report", "--format", "json", "--formula", "6n"))[0]
     assert r["params"] == 3e10
+
+
+def test_per_gpu_logged_tokens_per_s_is_scaled_by_the_gpu_count():
+    log = FIXTURES / "torchtitan" / "llama3-8b-4gpu.log"
+    run(
+        "ingest",
+        log,
+        "--set",
+        "num_gpus=4",
+        "--set",
+        "global_batch_size=8",
+        "--set",
+        "seq_len=8192",
+    )
+    r = json.loads(run("report", "--format", "json", "--warmup", "1", "--stat", "last"))[0]
+    # step 30: rank 0 printed tps 6030 (first copy kept); 4 GPUs
+    assert r["tokens_per_s_logged"] == 6030 * 4
+    assert r["step_time_s"] == pytest.approx(24.8 / 10)
+    assert r["tokens_per_s"] == pytest.approx(8 * 8192 / 2.48)

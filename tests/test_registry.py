@@ -62,4 +62,35 @@ def test_third_party_parser_is_discovered_and_broken_one_skipped(plugins, tmp_pa
 
 
 def test_autoload_can_be_disabled():
-    assert set(registry.available()) == {"mllog", "pax", "megatron_deepspeed"}
+    assert set(registry.available()) == {
+        "deepspeed",
+        "generic",
+        "hf_trainer",
+        "maxtext",
+        "megatron_deepspeed",
+        "megatron_lm",
+        "mllog",
+        "nemo",
+        "pax",
+        "torchtitan",
+    }
+
+
+def test_generic_parser_errors_are_usage_errors(tmp_path):
+    from click.testing import CliRunner
+    from conftest import FIXTURES, write
+
+    from llmbench.cli import cli
+
+    log = FIXTURES / "generic" / "lab-trainer.log"
+    bad = write(tmp_path / "bad.toml", "[generic]\nstep = '(?P<step>\\d+'\n")
+    r = CliRunner().invoke(cli, ["ingest", str(log), "--settings", str(bad)])
+    assert r.exit_code == 2 and "[generic] step: invalid regular expression" in r.stderr
+    bad = write(
+        tmp_path / "bad2.toml", "[generic]\nstep = 'x'\nunits = { step_time_s = 'fortnights' }\n"
+    )
+    r = CliRunner().invoke(cli, ["ingest", str(log), "--settings", str(bad)])
+    assert r.exit_code == 2 and "fortnights" in r.stderr
+    # without the table the format is unknown: the file is reported, nothing stored
+    r = CliRunner().invoke(cli, ["ingest", str(log)])
+    assert r.exit_code == 1 and "no parser recognises this file" in r.stderr

@@ -1,0 +1,82 @@
+"""torchtitan metrics lines (torchtitan/components/metrics.py, ``MetricsProcessor.log``)::
+
+    [titan] 2025-06-16 22:30:50,322 - root - INFO - step: 200  loss:  6.1384
+    grad_norm: 0.8319  memory: 49.66GiB(52.28%)  tps: 5,856  tflops: 339.16  mfu: 34.29%
+
+(one line, two-space separated, ANSI colours removed by the reader; ``grad_norm``
+since 2025). Every rank prints unless filtered: copies of a step collapse to the
+first. No step time is printed: it is the time between two logged steps divided
+by the steps between them (``log_freq``), from the millisecond timestamps; the
+first logged step has none. ``tps`` is tokens/s per GPU, ``tflops`` per GPU,
+``mfu`` in percent (stored as a fraction).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+
+from llmbench.parsing import Field, Parser, Record, Step, convert
+from llmbench.reader import Line
+
+FIELDS: dict[str, Field] = {
+    "loss": Field("loss"),
+    "grad_norm": Field("grad_norm"),
+    "tps": Field("tokens_per_s_per_gpu"),
+    "tflops": Field("tflops_per_gpu_logged"),
+    "mfu": Field("mfu_logged", float, 0.01),
+}
+LINE_RE = re.compile(
+    r"(?:(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - \S+ - INFO - )?"
+    r"step:\s*(?P<step>\d+)\s+(?P<rest>loss:.*)"
+)
+PAIR_RE = re.compile(r"(?P<k>[a-z_]+):\s+(?P<v>[-+\d.,eEnaif]+%?)")
+MEMORY_RE = re.compile(r"memory:\s+(?P<gib>[\d.]+)GiB\((?P<pct>[\d.]+)%\)")
+
+
+class TorchTitanParser(Parser):
+    name = "torchtitan"
+    framework = "torchtitan"
+    description = "`step: N  loss: L  memory: XGiB(Y%)  tps: K  tflops: T  mfu: M%`"
+    produces = ("step_time_s", "loss", "grad_norm", "tflops_per_gpu_logged", "mfu_logged")
+
+    def detect(self, head: Sequence[str]) -> float:
+        score = 0.0
+        for text in head:
+            if "step:" in text and "tps:" in text and "loss:" in text:
+                return 0.95
+            if "[titan]" in text or "torchtitan" in text:
+                score = 0.6
+        return score
+
+    def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
+        prev: tuple[int, datetime] | None = None
+        for no, text, rank in lines:
+            if "tps:" not in text:
+                continue
+            m = LINE_RE.search(text)
+            if m is None:
+                continue
+            step = int(m["step"])
+            values: dict = {}
+            for p in PAIR_RE.finditer(m["rest"]):
+                field = FIELDS.get(p["k"])
+                if field is not None:
+                    v = convert(p["v"], field)
+                    if v is not None:
+                        values[field.column] = v
+            mem = MEMORY_RE.search(m["rest"])
+            if mem:
+                values["max_reserved_gib"] = float(mem["gib"])
+                values["max_reserved_pct"] = float(mem["pct"])
+            if m["ts"]:
+                ts = datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S,%f")
+                values["timestamp"] = ts.isoformat(timespec="milliseconds")
+                if prev is not None and step > prev[0]:
+                    values["step_time_s"] = (ts - prev[1]).total_seconds() / (step - prev[0])
+                # a lower step printed later is a restart (the frames layer starts a new
+                # segment); printed at the same time it is a slow rank's copy
+                if prev is None or step > prev[0] or (step < prev[0] and ts > prev[1]):
+                    prev = (step, ts)
+            yield Step(step, values, no, rank)
