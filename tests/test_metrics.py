@@ -446,3 +446,13 @@ def test_per_gpu_logged_tokens_per_s_is_scaled_by_the_gpu_count():
     assert r["tokens_per_s_logged"] == 6030 * 4
     assert r["step_time_s"] == pytest.approx(24.8 / 10)
     assert r["tokens_per_s"] == pytest.approx(8 * 8192 / 2.48)
+
+
+def test_megatron_lm_moe_log_is_reproduced_by_the_megatron_formula():
+    # Mixtral 8x7B (top-2 of 8 experts, GQA, SwiGLU) from its own args dump
+    run("ingest", FIXTURES / "megatron_lm" / "mixtral-8x7b-16xh100.log")
+    r = json.loads(run("report", "--format", "json"))[0]
+    assert r["tflops_logged_formula"] == "megatron"
+    assert r["logged_disagrees"] is False
+    assert r["tflops_per_gpu"] == pytest.approx(r["tflops_per_gpu_logged"], rel=0.005)
+    assert r["params"] == pytest.approx(46.7e9, rel=0.001)
