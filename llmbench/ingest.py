@@ -98,13 +98,20 @@ def choose_parser(path: str, forced: str | None = None, settings: Settings | Non
     """The parser for ``path``: the forced one, or the most confident on the head,
     falling back to a scan of the whole file in windows (logs whose first step
     comes after thousands of setup lines)."""
+    return _choose(path, forced, settings)[0]
+
+
+def _choose(
+    path: str, forced: str | None, settings: Settings | None
+) -> tuple[Parser, list[Parser]]:
+    """(parser, companion parsers of a file that holds a second format)."""
     configured = configured_parsers(settings)
     if forced:
-        return next((p for p in configured if p.name == forced), None) or registry.get(forced)
-    lines = head(path, HEAD_LINES)
-    parser, score = registry.detect([ln.text for ln in lines], configured)
+        return next((p for p in configured if p.name == forced), None) or registry.get(forced), []
+    lines = [ln.text for ln in head(path, HEAD_LINES)]
+    parser, score = registry.detect(lines, configured)
     if parser is not None:
-        return parser
+        return parser, registry.companions(lines, parser, configured)
     if len(lines) >= HEAD_LINES:
         window: list[str] = []
         for ln in iter_lines(path):
@@ -114,12 +121,12 @@ def choose_parser(path: str, forced: str | None = None, settings: Settings | Non
             if len(window) >= SCAN_WINDOW:
                 parser, score = registry.detect(window, configured)
                 if parser is not None:
-                    return parser
+                    return parser, []
                 window = []
         if window:
             parser, score = registry.detect(window, configured)
             if parser is not None:
-                return parser
+                return parser, []
     names = ", ".join(registry.available()) or "none"
     raise UnrecognisedLogError(f"no parser recognises this file (tried: {names})", path=path)
 
