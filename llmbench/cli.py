@@ -16,6 +16,7 @@ import click
 from . import __version__
 from .errors import LLMBenchError, UsageError
 from .formats import FORMATS
+from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -312,6 +313,23 @@ REPORT_VIEW = [
 ]
 
 
+def _models(ctx: click.Context, param: click.Parameter, value: str | None):
+    from .settings import Settings
+
+    return Settings.build(settings_file=value).models if value else None
+
+
+def models_option(f):
+    """``--settings FILE``, read for its ``[models.<name>]`` tables (passed as ``models``)."""
+    return click.option(
+        "--settings",
+        "models",
+        type=click.Path(dir_okay=False),
+        callback=_models,
+        help="Settings file for [models.<name>] shapes.",
+    )(f)
+
+
 def metric_options(f):
     from .metrics import FORMULAS, STATS
 
@@ -348,12 +366,7 @@ def metric_options(f):
 @click.option("--columns", help="Comma-separated columns [default: a summary; json: all].")
 @click.option("--sort", "sort_by", help="Sort by this column.")
 @click.option("--group-by", help="Group rows by this column (sorted by it, then by num_gpus).")
-@click.option(
-    "--settings",
-    "settings_file",
-    type=click.Path(dir_okay=False),
-    help="Settings file for [models.<name>] shapes.",
-)
+@models_option
 @click.option("--explain", is_flag=True, help="Show where every input of every run came from.")
 @click.option(
     "--plot", type=click.Path(dir_okay=False), help="Also draw the scaling figure (png, svg, pdf)."
@@ -369,7 +382,7 @@ def report(
     columns,
     sort_by,
     group_by,
-    settings_file,
+    models,
     explain,
     plot,
 ) -> None:
@@ -386,9 +399,7 @@ def report(
     from .formats import render
     from .metrics import explain as explain_run
     from .report import summarize_store
-    from .settings import Settings
 
-    models = Settings.build(settings_file=settings_file).models if settings_file else None
     if plot:
         from .plots import check_path
 
@@ -445,7 +456,7 @@ def _draw(kind: str, output: str, **kw: Any) -> None:
 
 
 @cli.command()
-@click.argument("kind", type=click.Choice(["scaling", "steps", "topology", "loss"]))
+@click.argument("kind", type=click.Choice(KINDS))
 @click.argument("select", nargs=-1, metavar="[RUN_ID|GLOB]...")
 @click.option(
     "-o",
@@ -461,27 +472,11 @@ def _draw(kind: str, output: str, **kw: Any) -> None:
     "--value",
     default="step_time_s",
     show_default=True,
-    type=click.Choice(
-        [
-            "step_time_s",
-            "tflops_per_gpu",
-            "hw_tflops_per_gpu",
-            "tflops_per_gpu_logged",
-            "mfu",
-            "hfu",
-            "tokens_per_s",
-            "tokens_per_s_per_gpu",
-        ]
-    ),
+    type=click.Choice(list(VALUE_LABELS)),
     help="topology: the value drawn per run.",
 )
-@click.option(
-    "--settings",
-    "settings_file",
-    type=click.Path(dir_okay=False),
-    help="Settings file for [models.<name>] shapes.",
-)
-def plot(kind, select, output, db, formula, warmup, stat, tokens, group_by, value, settings_file):
+@models_option
+def plot(kind, select, output, db, formula, warmup, stat, tokens, group_by, value, models):
     """Draw a figure of the selected runs: scaling, steps, topology or loss.
 
     \b
@@ -495,9 +490,6 @@ def plot(kind, select, output, db, formula, warmup, stat, tokens, group_by, valu
       llmbench plot scaling -o scaling.png --stat last --formula dgxc
       llmbench plot topology 'topology-*' --value hw_tflops_per_gpu -o topo.svg
     """
-    from .settings import Settings
-
-    models = Settings.build(settings_file=settings_file).models if settings_file else None
     _draw(
         kind,
         output,

@@ -19,6 +19,7 @@ column, a type and a unit scale; ``number`` and ``literal`` convert text.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar, NamedTuple
 
@@ -137,3 +138,15 @@ def literal(text: str) -> Any:
         return False
     v = number(t) if "," not in t else None
     return t if v is None else v
+
+
+# absl/glog prefix: ``I0411 15:03:26.866614 140737350317184 programs.py:366] ``
+GLOG_RE = re.compile(
+    r"(?P<sev>[IWEF])(?P<mm>\d\d)(?P<dd>\d\d) (?P<time>\d\d:\d\d:\d\d(?:\.\d+)?)\s+\d+\s+\S+:\d+\]"
+)
+
+
+def glog_timestamp(text: str) -> str | None:
+    """The time of an absl/glog prefix as ISO text; glog prints no year: ``--04-11T15:03:26.866614``."""
+    m = GLOG_RE.search(text)
+    return f"--{m['mm']}-{m['dd']}T{m['time']}" if m else None

@@ -59,10 +59,7 @@ class Line(NamedTuple):
 def clean(text: str) -> tuple[str, int | None]:
     """Strip a line of ANSI codes, ``\\r`` overwrites (the last segment stays) and
     launcher prefixes."""
-    if "\r" in text:
-        parts = [p for p in text.split("\r") if p.strip()]
-        text = parts[-1] if parts else ""
-    return _strip(text)
+    return segments(text)[-1] if "\r" in text else _strip(text)
 
 
 def segments(text: str) -> list[tuple[str, int | None]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from llmbench.parsing import Field, Parser, Record, Step, convert
+from llmbench.parsing import Field, Parser, Record, Step, convert, glog_timestamp
 from llmbench.reader import Line
 
 FIELDS: dict[str, Field] = {
@@ -27,7 +27,6 @@ FIELDS: dict[str, Field] = {
     "loss": Field("loss"),
 }
 STEP_RE = re.compile(r"completed step: (?P<step>\d+), (?P<rest>.*)")
-GLOG_RE = re.compile(r"^[IWEF](?P<mm>\d\d)(?P<dd>\d\d) (?P<time>\d\d:\d\d:\d\d\.\d+)\s+\d+ ")
 
 
 class MaxTextParser(Parser):
@@ -56,8 +55,8 @@ class MaxTextParser(Parser):
                 v = convert(raw, field)
                 if v is not None:
                     values[field.column] = v
-            ts = GLOG_RE.search(text)
+            ts = glog_timestamp(text)
             if ts:
-                values["timestamp"] = f"--{ts['mm']}-{ts['dd']}T{ts['time']}"
+                values["timestamp"] = ts
             if "step_time_s" in values:
                 yield Step(int(m["step"]), values, no, rank)

@@ -18,7 +18,7 @@ without ``deepspeed``, or shows neither fork's telltale.
 
 from __future__ import annotations
 
-from llmbench.parsers.megatron_deepspeed import FIELDS, MegatronDeepSpeedParser
+from llmbench.parsers.megatron_deepspeed import MegatronDeepSpeedParser
 
 
 class MegatronLMParser(MegatronDeepSpeedParser):
@@ -27,5 +27,4 @@ class MegatronLMParser(MegatronDeepSpeedParser):
     description = (
         "` [date] iteration N/ M | ... | throughput per GPU (TFLOP/s/GPU): x |`, args dump"
     )
-    produces = tuple(sorted({f.column for f in FIELDS.values()}))
     claims = "lm"

@@ -17,23 +17,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from llmbench.parsing import Parser, Record, Step, number
+from llmbench.parsing import Parser, Record, Step, glog_timestamp, number
 from llmbench.reader import Line
 
-GLOG_RE = re.compile(
-    r"(?P<sev>[IWEF])(?P<mm>\d\d)(?P<dd>\d\d) (?P<time>\d\d:\d\d:\d\d(?:\.\d+)?)\s+\d+\s+\S+:\d+\]"
-)
 TOOK_RE = re.compile(
     r"\[PAX STATUS\]: train_step\(\) took (?P<t>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?) seconds\."
 )
 SUMMARY_RE = re.compile(
     r"\bstep = (?P<step>\d+), loss= (?P<loss>[-+\w.]+?)(?:, steps/sec (?P<sps>[-+\w.]+?))?(?:,|\s|$)"
 )
-
-
-def _timestamp(text: str) -> str | None:
-    m = GLOG_RE.search(text)
-    return f"--{m['mm']}-{m['dd']}T{m['time']}" if m else None
 
 
 class PaxParser(Parser):
@@ -63,7 +55,7 @@ class PaxParser(Parser):
                     continue
                 took += 1
                 values = {"step_time_s": float(m["t"])}
-                ts = _timestamp(text)
+                ts = glog_timestamp(text)
                 if ts:
                     values["timestamp"] = ts
                 steps[took] = (values, no, rank)

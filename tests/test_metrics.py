@@ -54,12 +54,10 @@ def test_seed000_parameter_formula():
     assert 174e9 < p < 175.5e9
 
 
-@pytest.mark.parametrize(
-    "name", ["llama2-7b", "llama2-13b", "llama2-70b", "llama3-8b", "llama3-70b", "llama3-405b"]
-)
-def test_catalog_param_counts_match_the_gqa_swiglu_arithmetic(name):
+def _catalog(name, **kw):
+    """(catalog entry, its Shape written out by hand: SwiGLU, untied embeddings)."""
     spec = models()[name]
-    sh = Shape(
+    return spec, Shape(
         l=spec["num_layers"],
         h=spec["hidden_size"],
         a=spec["num_attention_heads"],
@@ -69,7 +67,15 @@ def test_catalog_param_counts_match_the_gqa_swiglu_arithmetic(name):
         s=spec["seq_len"],
         swiglu=True,
         untied=True,
+        **kw,
     )
+
+
+@pytest.mark.parametrize(
+    "name", ["llama2-7b", "llama2-13b", "llama2-70b", "llama3-8b", "llama3-70b", "llama3-405b"]
+)
+def test_catalog_param_counts_match_the_gqa_swiglu_arithmetic(name):
+    spec, sh = _catalog(name)
     assert param_count(sh) == spec["params"]
 
 
@@ -355,20 +361,7 @@ def test_mixtral_total_and_active_parameters():
         ("mixtral-8x7b", 46.7e9, 12.9e9),
         ("mixtral-8x22b", 141e9, 39e9),
     ):
-        spec = models()[name]
-        sh = Shape(
-            l=spec["num_layers"],
-            h=spec["hidden_size"],
-            a=spec["num_attention_heads"],
-            g=spec["num_query_groups"],
-            f=spec["ffn_hidden_size"],
-            V=spec["vocab_size"],
-            s=spec["seq_len"],
-            swiglu=True,
-            untied=True,
-            topk=2,
-            experts=8,
-        )
+        spec, sh = _catalog(name, topk=2, experts=8)
         assert param_count(sh) == spec["params"]
         assert param_count(sh) == pytest.approx(total, rel=0.005)
         assert param_count(sh, active=True) == pytest.approx(active, rel=0.005)
