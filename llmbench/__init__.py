@@ -7,6 +7,7 @@ Notebook API::
     logs.runs, logs.steps, logs.events        # pandas DataFrames
     table = llmbench.summarize(logs, formula="megatron")
     llmbench.plot_scaling(table)              # matplotlib Axes
+    llmbench.summarize_submissions("llmbench.db")  # MLPerf scores, one dict per folder
 
 The heavy modules (pandas, matplotlib) load only when a function needs them.
 """
@@ -28,6 +29,8 @@ _EXPORTS = {
     "plot_steps": "llmbench.plots",
     "plot_topology": "llmbench.plots",
     "plot_loss": "llmbench.plots",
+    "plot_mlperf": "llmbench.plots",
+    "summarize_submissions": "llmbench.mlperf",
     "Logs": "llmbench.ingest",
     "Settings": "llmbench.settings",
     "Store": "llmbench.store",

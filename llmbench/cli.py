@@ -125,11 +125,21 @@ def ingest(paths, db, parser, set_items, settings_file, path_pattern, workers, v
       llmbench ingest logs/ --path-pattern '{dtype}/{model}/{num_gpus}/' \\
           --set global_batch_size=256 --set seq_len=2048
     """
-    from .ingest import ingest as run_ingest
     from .settings import Settings
-    from .store import default_path
 
     settings = Settings.build(set_items, settings_file, path_pattern)
+    report, db = _ingest(
+        paths, db, parser=parser, settings=settings, workers=workers, verbose=verbose
+    )
+    if report.failed:
+        sys.exit(EXIT_INPUT)
+
+
+def _ingest(paths, db, *, settings, workers: int, verbose: bool, parser=None, summary_err=False):
+    """Ingest with a progress bar and a line per failure; returns (report, db path)."""
+    from .ingest import ingest as run_ingest
+    from .store import default_path
+
     db = db or default_path()
     bar = None
     show_bar = sys.stderr.isatty() and not verbose
@@ -149,11 +159,17 @@ def ingest(paths, db, parser, set_items, settings_file, path_pattern, workers, v
             click.echo(f"duplicate: {res.path}: {'; '.join(res.warnings)}", err=True)
         elif verbose:
             if res.status == "ingested":
-                click.echo(f"{res.path}: {res.parser}, {res.runs} run(s), {res.steps} step(s)")
+                click.echo(
+                    f"{res.path}: {res.parser}, {res.runs} run(s), {res.steps} step(s)",
+                    err=summary_err,
+                )
             elif res.status == "skipped":
-                click.echo(f"{res.path}: skipped, {res.error.message if res.error else ''}")
+                click.echo(
+                    f"{res.path}: skipped, {res.error.message if res.error else ''}",
+                    err=summary_err,
+                )
             else:
-                click.echo(f"{res.path}: {res.status}")
+                click.echo(f"{res.path}: {res.status}", err=summary_err)
         if verbose:
             for w in res.warnings:
                 click.echo(f"  warning: {res.path}: {w}", err=True)
@@ -177,10 +193,10 @@ def ingest(paths, db, parser, set_items, settings_file, path_pattern, workers, v
         parts.append(f"{report.count('duplicate')} duplicate")
     click.echo(
         f"{n} file(s): {', '.join(parts)}; parsers: {', '.join(report.parsers) or '-'}; "
-        f"{report.runs} run(s), {report.steps} step(s), {report.warnings} warning(s) -> {db}"
+        f"{report.runs} run(s), {report.steps} step(s), {report.warnings} warning(s) -> {db}",
+        err=summary_err,
     )
-    if report.failed:
-        sys.exit(EXIT_INPUT)
+    return report, db
 
 
 RUN_VIEW = [
@@ -572,3 +588,90 @@ def estimate(
         ).T.reset_index()
         table.columns = ["metric", "value"]
     click.echo(render(table, fmt), nl=False)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@db_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--plot", metavar="FILE", help="Also draw time to train against accelerators.")
+@click.option(
+    "--benchmark", "benchmarks", multiple=True, metavar="NAME", help="Only this benchmark."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Parse files in this many processes.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="A line per file, and every warning.")
+def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
+    """MLPerf Training results: time to train per run, score per benchmark folder.
+
+    PATHS are submission trees as published (<round>/<submitter>/results/<system>/
+    <benchmark>/result_N.txt beside <submitter>/systems/<system>.json): a whole
+    round, a submitter, one benchmark folder or one file. They are ingested into
+    the store first (unchanged files are skipped); without PATHS, every MLPerf
+    result already in the store is scored.
+
+    The score is the official result summarizer's: the olympic mean of the runs'
+    times to train (fastest and slowest dropped; a run that did not succeed counts
+    as a slowest one) times the folder's scaling.json factor; `score_note` says
+    why a folder has no score or breaks a rule. MFU is against the bf16 peak.
+
+    \b
+    Example:
+      llmbench mlperf training_results_v4.0/ --benchmark gpt3 --plot gpt3.png
+      llmbench mlperf NVIDIA/results/eos_n8_ngc24.04_nemo/llama2_70b_lora --format json
+    """
+    from .errors import NoDataError
+    from .formats import render
+    from .mlperf import SUMMARY_VIEW, summarize_submissions
+
+    if plot:
+        from .plots import check_path
+
+        check_path(plot)
+    failed = False
+    if paths:
+        from .settings import Settings
+
+        report, db = _ingest(
+            paths, db, settings=Settings(), workers=workers, verbose=verbose, summary_err=True
+        )
+        failed = bool(report.failed)
+    rows = summarize_submissions(db, paths)
+    if benchmarks:
+        rows = [r for r in rows if r["benchmark"] in benchmarks]
+    if not rows:
+        raise NoDataError(
+            "no MLPerf result files found"
+            + (f" under {' '.join(paths)}" if paths else " in the store"),
+            remedy="point at a submission tree: <submitter>/results/<system>/<benchmark>/result_N.txt",
+        )
+    for r in rows:
+        for run in r["runs"]:
+            if not run["counted"]:
+                click.echo(f"dropped: {_rel(run['path'])}: {run['reason']}", err=True)
+    if plot:
+        from .plots import close, plot_mlperf, save, use_agg
+
+        use_agg()
+        ax = plot_mlperf(rows, benchmarks=list(benchmarks) or None)
+        save(ax, plot)
+        close(ax)
+        click.echo(f"wrote MLPerf scaling figure -> {plot}", err=True)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(rows, indent=1))
+    else:
+        import pandas as pd
+
+        table = pd.DataFrame([{k: v for k, v in r.items() if k != "runs"} for r in rows])
+        if fmt in ("table", "markdown"):
+            table = table[SUMMARY_VIEW]
+        click.echo(render(table, fmt), nl=False)
+    if failed:
+        sys.exit(EXIT_INPUT)

@@ -95,7 +95,7 @@ def segment(records: Iterable[Record]) -> tuple[list[Segment], list[str]]:
             for k, v in rec.values.items():
                 if k not in cur.config and v is not None:
                     cur.config[k] = v
-                    cur.origin[k] = f"log line {rec.line_no}"
+                    cur.origin[k] = rec.origin or f"log line {rec.line_no}"
             cur.touch(rec.line_no)
         elif isinstance(rec, NewRun):
             if cur.steps:

@@ -8,7 +8,8 @@ streaming ``parse(lines) -> records``. Records are small tuples:
   canonical step columns (``step_time_s``, ``loss``, ...) or extra names to numbers;
   ``step`` None means "the next one" (numbered 1, 2, ... in order).
 - ``Event(key, value, line_no, time_ms, event_type, step, metadata)``.
-- ``Config(values, line_no)``: run settings found in the log (first value wins).
+- ``Config(values, line_no, origin)``: run settings found in the log (first value
+  wins); ``origin`` says where they come from when it is not that line.
 - ``NewRun(line_no, reason)``: the log starts a new run segment here (restart).
 - ``Note(message, line_no)``: a warning about the input (never fatal).
 
@@ -46,6 +47,7 @@ class Event(NamedTuple):
 class Config(NamedTuple):
     values: dict[str, Any]
     line_no: int
+    origin: str | None = None  # where the values come from when not the line itself
 
 
 class NewRun(NamedTuple):

@@ -404,6 +404,86 @@ def plot_loss(steps, ax=None):
     return ax
 
 
+def plot_mlperf(rows, ax=None, *, benchmarks: list[str] | None = None):
+    """MLPerf time to train (score, minutes) against accelerators, one panel per
+    benchmark and one marker style per submitter and accelerator, log-log. Systems
+    of one series in the same round are joined, with ideal scaling (dashed) from
+    the smallest. ``rows`` are ``llmbench.mlperf.submissions()`` dicts (or a
+    DataFrame of them). Returns the list of Axes."""
+    data = [dict(r, source=r.get("folder")) for r in _rows(rows)]
+    data = _usable(data, ("num_gpus", "score_min"), "MLPerf scaling")
+    names = [n for n in (benchmarks or sorted({str(r["benchmark"]) for r in data}))]
+    data = [r for r in data if r["benchmark"] in names]
+    names = [n for n in names if any(r["benchmark"] == n for r in data)]
+    if not names:
+        raise NoDataError(
+            "no scored MLPerf result for " + ", ".join(benchmarks or ["any benchmark"])
+        )
+
+    def series(r: dict) -> str:
+        return f"{r['submitter']} · {r.get('hardware') or r.get('accelerator')}"
+
+    cols, nrows = min(len(names), 3), math.ceil(len(names) / 3)
+    style, fig = _styled((4.8 * cols, 4.2 * nrows) if ax is None else None)
+    with style:
+        if fig is not None:
+            axes = [a for row in fig.subplots(nrows, cols, squeeze=False) for a in row]
+            for spare in axes[len(names) :]:
+                spare.remove()
+            axes = axes[: len(names)]
+        else:
+            axes = list(ax) if isinstance(ax, list | tuple) else [ax]
+        keys = sorted({series(r) for r in data})
+        looks = {
+            k: (PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]) for i, k in enumerate(keys)
+        }
+        for a, name in zip(axes, names, strict=False):
+            mine = [r for r in data if r["benchmark"] == name]
+            for key in sorted({series(r) for r in mine}):
+                colour, marker = looks[key]
+                pts = [r for r in mine if series(r) == key]
+                a.scatter(
+                    [r["num_gpus"] for r in pts],
+                    [r["score_min"] for r in pts],
+                    color=colour,
+                    marker=marker,
+                    label=key,
+                    zorder=3,
+                )
+                for rnd in sorted({str(r.get("round")) for r in pts}):
+                    same = sorted(
+                        (r for r in pts if str(r.get("round")) == rnd), key=lambda r: r["num_gpus"]
+                    )
+                    xs = [float(r["num_gpus"]) for r in same]
+                    ys = [float(r["score_min"]) for r in same]
+                    if len(set(xs)) > 1:
+                        a.plot(xs, ys, color=colour)
+                        a.plot(
+                            xs,
+                            [ys[0] * xs[0] / x for x in xs],
+                            color=colour,
+                            linestyle="--",
+                            alpha=0.5,
+                        )
+                for r in pts:
+                    a.annotate(
+                        f"{r['score_min']:.3g} min\n{r.get('round') or ''}",
+                        (r["num_gpus"], r["score_min"]),
+                        textcoords="offset points",
+                        xytext=(4, 4),
+                        fontsize=7,
+                        color=colour,
+                    )
+            a.set_xscale("log", base=2)
+            a.set_yscale("log")
+            a.set_xlabel("Accelerators")
+            a.set_ylabel("Time to train, score (minutes)")
+            a.set_title(f"MLPerf {name}")
+            _gpu_ticks(a, mine)
+            a.legend(loc="best")
+    return axes
+
+
 def check_path(path: str) -> str:
     """The figure format of ``path`` ('png', 'svg', 'pdf'); UsageError otherwise."""
     suffix = os.path.splitext(path)[1].lower()

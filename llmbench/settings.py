@@ -1,6 +1,7 @@
 """Settings a log does not contain, with where each value came from.
 
-Precedence, last wins (DESIGN.md): the log itself, then ``--path-pattern``, then
+Precedence, last wins (DESIGN.md): the log itself, then an MLPerf submission
+tree's layout and system description (``llmbench.mlperf``), then ``--path-pattern``, then
 the settings file (TOML), then ``--set key=value``. A settings file holds
 top-level keys that apply to every file, ``[files."<glob>"]`` tables that apply
 to matching paths, an optional ``path_pattern``, and ``[models.<name>]`` tables
@@ -184,7 +185,12 @@ class Settings:
 
     def layers(self, path: str) -> list[tuple[str, dict[str, Any]]]:
         """The (origin, values) layers that apply to ``path``, lowest precedence first."""
+        from .mlperf import tree_layer
+
         out: list[tuple[str, dict[str, Any]]] = []
+        tree = tree_layer(path)
+        if tree is not None:
+            out.append(tree)
         if self.path_pattern is not None:
             found = self.path_pattern.match(path)
             if found:

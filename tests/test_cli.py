@@ -211,7 +211,7 @@ def test_line_cut_off_and_malformed_mllog_are_warnings(tmp_path):
     r = run("ingest", "-v", cut, FIXTURES / "mllog" / "aborted-malformed.txt.gz")
     assert r.exit_code == 0
     assert "cut off" in r.output and f"{cut}" in r.output
-    assert "malformed MLLOG payload" in r.output and "line 4" in r.output
+    assert "malformed MLPerf log line" in r.output and "line 4" in r.output
 
 
 @pytest.mark.parametrize(

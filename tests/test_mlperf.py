@@ -1,0 +1,312 @@
+"""MLPerf submission trees: layout, system descriptions, scoring as the official
+result summarizer does it, the `mlperf` command and its figure."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from llmbench.cli import cli
+from llmbench.mlperf import locate, olympic_mean, read_system, summarize_submissions
+
+SYSTEM = {
+    "submitter": "ACME",
+    "division": "closed",
+    "status": "Available on-premise",
+    "system_name": "acme_n4",
+    "number_of_nodes": "4",
+    "accelerators_per_node": "8",
+    "accelerator_model_name": "NVIDIA H100-SXM5-80GB",
+    "framework": "NeMo 24.09",
+}
+
+
+def _line(time_ms: int, key: str, value, **meta) -> str:
+    rec = {
+        "namespace": "",
+        "time_ms": time_ms,
+        "event_type": "POINT_IN_TIME",
+        "key": key,
+        "value": value,
+        "metadata": {"file": "/workspace/llm/train.py", "lineno": 80, **meta},
+    }
+    return ":::MLLOG " + json.dumps(rec)
+
+
+def _result(start_ms: int, minutes: float, status: str = "success", *, prefix: str = "") -> str:
+    stop = start_ms + round(minutes * 60000)
+    lines = [
+        "+ srun --mpi=pmix python train.py",
+        _line(start_ms - 9000, "submission_benchmark", "gpt3"),
+        _line(start_ms - 9000, "global_batch_size", 2048),
+        _line(start_ms - 9000, "max_sequence_length", 2048),
+        _line(start_ms, "run_start", None),
+        "[NeMo I 2024-09-30 12:00:00 train:12] iteration 1 done",
+    ]
+    for i in range(1, 4):  # one tracked step time each 40 s, 4.19M tokens per step
+        lines.append(
+            _line(
+                start_ms + i * 40000,
+                "tracked_stats",
+                {"train_step_timing in s": 20.0},
+                step=i * 2048 * 2048,
+            )
+        )
+    lines.append(_line(stop, "run_stop", None, status=status))
+    return "\n".join(prefix + ln if ln.startswith(":::") else ln for ln in lines) + "\n"
+
+
+def _tree(root: Path, runs: list, *, bench="gpt3", system=SYSTEM, name="acme_n4", scaling=None):
+    folder = root / "v4.1" / "ACME" / "results" / name / bench
+    folder.mkdir(parents=True)
+    sysdir = root / "v4.1" / "ACME" / "systems"
+    sysdir.mkdir(parents=True, exist_ok=True)
+    (sysdir / f"{name}.json").write_text(json.dumps(system))
+    for i, text in enumerate(runs):
+        (folder / f"result_{i}.txt").write_text(text)
+    if scaling is not None:
+        (folder / "scaling.json").write_text(json.dumps({"scaling_factor": scaling}))
+    return folder
+
+
+def _mlperf(*args: str):
+    return CliRunner().invoke(cli, ["mlperf", *args])
+
+
+def test_olympic_mean_matches_the_summarizers_slices():
+    ten = [float(x) for x in range(10, 0, -1)]
+    assert olympic_mean(ten, 0, 1) == sum(range(2, 10)) / 8  # middle 8 of 10
+    assert olympic_mean([5.0, 3.0, 4.0], 0, 1) == 4.0  # 3 runs: the median
+    assert olympic_mean([3.0, 7.0], 1, 1) == 7.0  # 1 of 3 dropped: the slower survivor
+    assert olympic_mean([float(x) for x in range(1, 10)], 1, 1) == sum(range(2, 10)) / 8
+    assert olympic_mean([2.0], 1, 1) is None
+    forty = [float(x) for x in range(1, 41)]
+    assert olympic_mean(forty, 0, 4) == sum(range(5, 37)) / 32  # unet3d trims 4
+
+
+def test_locate_reads_round_submitter_system_benchmark_and_run(tmp_path):
+    p = tmp_path / "training_results_v4.0" / "NVIDIA" / "results" / "eos" / "gpt3" / "result_7.txt"
+    loc = locate(str(p))
+    assert (loc.round, loc.submitter, loc.system, loc.benchmark, loc.run_index) == (
+        "v4.0",
+        "NVIDIA",
+        "eos",
+        "gpt3",
+        7,
+    )
+    assert locate(str(tmp_path / "logs" / "result_1.txt")) is None
+    assert locate(str(p.with_name("train.log"))) is None
+
+
+def test_v06_system_file_is_key_value_lines_with_a_python_literal(tmp_path):
+    entry = (
+        "{'hardware': 'DGX-1 with V100', 'framework': 'PyTorch NVIDIA Release 19.05', "
+        "'nodes': \"{'num_nodes': '2', 'accelerator': 'Tesla V100-SXM2-16GB', "
+        "'num_accelerators': '8'}\"}"
+    )
+    f = tmp_path / "dgx1.json"
+    f.write_text(
+        'org: {"value": "NVIDIA", "metadata": {"file": "x.py", "lineno": 1}}\n'
+        'division: {"value": "closed", "metadata": {"file": "x.py", "lineno": 2}}\n'
+        f"entry: {json.dumps({'value': entry, 'metadata': {}})}\n"
+        "garbage line\n"
+    )
+    desc = read_system(str(f))
+    assert desc["submitter"] == "NVIDIA" and desc["division"] == "closed"
+    assert desc["number_of_nodes"] == "2" and desc["accelerators_per_node"] == "8"
+    assert desc["accelerator_model_name"] == "Tesla V100-SXM2-16GB"
+    assert desc["framework"] == "PyTorch NVIDIA Release 19.05"
+
+
+def test_three_runs_score_the_median_and_fill_the_run_settings(tmp_path):
+    t0 = 1727700000000
+    folder = _tree(tmp_path, [_result(t0, 101.5), _result(t0, 99.25), _result(t0, 100.0)])
+    db = str(tmp_path / "s.db")
+    r = _mlperf(str(tmp_path), "--db", db, "--format", "json")
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)
+    assert row["score_min"] == 100.0 and row["score_note"] is None
+    assert (row["round"], row["submitter"], row["system"], row["benchmark"]) == (
+        "v4.1",
+        "ACME",
+        "acme_n4",
+        "gpt3",
+    )
+    assert row["division"] == "closed" and row["num_gpus"] == 32  # 4 nodes x 8
+    assert row["accelerator"] == "NVIDIA H100-SXM5-80GB" and row["hardware"] == "h100-sxm"
+    assert [run["time_to_train_min"] for run in row["runs"]] == [101.5, 99.25, 100.0]
+    assert [Path(run["path"]).name for run in row["runs"]] == [f"result_{i}.txt" for i in range(3)]
+    # throughput from the logged step times: 2048 x 2048 tokens per 20 s step
+    assert row["step_time_s"] == 20.0
+    assert row["tokens_per_s"] == pytest.approx(2048 * 2048 / 20.0, rel=1e-12)
+    assert row["model"] == "gpt3-175b"
+    # the same numbers are in the store, for report
+    r = CliRunner().invoke(cli, ["report", "--db", db, "--format", "json"])
+    reps = json.loads(r.stdout)
+    assert sorted(x["time_to_train_min"] for x in reps) == [99.25, 100.0, 101.5]
+    assert {x["num_gpus"] for x in reps} == {32}
+    assert folder.exists()
+
+
+def test_aborted_run_counts_as_slowest_and_two_mean_no_score(tmp_path):
+    t0 = 1727700000000
+    times = [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0]
+    runs = [_result(t0, t) for t in times] + [_result(t0, 9.0, "aborted")]
+    _tree(tmp_path, runs, bench="llama2_70b_lora")
+    r = _mlperf(str(tmp_path), "--db", str(tmp_path / "s.db"), "--format", "json")
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)
+    # 1 dropped: the fastest surviving run also goes, the mean of the other 8
+    assert row["score_min"] == pytest.approx(sum(times[1:]) / 8, abs=1e-12)
+    assert row["n_dropped"] == 1 and "dropped" in row["score_note"]
+    assert row["runs"][9]["status"] == "aborted" and row["runs"][9]["counted"] is False
+    assert "result_9.txt: run_stop status 'aborted'" in r.stderr
+
+    other = tmp_path / "two"
+    runs = [_result(t0, t) for t in times[:8]]
+    runs += [_result(t0, 9.0, "aborted"), _result(t0 + 5, 9.0, "aborted")]
+    _tree(other, runs, bench="llama2_70b_lora")
+    (row,) = json.loads(_mlperf(str(other), "--db", str(other / "s.db"), "--format", "json").stdout)
+    assert row["score_min"] is None
+    assert "2 of 10 runs dropped (at most 1 allowed): no score" in row["score_note"]
+
+
+def test_malformed_and_unreadable_files_are_dropped_per_file(tmp_path):
+    t0 = 1727700000000
+    bad = _result(t0, 50.0).replace('"key": "run_start"', '"key": "run_start"', 1)
+    bad = bad.replace(":::MLLOG {", ":::MLLOG {{", 1)  # one line that does not parse
+    folder = _tree(tmp_path, [_result(t0, 40.0), bad, _result(t0, 42.0)])
+    (folder / "result_3.txt").write_bytes(b"\x00\x01 not a log at all\n")
+    r = _mlperf(str(folder), "--db", str(tmp_path / "s.db"), "--format", "json")
+    (row,) = json.loads(r.stdout)
+    assert row["n_runs"] == 4
+    reasons = {Path(run["path"]).name: run["reason"] for run in row["runs"]}
+    assert reasons["result_1.txt"] == "1 MLLOG line(s) do not parse"
+    assert reasons["result_3.txt"] and "result_3.txt" in r.stderr
+    assert row["score_min"] is None  # two dropped of a 3-run benchmark
+    assert r.exit_code == 1  # an unreadable input, as for ingest
+
+
+def test_too_few_runs_and_scaling_factor(tmp_path):
+    t0 = 1727700000000
+    _tree(tmp_path, [_result(t0, 20.0), _result(t0, 30.0)], bench="llama31_8b", scaling=1.25)
+    (row,) = json.loads(
+        _mlperf(str(tmp_path), "--db", str(tmp_path / "s.db"), "--format", "json").stdout
+    )
+    assert row["score_min"] is None  # 2 runs: nothing left after the trim
+    assert "2 result file(s), 10 required" in row["score_note"]
+    other = tmp_path / "b"
+    _tree(other, [_result(t0, m) for m in (20.0, 30.0, 25.0)], bench="gpt3", scaling=1.25)
+    (row,) = json.loads(_mlperf(str(other), "--db", str(other / "s.db"), "--format", "json").stdout)
+    assert row["olympic_mean_min"] == 25.0 and row["score_min"] == 25.0 * 1.25
+    assert row["scaling_factor"] == 1.25
+
+
+def test_rank_prefixed_lines_and_markdown_and_plot(tmp_path):
+    t0 = 1727700000000
+    _tree(tmp_path, [_result(t0, m, prefix="   0: ") for m in (30.0, 31.0, 29.0)])
+    _tree(
+        tmp_path,
+        [_result(t0, m) for m in (16.0, 15.0, 17.0)],
+        name="acme_n8",
+        system={**SYSTEM, "number_of_nodes": "8"},
+    )
+    png = tmp_path / "s.png"
+    r = _mlperf(
+        str(tmp_path), "--db", str(tmp_path / "s.db"), "--format", "markdown", "--plot", str(png)
+    )
+    assert r.exit_code == 0, r.output
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| v4.1")]
+    assert len(rows) == 2 and "| 32 |" in rows[0] and "| 30 |" in rows[0] and "| 16 |" in rows[1]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    from llmbench.plots import close, plot_mlperf
+
+    ax = plot_mlperf(summarize_submissions(str(tmp_path / "s.db")))
+    pts = ax[0].collections[0].get_offsets()
+    assert sorted(map(tuple, pts.tolist())) == [(32.0, 30.0), (64.0, 16.0)]
+    dashed = [ln for ln in ax[0].lines if ln.get_linestyle() == "--"]
+    assert list(dashed[0].get_ydata()) == [30.0, 15.0]  # ideal: 30 min x 32 / 64
+    close(ax)
+
+
+def test_no_results_is_one_line_and_exit_1(tmp_path):
+    r = _mlperf("--db", str(tmp_path / "empty.db"))
+    assert r.exit_code == 1 and "no MLPerf result files found in the store" in r.stderr
+
+
+# -- the corpus: published results and the official package's figures ---------------------
+
+
+def _truth(root: Path, name: str) -> list[dict]:
+    return list(csv.DictReader((root / name).open()))
+
+
+def test_corpus_scores_match_truth(corpus, tmp_path):
+    root = corpus / "mlperf"
+    r = _mlperf(str(root), "--db", str(tmp_path / "m.db"), "--format", "json")
+    assert r.exit_code == 0, r.output
+    rows = {
+        (x["round"], x["submitter"], x["system"], x["benchmark"]): x for x in json.loads(r.stdout)
+    }
+    scores = _truth(root, "TRUTH_scores.csv")
+    assert len(rows) == len(scores)
+    for t in scores:
+        row = rows[(t["version"], t["submitter"], t["system"], t["benchmark"])]
+        assert math.isclose(row["score_min"], float(t["score_minutes"]), abs_tol=1e-3), t
+        assert row["n_runs"] == int(t["n_runs"]) and row["n_dropped"] == int(t["n_dropped"])
+        assert row["scaling_factor"] == float(t["scaling_factor"])
+        assert row["accelerator"] == t["accelerator"]
+        assert row["num_gpus"] == int(t["accelerator_count"])
+        assert row["division"] == t["division"]
+    runs = {x["path"]: x for row in rows.values() for x in row["runs"]}
+    for t in _truth(root, "TRUTH_runs.csv"):
+        run = runs[str(root / t["path"])]
+        assert math.isclose(run["time_to_train_min"], float(t["ttt_minutes"]), abs_tol=1e-6), t
+        assert run["status"] == t["status"]
+        assert run["counted"] == (t["counted_in_score"] == "True")
+
+
+def test_scores_equal_the_official_result_summarizer(corpus, tmp_path):
+    """The official package scores a temporary copy (it may rewrite scaling.json)."""
+    rs = pytest.importorskip("mlperf_logging.result_summarizer.result_summarizer")
+    copy = tmp_path / "copy"
+    shutil.copytree(corpus / "mlperf", copy)
+    ours = summarize_submissions_for(copy, tmp_path / "m.db")
+    assert ours
+    import contextlib
+    import io
+
+    for row in ours:
+        folder = row["folder"]
+        ruleset = row["round"].lstrip("v") + ".0"
+        with contextlib.redirect_stdout(io.StringIO()):
+            per_run, _, official, _, factor = rs._compute_strong_score_standalone(
+                row["benchmark"],
+                row["system"],
+                False,
+                folder,
+                "training",
+                ruleset,
+                return_full_scores=True,
+            )
+        # before v0.7 the logs carry seconds and the summarizer assumes ms
+        unit = 1000.0 if row["round"] in ("v0.5", "v0.6") else 1.0
+        assert factor == row["scaling_factor"]
+        assert math.isclose(row["score_min"], official * unit, rel_tol=1e-9), folder
+        for run in row["runs"]:
+            assert math.isclose(
+                run["time_to_train_min"], per_run[run["path"]] * unit, rel_tol=1e-9
+            ), run["path"]
+
+
+def summarize_submissions_for(root: Path, db: Path) -> list[dict]:
+    r = _mlperf(str(root), "--db", str(db), "--format", "json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
