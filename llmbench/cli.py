@@ -675,3 +675,56 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
         click.echo(render(table, fmt), nl=False)
     if failed:
         sys.exit(EXIT_INPUT)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True, metavar="PATH|RUN_ID...")
+@db_option
+def forget(targets, db) -> None:
+    """Remove from the store what was ingested from files.
+
+    A TARGET is a path as ingested, a folder (every stored file under it), or a
+    run_id (the file that holds that run: every run of it goes). The log files
+    themselves are not touched; ingesting them again stores them again.
+
+    \b
+    Example:
+      llmbench forget logs/old-run.log
+      llmbench forget 2e518e85a6c5
+    """
+    from .store import Store
+
+    with Store(db) as store:
+        for target in targets:
+            for path in store.forget(target):
+                click.echo(f"forgot {_rel(path)}")
+
+
+@cli.command()
+@db_option
+def check(db) -> None:
+    """Verify the store: SQLite integrity, rows without their run or file, and
+    stored files whose source changed (or is gone) since it was ingested.
+
+    Exit 1 when the store is damaged or a source changed; a source that is gone
+    is only noted (the store keeps its rows).
+    """
+    from .store import Store, default_path
+
+    db = db or default_path()
+    if not os.path.exists(db):
+        raise UsageError(f"no store at {db}", remedy="ingest something first, or give --db")
+    with Store(db) as store:
+        found = store.check()
+        counts = store.counts()
+    for kind, detail in found:
+        click.echo(f"{kind}: {detail}", err=kind != "missing")
+    bad = [k for k, _ in found if k != "missing"]
+    click.echo(
+        f"{db}: {counts['files']} file(s), {counts['runs']} run(s), {counts['steps']} step(s), "
+        f"{counts['events']} event(s); "
+        + (f"{len(bad)} problem(s)" if bad else "ok")
+        + (f", {len(found) - len(bad)} source(s) gone" if len(found) > len(bad) else "")
+    )
+    if bad:
+        sys.exit(EXIT_INPUT)

@@ -58,6 +58,7 @@ STEP_COLUMNS: dict[str, str] = {
     "consumed_tokens": "INTEGER",
     "samples_per_s": "REAL",
     "tokens_per_s": "REAL",
+    "tokens_per_s_per_gpu": "REAL",  # as logged (torchtitan, MaxText, Megatron-LM 2024)
     "tflops_per_gpu_logged": "REAL",
     "mfu_logged": "REAL",  # fraction, not percent
     "skipped_iterations": "INTEGER",

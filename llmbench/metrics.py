@@ -446,7 +446,7 @@ def run_metrics(
     out["tokens_per_s_logged"] = _stat_of([_num(r.get("tokens_per_s")) for r in steady_rows], stat)
     out["mfu_logged"] = _stat_of([_num(r.get("mfu_logged")) for r in steady_rows], stat)
     if out["tokens_per_s_logged"] is None and n:  # torchtitan, MaxText: per GPU
-        per_gpu = _stat_of([_extra(r, "tokens_per_s_per_gpu") for r in steady_rows], stat)
+        per_gpu = _stat_of([_num(r.get("tokens_per_s_per_gpu")) for r in steady_rows], stat)
         out["tokens_per_s_logged"] = per_gpu * n if per_gpu is not None else None
     if out["tokens_per_s_logged"] is None:
         out["tokens_per_s_logged"] = _mllog_throughput(events, config, tok_step)

@@ -19,8 +19,21 @@ from typing import Any
 from .columns import FILE_COLUMNS, TABLES
 from .errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = "llmbench.db"
+
+# MIGRATIONS[v]: the statements that bring a store of version v - 1 to version v,
+# run in one transaction (a store is migrated fully or not at all). A new store is
+# made at SCHEMA_VERSION directly from columns.py.
+MIGRATIONS: dict[int, list[str]] = {
+    # v2: logged per-GPU tokens/s gets a steps column (it was kept in ``extra``)
+    2: [
+        'ALTER TABLE steps ADD COLUMN "tokens_per_s_per_gpu" REAL',
+        "UPDATE steps SET tokens_per_s_per_gpu = json_extract(extra, '$.tokens_per_s_per_gpu'),"
+        " extra = NULLIF(json_remove(extra, '$.tokens_per_s_per_gpu'), '{}')"
+        " WHERE json_type(extra, '$.tokens_per_s_per_gpu') IN ('integer', 'real')",
+    ],
+}
 
 
 def default_path() -> str:
@@ -77,8 +90,15 @@ class Store:
         if version == SCHEMA_VERSION:
             return
         with self.transaction():
-            for stmt in _ddl():
-                self.conn.execute(stmt)
+            # read again under the write lock: another process may have just migrated
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                for stmt in _ddl():
+                    self.conn.execute(stmt)
+            else:
+                for v in range(version + 1, SCHEMA_VERSION + 1):
+                    for stmt in MIGRATIONS[v]:
+                        self.conn.execute(stmt)
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -185,6 +205,78 @@ class Store:
             self.conn.execute(
                 "UPDATE files SET size = ?, mtime = ? WHERE path = ?", (size, mtime, path)
             )
+
+    def forget(self, target: str) -> list[str]:
+        """Remove what was ingested from a file: ``target`` is its path, a folder
+        (every stored file under it) or a run_id (the file holding that run).
+        Returns the paths removed; StoreError when nothing matches."""
+        paths = self._targets(target)
+        if not paths:
+            raise StoreError(
+                f"nothing stored matches {target!r}",
+                remedy="give a path as ingested, a folder, or a run_id from `llmbench runs`",
+            )
+        with self.transaction() as c:
+            for path in paths:
+                self._delete_source(path)
+                c.execute("DELETE FROM files WHERE path = ?", (path,))
+        return paths
+
+    def _targets(self, target: str) -> list[str]:
+        full = target if target.startswith("<") else os.path.abspath(target)
+        folder = full.rstrip("/") + "/"
+        rows = self.conn.execute(
+            "SELECT path FROM files WHERE path = ? OR substr(path, 1, ?) = ? ORDER BY path",
+            (full, len(folder), folder),
+        ).fetchall()
+        if rows:
+            return [r[0] for r in rows]
+        rows = self.conn.execute(
+            "SELECT DISTINCT source FROM runs WHERE substr(run_id, 1, ?) = ?",
+            (len(target), target),
+        ).fetchall()
+        if len(rows) > 1:
+            raise StoreError(
+                f"run_id {target!r} matches runs of {len(rows)} files",
+                remedy="give more digits of the run_id",
+            )
+        return [r[0] for r in rows]
+
+    def check(self) -> list[tuple[str, str]]:
+        """Verify the store: (kind, detail) for each finding. Kinds: ``integrity``
+        (SQLite's integrity_check), ``orphan`` (rows without their run or file),
+        ``changed`` (the source's size or mtime differ from when it was ingested),
+        ``missing`` (the source is gone: its rows are kept)."""
+        found: list[tuple[str, str]] = []
+        for (msg,) in self.conn.execute("PRAGMA integrity_check").fetchall():
+            if msg != "ok":
+                found.append(("integrity", msg))
+        for table in ("steps", "events"):
+            (n,) = self.conn.execute(
+                f'SELECT COUNT(*) FROM "{table}" WHERE run_id NOT IN (SELECT run_id FROM runs)'
+            ).fetchone()
+            if n:
+                found.append(("orphan", f"{n} {table} row(s) whose run is not stored"))
+        for (source,) in self.conn.execute(
+            "SELECT DISTINCT source FROM runs WHERE source NOT IN "
+            "(SELECT path FROM files WHERE status = 'ok')"
+        ):
+            found.append(("orphan", f"runs of {source} without a stored file"))
+        for path, size, mtime in self.conn.execute(
+            "SELECT path, size, mtime FROM files WHERE status = 'ok' ORDER BY path"
+        ).fetchall():
+            if path.startswith("<"):
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                found.append(("missing", f"{path}: source gone (its rows are kept)"))
+                continue
+            if st.st_size != size or st.st_mtime != mtime:
+                found.append(
+                    ("changed", f"{path}: changed since it was ingested (run ingest again)")
+                )
+        return found
 
     # -- reading -------------------------------------------------------------
 

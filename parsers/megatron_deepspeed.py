@@ -45,9 +45,7 @@ FIELDS: dict[str, Field] = {
 }
 
 # fields kept in ``extra`` under a canonical name (no step column of their own)
-EXTRA_COLUMNS = frozenset(
-    {"num_zeros", "actual_seqlen", "tokens_per_s_per_gpu", "load_balancing_loss"}
-)
+EXTRA_COLUMNS = frozenset({"num_zeros", "actual_seqlen", "load_balancing_loss"})
 
 # what only Megatron-DeepSpeed prints, and what only Megatron-LM prints
 DEEPSPEED_MARKS = ("TFLOPs:", "consumed tokens:", "samples per second:", "lm-loss:", "(s):")

@@ -259,3 +259,20 @@ def test_module_entry_point_runs_from_another_cwd(tmp_path):
         [sys.executable, "-m", "llmbench", "parsers"], capture_output=True, text=True, cwd=tmp_path
     )
     assert r.returncode == 0 and "megatron_deepspeed" in r.stdout
+
+
+def test_forget_and_check_commands(tmp_path):
+    log = write(tmp_path / "a.log", SEED2.read_text())
+    assert run("check").exit_code == 2  # no store yet: usage error with a hint
+    assert run("ingest", log).exit_code == 0
+    r = run("check")
+    assert r.exit_code == 0 and "1 file(s), 1 run(s), 2 step(s)" in r.output and "; ok" in r.output
+    with open(log, "a") as f:
+        f.write("\n")
+    r = run("check")
+    assert r.exit_code == 1 and f"changed: {log}" in r.stderr
+    r = run("forget", log)
+    assert r.exit_code == 0 and "forgot" in r.output
+    r = run("forget", log)
+    assert r.exit_code == 1 and "nothing stored matches" in r.stderr and "hint:" in r.stderr
+    assert "0 file(s), 0 run(s)" in run("check").output

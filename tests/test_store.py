@@ -87,3 +87,68 @@ def test_typed_frames_missing_is_nan_not_zero():
     mllog = steps[steps["consumed_tokens"] > 1e8]
     assert mllog["tflops_per_gpu_logged"].isna().all()
     assert runs["num_gpus"].dtype == "float64" and runs["num_gpus"].isna().sum() == 1
+
+
+def _v1_store(path) -> None:
+    """A store as llmbench 0.1 with schema 1 wrote it (steps without tokens_per_s_per_gpu)."""
+    from llmbench.columns import TABLES
+
+    con = sqlite3.connect(path)
+    for name, cols in {**TABLES, "files": {"path": "TEXT PRIMARY KEY", "status": "TEXT"}}.items():
+        cols = {c: t for c, t in cols.items() if c != "tokens_per_s_per_gpu"}
+        con.execute(f'CREATE TABLE "{name}" ({", ".join(f"{c!r} {t}" for c, t in cols.items())})')
+    con.execute("INSERT INTO runs (run_id, source) VALUES ('r1', '/x.log')")
+    con.executemany(
+        "INSERT INTO steps (run_id, step, step_time_s, extra) VALUES ('r1', ?, 1.5, ?)",
+        [
+            (1, '{"tokens_per_s_per_gpu": 6000, "num_zeros": 0}'),
+            (2, '{"tokens_per_s_per_gpu": 6123.25}'),
+            (3, None),
+            (4, '{"tokens_per_s_per_gpu": "n/a"}'),
+        ],
+    )
+    con.execute("PRAGMA user_version=1")
+    con.commit()
+    con.close()
+
+
+def test_schema_1_store_is_migrated_forward(tmp_path):
+    db = str(tmp_path / "v1.db")
+    _v1_store(db)
+    with Store(db) as s:
+        rows = s.conn.execute(
+            "SELECT step, tokens_per_s_per_gpu, extra FROM steps ORDER BY step"
+        ).fetchall()
+        assert s.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert rows == [
+        (1, 6000.0, '{"num_zeros":0}'),
+        (2, 6123.25, None),
+        (3, None, None),
+        (4, None, '{"tokens_per_s_per_gpu": "n/a"}'),  # not a number: left where it was
+    ]
+    with Store(db) as s:  # opening again changes nothing
+        assert s.conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 4
+
+
+def test_forget_and_check(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    a, b = logs / "a.log", logs / "b.log"
+    a.write_text(SEED2.read_text())
+    b.write_text(SEED2.read_text() + "\n")
+    db = str(tmp_path / "s.db")
+    ingest([str(logs)], db)
+    with Store(db) as s:
+        assert s.check() == []
+        run_b = s.conn.execute("SELECT run_id FROM runs WHERE source = ?", (str(b),)).fetchone()[0]
+        assert s.forget(run_b[:8]) == [str(b)]
+        assert s.counts()["files"] == 1 and s.counts()["runs"] == 1
+        with pytest.raises(StoreError, match="nothing stored matches"):
+            s.forget(str(b))
+        a.write_text(a.read_text() + "\n")
+        b.unlink()
+        assert [k for k, _ in s.check()] == ["changed"]
+        s.conn.execute("INSERT INTO steps (run_id, step) VALUES ('nope', 1)")
+        assert sorted(k for k, _ in s.check()) == ["changed", "orphan"]
+        assert s.forget(str(logs)) == [str(a)]
+        assert s.counts()["runs"] == 0 and s.counts()["files"] == 0
