@@ -372,14 +372,6 @@ def _store_outcome(store, src: Source, outcome, parser, settings) -> FileResult:
     ):
         store.touch(p.path, p.size, p.mtime)
         return FileResult(src.path, "unchanged", parser=p.parser)
-    twin = store.path_with_sha(p.sha256, p.path)
-    if twin is not None:
-        return FileResult(
-            src.path,
-            "duplicate",
-            parser=p.parser,
-            warnings=[f"same content as {twin}: not stored twice"],
-        )
     file_row = {
         "path": p.path,
         "size": p.size,
@@ -389,10 +381,17 @@ def _store_outcome(store, src: Source, outcome, parser, settings) -> FileResult:
         "settings_hash": fingerprint,
     }
     try:
-        store.replace_file(file_row, p.runs, p.steps, p.events)
+        twin = store.replace_file(file_row, p.runs, p.steps, p.events)
     except sqlite3.Error as e:
         return FileResult(
             src.path, "failed", parser=p.parser, error=StoreError(str(e), path=src.path)
+        )
+    if twin is not None:
+        return FileResult(
+            src.path,
+            "duplicate",
+            parser=p.parser,
+            warnings=[f"same content as {twin}: not stored twice"],
         )
     return FileResult(src.path, "ingested", p.parser, len(p.runs), len(p.steps), p.warnings)
 

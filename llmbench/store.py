@@ -171,9 +171,15 @@ class Store:
         runs: list[dict],
         steps: list[dict],
         events: list[dict],
-    ) -> None:
-        """Store one file's rows, replacing whatever that path had, atomically."""
+    ) -> str | None:
+        """Store one file's rows, replacing whatever that path had, atomically.
+        If another path already holds the same content, nothing is stored and that
+        path is returned (checked under the write lock: two concurrent ingests of
+        copies store one)."""
         with self.transaction() as c:
+            twin = self.path_with_sha(file["sha256"], file["path"]) if file.get("sha256") else None
+            if twin is not None:
+                return twin
             self._delete_source(file["path"])
             for table, rows in (("runs", runs), ("steps", steps), ("events", events)):
                 if rows:
@@ -184,6 +190,7 @@ class Store:
                     )
                     c.executemany(sql, ([r.get(k) for k in cols] for r in rows))
             self._put_file({**file, "status": "ok", "error": None})
+        return None
 
     def _delete_source(self, path: str) -> None:
         ids = "SELECT run_id FROM runs WHERE source = ?"

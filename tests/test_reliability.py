@@ -1,0 +1,156 @@
+"""Crash safety and concurrency, with real processes: an ingest killed (SIGKILL) at
+random points leaves a store that opens, passes ``PRAGMA integrity_check`` and holds
+every file fully or not at all; four concurrent ingests of overlapping inputs store
+every file exactly once. ``--slow`` runs more kill points."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+SOURCES = [
+    FIXTURES / "megatron_deepspeed" / "seed002-20b-fp16.log",
+    FIXTURES / "messy" / "megatron-lm-8ranks-restart.log",
+    FIXTURES / "mllog" / "seed000-eos-gpt3.txt",
+    FIXTURES / "nemo" / "nemo2-llama3-8b.log",
+    FIXTURES / "pax" / "fp8" / "175b" / "128" / "log.out",
+    FIXTURES / "torchtitan" / "llama3-8b-4gpu.log",
+]
+
+
+def _inputs(folder: Path, n: int) -> list[Path]:
+    """``n`` distinct log files (a copy number appended as a noise line)."""
+    folder.mkdir()
+    out = []
+    for i in range(n):
+        src = SOURCES[i % len(SOURCES)]
+        p = folder / f"{i:03d}-{src.parent.name}.log"
+        p.write_text(src.read_text() + f"\nend of copy {i}\n")
+        out.append(p)
+    return out
+
+
+def _cmd(db: Path, *paths) -> list[str]:
+    return [sys.executable, "-m", "llmbench", "ingest", "--db", str(db), *map(str, paths)]
+
+
+def _per_file(db: Path) -> dict[str, tuple[int, int, int]]:
+    """path -> (runs, steps, events) of every file the store says it holds."""
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        files = [r[0] for r in con.execute("SELECT path FROM files WHERE status = 'ok'")]
+        out = {}
+        for path in files:
+            ids = "SELECT run_id FROM runs WHERE source = ?"
+            out[path] = (
+                con.execute("SELECT COUNT(*) FROM runs WHERE source = ?", (path,)).fetchone()[0],
+                con.execute(
+                    f"SELECT COUNT(*) FROM steps WHERE run_id IN ({ids})", (path,)
+                ).fetchone()[0],
+                con.execute(
+                    f"SELECT COUNT(*) FROM events WHERE run_id IN ({ids})", (path,)
+                ).fetchone()[0],
+            )
+        stray = con.execute(
+            "SELECT COUNT(*) FROM runs WHERE source NOT IN (SELECT path FROM files WHERE status = 'ok')"
+        ).fetchone()[0]
+        orphans = sum(
+            con.execute(
+                f"SELECT COUNT(*) FROM {t} WHERE run_id NOT IN (SELECT run_id FROM runs)"
+            ).fetchone()[0]
+            for t in ("steps", "events")
+        )
+    finally:
+        con.close()
+    assert stray == 0 and orphans == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    """120 input files and what a clean ingest stores for each."""
+    root = tmp_path_factory.mktemp("archive")
+    paths = _inputs(root / "logs", 120)
+    ref = root / "ref.db"
+    t0 = time.perf_counter()
+    subprocess.run(_cmd(ref, root / "logs"), check=True, capture_output=True)
+    elapsed = time.perf_counter() - t0
+    expected = _per_file(ref)
+    assert len(expected) == 120 and all(n[0] >= 1 for n in expected.values())
+    return paths, expected, elapsed
+
+
+def test_sigkill_at_random_points_leaves_whole_files(archive, tmp_path, request):
+    paths, expected, elapsed = archive
+    rounds = 40 if request.config.getoption("--slow") else 10
+    rng = random.Random(20261123)
+    partial = 0
+    for i in range(rounds):
+        db = tmp_path / f"k{i}.db"
+        workers = "2" if i % 3 == 2 else "1"
+        proc = subprocess.Popen(
+            [*_cmd(db, *paths), "--workers", workers],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # the kill reaches the worker processes too
+        )
+        time.sleep(rng.uniform(0.05, elapsed * 1.1))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if not db.exists():
+            continue
+        held = _per_file(db)
+        for path, counts in held.items():
+            assert counts == expected[path], (i, path)  # fully, never in part
+        partial += 0 < len(held) < len(expected)
+        # running the ingest again completes the store
+        if i % 4 == 0:
+            subprocess.run(_cmd(db, *paths), check=True, capture_output=True)
+            assert _per_file(db) == expected
+    print(f"{rounds} kills, {partial} in the middle of an ingest, full ingest {elapsed:.2f} s")
+    assert partial >= 1  # some kills did land in the middle of an ingest
+
+
+def test_four_concurrent_ingests_store_every_file_once(archive, tmp_path):
+    paths, expected, _ = archive
+    db = tmp_path / "shared.db"
+    n = len(paths)
+    subsets = [[paths[(k * n // 4 + j) % n] for j in range(n // 2)] for k in range(4)]  # overlap
+    procs = [
+        subprocess.Popen(_cmd(db, *s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for s in subsets
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert "Traceback" not in err and "locked" not in err, err
+    assert _per_file(db) == expected  # every file once: none lost, none doubled
+    con = sqlite3.connect(db)
+    total = con.execute("SELECT COUNT(*) FROM steps").fetchone()[0]
+    con.close()
+    assert total == sum(c[1] for c in expected.values())
+
+
+def test_concurrent_copies_of_one_log_are_stored_once(tmp_path):
+    text = SOURCES[0].read_text()
+    copies = []
+    for k in range(4):
+        p = tmp_path / f"copy{k}.log"
+        p.write_text(text)
+        copies.append(p)
+    db = tmp_path / "twins.db"
+    procs = [subprocess.Popen(_cmd(db, c), stderr=subprocess.PIPE, text=True) for c in copies]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errs
+    assert len(_per_file(db)) == 1
+    assert sum("duplicate:" in e for e in errs) == 3
