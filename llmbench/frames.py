@@ -247,7 +247,33 @@ def run_rows(
                 line_no=e.line_no,
             )
             events.append(erow)
+    for table, rows in (("runs", runs), ("steps", steps), ("events", events)):
+        for row in rows:
+            _storable(row, table, notes)
     return runs, steps, events, notes
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _storable(row: dict[str, Any], table: str, notes: list[str]) -> None:
+    """NaN and infinities become missing (SQLite has no NaN; a NaN loss is kept as
+    text in ``extra``); integers beyond 64 bits become missing. Both are noted."""
+    for k, v in row.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            row[k] = None
+            if table == "steps" and k != "step_time_s":
+                extra = json.loads(row.get("extra") or "{}")
+                extra[k] = str(v)
+                row["extra"] = to_json(extra)
+            notes.append(
+                f"line {row.get('line_no')}: {k} {v} is not a finite number: stored as missing"
+            )
+        elif isinstance(v, int) and not isinstance(v, bool) and not INT64[0] <= v <= INT64[1]:
+            row[k] = None
+            notes.append(
+                f"line {row.get('line_no')}: {k} {v} does not fit 64 bits: stored as missing"
+            )
 
 
 def dataframe(rows: list[dict], columns: dict[str, str]):

@@ -112,13 +112,22 @@ def number(text: str) -> int | float | None:
         return None
 
 
+def scaled(v: float, scale: float) -> float:
+    """``v`` in SI units. A sub-unit scale divides (51 ms -> 51 / 1000 = 0.051, the
+    closest double; 51 * 0.001 would give 0.051000000000000004)."""
+    inverse = round(1 / scale)
+    if scale < 1 and math.isclose(1 / scale, inverse, rel_tol=1e-12):
+        return v / inverse
+    return v * scale
+
+
 def convert(text: str, field: Field) -> int | float | None:
     """Convert ``text`` per ``field`` (type and scale); None when it is not a number."""
     v = number(text)
     if v is None:
         return None
     if field.scale != 1.0:
-        return v * field.scale
+        return scaled(v, field.scale)
     if field.kind is int:
         if isinstance(v, float):
             if math.isnan(v) or math.isinf(v) or not v.is_integer():

@@ -25,6 +25,7 @@ from typing import IO, NamedTuple
 from .errors import InputError
 
 CHUNK_SIZE = 1 << 20
+MAX_LINE = 16 << 20  # a longer line is cut to this many bytes: memory stays bounded
 # What a directory walk picks up (a file named on the command line is always read).
 LOG_SUFFIXES = (".log", ".out", ".txt", ".err", ".md")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
@@ -39,9 +40,9 @@ _DECOMPRESS_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]")
 _PREFIX_RE = re.compile(
     r"""^(?:
-        [ \t]*\[(?:default|rank)(?P<r1>\d+)\]:            # torchrun --tee / --local-ranks-filter
-      | \[\d+,(?P<r2>\d+)\]<std(?:out|err)>:[ ]?          # mpirun --tag-output
-      | [ \t]*(?P<r3>\d+):(?:[ \t]|$)                     # srun --label
+        [ \t]*\[(?:default|rank)(?P<r1>\d{1,7})\]:        # torchrun --tee / --local-ranks-filter
+      | \[\d+,(?P<r2>\d{1,7})\]<std(?:out|err)>:[ ]?      # mpirun --tag-output
+      | [ \t]*(?P<r3>\d{1,7}):(?:[ \t]|$)                 # srun --label
       | [a-z][a-z0-9-]*\d[a-z0-9.-]*:[ \t]                # pdsh / clush '<host>: '
     )""",
     re.X,
@@ -131,12 +132,14 @@ def _open(path: str, hasher=None) -> tuple[IO[bytes], _HashingReader, str | None
 def iter_lines(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[Line]:
     """Yield the cleaned lines of ``path``; ``hasher`` (e.g. sha256) sees the raw bytes.
 
-    Raises InputError for a missing, empty, binary or corrupt file.
+    Raises InputError for a missing, empty, binary or corrupt file. A line longer
+    than ``MAX_LINE`` bytes is cut to its first ``MAX_LINE`` bytes.
     """
     stream, wrapper, compression = _open(path, hasher)
     no = 0
     tail = b""
     first = True
+    overlong = False
     try:
         while True:
             try:
@@ -159,10 +162,15 @@ def iter_lines(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator
                     )
             if not chunk:
                 break
+            if overlong:  # inside a line already cut: skip to its end
+                nl = chunk.find(b"\n")
+                if nl < 0:
+                    continue
+                chunk, overlong = chunk[nl:], False
             data = tail + chunk
             cut = data.rfind(b"\n")
             if cut < 0:
-                tail = data
+                tail, overlong = (data[:MAX_LINE], True) if len(data) > MAX_LINE else (data, False)
                 continue
             tail = data[cut + 1 :]
             for raw_line in data[:cut].decode("utf-8", "replace").split("\n"):

@@ -214,7 +214,12 @@ class MegatronDeepSpeedParser(Parser):
                 if ARGS_END_RE.search(text):
                     in_args = False
                     yield _args_config(args, args_line)
-                continue
+                    continue
+                if "iteration" not in text or ITER_RE.search(text) is None:
+                    continue  # other ranks' output inside the dump
+                in_args = False  # a dump cut short: training has started
+                yield Note("arguments dump has no end line: ends at the first iteration", no)
+                yield _args_config(args, args_line)
             if "iteration" in text:
                 m = ITER_RE.search(text)
                 if m is not None and "|" in m.group("rest"):

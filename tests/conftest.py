@@ -14,6 +14,11 @@ def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", help="also run the long variants")
 
 
+def pytest_configure(config):
+    if config.getoption("--slow"):
+        os.environ["LLMBENCH_SLOW_TESTS"] = "1"  # read by test modules as they are imported
+
+
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--slow"):
         return

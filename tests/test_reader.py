@@ -110,3 +110,17 @@ def test_expand_paths(tmp_path):
     assert len(errs) == 1 and "matches no file" in str(errs[0])
     _, errs = expand_paths([str(tmp_path / "e")])
     assert "holds no log files" in str(errs[0])
+
+
+def test_overlong_line_is_cut_and_the_next_lines_are_intact(tmp_path, monkeypatch):
+    from llmbench import reader
+
+    monkeypatch.setattr(reader, "MAX_LINE", 100)
+    p = write(tmp_path / "long.log", b"first\n" + b"x" * 1000 + b"\nthird\n" + b"y" * 500)
+    lines = list(iter_lines(str(p), chunk_size=64))
+    assert [(ln.no, ln.text) for ln in lines] == [
+        (1, "first"),
+        (2, "x" * 100),
+        (3, "third"),
+        (4, "y" * 100),
+    ]
