@@ -277,3 +277,19 @@ def test_arguments_dump_cut_short_does_not_swallow_the_steps():
     assert [r.step for r in records if isinstance(r, Step)] == [1, 2]
     assert any(isinstance(r, Config) and r.values.get("micro_batch_size") == 4 for r in records)
     assert any(isinstance(r, Note) and "no end line" in r.message for r in records)
+
+
+def test_zero_negative_and_nan_step_times_are_missing_with_a_warning(tmp_path):
+    from llmbench.ingest import parse_file
+
+    texts = [_iteration_line(1, 812.5, 6.4, 1.5), _iteration_line(2, 0.0, 6.3, 1.4)]
+    texts += [_iteration_line(3, 800.0, 6.2, 1.3).replace("(ms): 800.0", "(ms): -800.0")]
+    texts += [_iteration_line(4, 800.0, 6.1, 1.2).replace("lm loss: 6.100000E+00", "lm loss: nan")]
+    log = tmp_path / "t.log"
+    log.write_text("\n".join(texts) + "\n")
+    parsed = parse_file(str(log))
+    times = [s["step_time_s"] for s in parsed.steps]
+    assert times == [0.8125, None, None, 0.8]  # a (ms) field lands in seconds
+    assert parsed.steps[3]["loss"] is None and json.loads(parsed.steps[3]["extra"])["loss"] == "nan"
+    assert sum("not a positive number" in w for w in parsed.warnings) == 2
+    assert any("loss nan is not a finite number" in w for w in parsed.warnings)
