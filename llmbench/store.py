@@ -71,6 +71,15 @@ class Store:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=OFF")
             self._migrate()
+        except sqlite3.OperationalError as e:
+            self.conn.close()
+            if "locked" in str(e) or "busy" in str(e):
+                raise StoreError(
+                    "store is locked by another process",
+                    path=self.path,
+                    remedy="wait for the other llmbench to finish, then retry",
+                ) from None
+            raise StoreError(f"cannot open store: {e}", path=self.path) from None
         except sqlite3.DatabaseError as e:
             self.conn.close()
             raise StoreError(
