@@ -45,6 +45,16 @@ class LLMBenchGroup(click.Group):
             ctx.exit(EXIT_INTERRUPTED)
 
 
+def workers_option(f):
+    return click.option(
+        "--workers",
+        type=click.IntRange(1, 256),
+        default=lambda: os.cpu_count() or 1,
+        show_default="the machine's cores",
+        help="Parse files in this many processes (one writer stores them).",
+    )(f)
+
+
 def db_option(f):
     return click.option(
         "--db",
@@ -105,13 +115,7 @@ def cli() -> None:
 @db_option
 @click.option("--parser", metavar="NAME", help="Use this parser instead of detecting one.")
 @settings_options
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=1,
-    show_default=True,
-    help="Parse files in this many processes.",
-)
+@workers_option
 @click.option("-v", "--verbose", is_flag=True, help="A line per file, and every warning.")
 def ingest(paths, db, parser, set_items, settings_file, path_pattern, workers, verbose) -> None:
     """Parse log files into the store.
@@ -598,13 +602,7 @@ def estimate(
 @click.option(
     "--benchmark", "benchmarks", multiple=True, metavar="NAME", help="Only this benchmark."
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=1,
-    show_default=True,
-    help="Parse files in this many processes.",
-)
+@workers_option
 @click.option("-v", "--verbose", is_flag=True, help="A line per file, and every warning.")
 def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
     """MLPerf Training results: time to train per run, score per benchmark folder.

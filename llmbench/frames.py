@@ -15,6 +15,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+try:  # the `fast` extra
+    import orjson as _orjson
+
+    _ORJSON_OPTS = _orjson.OPT_SORT_KEYS | _orjson.OPT_NON_STR_KEYS
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
+    _ORJSON_OPTS = 0
+
 from .columns import EVENT_COLUMNS, INT_SETTINGS, RUN_COLUMNS, RUN_SETTING_COLUMNS, STEP_COLUMNS
 from .parsing import Config, Event, NewRun, Note, Record, Step
 
@@ -126,7 +134,12 @@ def _clean_json(value: Any) -> Any:
 
 
 def to_json(value: Any) -> str:
-    """JSON text; NaN and infinities become null (JSON has no NaN)."""
+    """JSON text, keys sorted; NaN and infinities become null (JSON has no NaN)."""
+    if _orjson is not None:
+        try:  # orjson writes NaN/inf as null itself, and is ~10x faster
+            return _orjson.dumps(value, default=str, option=_ORJSON_OPTS).decode()
+        except (TypeError, _orjson.JSONEncodeError):
+            pass  # e.g. integers beyond 64 bits: the stdlib writes them
     return json.dumps(_clean_json(value), default=str, sort_keys=True)
 
 

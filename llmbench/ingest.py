@@ -167,7 +167,7 @@ def parse_file(
         )
     )
     hasher = hashlib.sha256()
-    tracked = _Tracked(iter_lines(path, hasher))
+    tracked = _Tracked(iter_lines(path, hasher, needles=None if others else chosen.needles))
     try:
         if others:
             records, chosen = _read_together(chosen, others, tracked, path)

@@ -73,6 +73,9 @@ class Parser:
     produces: ClassVar[tuple[str, ...]] = ()
     #: parsers that read the same lines share a family (never run together on a file)
     family: ClassVar[str] = ""
+    #: substrings every line the parser uses contains: other lines are skipped by the
+    #: reader in bulk, never decoded (None: every line)
+    needles: ClassVar[tuple[str, ...] | None] = None
 
     def detect(self, head: Sequence[str]) -> float:
         """Confidence 0..1 that ``head`` (the first cleaned lines) is this format."""

@@ -129,13 +129,37 @@ def _open(path: str, hasher=None) -> tuple[IO[bytes], _HashingReader, str | None
     return wrapper, wrapper, None  # type: ignore[return-value]
 
 
-def iter_lines(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[Line]:
+def _starts(block: bytes, keys: tuple[bytes, ...]) -> list[int]:
+    """Offsets of the lines of ``block`` that hold any of ``keys`` (C-speed scans)."""
+    found: set[int] = set()
+    for key in keys:
+        i = block.find(key)
+        while i >= 0:
+            found.add(block.rfind(b"\n", 0, i) + 1)
+            end = block.find(b"\n", i)
+            if end < 0:
+                break
+            i = block.find(key, end)
+    return sorted(found)
+
+
+def iter_lines(
+    path: str,
+    hasher=None,
+    chunk_size: int = CHUNK_SIZE,
+    needles: tuple[str, ...] | None = None,
+) -> Iterator[Line]:
     """Yield the cleaned lines of ``path``; ``hasher`` (e.g. sha256) sees the raw bytes.
+
+    With ``needles``, only lines that contain one of them (as bytes, before any
+    cleaning) are decoded and yielded, with their physical line numbers: the other
+    lines are skipped by scanning whole blocks, not line by line.
 
     Raises InputError for a missing, empty, binary or corrupt file. A line longer
     than ``MAX_LINE`` bytes is cut to its first ``MAX_LINE`` bytes.
     """
     stream, wrapper, compression = _open(path, hasher)
+    keys = tuple(n.encode() for n in needles) if needles else None
     no = 0
     tail = b""
     first = True
@@ -173,15 +197,31 @@ def iter_lines(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator
                 tail, overlong = (data[:MAX_LINE], True) if len(data) > MAX_LINE else (data, False)
                 continue
             tail = data[cut + 1 :]
-            for raw_line in data[:cut].decode("utf-8", "replace").split("\n"):
-                no += 1
+            block = data[:cut]
+            if keys is None:
+                for raw_line in block.decode("utf-8", "replace").split("\n"):
+                    no += 1
+                    if "\r" in raw_line:
+                        for text, rank in segments(raw_line):
+                            yield Line(no, text, rank)
+                    else:
+                        text, rank = _strip(raw_line)
+                        yield Line(no, text, rank)
+                continue
+            pos = 0
+            for start in _starts(block, keys):
+                no += block.count(b"\n", pos, start)
+                pos = start
+                end = block.find(b"\n", start)
+                raw_line = block[start : end if end >= 0 else len(block)].decode("utf-8", "replace")
                 if "\r" in raw_line:
                     for text, rank in segments(raw_line):
-                        yield Line(no, text, rank)
+                        yield Line(no + 1, text, rank)
                 else:
                     text, rank = _strip(raw_line)
-                    yield Line(no, text, rank)
-        if tail:
+                    yield Line(no + 1, text, rank)
+            no += block.count(b"\n", pos) + 1
+        if tail and (keys is None or any(k in tail for k in keys)):
             no += 1
             for text, rank in segments(tail.decode("utf-8", "replace")):
                 yield Line(no, text, rank)

@@ -189,6 +189,8 @@ class MegatronDeepSpeedParser(Parser):
     description = "` iteration N/ M | ... | TFLOPs: x |` lines, the arguments dump"
     family = "megatron"
     produces = tuple(sorted({f.column for f in FIELDS.values()}))
+    # every line parse() reads holds one of these (ARG_RE lines hold " ..")
+    needles = ("iteration", "arguments", "using world size", "padded vocab", " ..")
 
     #: the flavour this parser claims (see ``flavour``)
     claims = "deepspeed"
@@ -205,6 +207,8 @@ class MegatronDeepSpeedParser(Parser):
         args_line = 0
         steps_since_header = False  # a header line after steps starts a new run
         bar_lines = 0
+        recent: dict[str, None] = {}  # the last iteration lines, in order
+        repeats = 0
         for no, text, rank in lines:
             if in_args:
                 m = ARG_RE.match(text)
@@ -224,6 +228,12 @@ class MegatronDeepSpeedParser(Parser):
                 m = ITER_RE.search(text)
                 if m is not None and "|" in m.group("rest"):
                     rest = m.group("rest")
+                    if text in recent:  # the same line printed by another rank
+                        repeats += 1
+                        continue
+                    recent[text] = None
+                    if len(recent) > 64:
+                        del recent[next(iter(recent))]
                     if ITER_RE.search(rest):
                         yield Note(
                             "two iteration lines on one line (ranks interleaved): skipped", no
@@ -276,6 +286,8 @@ class MegatronDeepSpeedParser(Parser):
                         {"vocab_size": int(m["new"]), "orig_vocab_size": int(m["orig"])}, no
                     )
                 continue
+        if repeats:
+            yield Note(f"{repeats} iteration line(s) printed again by other ranks: read once")
         if in_args:
             yield Note("arguments dump has no end line", args_line)
             yield _args_config(args, args_line)

@@ -128,6 +128,7 @@ class MllogParser(Parser):
     framework = "MLPerf"
     description = "MLPerf `:::MLLOG {json}` records (`:::MLL` v0.6, `:::MLPv0.5` v0.5)"
     produces = ("step_time_s", "loss", "consumed_samples", "consumed_tokens")
+    needles = (":::ML",)
 
     def detect(self, head: Sequence[str]) -> float:
         for text in head:

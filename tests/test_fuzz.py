@@ -293,3 +293,47 @@ def test_zero_negative_and_nan_step_times_are_missing_with_a_warning(tmp_path):
     assert parsed.steps[3]["loss"] is None and json.loads(parsed.steps[3]["extra"])["loss"] == "nan"
     assert sum("not a positive number" in w for w in parsed.warnings) == 2
     assert any("loss nan is not a finite number" in w for w in parsed.warnings)
+
+
+@FUZZ
+@given(
+    texts=st.lists(st.one_of(st.text(max_size=80), mutated_line()), min_size=1, max_size=40),
+    chunk=st.integers(1, 300),
+)
+def test_needle_filtered_reading_equals_filtering_every_line(tmp_path, texts, chunk):
+    """The reader's bulk skip of lines without a parser's needles loses nothing."""
+    texts = [t.replace("\n", " ").replace("\x00", "") for t in texts]
+    if not "".join(texts).strip():
+        return
+    p = tmp_path / "n.log"
+    p.write_text("\n".join(texts), encoding="utf-8", errors="surrogatepass")
+    try:
+        every = list(iter_lines(str(p)))
+    except InputError:
+        return
+    for parser in _parsers():
+        if parser.needles:
+            kept = list(iter_lines(str(p), chunk_size=chunk, needles=parser.needles))
+            raw = p.read_bytes().split(b"\n")
+            hit = {i + 1 for i, b in enumerate(raw) if any(n.encode() in b for n in parser.needles)}
+            assert kept == [ln for ln in every if ln.no in hit], parser.name
+
+
+def test_needles_change_no_parse_of_any_fixture_or_corpus_log():
+    """A parser's needles name every line it reads: the same records with and without."""
+    from llmbench.ingest import choose_parser
+
+    corpus = FIXTURES.parent.parent / "shared" / "corpus"
+    logs = LOGS + sorted(corpus.rglob("*.log")) + sorted(corpus.rglob("result_*.txt"))[:20]
+    checked = 0
+    for path in logs:
+        try:
+            parser = choose_parser(str(path))
+        except InputError:
+            continue
+        if not parser.needles:
+            continue
+        fast = list(parser.parse(iter_lines(str(path), needles=parser.needles)))
+        assert fast == list(parser.parse(iter_lines(str(path)))), path
+        checked += 1
+    assert checked >= 8

@@ -124,3 +124,16 @@ def test_overlong_line_is_cut_and_the_next_lines_are_intact(tmp_path, monkeypatc
         (3, "third"),
         (4, "y" * 100),
     ]
+
+
+def test_needles_keep_only_matching_lines_with_their_numbers(tmp_path):
+    text = (
+        "noise\n0: iteration 1 | a\nmore noise é\n\x1b[32miteration 2\x1b[0m\r1: iteration 3\n" * 3
+    )
+    text += "tail iteration 9"
+    p = write(tmp_path / "n.log", text.encode())
+    every = list(iter_lines(str(p)))
+    for size in (5, 64, 1 << 20):
+        kept = list(iter_lines(str(p), chunk_size=size, needles=("iteration",)))
+        assert kept == [ln for ln in every if "iteration" in ln.text]
+    assert [ln.no for ln in kept] == [2, 4, 4, 6, 8, 8, 10, 12, 12, 13]

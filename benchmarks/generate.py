@@ -1,0 +1,237 @@
+"""Generate large, realistic, deterministic inputs for the benchmarks (seeded).
+
+    python benchmarks/generate.py OUT_DIR [--size-mb 1024] [--files 20000]
+
+writes
+- ``sparse.log``: a Megatron-DeepSpeed job log where ~90 % of the lines are noise
+  (NCCL INFO, timers, memory reports, warnings, DeepSpeed engine lines) and 8 ranks
+  (srun ``--label`` prefixes) print each iteration line;
+- ``dense.log``: only iteration lines (one rank);
+- ``mllog.log``: a NeMo-style MLPerf log: ``:::MLLOG`` tracked_stats per step, evals;
+- ``round/``: ``--files`` small MLPerf result files in a submission tree, like a round.
+The lines have the exact shape of the frameworks' print statements (see the
+fixtures); the numbers come from a seeded generator, so a size always gives the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+
+MB = 1 << 20
+
+ITER = (
+    "{p} iteration {i:8d}/  300000 | consumed samples: {s:12d} | consumed tokens: {t:12d} | "
+    "elapsed time per iteration (ms): {ms:.1f} | learning rate: {lr:.3E} | "
+    "global batch size: {b:5d} | lm loss: {loss:.6E} | loss scale: 1.0 | grad norm: {gn:.3f} | "
+    "num zeros: 0.0 | number of skipped iterations:   0 | number of nan iterations:   0 | "
+    "samples per second: {sps:.3f} | TFLOPs: {tf:.2f} |"
+)
+NOISE = [
+    "{p} {host}:{pid}:{pid2} [{r}] NCCL INFO Channel {c:02d}/32 :    {r} {r2} [{c}] -> {r3} [{c}] via P2P/IPC/read",
+    "{p} [Rank {r}] (after {i} iterations) memory (MB) | allocated: {a:.10f} | max allocated: {ma:.10f} | reserved: 67584.0 | max reserved: 67584.0",
+    "{p} time (ms) | forward-compute: {f:.2f} | backward-compute: {bw:.2f} | backward-params-all-reduce: {ar:.2f} | optimizer: {o:.2f} | batch-generator: {bg:.2f}",
+    "{p} [{date} {clock},{ms3:03d}] [INFO] [logging.py:96:log_dist] [Rank {r}] step={i}, skipped=0, lr=[{lr:.6e}], mom=[(0.9, 0.95)]",
+    "{p} [{date} {clock},{ms3:03d}] [INFO] [timer.py:215:stop] epoch=0/micro_step={i}/global_step={i}, RunningAvgSamplesPerSec={sps:.6f}, CurrSamplesPerSec={sps2:.6f}, MemAllocated=38.14GB, MaxMemAllocated=57.91GB",
+    "{p} /usr/local/lib/python3.10/dist-packages/torch/utils/checkpoint.py:31: UserWarning: None of the inputs have requires_grad=True. Gradients will be None",
+    "{p}   warnings.warn(",
+    "{p} {host}:{pid}:{pid3} [{r}] NCCL INFO comm 0x{comm:x} rank {r} nranks 512 cudaDev {d} busId {bus:x}0 - Init COMPLETE",
+]
+
+
+def _rng(seed: str) -> random.Random:
+    return random.Random(f"llmbench-bench-{seed}")
+
+
+def megatron(path: str, size: int, *, noise_ratio: float, ranks: int, seed: str) -> int:
+    """Write ~``size`` bytes; returns the number of iteration records."""
+    rng = _rng(seed)
+    written = i = 0
+    with open(path, "w", encoding="utf-8") as out:
+        header = [
+            "using world size: 512, data-parallel-size: 8, tensor-model-parallel size: 8, "
+            "pipeline-model-parallel size: 8 ",
+            "------------------------ arguments ------------------------",
+            "  global_batch_size ............................... 1536",
+            "  hidden_size ..................................... 12288",
+            "  num_layers ...................................... 96",
+            "  num_attention_heads ............................. 96",
+            "  seq_length ...................................... 2048",
+            "  micro_batch_size ................................ 1",
+            "-------------------- end of arguments ---------------------",
+        ]
+        text = "\n".join(header) + "\n"
+        out.write(text)
+        written += len(text)
+        while written < size:
+            i += 1
+            lines = []
+            n_iter = ranks
+            # noise lines so that noise_ratio of all lines are noise
+            n_noise = round(n_iter * noise_ratio / (1 - noise_ratio)) if noise_ratio else 0
+            vals = dict(
+                i=i,
+                s=i * 1536,
+                t=i * 1536 * 2048,
+                ms=rng.uniform(11000, 12500),
+                lr=6e-5 * min(1.0, i / 2000),
+                b=1536,
+                loss=max(1.8, 11.0 - i * 0.001) + rng.uniform(-0.05, 0.05),
+                gn=rng.uniform(0.2, 3.0),
+                sps=rng.uniform(120, 140),
+                tf=rng.uniform(150, 170),
+            )
+            for r in range(n_iter):
+                lines.append(ITER.format(p=f"{r}:" if ranks > 1 else "", **vals))
+            for _ in range(n_noise):
+                r = rng.randrange(512)
+                lines.append(
+                    rng.choice(NOISE).format(
+                        p=f"{r % 8}:",
+                        host=f"node{r // 8:03d}",
+                        pid=rng.randrange(1000, 99999),
+                        pid2=rng.randrange(1000, 99999),
+                        pid3=rng.randrange(1000, 99999),
+                        r=r,
+                        r2=(r + 1) % 512,
+                        r3=(r + 8) % 512,
+                        c=rng.randrange(32),
+                        i=i,
+                        a=rng.uniform(30000, 40000),
+                        ma=rng.uniform(50000, 60000),
+                        f=rng.uniform(3000, 4000),
+                        bw=rng.uniform(7000, 8000),
+                        ar=rng.uniform(10, 20),
+                        o=rng.uniform(100, 200),
+                        bg=rng.uniform(1, 5),
+                        date="2024-05-01",
+                        clock=f"{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}",
+                        ms3=rng.randrange(1000),
+                        lr=vals["lr"],
+                        sps=vals["sps"],
+                        sps2=rng.uniform(120, 140),
+                        comm=rng.getrandbits(48),
+                        d=r % 8,
+                        bus=rng.getrandbits(16),
+                    )
+                )
+            rng.shuffle(lines)
+            text = "\n".join(lines) + "\n"
+            out.write(text)
+            written += len(text)
+    return i
+
+
+def _mllog(time_ms: int, key: str, value, **meta) -> str:
+    rec = {
+        "namespace": "",
+        "time_ms": time_ms,
+        "event_type": "POINT_IN_TIME",
+        "key": key,
+        "value": value,
+        "metadata": {"file": "/workspace/llm/custom_callbacks.py", "lineno": 480, **meta},
+    }
+    return ":::MLLOG " + json.dumps(rec)
+
+
+def mllog_file(path: str, size: int, *, seed: str, bench: str = "gpt3", status="success") -> int:
+    """A NeMo-style MLPerf log of ~``size`` bytes; returns its tracked_stats count."""
+    rng = _rng(seed)
+    t = 1727700000000
+    n = 0
+    with open(path, "w", encoding="utf-8") as out:
+        head = [
+            _mllog(t, "submission_benchmark", bench),
+            _mllog(t, "submission_org", "ACME"),
+            _mllog(t, "submission_division", "closed"),
+            _mllog(t, "global_batch_size", 2048),
+            _mllog(t, "max_sequence_length", 2048),
+            _mllog(t + 5000, "run_start", None),
+        ]
+        text = "\n".join(head) + "\n"
+        out.write(text)
+        written = len(text)
+        t += 5000
+        while written < size:
+            n += 1
+            t += rng.randrange(13000, 14000)
+            lines = [
+                "[NeMo I 2024-09-30 12:00:00 nemo_logging:349] "
+                f"Epoch 0: : {n}it [00:{n % 60:02d}, 0.07it/s, reduced_train_loss={rng.uniform(2, 3):.3f}]",
+                _mllog(
+                    t,
+                    "tracked_stats",
+                    {"train_step_timing in s": rng.uniform(13, 14)},
+                    step=n * 2048 * 2048,
+                ),
+            ]
+            if n % 24 == 0:
+                lines.append(
+                    _mllog(t, "eval_accuracy", rng.uniform(2.6, 2.9), epoch_num=n * 4194304)
+                )
+            text = "\n".join(lines) + "\n"
+            out.write(text)
+            written += len(text)
+        stop = _mllog(t + 1000, "run_stop", None, status=status)
+        out.write(stop + "\n")
+    return n
+
+
+def mlperf_round(root: str, files: int, *, seed: str) -> int:
+    """``files`` small result files in a submission tree (10 per benchmark folder)."""
+    rng = _rng(seed)
+    made = 0
+    sub = 0
+    while made < files:
+        org = f"Org{sub // 20:03d}"
+        system = f"sys{sub:05d}"
+        os.makedirs(f"{root}/{org}/systems", exist_ok=True)
+        with open(f"{root}/{org}/systems/{system}.json", "w") as f:
+            json.dump(
+                {
+                    "submitter": org,
+                    "division": "closed",
+                    "status": "onprem",
+                    "system_name": system,
+                    "number_of_nodes": str(rng.choice([1, 8, 64])),
+                    "accelerators_per_node": "8",
+                    "accelerator_model_name": "NVIDIA H100-SXM5-80GB",
+                    "framework": "NeMo",
+                },
+                f,
+            )
+        folder = f"{root}/{org}/results/{system}/llama2_70b_lora"
+        os.makedirs(folder, exist_ok=True)
+        for k in range(min(10, files - made)):
+            mllog_file(
+                f"{folder}/result_{k}.txt", 6000, seed=f"{seed}-{sub}-{k}", bench="llama2_70b_lora"
+            )
+            made += 1
+        sub += 1
+    return made
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("--size-mb", type=float, default=1024, help="size of each big log [1024]")
+    ap.add_argument("--files", type=int, default=20000, help="small files in round/ [20000]")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    size = int(a.size_mb * MB)
+    n = megatron(f"{a.out}/sparse.log", size, noise_ratio=0.9, ranks=8, seed="sparse")
+    print(f"sparse.log: {n} iterations x 8 ranks, 90 % noise lines")
+    n = megatron(f"{a.out}/dense.log", size, noise_ratio=0.0, ranks=1, seed="dense")
+    print(f"dense.log: {n} iteration lines")
+    n = mllog_file(f"{a.out}/mllog.log", size, seed="mllog")
+    print(f"mllog.log: {n} tracked_stats records")
+    if a.files:
+        n = mlperf_round(f"{a.out}/round/v9.0", a.files, seed="round")
+        print(f"round/: {n} result files")
+
+
+if __name__ == "__main__":
+    main()
