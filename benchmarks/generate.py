@@ -219,16 +219,23 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--size-mb", type=float, default=1024, help="size of each big log [1024]")
     ap.add_argument("--files", type=int, default=20000, help="small files in round/ [20000]")
+    ap.add_argument(
+        "--only", default="sparse,dense,mllog,round", help="which inputs [sparse,dense,mllog,round]"
+    )
     a = ap.parse_args()
+    only = set(a.only.split(","))
     os.makedirs(a.out, exist_ok=True)
     size = int(a.size_mb * MB)
-    n = megatron(f"{a.out}/sparse.log", size, noise_ratio=0.9, ranks=8, seed="sparse")
-    print(f"sparse.log: {n} iterations x 8 ranks, 90 % noise lines")
-    n = megatron(f"{a.out}/dense.log", size, noise_ratio=0.0, ranks=1, seed="dense")
-    print(f"dense.log: {n} iteration lines")
-    n = mllog_file(f"{a.out}/mllog.log", size, seed="mllog")
-    print(f"mllog.log: {n} tracked_stats records")
-    if a.files:
+    if "sparse" in only:
+        n = megatron(f"{a.out}/sparse.log", size, noise_ratio=0.9, ranks=8, seed="sparse")
+        print(f"sparse.log: {n} iterations x 8 ranks, 90 % noise lines")
+    if "dense" in only:
+        n = megatron(f"{a.out}/dense.log", size, noise_ratio=0.0, ranks=1, seed="dense")
+        print(f"dense.log: {n} iteration lines")
+    if "mllog" in only:
+        n = mllog_file(f"{a.out}/mllog.log", size, seed="mllog")
+        print(f"mllog.log: {n} tracked_stats records")
+    if "round" in only and a.files:
         n = mlperf_round(f"{a.out}/round/v9.0", a.files, seed="round")
         print(f"round/: {n} result files")
 

@@ -273,7 +273,10 @@ def _storable(row: dict[str, Any], table: str, notes: list[str]) -> None:
     """NaN and infinities become missing (SQLite has no NaN; a NaN loss is kept as
     text in ``extra``); integers beyond 64 bits become missing. Both are noted."""
     for k, v in row.items():
-        if isinstance(v, float) and not math.isfinite(v):
+        t = type(v)
+        if t is str or v is None:
+            continue
+        if t is float and v - v != 0.0:  # NaN or an infinity (v - v is NaN)
             row[k] = None
             if table == "steps" and k != "step_time_s":
                 extra = json.loads(row.get("extra") or "{}")
@@ -282,7 +285,7 @@ def _storable(row: dict[str, Any], table: str, notes: list[str]) -> None:
             notes.append(
                 f"line {row.get('line_no')}: {k} {v} is not a finite number: stored as missing"
             )
-        elif isinstance(v, int) and not isinstance(v, bool) and not INT64[0] <= v <= INT64[1]:
+        elif t is int and not INT64[0] <= v <= INT64[1]:
             row[k] = None
             notes.append(
                 f"line {row.get('line_no')}: {k} {v} does not fit 64 bits: stored as missing"

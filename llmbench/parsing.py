@@ -100,7 +100,16 @@ def number(text: str) -> int | float | None:
     Returns an int when the text is integral, a float otherwise, None when it is
     not a number.
     """
-    t = text.strip().replace(",", "")
+    t = text.strip()
+    if t.isdigit() and t.isascii():  # the common cases first: no exception raised
+        return int(t)
+    if "," not in t and not t.endswith("%"):
+        try:
+            v = float(t)
+        except ValueError:
+            return None
+        return int(t) if v.is_integer() and t.lstrip("+-").isdigit() else v
+    t = t.replace(",", "")
     if t.endswith("%"):
         t = t[:-1]
     if not t:

@@ -224,8 +224,10 @@ class MegatronDeepSpeedParser(Parser):
                 in_args = False  # a dump cut short: training has started
                 yield Note("arguments dump has no end line: ends at the first iteration", no)
                 yield _args_config(args, args_line)
-            if "iteration" in text:
-                m = ITER_RE.search(text)
+            at = text.find("iteration")
+            if at >= 0:
+                # start near the word: a [timestamp] prefix is at most ~32 characters
+                m = ITER_RE.search(text, max(0, at - 48))
                 if m is not None and "|" in m.group("rest"):
                     rest = m.group("rest")
                     if text in recent:  # the same line printed by another rank
@@ -234,7 +236,7 @@ class MegatronDeepSpeedParser(Parser):
                     recent[text] = None
                     if len(recent) > 64:
                         del recent[next(iter(recent))]
-                    if ITER_RE.search(rest):
+                    if "iteration" in rest and ITER_RE.search(rest):
                         yield Note(
                             "two iteration lines on one line (ranks interleaved): skipped", no
                         )

@@ -1,7 +1,7 @@
 """MLPerf logging (``mlperf_logging.mllog``): ``:::MLLOG {json}`` records.
 
-Every record becomes an event (identical records repeated by every rank are
-stored once). ``submission_*``, ``global_batch_size``, ``max_sequence_length``,
+Every record becomes an event (an identical record repeated by other ranks within
+the last ``RECENT`` records is stored once). ``submission_*``, ``global_batch_size``, ``max_sequence_length``,
 ``seed``, ``opt_*`` ... become run config; ``run_start``/``run_stop`` give the
 run's times and ``run_stop``'s ``metadata.status`` its status.
 ``tracked_stats`` records with ``train_step_timing`` (NeMo) or
@@ -65,6 +65,7 @@ CONFIG_KEYS = {
     "lora_rank": "lora_rank",
     "lora_alpha": "lora_alpha",
 }
+RECENT = 4096  # identical records within this many are copies from other ranks
 STEP_TIME_KEYS = ("train_step_timing", "train_step_time", "train_step_timing in s")
 
 
@@ -137,7 +138,7 @@ class MllogParser(Parser):
         return 0.0
 
     def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
-        seen: set[int] = set()
+        seen: dict[str, None] = {}  # the last RECENT records, in order
         config_seen: set[str] = set()
         gbs = seq = None
         n_steps = 0
@@ -148,18 +149,21 @@ class MllogParser(Parser):
             last = no
             if ":::ML" not in text:
                 continue
-            found = next(
-                ((at, decode) for token, decode in DECODERS if (at := text.find(token)) >= 0),
-                None,
-            )
-            if found is None:
-                continue
-            at, decode = found
+            at, decode = text.find(TOKEN), _mllog
+            if at < 0:
+                found = next(
+                    ((at, decode) for token, decode in DECODERS if (at := text.find(token)) >= 0),
+                    None,
+                )
+                if found is None:
+                    continue
+                at, decode = found
             payload = text[at:]
-            h = hash(payload)
-            if h in seen:
+            if payload in seen:
                 continue  # every rank printed it
-            seen.add(h)
+            seen[payload] = None
+            if len(seen) > RECENT:
+                del seen[next(iter(seen))]
             try:
                 rec = decode(text, at)
             except _Malformed as e:
