@@ -350,15 +350,37 @@ def models_option(f):
     )(f)
 
 
-def metric_options(f):
-    from .metrics import FORMULAS, STATS
+class LazyChoice(click.Choice):
+    """A Choice whose values are looked up when first needed (keeps start-up light)."""
 
+    def __init__(self, values) -> None:
+        self._values = values
+        self.case_sensitive = True
+
+    @property
+    def choices(self):  # type: ignore[override]
+        return tuple(self._values())
+
+
+def _formulas():
+    from .metrics import FORMULAS
+
+    return FORMULAS
+
+
+def _stats():
+    from .metrics import STATS
+
+    return STATS
+
+
+def metric_options(f):
     f = click.option(
         "--tokens", type=float, help="Also report time and iterations for N tokens (e.g. 1e12)."
     )(f)
     f = click.option(
         "--stat",
-        type=click.Choice(STATS),
+        type=LazyChoice(_stats),
         default="median",
         show_default=True,
         help="Steady-state step-time statistic.",
@@ -370,7 +392,7 @@ def metric_options(f):
     )(f)
     f = click.option(
         "--formula",
-        type=click.Choice(list(FORMULAS)),
+        type=LazyChoice(_formulas),
         default="megatron",
         show_default=True,
         help="Model-FLOPs formula.",

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from typing import Any
 
 from .errors import NoDataError, UsageError
-from .metrics import steady_state
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common
 # form of colour-vision deficiency.
@@ -285,6 +283,8 @@ def plot_steps(steps, ax=None, *, warmup: int | None = None, stat: str = "median
     ``steps`` is what ``read_logs`` returns (or its ``steps`` DataFrame);
     ``warmup`` and ``stat`` follow ``summarize``. Returns the Axes.
     """
+    from .metrics import steady_state
+
     frame, runs = _steps_frame(steps)
     if frame is None or not len(frame) or "step_time_s" not in frame:
         raise NoDataError("no step times to plot")
@@ -512,6 +512,8 @@ def _tokens(g, run: dict[str, Any]) -> list[float] | None:
 
 def save(fig_or_ax, path: str) -> str:
     """Write a figure (png, svg or pdf by the suffix) atomically; returns the path."""
+    import tempfile
+
     fmt = check_path(path)
     fig = fig_or_ax if hasattr(fig_or_ax, "savefig") else _figure_of(fig_or_ax)
     suffix = "." + fmt
