@@ -223,8 +223,13 @@ class Settings:
         return f"settings {self.settings_file} [models.{key}]", values
 
     def fingerprint(self, path: str, parser: str | None = None) -> str:
-        """A hash of what applies to ``path``: a change means re-ingest."""
+        """A hash of what applies to ``path`` and of the llmbench version: a change
+        means re-ingest."""
+        from . import __version__  # a new llmbench may read a file differently
+
         blob = json.dumps(
-            [self.layers(path), self.models, self.generic, parser], sort_keys=True, default=str
+            [self.layers(path), self.models, self.generic, parser, __version__],
+            sort_keys=True,
+            default=str,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -143,6 +143,7 @@ class MllogParser(Parser):
         gbs = seq = None
         n_steps = 0
         malformed = 0
+        benchmark = None
         last = 0
         stopped = False
         for no, text, rank in lines:
@@ -196,7 +197,7 @@ class MllogParser(Parser):
                     seq = int(value)
                 yield Config({CONFIG_KEYS[key]: value}, no)
                 if key == "submission_benchmark":
-                    yield from _benchmark_defaults(value, no)
+                    benchmark = (value, no)
             elif key.startswith("opt_") and key not in config_seen:
                 config_seen.add(key)
                 yield Config({key: value}, no)
@@ -224,6 +225,8 @@ class MllogParser(Parser):
                     values["loss"] = float(loss)
                 values.update(_consumed(mstep, meta.get("samples_count"), gbs, seq))
                 yield Step(n_steps, values, no, rank)
+        if benchmark is not None:  # last: what the log itself says wins
+            yield from _benchmark_defaults(*benchmark)
         if malformed:
             # the official summarizer drops a run with any line it cannot parse
             yield Config({"mllog_parse_errors": malformed}, last, "log (malformed MLPerf lines)")
