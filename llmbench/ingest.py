@@ -26,6 +26,8 @@ from .reader import Line, Source, expand_paths, head, iter_lines
 from .settings import Settings
 
 HEAD_LINES = 2000
+BATCH_FILES = 100  # files stored per commit (each file is still all-or-nothing)
+BATCH_ROWS = 20_000  # a file with more steps than this is committed at once
 SCAN_WINDOW = 5000
 
 
@@ -158,14 +160,7 @@ def parse_file(
         st = os.stat(path)
     except OSError:
         raise InputError("no such file", path=path) from None
-    chosen = choose_parser(path, parser, settings)
-    others = (
-        []
-        if parser
-        else registry.companions(
-            [ln.text for ln in head(path, HEAD_LINES)], chosen, configured_parsers(settings)
-        )
-    )
+    chosen, others = _choose(path, parser, settings)
     hasher = hashlib.sha256()
     tracked = _Tracked(iter_lines(path, hasher, needles=None if others else chosen.needles))
     try:
@@ -308,11 +303,17 @@ def ingest(
             pool = None
             outcomes = map(_parse_job, jobs)
         try:
-            for src, outcome in zip(todo, outcomes, strict=True):
-                res = _store_outcome(store, src, outcome, parser, settings)
-                results.append(res)
-                if progress:
-                    progress(res, total)
+            with store.batch() as commit:  # small files: one commit per BATCH_FILES
+                since = 0
+                for src, outcome in zip(todo, outcomes, strict=True):
+                    res = _store_outcome(store, src, outcome, parser, settings)
+                    results.append(res)
+                    since += 1
+                    if since >= BATCH_FILES or res.steps > BATCH_ROWS:
+                        commit()
+                        since = 0
+                    if progress:
+                        progress(res, total)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)

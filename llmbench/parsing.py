@@ -139,14 +139,20 @@ def convert(text: str, field: Field) -> int | float | None:
     if v is None:
         return None
     if field.scale != 1.0:
-        return scaled(v, field.scale)
+        try:
+            return scaled(v, field.scale)
+        except OverflowError:
+            return None
     if field.kind is int:
         if isinstance(v, float):
             if math.isnan(v) or math.isinf(v) or not v.is_integer():
                 return v
             return int(v)
         return v
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:  # an integer beyond any float: not a usable number
+        return None
 
 
 def literal(text: str) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +62,7 @@ class Store:
 
     def __init__(self, path: str | None = None, *, timeout: float = 60.0) -> None:
         self.path = path or default_path()
+        self._savepoints = 0
         try:
             self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as e:
@@ -121,7 +122,21 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (Ctrl-C included)."""
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (Ctrl-C included).
+        Inside a ``batch`` it is a savepoint: its own rollback, the batch's commit."""
+        if self.conn.in_transaction:
+            self._savepoints += 1
+            name = f"sp{self._savepoints}"
+            self.conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                self.conn.execute(f"RELEASE {name}")
+            return
         delay = 0.05
         for attempt in range(40):
             try:
@@ -145,6 +160,27 @@ class Store:
             raise
         else:
             self.conn.execute("COMMIT")
+
+    @contextmanager
+    def batch(self) -> Iterator[Callable[[], None]]:
+        """One commit for many files' transactions (each still whole or absent after a
+        crash); the yielded ``commit()`` commits what is done so far."""
+        ctx = self.transaction()
+        ctx.__enter__()
+
+        def commit() -> None:
+            nonlocal ctx
+            ctx.__exit__(None, None, None)
+            ctx = self.transaction()
+            ctx.__enter__()
+
+        try:
+            yield commit
+        except BaseException as e:
+            ctx.__exit__(type(e), e, e.__traceback__)
+            raise
+        else:
+            ctx.__exit__(None, None, None)
 
     # -- files ---------------------------------------------------------------
 

@@ -101,12 +101,12 @@ class DeepSpeedParser(Parser):
             if "CurrSamplesPerSec=" in text:
                 m = TIMER_RE.search(text)
                 if m:
-                    values = {
-                        "samples_per_s": float(m["cur"]),
-                        "running_avg_samples_per_s": float(m["avg"]),
+                    found = {
+                        "samples_per_s": number(m["cur"]),
+                        "running_avg_samples_per_s": number(m["avg"]),
+                        "max_allocated_gb": number(m["maxmem"] or ""),
                     }
-                    if m["maxmem"]:
-                        values["max_allocated_gb"] = float(m["maxmem"])
+                    values = {k: v for k, v in found.items() if v is not None}
                     yield Step(int(m["step"]), values, no, rank)
                     continue
             if "Profile Summary at step" in text:
@@ -116,7 +116,10 @@ class DeepSpeedParser(Parser):
             if profile_step is not None:
                 m = PROFILE_RE.match(text)
                 if m:
-                    profile[m["k"]] = float(m["v"]) * SI[m["unit"]]
+                    v = number(m["v"])
+                    if v is None:
+                        continue
+                    profile[m["k"]] = v * SI[m["unit"]]
                     if m["k"].startswith("FLOPS per GPU"):
                         yield Event(
                             "flops_profiler",
