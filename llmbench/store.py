@@ -225,7 +225,8 @@ class Store:
             twin = self.path_with_sha(file["sha256"], file["path"]) if file.get("sha256") else None
             if twin is not None:
                 return twin
-            self._delete_source(file["path"])
+            if self.file(file["path"]) is not None:
+                self._delete_source(file["path"])
             for table, rows in (("runs", runs), ("steps", steps), ("events", events)):
                 if rows:
                     cols = list(TABLES[table])
