@@ -21,6 +21,8 @@ import json
 import os
 import random
 
+from llmbench.mlperf import mllog_line
+
 MB = 1 << 20
 
 ITER = (
@@ -126,15 +128,7 @@ def megatron(path: str, size: int, *, noise_ratio: float, ranks: int, seed: str)
 
 
 def _mllog(time_ms: int, key: str, value, **meta) -> str:
-    rec = {
-        "namespace": "",
-        "time_ms": time_ms,
-        "event_type": "POINT_IN_TIME",
-        "key": key,
-        "value": value,
-        "metadata": {"file": "/workspace/llm/custom_callbacks.py", "lineno": 480, **meta},
-    }
-    return ":::MLLOG " + json.dumps(rec)
+    return mllog_line(time_ms, key, value, "/workspace/llm/custom_callbacks.py", **meta)
 
 
 def mllog_file(path: str, size: int, *, seed: str, bench: str = "gpt3", status="success") -> int:

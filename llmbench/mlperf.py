@@ -218,6 +218,19 @@ def tree_layer(path: str) -> tuple[str, dict[str, Any]] | None:
     return origin, values
 
 
+def mllog_line(time_ms: int, key: str, value: Any, file: str = "train.py", **metadata: Any) -> str:
+    """One record as ``mlperf_logging.mllog`` prints it (for tests and generators)."""
+    rec = {
+        "namespace": "",
+        "time_ms": time_ms,
+        "event_type": "POINT_IN_TIME",
+        "key": key,
+        "value": value,
+        "metadata": {"file": file, "lineno": 80, **metadata},
+    }
+    return ":::MLLOG " + json.dumps(rec)
+
+
 # -- scoring ---------------------------------------------------------------------
 
 

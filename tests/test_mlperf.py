@@ -13,7 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from llmbench.cli import cli
-from llmbench.mlperf import locate, olympic_mean, read_system, summarize_submissions
+from llmbench.mlperf import (
+    locate,
+    mllog_line,
+    olympic_mean,
+    read_system,
+    summarize_submissions,
+)
 
 SYSTEM = {
     "submitter": "ACME",
@@ -28,15 +34,7 @@ SYSTEM = {
 
 
 def _line(time_ms: int, key: str, value, **meta) -> str:
-    rec = {
-        "namespace": "",
-        "time_ms": time_ms,
-        "event_type": "POINT_IN_TIME",
-        "key": key,
-        "value": value,
-        "metadata": {"file": "/workspace/llm/train.py", "lineno": 80, **meta},
-    }
-    return ":::MLLOG " + json.dumps(rec)
+    return mllog_line(time_ms, key, value, "/workspace/llm/train.py", **meta)
 
 
 def _result(start_ms: int, minutes: float, status: str = "success", *, prefix: str = "") -> str:
