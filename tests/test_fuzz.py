@@ -43,7 +43,7 @@ NUMBERS = ["nan", "NaN", "inf", "-inf", "1e308", "1e999", "-1", "0", "0.0", "-0.
 
 
 def _parsers():
-    from parsers.generic import GenericParser
+    from llmbench.parsers.generic import GenericParser
 
     out = [registry.get(name) for name in sorted(registry.available()) if name != "generic"]
     generic = tomllib.loads((FIXTURES / "settings.toml").read_text())["generic"]
