@@ -26,7 +26,7 @@ from .reader import Line, Source, expand_paths, head, iter_lines
 from .settings import Settings
 
 HEAD_LINES = 2000
-BATCH_FILES = 100  # files stored per commit (each file is still all-or-nothing)
+BATCH_FILES = 100  # files per commit, $LLMBENCH_BATCH_FILES (each file all-or-nothing)
 BATCH_ROWS = 20_000  # a file with more steps than this is committed at once
 SCAN_WINDOW = 5000
 
@@ -302,14 +302,15 @@ def ingest(
         else:
             pool = None
             outcomes = map(_parse_job, jobs)
+        batch_files = int(os.environ.get("LLMBENCH_BATCH_FILES") or BATCH_FILES)
         try:
-            with store.batch() as commit:  # small files: one commit per BATCH_FILES
+            with store.batch() as commit:  # small files: one commit per batch_files
                 since = 0
                 for src, outcome in zip(todo, outcomes, strict=True):
                     res = _store_outcome(store, src, outcome, parser, settings)
                     results.append(res)
                     since += 1
-                    if since >= BATCH_FILES or res.steps > BATCH_ROWS:
+                    if since >= batch_files or res.steps > BATCH_ROWS:
                         commit()
                         since = 0
                     if progress:

@@ -101,14 +101,14 @@ def number(text: str) -> int | float | None:
     not a number.
     """
     t = text.strip()
-    if t.isdigit() and t.isascii():  # the common cases first: no exception raised
-        return int(t)
+    if t.isdigit() and t.isascii() and len(t) < 4000:  # the common cases first
+        return int(t)  # (Python refuses int() of more than 4,300 digits)
     if "," not in t and not t.endswith("%"):
         try:
             v = float(t)
         except ValueError:
             return None
-        return int(t) if v.is_integer() and t.lstrip("+-").isdigit() else v
+        return int(t) if v.is_integer() and t.lstrip("+-").isdigit() and len(t) < 4000 else v
     t = t.replace(",", "")
     if t.endswith("%"):
         t = t[:-1]

@@ -337,3 +337,16 @@ def test_needles_change_no_parse_of_any_fixture_or_corpus_log():
         assert fast == list(parser.parse(iter_lines(str(path)))), path
         checked += 1
     assert checked >= 8
+
+
+def test_number_edge_cases():
+    """Found by the fuzzer: more than 4,300 digits made int() raise."""
+    from llmbench.parsing import number
+
+    assert number("9" * 5000) == math.inf and number("-inf") == -math.inf
+    assert number("12") == 12 and isinstance(number("12"), int)
+    assert number("+5") == 5 and isinstance(number("+5"), int) and number("-7") == -7
+    assert number("1e3") == 1000.0 and isinstance(number("1e3"), float)
+    assert number("1,234.5") == 1234.5 and number("42%") == 42
+    assert number("-") is None and number("") is None and number("0x1F") is None
+    assert math.isnan(number("nan"))

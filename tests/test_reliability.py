@@ -43,8 +43,21 @@ def _cmd(db: Path, *paths) -> list[str]:
     return [sys.executable, "-m", "llmbench", "ingest", "--db", str(db), *map(str, paths)]
 
 
+# run from the store's folder: from the repository root, `-m llmbench` would import the
+# source tree instead of the installed package
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, capture_output=True, cwd=Path(cmd[5]).parent, **kw)
+
+
+def _popen(cmd: list[str], **kw) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=Path(cmd[5]).parent, **kw)
+
+
 def _per_file(db: Path) -> dict[str, tuple[int, int, int]]:
     """path -> (runs, steps, events) of every file the store says it holds."""
+    from llmbench.store import Store
+
+    Store(str(db)).close()  # it opens (a kill before the schema commit left an empty file)
     con = sqlite3.connect(db)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -83,7 +96,7 @@ def archive(tmp_path_factory):
     paths = _inputs(root / "logs", 120)
     ref = root / "ref.db"
     t0 = time.perf_counter()
-    subprocess.run(_cmd(ref, root / "logs"), check=True, capture_output=True)
+    _run(_cmd(ref, root / "logs"))
     elapsed = time.perf_counter() - t0
     expected = _per_file(ref)
     assert len(expected) == 120 and all(n[0] >= 1 for n in expected.values())
@@ -98,8 +111,9 @@ def test_sigkill_at_random_points_leaves_whole_files(archive, tmp_path, request)
     for i in range(rounds):
         db = tmp_path / f"k{i}.db"
         workers = "2" if i % 3 == 2 else "1"
-        proc = subprocess.Popen(
+        proc = _popen(
             [*_cmd(db, *paths), "--workers", workers],
+            env={**os.environ, "LLMBENCH_BATCH_FILES": "7"},  # many commit points
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # the kill reaches the worker processes too
@@ -112,10 +126,10 @@ def test_sigkill_at_random_points_leaves_whole_files(archive, tmp_path, request)
         held = _per_file(db)
         for path, counts in held.items():
             assert counts == expected[path], (i, path)  # fully, never in part
-        partial += 0 < len(held) < len(expected)
+        partial += 0 < len(held) < len(expected)  # some files stored, not all
         # running the ingest again completes the store
         if i % 4 == 0:
-            subprocess.run(_cmd(db, *paths), check=True, capture_output=True)
+            _run(_cmd(db, *paths))
             assert _per_file(db) == expected
     print(f"{rounds} kills, {partial} in the middle of an ingest, full ingest {elapsed:.2f} s")
     assert partial >= 1  # some kills did land in the middle of an ingest
@@ -127,7 +141,7 @@ def test_four_concurrent_ingests_store_every_file_once(archive, tmp_path):
     n = len(paths)
     subsets = [[paths[(k * n // 4 + j) % n] for j in range(n // 2)] for k in range(4)]  # overlap
     procs = [
-        subprocess.Popen(_cmd(db, *s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _popen(_cmd(db, *s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for s in subsets
     ]
     outs = [p.communicate(timeout=300) for p in procs]
@@ -149,7 +163,7 @@ def test_concurrent_copies_of_one_log_are_stored_once(tmp_path):
         p.write_text(text)
         copies.append(p)
     db = tmp_path / "twins.db"
-    procs = [subprocess.Popen(_cmd(db, c), stderr=subprocess.PIPE, text=True) for c in copies]
+    procs = [_popen(_cmd(db, c), stderr=subprocess.PIPE, text=True) for c in copies]
     errs = [p.communicate(timeout=120)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errs
     assert len(_per_file(db)) == 1
