@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from .settings import Settings
 
 HEAD_LINES = 2000
 BATCH_FILES = 100  # files per commit, $LLMBENCH_BATCH_FILES (each file all-or-nothing)
-BATCH_ROWS = 20_000  # a file with more steps than this is committed at once
+BATCH_ROWS = 50_000  # rows held before a commit
+BATCH_SECONDS = 1.0  # and at least this often, so progress shows
 SCAN_WINDOW = 5000
 
 
@@ -303,18 +305,36 @@ def ingest(
             pool = None
             outcomes = map(_parse_job, jobs)
         batch_files = int(os.environ.get("LLMBENCH_BATCH_FILES") or BATCH_FILES)
+        pending: list[tuple[Source, Any]] = []
+
+        def flush() -> None:
+            # one commit for the batch, a savepoint per file: each file whole or absent;
+            # the write lock is held only here, never while a file is being parsed
+            with store.transaction():
+                done = [_store_outcome(store, s, o, parser, settings) for s, o in pending]
+            pending.clear()
+            for res in done:
+                results.append(res)
+                if progress:
+                    progress(res, total)
+
         try:
-            with store.batch() as commit:  # small files: one commit per batch_files
-                since = 0
-                for src, outcome in zip(todo, outcomes, strict=True):
-                    res = _store_outcome(store, src, outcome, parser, settings)
-                    results.append(res)
-                    since += 1
-                    if since >= batch_files or res.steps > BATCH_ROWS:
-                        commit()
-                        since = 0
-                    if progress:
-                        progress(res, total)
+            rows, since = 0, 0.0
+            for src, outcome in zip(todo, outcomes, strict=True):
+                if not pending:
+                    since = time.monotonic()
+                pending.append((src, outcome))
+                if isinstance(outcome, ParsedFile):
+                    rows += len(outcome.steps) + len(outcome.events)
+                if (
+                    len(pending) >= batch_files
+                    or rows > BATCH_ROWS
+                    or time.monotonic() - since > BATCH_SECONDS
+                ):
+                    flush()
+                    rows = 0
+            if pending:
+                flush()
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)

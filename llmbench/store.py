@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -123,7 +123,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (Ctrl-C included).
-        Inside a ``batch`` it is a savepoint: its own rollback, the batch's commit."""
+        Inside another transaction it is a savepoint: its own rollback, the outer commit."""
         if self.conn.in_transaction:
             self._savepoints += 1
             name = f"sp{self._savepoints}"
@@ -160,27 +160,6 @@ class Store:
             raise
         else:
             self.conn.execute("COMMIT")
-
-    @contextmanager
-    def batch(self) -> Iterator[Callable[[], None]]:
-        """One commit for many files' transactions (each still whole or absent after a
-        crash); the yielded ``commit()`` commits what is done so far."""
-        ctx = self.transaction()
-        ctx.__enter__()
-
-        def commit() -> None:
-            nonlocal ctx
-            ctx.__exit__(None, None, None)
-            ctx = self.transaction()
-            ctx.__enter__()
-
-        try:
-            yield commit
-        except BaseException as e:
-            ctx.__exit__(type(e), e, e.__traceback__)
-            raise
-        else:
-            ctx.__exit__(None, None, None)
 
     # -- files ---------------------------------------------------------------
 

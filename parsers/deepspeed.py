@@ -32,18 +32,18 @@ from llmbench.parsing import Event, Parser, Record, Step, number
 from llmbench.reader import Line
 
 PIPE_RE = re.compile(
-    r"\bsteps: (?P<step>\d+) loss: (?P<loss>\S+) iter time \(s\): (?P<t>\S+)"
+    r"\bsteps: (?P<step>\d{1,18}) loss: (?P<loss>\S+) iter time \(s\): (?P<t>\S+)"
     r" samples/sec: (?P<sps>\S+)"
 )
 PROGRESS_RE = re.compile(
-    r"\[Rank 0\] step=(?P<step>\d+), skipped=(?P<skipped>\d+), lr=\[(?P<lr>[^,\]]+)"
+    r"\[Rank 0\] step=(?P<step>\d{1,18}), skipped=(?P<skipped>\d{1,18}), lr=\[(?P<lr>[^,\]]+)"
 )
 TIMER_RE = re.compile(
-    r"global_step=(?P<step>\d+), RunningAvgSamplesPerSec=(?P<avg>[\d.eE+-]+), "
+    r"global_step=(?P<step>\d{1,18}), RunningAvgSamplesPerSec=(?P<avg>[\d.eE+-]+), "
     r"CurrSamplesPerSec=(?P<cur>[\d.eE+-]+)(?:, MemAllocated=(?P<mem>[\d.]+)GB, "
     r"MaxMemAllocated=(?P<maxmem>[\d.]+)GB)?"
 )
-PROFILE_STEP_RE = re.compile(r"Profile Summary at step (?P<step>\d+)")
+PROFILE_STEP_RE = re.compile(r"Profile Summary at step (?P<step>\d{1,18})")
 PROFILE_RE = re.compile(
     r"^\s*(?P<k>iter latency|samples/second|FLOPS per GPU = 3 \* fwd flops per GPU / iter latency|"
     r"params per GPU|fwd flops per GPU):\s+(?P<v>[\d.]+)\s*(?P<unit>[KMGTP]?)"

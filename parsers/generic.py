@@ -100,7 +100,8 @@ class GenericParser(Parser):
                 for k, v in groups.items():
                     x = convert(v, self.fields.get(k, Field(k)))
                     values[k] = x if x is not None else v
-                yield Step(int(step) if step and step.isdigit() else None, values, no, rank)
+                ok = step and step.isascii() and step.isdigit() and len(step) <= 18
+                yield Step(int(step) if ok else None, values, no, rank)
                 break
 
     @staticmethod

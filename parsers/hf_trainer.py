@@ -24,7 +24,7 @@ from llmbench.reader import Line
 STEP_KEYS = {"loss": "loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm"}
 DICT_RE = re.compile(r"\{'(?:loss|train_runtime|eval_loss)'.*\}")
 METRIC_RE = re.compile(r">>\s+(?P<k>train_\w+|epoch)\s+=\s+(?P<v>\S+)\s*$")
-HMS_RE = re.compile(r"^(?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?)$")
+HMS_RE = re.compile(r"^(?P<h>\d{1,9}):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?)$")
 MAX_DICT = 10_000  # characters: a longer "dict" is not Trainer output
 
 

@@ -26,7 +26,7 @@ FIELDS: dict[str, Field] = {
     "total_weights": Field("tokens_per_step", int),
     "loss": Field("loss"),
 }
-STEP_RE = re.compile(r"completed step: (?P<step>\d+), (?P<rest>.*)")
+STEP_RE = re.compile(r"completed step: (?P<step>\d{1,18}), (?P<rest>.*)")
 
 
 class MaxTextParser(Parser):

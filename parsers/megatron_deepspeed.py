@@ -78,22 +78,22 @@ ARGS: dict[str, str] = {
 
 ITER_RE = re.compile(
     r"(?:\[(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?)\]\s*)?"
-    r"\biteration\s+(?P<step>\d+)\s*/\s*(?P<total>\d+)\s*\|(?P<rest>.*)"
+    r"\biteration\s+(?P<step>\d{1,18})\s*/\s*(?P<total>\d{1,18})\s*\|(?P<rest>.*)"
 )
 ARG_RE = re.compile(r"^\s+(?P<name>\w+) \.{2,} (?P<value>.*?)\s*$")
 ARGS_START = "------------------------ arguments ------------------------"
 ARGS_END_RE = re.compile(r"-+ end of arguments -+")
 WORLD_RE = re.compile(
-    r"using world size: (?P<world>\d+), data-parallel[- ]size: (?P<dp>\d+), "
-    r"(?:context-parallel size: (?P<cp>\d+), )?"
-    r"tensor-model-parallel size: (?P<tp>\d+), pipeline-model-parallel size: (?P<pp>\d+)"
+    r"using world size: (?P<world>\d{1,18}), data-parallel[- ]size: (?P<dp>\d{1,18}), "
+    r"(?:context-parallel size: (?P<cp>\d{1,18}), )?"
+    r"tensor-model-parallel size: (?P<tp>\d{1,18}), pipeline-model-parallel size: (?P<pp>\d{1,18})"
 )
 VOCAB_RE = re.compile(
-    r"> padded vocab \(size: (?P<orig>\d+)\) with (?P<dummy>\d+) dummy tokens "
-    r"\(new size: (?P<new>\d+)\)"
+    r"> padded vocab \(size: (?P<orig>\d{1,18})\) with (?P<dummy>\d{1,18}) dummy tokens "
+    r"\(new size: (?P<new>\d{1,18})\)"
 )
 MEMORY_RE = re.compile(
-    r"\[Rank (?P<rank>\d+)\] \(after (?P<step>\d+) iterations\) memory \((?P<unit>[MG]B)\)"
+    r"\[Rank (?P<rank>\d{1,18})\] \(after (?P<step>\d{1,18}) iterations\) memory \((?P<unit>[MG]B)\)"
     r" \| allocated: (?P<alloc>[\d.]+) \| max allocated: (?P<max_alloc>[\d.]+)"
     r" \| reserved: (?P<res>[\d.]+) \| max reserved: (?P<max_res>[\d.]+)"
 )

@@ -40,7 +40,7 @@ MLL_RE = re.compile(r":::MLL (?P<ts>\d+(?:\.\d+)?) (?P<key>\w+) ?:\s+(?P<json>.+
 # v0.5: ``:::MLPv0.5.0 ssd 1541710845.176 (train.py:371) run_stop: {"success": true}``
 MLP_RE = re.compile(
     r":::MLPv\d+\.\d+\.\d+ (?P<bench>[a-z0-9_]+) (?P<ts>\d+(?:\.\d+)?) "
-    r"\((?P<src>[^: ]+):(?P<lineno>\d+)\) (?P<key>\w+) ?(?::\s+(?P<json>.+?))?\s*$"
+    r"\((?P<src>[^: ]+):(?P<lineno>\d{1,18})\) (?P<key>\w+) ?(?::\s+(?P<json>.+?))?\s*$"
 )
 TOKENS = (TOKEN, ":::MLL ", ":::MLPv")
 

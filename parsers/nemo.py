@@ -39,10 +39,10 @@ FIELDS: dict[str, Field] = {
     "max_memory_allocated": Field("max_memory_allocated_bytes", int),
 }
 TEXT_RE = re.compile(
-    r"Training epoch (?P<epoch>\d+), iteration (?P<it>\d+)/(?P<total>\d+)(?P<rest>.*)"
+    r"Training epoch (?P<epoch>\d{1,18}), iteration (?P<it>\d{1,18})/(?P<total>\d{1,18})(?P<rest>.*)"
 )
 BAR_RE = re.compile(
-    r"Epoch (?P<epoch>\d+):.*?\|\s*(?P<it>\d+)/(?P<total>\d+) \[(?P<post>[^\]]*)\]?"
+    r"Epoch (?P<epoch>\d{1,18}):.*?\|\s*(?P<it>\d{1,18})/(?P<total>\d{1,18}) \[(?P<post>[^\]]*)\]?"
 )
 PAIR_RE = re.compile(r"(?P<k>[A-Za-z_][\w /]*?)=(?P<v>[-+\w.]+)")
 

@@ -24,7 +24,7 @@ TOOK_RE = re.compile(
     r"\[PAX STATUS\]: train_step\(\) took (?P<t>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?) seconds\."
 )
 SUMMARY_RE = re.compile(
-    r"\bstep = (?P<step>\d+), loss= (?P<loss>[-+\w.]+?)(?:, steps/sec (?P<sps>[-+\w.]+?))?(?:,|\s|$)"
+    r"\bstep = (?P<step>\d{1,18}), loss= (?P<loss>[-+\w.]+?)(?:, steps/sec (?P<sps>[-+\w.]+?))?(?:,|\s|$)"
 )
 
 

@@ -29,7 +29,7 @@ FIELDS: dict[str, Field] = {
 }
 LINE_RE = re.compile(
     r"(?:(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - \S+ - INFO - )?"
-    r"step:\s*(?P<step>\d+)\s+(?P<rest>loss:.*)"
+    r"step:\s*(?P<step>\d{1,18})\s+(?P<rest>loss:.*)"
 )
 PAIR_RE = re.compile(r"(?P<k>[a-z_]+):\s+(?P<v>[-+\d.,eEnaif]+%?)")
 MEMORY_RE = re.compile(r"memory:\s+(?P<gib>[\d.]+)GiB\((?P<pct>[\d.]+)%\)")
