@@ -1,4 +1,4 @@
-"""Ingest: read files with the right parser and store them, one transaction per file.
+"""Ingest: read files with the right parser and store them, each file all or nothing.
 
 ``parse_file`` reads one file into rows (no store needed); ``ingest`` stores
 many files, skipping unchanged ones; ``read_logs`` is the notebook entry point

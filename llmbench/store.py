@@ -2,8 +2,8 @@
 
 Tables ``runs``, ``steps``, ``events`` (DESIGN.md) and ``files`` (what was
 ingested from where, with size, mtime and sha256). Each file is written in one
-transaction: after a crash or Ctrl-C every file is either fully stored or
-absent. The schema version lives in ``PRAGMA user_version``.
+transaction or savepoint: after a crash or Ctrl-C every file is either fully
+stored or absent. The schema version lives in ``PRAGMA user_version``.
 """
 
 from __future__ import annotations
