@@ -408,7 +408,7 @@ def plot_mlperf(rows, ax=None, *, benchmarks: list[str] | None = None):
     """MLPerf time to train (score, minutes) against accelerators, one panel per
     benchmark and one marker style per submitter and accelerator, log-log. Systems
     of one series in the same round are joined, with ideal scaling (dashed) from
-    the smallest. ``rows`` are ``llmbench.mlperf.submissions()`` dicts (or a
+    the smallest. ``rows`` are ``llmbench.summarize_submissions()`` dicts (or a
     DataFrame of them). Returns the list of Axes."""
     data = [dict(r, source=r.get("folder")) for r in _rows(rows)]
     data = _usable(data, ("num_gpus", "score_min"), "MLPerf scaling")
