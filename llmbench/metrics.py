@@ -523,11 +523,10 @@ def comm_bytes_per_gpu(
     return out
 
 
-def _mllog_throughput(
-    events: list[dict[str, Any]], config: dict[str, Any], tok_step: float | None
-) -> float | None:
-    """Tokens/s from MLPerf ``tracked_stats`` ``throughput`` (NeMo GPT-3 logs it in tokens/s)."""
-    last = None
+def tracked_throughputs(events: list[dict[str, Any]]) -> list[float]:
+    """The ``throughput`` values of MLPerf ``tracked_stats`` events, in order (units
+    as the benchmark logs them: tokens/s for NeMo GPT-3, samples/s otherwise)."""
+    out = []
     for e in events:
         if e.get("key") == "tracked_stats":
             try:
@@ -535,11 +534,17 @@ def _mllog_throughput(
             except ValueError:
                 continue
             if isinstance(v, dict) and isinstance(v.get("throughput"), int | float):
-                last = float(v["throughput"])
-    if last is None:
-        return None
-    if config.get("benchmark") == "gpt3":
-        return last
+                out.append(float(v["throughput"]))
+    return out
+
+
+def _mllog_throughput(
+    events: list[dict[str, Any]], config: dict[str, Any], tok_step: float | None
+) -> float | None:
+    """Tokens/s from MLPerf ``tracked_stats`` ``throughput`` (NeMo GPT-3 logs it in tokens/s)."""
+    found = tracked_throughputs(events)
+    if found and config.get("benchmark") == "gpt3":
+        return found[-1]
     return None
 
 

@@ -357,11 +357,11 @@ def summarize_submissions(
             if locate(path) is not None and _under(path, roots):
                 folders.setdefault(os.path.dirname(path), []).append((path, status, error))
         sources = sorted({p for rows in folders.values() for p, _, _ in rows})
-        runs = _rows(store, "runs", "source", sources)
+        runs = store.rows_in("runs", "source", sources)
         ids = [r["run_id"] for r in runs]
-        steps = _rows(store, "steps", "run_id", ids)
-        events = _rows(
-            store, "events", "run_id", ids, "AND key IN ('tracked_stats', 'eval_accuracy')"
+        steps = store.rows_in("steps", "run_id", ids)
+        events = store.rows_in(
+            "events", "run_id", ids, "AND key IN ('tracked_stats', 'eval_accuracy')"
         )
     by_source: dict[str, list[dict]] = {}
     for r in runs:
@@ -381,22 +381,6 @@ def summarize_submissions(
 def _sort_key(folder: str) -> tuple:
     parts = folder.split("/")
     return parts[-1], parts[-5] if len(parts) >= 5 else "", parts[-4:]
-
-
-def _rows(store, table: str, key: str, values: list, extra: str = "") -> list[dict]:
-    from .columns import TABLES
-
-    cols = list(TABLES[table])
-    out: list[dict] = []
-    for i in range(0, len(values), 500):
-        chunk = values[i : i + 500]
-        cur = store.conn.execute(
-            f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{table}" '
-            f'WHERE "{key}" IN ({",".join("?" * len(chunk))}) {extra}',
-            chunk,
-        )
-        out += [dict(zip(cols, row, strict=True)) for row in cur]
-    return out
 
 
 def _merged(rows: list[dict]) -> tuple[dict, dict]:
@@ -488,16 +472,9 @@ def _run_index(path: str) -> int:
 
 
 def _logged_throughput(events: list[dict]) -> float | None:
-    vals = []
-    for e in events:
-        if e.get("key") != "tracked_stats":
-            continue
-        try:
-            v = json.loads(e.get("value") or "null")
-        except ValueError:
-            continue
-        if isinstance(v, dict) and isinstance(v.get("throughput"), int | float):
-            vals.append(float(v["throughput"]))
+    from .metrics import tracked_throughputs
+
+    vals = tracked_throughputs(events)
     return sum(vals) / len(vals) if vals else None
 
 

@@ -329,6 +329,22 @@ class Store:
         rows = [dict(zip(cols, r, strict=True)) for r in cur]
         return dataframe(rows, TABLES[name])
 
+    def rows_in(self, name: str, column: str, values: list, also: str = "") -> list[dict]:
+        """Rows (dicts) of a canonical table whose ``column`` is one of ``values``,
+        queried in chunks (SQLite bounds the number of parameters); ``also`` is
+        more SQL for the WHERE clause."""
+        cols = list(TABLES[name])
+        out: list[dict] = []
+        for i in range(0, len(values), 500):
+            chunk = values[i : i + 500]
+            cur = self.conn.execute(
+                f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{name}" '
+                f'WHERE "{column}" IN ({",".join("?" * len(chunk))}) {also}',
+                chunk,
+            )
+            out += [dict(zip(cols, row, strict=True)) for row in cur]
+        return out
+
     def counts(self) -> dict[str, int]:
         return {
             t: self.conn.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]
