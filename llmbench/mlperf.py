@@ -19,7 +19,6 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 
@@ -153,12 +152,12 @@ def _int(value: Any) -> int | None:
         return None
 
 
-@lru_cache(maxsize=1024)
-def _system_values(path: str, mtime: float) -> tuple[tuple[str, Any], ...]:
+def _system_values(path: str) -> dict[str, Any] | None:
+    """Run settings from a ``systems/<system>.json``; None when there is none."""
     try:
         desc = read_system(path)
     except OSError:
-        return ()
+        return None
     values: dict[str, Any] = {}
     nodes, per_node = _int(desc.get("number_of_nodes")), _int(desc.get("accelerators_per_node"))
     if nodes is not None and per_node is not None:
@@ -172,14 +171,7 @@ def _system_values(path: str, mtime: float) -> tuple[tuple[str, Any], ...]:
     ):
         if isinstance(desc.get(key), str) and desc[key].strip():
             values[name] = desc[key].strip()
-    return tuple(values.items())
-
-
-def _mtime(path: str) -> float | None:
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return None
+    return values
 
 
 def scaling_factor(folder: str) -> float:
@@ -193,29 +185,42 @@ def scaling_factor(folder: str) -> float:
     return float(value) if isinstance(value, int | float) else 1.0
 
 
-def tree_layer(path: str) -> tuple[str, dict[str, Any]] | None:
-    """(origin, settings) for a result file inside a submission tree, else None."""
-    loc = locate(path)
-    if loc is None:
-        return None
+def _folder_layer(loc: Location, folder: str) -> tuple[str, dict[str, Any]]:
+    """What a benchmark folder's place in the tree and its system file say (the
+    same for every result file in it)."""
     values: dict[str, Any] = {
         "submitter": loc.submitter,
         "system": loc.system,
         "benchmark": loc.benchmark,
-        "mlperf_run": loc.run_index,
     }
     if loc.round:
         values["round"] = loc.round
-    system_json = f"{loc.root}/systems/{loc.system}.json"
-    mtime = _mtime(system_json)
     origin = f"mlperf tree {loc.root}"
-    if mtime is not None:
-        values.update(_system_values(system_json, mtime))
+    system = _system_values(f"{loc.root}/systems/{loc.system}.json")
+    if system is not None:
+        values.update(system)
         origin += f" + systems/{loc.system}.json"
-    folder = os.path.dirname(os.path.abspath(path))
     if os.path.exists(os.path.join(folder, "scaling.json")):
         values["mlperf_scaling_factor"] = scaling_factor(folder)
     return origin, values
+
+
+def tree_layer(
+    path: str, cache: dict[str, tuple[str, dict[str, Any]]] | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """(origin, settings) for a result file inside a submission tree, else None.
+    ``cache`` (folder -> its layer) reads each folder's files once, e.g. per ingest."""
+    loc = locate(path)
+    if loc is None:
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    found = cache.get(folder) if cache is not None else None
+    if found is None:
+        found = _folder_layer(loc, folder)
+        if cache is not None:
+            cache[folder] = found
+    origin, values = found
+    return origin, {**values, "mlperf_run": loc.run_index}
 
 
 def mllog_line(time_ms: int, key: str, value: Any, file: str = "train.py", **metadata: Any) -> str:

@@ -116,6 +116,12 @@ class Settings:
     generic: dict[str, Any] = field(default_factory=dict)  # the [generic] parser's patterns
     settings_file: str | None = None
     path_pattern: PathPattern | None = None
+    # MLPerf benchmark folder -> its tree layer: read once per Settings (one ingest)
+    _tree: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # worker processes get the settings without the folder cache (it can be large)
+        return {**self.__dict__, "_tree": {}}
 
     @classmethod
     def build(
@@ -188,7 +194,7 @@ class Settings:
         from .mlperf import tree_layer
 
         out: list[tuple[str, dict[str, Any]]] = []
-        tree = tree_layer(path)
+        tree = tree_layer(path, self._tree)
         if tree is not None:
             out.append(tree)
         if self.path_pattern is not None:

@@ -308,3 +308,20 @@ def summarize_submissions_for(root: Path, db: Path) -> list[dict]:
     r = _mlperf(str(root), "--db", str(db), "--format", "json")
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)
+
+
+def test_folder_facts_are_read_once_per_settings_and_not_shipped_to_workers(tmp_path):
+    import pickle
+
+    from llmbench.settings import Settings
+
+    t0 = 1727700000000
+    folder = _tree(tmp_path, [_result(t0, m) for m in (1.0, 2.0, 3.0)])
+    s = Settings()
+    first = s.layers(str(folder / "result_0.txt"))
+    (folder.parent.parent.parent / "systems" / "acme_n4.json").write_text("{}")  # later edit
+    second = s.layers(str(folder / "result_2.txt"))
+    assert first[0][1]["num_gpus"] == second[0][1]["num_gpus"] == 32  # one read per folder
+    assert (first[0][1]["mlperf_run"], second[0][1]["mlperf_run"]) == (0, 2)
+    assert len(s._tree) == 1 and pickle.loads(pickle.dumps(s))._tree == {}
+    assert "num_gpus" not in Settings().layers(str(folder / "result_0.txt"))[0][1]  # fresh read
