@@ -266,7 +266,7 @@ def run_result(
         return RunResult(path, None, None, False, error or "not read")
     status = run.get("status")
     start, stop = config.get("run_start_ms"), config.get("run_stop_ms")
-    ttt = (stop - start) / 60000.0 if _num(start) and _num(stop) else None
+    ttt = (stop - start) / 60000.0 if _is_number(start) and _is_number(stop) else None
     reason = None
     if config.get("mllog_parse_errors"):
         reason = f"{config['mllog_parse_errors']} MLLOG line(s) do not parse"
@@ -279,7 +279,7 @@ def run_result(
     return RunResult(path, ttt, status, reason is None, reason)
 
 
-def _num(v: Any) -> bool:
+def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
@@ -495,7 +495,7 @@ def _eval_rate(events: list[dict]) -> float | None:
         except ValueError:
             continue
         p = meta.get("samples_count", meta.get("epoch_num")) if isinstance(meta, dict) else None
-        if _num(p):
+        if _is_number(p):
             points.append((e["time_ms"], float(p)))
     if len(points) < 2:
         return None

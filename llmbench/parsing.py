@@ -63,6 +63,24 @@ class Note(NamedTuple):
 Record = Step | Event | Config | NewRun | Note
 
 
+class Recent:
+    """The last ``size`` distinct lines seen: a line printed again by another rank
+    within that window is a copy. Memory stays bounded on any file."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: dict[str, None] = {}  # in insertion order: the oldest first
+
+    def repeat(self, key: str) -> bool:
+        """True if ``key`` is in the window; else remember it (forgetting the oldest)."""
+        if key in self._keys:
+            return True
+        self._keys[key] = None
+        if len(self._keys) > self.size:
+            del self._keys[next(iter(self._keys))]
+        return False
+
+
 class Parser:
     """Base class of log-format parsers (built-in and third-party alike)."""
 

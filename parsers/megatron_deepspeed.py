@@ -18,7 +18,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from llmbench.parsing import Config, Event, Field, NewRun, Note, Parser, Record, Step, convert
+from llmbench.parsing import (
+    Config,
+    Event,
+    Field,
+    NewRun,
+    Note,
+    Parser,
+    Recent,
+    Record,
+    Step,
+    convert,
+)
 from llmbench.parsing import literal as _literal
 from llmbench.reader import Line
 
@@ -207,7 +218,7 @@ class MegatronDeepSpeedParser(Parser):
         args_line = 0
         steps_since_header = False  # a header line after steps starts a new run
         bar_lines = 0
-        recent: dict[str, None] = {}  # the last iteration lines, in order
+        recent = Recent(64)  # the last iteration lines
         repeats = 0
         for no, text, rank in lines:
             if in_args:
@@ -230,12 +241,9 @@ class MegatronDeepSpeedParser(Parser):
                 m = ITER_RE.search(text, max(0, at - 48))
                 if m is not None and "|" in m.group("rest"):
                     rest = m.group("rest")
-                    if text in recent:  # the same line printed by another rank
+                    if recent.repeat(text):  # the same line printed by another rank
                         repeats += 1
                         continue
-                    recent[text] = None
-                    if len(recent) > 64:
-                        del recent[next(iter(recent))]
                     if "iteration" in rest and ITER_RE.search(rest):
                         yield Note(
                             "two iteration lines on one line (ranks interleaved): skipped", no

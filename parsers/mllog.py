@@ -1,8 +1,8 @@
 """MLPerf logging (``mlperf_logging.mllog``): ``:::MLLOG {json}`` records.
 
 Every record becomes an event (an identical record repeated by other ranks within
-the last ``RECENT`` records is stored once). ``submission_*``, ``global_batch_size``, ``max_sequence_length``,
-``seed``, ``opt_*`` ... become run config; ``run_start``/``run_stop`` give the
+the last ``RECENT`` records is stored once). ``submission_*``, ``global_batch_size``,
+``max_sequence_length``, ``seed``, ``opt_*`` ... become run config; ``run_start``/``run_stop`` give the
 run's times and ``run_stop``'s ``metadata.status`` its status.
 ``tracked_stats`` records with ``train_step_timing`` (NeMo) or
 ``train_step_time`` become steps numbered 1, 2, ...: their ``metadata.step``
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from llmbench.mlperf import BENCHMARKS
-from llmbench.parsing import Config, Event, Note, Parser, Record, Step
+from llmbench.parsing import Config, Event, Note, Parser, Recent, Record, Step
 
 try:  # a fast decoder where installed (the `fast` extra), the stdlib otherwise
     from orjson import JSONDecodeError as _JSONError
@@ -138,7 +138,7 @@ class MllogParser(Parser):
         return 0.0
 
     def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
-        seen: dict[str, None] = {}  # the last RECENT records, in order
+        seen = Recent(RECENT)
         config_seen: set[str] = set()
         gbs = seq = None
         n_steps = 0
@@ -160,11 +160,8 @@ class MllogParser(Parser):
                     continue
                 at, decode = found
             payload = text[at:]
-            if payload in seen:
+            if seen.repeat(payload):
                 continue  # every rank printed it
-            seen[payload] = None
-            if len(seen) > RECENT:
-                del seen[next(iter(seen))]
             try:
                 rec = decode(text, at)
             except _Malformed as e:
