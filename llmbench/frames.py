@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,22 +24,101 @@ except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
     _ORJSON_OPTS = 0
 
-from .columns import EVENT_COLUMNS, INT_SETTINGS, RUN_COLUMNS, RUN_SETTING_COLUMNS, STEP_COLUMNS
+from .columns import INT_SETTINGS, RUN_COLUMNS, RUN_SETTING_COLUMNS, STEP_COLUMNS
 from .parsing import Config, Event, NewRun, Note, Record, Step
+
+# step and event rows of a file held in memory before they go to a spill file
+SPILL_ROWS = int(os.environ.get("LLMBENCH_SPILL_ROWS") or 50_000)
+MERGE_WINDOW = 1024  # steps held back so a later copy of the same step can add fields
+
+_STEP_INDEX = {k: i for i, k in enumerate(STEP_COLUMNS)}
+_STEP_VALUES = {
+    k: i for k, i in _STEP_INDEX.items() if k not in ("run_id", "step", "line_no", "rank", "extra")
+}
+_I_STEP, _I_TIME, _I_RANK, _I_LINE, _I_EXTRA = (
+    _STEP_INDEX[k] for k in ("step", "step_time_s", "rank", "line_no", "extra")
+)
+INT64 = (-(2**63), 2**63 - 1)
+
+
+class Rows:
+    """The step and event rows of one file, as lists in column order (``STEP_COLUMNS``,
+    ``EVENT_COLUMNS``). The first item is the run segment's index until ``finish``
+    gives the run ids. Past ``spill_rows`` rows they go to a temporary SQLite file
+    (``store.Spill``), so memory stays bounded whatever the size of the file."""
+
+    def __init__(self, spill_rows: int | None = None) -> None:
+        self.steps: list[list] = []
+        self.events: list[list] = []
+        self.n_steps = 0
+        self.n_events = 0
+        self.spill = None  # store.Spill once the rows outgrow memory
+        self.run_ids: dict[int, str] = {}
+        self._spill_rows = spill_rows or SPILL_ROWS
+
+    def add_step(self, row: list) -> None:
+        self.steps.append(row)
+        self.n_steps += 1
+        if len(self.steps) + len(self.events) >= self._spill_rows:
+            self._flush()
+
+    def add_event(self, row: list) -> None:
+        self.events.append(row)
+        self.n_events += 1
+        if len(self.steps) + len(self.events) >= self._spill_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.spill is None:
+            from .store import Spill
+
+            self.spill = Spill()
+        self.spill.add(self.steps, self.events)
+        self.steps, self.events = [], []
+
+    def finish(self, run_ids: dict[int, str]) -> None:
+        """Give the rows their run ids (segment index -> run id), once known."""
+        self.run_ids = run_ids
+        if self.spill is not None:
+            self._flush()
+            self.spill.close()
+            return
+        for rows in (self.steps, self.events):
+            for row in rows:
+                row[0] = run_ids[row[0]]
+
+    @property
+    def run_key(self) -> str:
+        """What run ids start with (``run_key[:12]`` of ``run_rows``)."""
+        return next(iter(self.run_ids.values()), "")[:12]
+
+    def table(self, name: str) -> list[list]:
+        """Every row of ``steps`` or ``events`` (read back from the spill file if any)."""
+        if self.spill is None:
+            return self.steps if name == "steps" else self.events
+        return self.spill.read(name, self.run_key)
+
+    def discard(self) -> None:
+        """Delete the spill file, if any (the rows are stored or no longer wanted)."""
+        if self.spill is not None:
+            self.spill.discard()
 
 
 @dataclass
 class Segment:
-    """One run as found in a log, before settings are applied."""
+    """One run as found in a log, before settings are applied. Its steps and events
+    go to a ``Rows`` as they are read; the segment keeps counts and settings."""
 
     index: int
     config: dict[str, Any] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
-    steps: list[Step] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
     first_line: int | None = None
     last_line: int | None = None
-    seen: dict[int, Step] = field(default_factory=dict)
+    n_steps: int = 0
+    n_events: int = 0
+    step_batch_size: Any = None  # the first global batch size a step line gives
+    seen: set[int] = field(default_factory=set)
+    held: dict[int, Step] = field(default_factory=dict)  # the last steps, still mergeable
     last_step: int | None = None
     duplicates: int = 0
 
@@ -52,17 +132,26 @@ class Segment:
 
     @property
     def empty(self) -> bool:
-        return not (self.steps or self.events or self.config)
+        return not (self.n_steps or self.n_events or self.config)
 
 
-def segment(records: Iterable[Record]) -> tuple[list[Segment], list[str]]:
-    """Group records into run segments; returns the segments and warnings."""
+def segment(records: Iterable[Record], rows: Rows | None = None) -> tuple[list[Segment], list[str]]:
+    """Group records into run segments, sending step and event rows to ``rows``
+    as they come (memory does not grow with the file); returns the segments and
+    warnings."""
+    rows = rows if rows is not None else Rows()
     segments: list[Segment] = []
     notes: list[str] = []
     cur = Segment(0)
 
+    def release(seg: Segment, keep: int) -> None:
+        while len(seg.held) > keep:
+            step = next(iter(seg.held))
+            rows.add_step(step_row(seg.held.pop(step), seg.index, notes))
+
     def new_segment(carry_config: bool) -> Segment:
         nonlocal cur
+        release(cur, 0)
         segments.append(cur)
         nxt = Segment(cur.index + 1)
         if carry_config:
@@ -80,10 +169,11 @@ def segment(records: Iterable[Record]) -> tuple[list[Segment], list[str]]:
             if step in cur.seen:
                 # another rank's copy, or a second print of the same step (DeepSpeed's
                 # ``steps:`` line and Megatron's ``iteration`` line): first values win,
-                # fields only the later copy has are added
-                first = cur.seen[step].values
-                for k, v in rec.values.items():
-                    first.setdefault(k, v)
+                # fields only the later copy has are added (while the first is held)
+                first = cur.held.get(step)
+                if first is not None:
+                    for k, v in rec.values.items():
+                        first.values.setdefault(k, v)
                 cur.duplicates += 1
                 continue
             if cur.last_step is not None and step < cur.last_step:
@@ -92,12 +182,18 @@ def segment(records: Iterable[Record]) -> tuple[list[Segment], list[str]]:
                     "restart, new run segment"
                 )
                 new_segment(carry_config=True)
-            cur.seen[step] = rec
+            cur.seen.add(step)
             cur.last_step = step
-            cur.steps.append(rec)
+            cur.n_steps += 1
+            if cur.step_batch_size is None:
+                cur.step_batch_size = rec.values.get("global_batch_size")
+            cur.held[step] = rec
+            if len(cur.held) > MERGE_WINDOW:
+                release(cur, MERGE_WINDOW)
             cur.touch(rec.line_no)
         elif isinstance(rec, Event):
-            cur.events.append(rec)
+            rows.add_event(event_row(rec, cur.index, notes))
+            cur.n_events += 1
             cur.touch(rec.line_no)
         elif isinstance(rec, Config):
             for k, v in rec.values.items():
@@ -106,12 +202,13 @@ def segment(records: Iterable[Record]) -> tuple[list[Segment], list[str]]:
                     cur.origin[k] = rec.origin or f"log line {rec.line_no}"
             cur.touch(rec.line_no)
         elif isinstance(rec, NewRun):
-            if cur.steps:
+            if cur.n_steps:
                 notes.append(f"line {rec.line_no}: {rec.reason}: new run segment")
                 new_segment(carry_config=False)
             cur.touch(rec.line_no)
         elif isinstance(rec, Note):
             notes.append(f"line {rec.line_no}: {rec.message}" if rec.line_no else rec.message)
+    release(cur, 0)
     segments.append(cur)
     out = [s for s in segments if not s.empty]
     for s in out:
@@ -121,6 +218,62 @@ def segment(records: Iterable[Record]) -> tuple[list[Segment], list[str]]:
                 "(other ranks) collapsed, first copy kept (fields it lacks taken from the others)"
             )
     return out, notes
+
+
+def _finite(name: str, v: Any, line_no: Any, notes: list[str]) -> bool:
+    """False (and a note) for a value SQLite cannot hold: NaN, an infinity, an
+    integer beyond 64 bits."""
+    t = type(v)
+    if t is float and v - v != 0.0:  # NaN or an infinity (v - v is NaN)
+        notes.append(f"line {line_no}: {name} {v} is not a finite number: stored as missing")
+        return False
+    if t is int and not INT64[0] <= v <= INT64[1]:
+        notes.append(f"line {line_no}: {name} {v} does not fit 64 bits: stored as missing")
+        return False
+    return True
+
+
+def step_row(s: Step, seg: int, notes: list[str]) -> list:
+    """A ``steps`` row (``STEP_COLUMNS`` order; run id = ``seg`` for now). Fields
+    without a column go to ``extra`` (JSON); a NaN loss is kept there as text."""
+    row: list[Any] = [None] * len(STEP_COLUMNS)
+    row[0] = seg
+    row[_I_STEP], row[_I_LINE], row[_I_RANK] = s.step, s.line_no, s.rank
+    extra: dict[str, Any] = {}
+    for k, v in s.values.items():
+        i = _STEP_VALUES.get(k)
+        if i is None:
+            extra[k] = v
+        elif i == _I_TIME:
+            if v is not None and not (type(v) in (int, float) and v > 0 and math.isfinite(v)):
+                notes.append(f"line {s.line_no}: step time {v!r} is not a positive number: dropped")
+                continue
+            row[i] = v
+        elif _finite(k, v, s.line_no, notes):
+            row[i] = v
+        elif type(v) is float:
+            extra[k] = str(v)
+    if extra:
+        row[_I_EXTRA] = to_json(extra)
+    if not _finite("step", s.step, s.line_no, notes):
+        row[_I_STEP] = None
+    return row
+
+
+def event_row(e: Event, seg: int, notes: list[str]) -> list:
+    """An ``events`` row (``EVENT_COLUMNS`` order; run id = ``seg`` for now)."""
+    time_ms = e.time_ms if _finite("time_ms", e.time_ms, e.line_no, notes) else None
+    step = e.step if _finite("step", e.step, e.line_no, notes) else None
+    return [
+        seg,
+        time_ms,
+        e.event_type,
+        e.key,
+        to_json(e.value),
+        to_json(e.metadata) if e.metadata else None,
+        step,
+        e.line_no,
+    ]
 
 
 def _clean_json(value: Any) -> Any:
@@ -168,32 +321,24 @@ def run_rows(
     framework: str,
     layers: list[tuple[str, dict[str, Any]]],
     model_shape: Callable[[Any, str | None], tuple[str, dict[str, Any]] | None] | None = None,
-) -> tuple[list[dict], list[dict], list[dict], list[str]]:
-    """Rows for the runs, steps and events tables; ``run_key`` is the content hash.
+) -> tuple[list[dict], dict[int, str], list[str]]:
+    """Rows for the runs table, and the run id of each segment index; ``run_key``
+    is the content hash.
 
     ``model_shape(name, family)`` gives a user-defined model's shape; its values
     fill only what the log and the layers left unset.
     """
     runs: list[dict] = []
-    steps: list[dict] = []
-    events: list[dict] = []
+    run_ids: dict[int, str] = {}
     notes: list[str] = []
     for seg in segments:
         run_id = run_key[:12] if seg.index == 0 else f"{run_key[:12]}-{seg.index}"
+        run_ids[seg.index] = run_id
         config = dict(seg.config)
         origin = dict(seg.origin)
-        if "global_batch_size" not in config:
-            gbs = next(
-                (
-                    s.values.get("global_batch_size")
-                    for s in seg.steps
-                    if "global_batch_size" in s.values
-                ),
-                None,
-            )
-            if gbs is not None:
-                config["global_batch_size"] = gbs
-                origin["global_batch_size"] = "log (step lines)"
+        if "global_batch_size" not in config and seg.step_batch_size is not None:
+            config["global_batch_size"] = seg.step_batch_size
+            origin["global_batch_size"] = "log (step lines)"
         for where, values in layers:
             for k, v in values.items():
                 config[k] = v
@@ -216,7 +361,7 @@ def run_rows(
             framework=framework,
             first_line=seg.first_line,
             last_line=seg.last_line,
-            n_steps=len(seg.steps),
+            n_steps=seg.n_steps,
         )
         rest: dict[str, Any] = {}
         for k, v in config.items():
@@ -231,68 +376,14 @@ def run_rows(
                 rest[k] = v
         row["config"] = to_json(rest)
         row["provenance"] = to_json(origin)
+        for k, v in row.items():
+            if not _finite(k, v, row["first_line"], notes):
+                row[k] = None
         runs.append(row)
-        for s in seg.steps:
-            srow = dict.fromkeys(STEP_COLUMNS)
-            srow.update(run_id=run_id, step=s.step, line_no=s.line_no, rank=s.rank)
-            extra: dict[str, Any] = {}
-            for k, v in s.values.items():
-                if k in STEP_COLUMNS and k not in ("run_id", "step", "line_no", "rank", "extra"):
-                    srow[k] = v
-                else:
-                    extra[k] = v
-            t = srow["step_time_s"]
-            if t is not None and not (isinstance(t, int | float) and t > 0 and math.isfinite(t)):
-                notes.append(f"line {s.line_no}: step time {t!r} is not a positive number: dropped")
-                srow["step_time_s"] = None
-            srow["extra"] = to_json(extra) if extra else None
-            steps.append(srow)
-        for e in seg.events:
-            erow = dict.fromkeys(EVENT_COLUMNS)
-            erow.update(
-                run_id=run_id,
-                time_ms=e.time_ms,
-                event_type=e.event_type,
-                key=e.key,
-                value=to_json(e.value),
-                metadata=to_json(e.metadata) if e.metadata else None,
-                step=e.step,
-                line_no=e.line_no,
-            )
-            events.append(erow)
-    for table, rows in (("runs", runs), ("steps", steps), ("events", events)):
-        for row in rows:
-            _storable(row, table, notes)
-    return runs, steps, events, notes
+    return runs, run_ids, notes
 
 
-INT64 = (-(2**63), 2**63 - 1)
-
-
-def _storable(row: dict[str, Any], table: str, notes: list[str]) -> None:
-    """NaN and infinities become missing (SQLite has no NaN; a NaN loss is kept as
-    text in ``extra``); integers beyond 64 bits become missing. Both are noted."""
-    for k, v in row.items():
-        t = type(v)
-        if t is str or v is None:
-            continue
-        if t is float and v - v != 0.0:  # NaN or an infinity (v - v is NaN)
-            row[k] = None
-            if table == "steps" and k != "step_time_s":
-                extra = json.loads(row.get("extra") or "{}")
-                extra[k] = str(v)
-                row["extra"] = to_json(extra)
-            notes.append(
-                f"line {row.get('line_no')}: {k} {v} is not a finite number: stored as missing"
-            )
-        elif t is int and not INT64[0] <= v <= INT64[1]:
-            row[k] = None
-            notes.append(
-                f"line {row.get('line_no')}: {k} {v} does not fit 64 bits: stored as missing"
-            )
-
-
-def dataframe(rows: list[dict], columns: dict[str, str]):
+def dataframe(rows: list[dict] | list[list], columns: dict[str, str]):
     """A typed DataFrame: numbers numeric (int64 when complete, else float64), missing NaN."""
     import pandas as pd
 

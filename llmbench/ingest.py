@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import registry
+from .columns import EVENT_COLUMNS, STEP_COLUMNS
 from .errors import InputError, LLMBenchError, StoreError, UnrecognisedLogError
-from .frames import run_rows, segment
+from .frames import Rows, run_rows, segment
 from .parsing import NewRun, Note, Parser, Record, Step
 from .reader import Line, Source, expand_paths, head, iter_lines
 from .settings import Settings
@@ -35,7 +36,9 @@ SCAN_WINDOW = 5000
 
 @dataclass
 class ParsedFile:
-    """One file read into canonical rows."""
+    """One file read into canonical rows: ``runs`` (dicts) and ``rows`` (the step
+    and event rows, in a temporary file when there are many: ``discard()`` deletes
+    it at once, else it goes with the object)."""
 
     path: str  # absolute path, the key in the store ('<stdin:...>' for stdin)
     display: str  # the path as the user wrote it
@@ -44,9 +47,21 @@ class ParsedFile:
     sha256: str
     parser: str
     runs: list[dict]
-    steps: list[dict]
-    events: list[dict]
+    rows: Rows
     warnings: list[str]
+
+    @property
+    def steps(self) -> list[dict]:
+        """The ``steps`` rows as dicts (all in memory)."""
+        return [dict(zip(STEP_COLUMNS, r, strict=True)) for r in self.rows.table("steps")]
+
+    @property
+    def events(self) -> list[dict]:
+        """The ``events`` rows as dicts (all in memory)."""
+        return [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in self.rows.table("events")]
+
+    def discard(self) -> None:
+        self.rows.discard()
 
 
 @dataclass
@@ -165,27 +180,31 @@ def parse_file(
     chosen, others = _choose(path, parser, settings)
     hasher = hashlib.sha256()
     tracked = _Tracked(iter_lines(path, hasher, needles=None if others else chosen.needles))
+    rows = Rows()
     try:
         if others:
             records, chosen = _read_together(chosen, others, tracked, path)
         else:
             records = chosen.parse(tracked)
-        segments, notes = segment(records)
-    except LLMBenchError:
-        raise
-    except Exception as e:  # a parser bug (or a plug-in's) costs this file only
+        segments, notes = segment(records, rows)
+    except BaseException as e:
+        rows.discard()
+        if isinstance(e, LLMBenchError) or not isinstance(e, Exception):
+            raise
+        # a parser bug (or a plug-in's) costs this file only
         raise InputError(
             f"parser {chosen.name} failed: {type(e).__name__}: {e}",
             path=path,
             line=tracked.last or None,
         ) from e
     if not segments:
+        rows.discard()
         raise InputError(
             f"parser {chosen.name} found no steps, events or settings in this file", path=path
         )
     sha = hasher.hexdigest()
     abspath = os.path.abspath(path)
-    runs, steps, events, more = run_rows(
+    runs, run_ids, more = run_rows(
         segments,
         run_key=sha,
         source=abspath,
@@ -194,6 +213,7 @@ def parse_file(
         layers=settings.layers(path),
         model_shape=settings.model_shape,
     )
+    rows.finish(run_ids)
     return ParsedFile(
         path=abspath,
         display=path,
@@ -202,8 +222,7 @@ def parse_file(
         sha256=sha,
         parser=chosen.name,
         runs=runs,
-        steps=steps,
-        events=events,
+        rows=rows,
         warnings=notes + more,
     )
 
@@ -310,8 +329,13 @@ def ingest(
         def flush() -> None:
             # one commit for the batch, a savepoint per file: each file whole or absent;
             # the write lock is held only here, never while a file is being parsed
-            with store.transaction():
-                done = [_store_outcome(store, s, o, parser, settings) for s, o in pending]
+            try:
+                with store.transaction():
+                    done = [_store_outcome(store, s, o, parser, settings) for s, o in pending]
+            finally:
+                for _, o in pending:
+                    if isinstance(o, ParsedFile):
+                        o.discard()
             pending.clear()
             for res in done:
                 results.append(res)
@@ -325,10 +349,12 @@ def ingest(
                     since = time.monotonic()
                 pending.append((src, outcome))
                 if isinstance(outcome, ParsedFile):
-                    rows += len(outcome.steps) + len(outcome.events)
+                    # a spilled file has more rows than a batch holds: it is flushed at once
+                    rows += outcome.rows.n_steps + outcome.rows.n_events
                 if (
                     len(pending) >= batch_files
                     or rows > BATCH_ROWS
+                    or (isinstance(outcome, ParsedFile) and outcome.rows.spill is not None)
                     or time.monotonic() - since > BATCH_SECONDS
                 ):
                     flush()
@@ -403,7 +429,7 @@ def _store_outcome(store, src: Source, outcome, parser, settings) -> FileResult:
         "settings_hash": fingerprint,
     }
     try:
-        twin = store.replace_file(file_row, p.runs, p.steps, p.events)
+        twin = store.replace_file(file_row, p.runs, p.rows)
     except sqlite3.Error as e:
         return FileResult(
             src.path, "failed", parser=p.parser, error=StoreError(str(e), path=src.path)
@@ -415,7 +441,7 @@ def _store_outcome(store, src: Source, outcome, parser, settings) -> FileResult:
             parser=p.parser,
             warnings=[f"same content as {twin}: not stored twice"],
         )
-    return FileResult(src.path, "ingested", p.parser, len(p.runs), len(p.steps), p.warnings)
+    return FileResult(src.path, "ingested", p.parser, len(p.runs), p.rows.n_steps, p.warnings)
 
 
 @dataclass
@@ -450,7 +476,7 @@ def read_logs(
     ``settings`` is a dict of values a log lacks (like ``--set``), or a Settings.
     Files that cannot be read are listed in ``.results`` and ``.warnings``.
     """
-    from .columns import EVENT_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
+    from .columns import RUN_COLUMNS
     from .frames import dataframe
 
     if isinstance(paths, str | os.PathLike):
@@ -465,23 +491,24 @@ def read_logs(
     sources, errors = expand_paths(str(p) for p in paths)
     results = [FileResult(e.path or "?", "failed", error=e) for e in errors]
     runs: list[dict] = []
-    steps: list[dict] = []
-    events: list[dict] = []
+    steps: list[list] = []
+    events: list[list] = []
     for src in sources:
         outcome = _parse_job((src.path, parser, settings))
         if isinstance(outcome, LLMBenchError):
             results.append(_unreadable(src, outcome))
             continue
         runs += outcome.runs
-        steps += outcome.steps
-        events += outcome.events
+        steps += outcome.rows.table("steps")
+        events += outcome.rows.table("events")
+        outcome.discard()
         results.append(
             FileResult(
                 src.path,
                 "ingested",
                 outcome.parser,
                 len(outcome.runs),
-                len(outcome.steps),
+                outcome.rows.n_steps,
                 outcome.warnings,
             )
         )

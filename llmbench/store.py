@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import time
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from .columns import FILE_COLUMNS, TABLES
 from .errors import StoreError
 
 SCHEMA_VERSION = 2
+MAX_ATTACHED = 8  # spill files attached in one transaction (SQLite's limit is 10)
 DEFAULT_DB = "llmbench.db"
 
 # MIGRATIONS[v]: the statements that bring a store of version v - 1 to version v,
@@ -57,12 +60,85 @@ def _ddl() -> list[str]:
     return stmts
 
 
+def _quoted(cols) -> str:
+    return ", ".join(f'"{c}"' for c in cols)
+
+
+class Spill:
+    """A temporary SQLite file holding one file's step and event rows while it is
+    read (run id = the segment index), copied into a store by ``Store.replace_file``.
+    Deleted by ``discard`` or when the last reference goes away; passing it to
+    another process (pickle) hands the file over."""
+
+    def __init__(self) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="llmbench-part-", suffix=".db")
+        os.close(fd)
+        self._conn: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=OFF")
+        self._conn.execute("PRAGMA synchronous=OFF")
+        for name in ("steps", "events"):
+            cols = {**TABLES[name], "run_id": "INTEGER"}
+            body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
+            self._conn.execute(f'CREATE TABLE "{name}" ({body})')
+        self._conn.execute("BEGIN")
+        self._finalizer = weakref.finalize(self, _unlink, self.path)
+
+    def add(self, steps: list[list], events: list[list]) -> None:
+        assert self._conn is not None, "spill file already closed"
+        for name, rows in (("steps", steps), ("events", events)):
+            if rows:
+                n = len(TABLES[name])
+                self._conn.executemany(f'INSERT INTO "{name}" VALUES ({", ".join("?" * n)})', rows)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.execute("COMMIT")
+            self._conn.close()
+            self._conn = None
+
+    def select(self, name: str, schema: str = "main") -> str:
+        """SQL reading table ``name`` of the spill file (attached as ``schema``), its
+        run ids made from parameter 1 (``run_key[:12]``) and the segment index."""
+        cols = [f'"{c}"' for c in TABLES[name]]
+        cols[0] = "CASE run_id WHEN 0 THEN ?1 ELSE ?1 || '-' || run_id END"
+        return f'SELECT {", ".join(cols)} FROM {schema}."{name}" ORDER BY rowid'
+
+    def read(self, name: str, run_key: str) -> list[list]:
+        """Every row of ``name`` with its run id."""
+        self.close()
+        conn = sqlite3.connect(self.path)
+        try:
+            return [list(r) for r in conn.execute(self.select(name), (run_key,))]
+        finally:
+            conn.close()
+
+    def discard(self) -> None:
+        self.close()
+        self._finalizer()
+
+    def __getstate__(self) -> dict:
+        self.close()
+        self._finalizer.detach()  # the receiver owns the file now
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path = state["path"]
+        self._conn = None
+        self._finalizer = weakref.finalize(self, _unlink, self.path)
+
+
+def _unlink(path: str) -> None:
+    with suppress(OSError):
+        os.unlink(path)
+
+
 class Store:
     """An open llmbench store. Use as a context manager or call close()."""
 
     def __init__(self, path: str | None = None, *, timeout: float = 60.0) -> None:
         self.path = path or default_path()
         self._savepoints = 0
+        self._attached: list[str] = []  # spill files attached in this transaction
         try:
             self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as e:
@@ -160,6 +236,9 @@ class Store:
             raise
         else:
             self.conn.execute("COMMIT")
+        finally:
+            while self._attached:  # SQLite detaches only outside a transaction
+                self.conn.execute(f"DETACH DATABASE {self._attached.pop()}")
 
     # -- files ---------------------------------------------------------------
 
@@ -189,14 +268,9 @@ class Store:
             list(row.values()),
         )
 
-    def replace_file(
-        self,
-        file: dict[str, Any],
-        runs: list[dict],
-        steps: list[dict],
-        events: list[dict],
-    ) -> str | None:
-        """Store one file's rows, replacing whatever that path had, atomically.
+    def replace_file(self, file: dict[str, Any], runs: list[dict], rows) -> str | None:
+        """Store one file's rows (``runs`` dicts, ``rows`` a ``frames.Rows`` after
+        ``finish``), replacing whatever that path had, atomically.
         If another path already holds the same content, nothing is stored and that
         path is returned (checked under the write lock: two concurrent ingests of
         copies store one)."""
@@ -206,14 +280,27 @@ class Store:
                 return twin
             if self.file(file["path"]) is not None:
                 self._delete_source(file["path"])
-            for table, rows in (("runs", runs), ("steps", steps), ("events", events)):
-                if rows:
-                    cols = list(TABLES[table])
-                    sql = (
-                        f'INSERT INTO "{table}" ({", ".join(chr(34) + k + chr(34) for k in cols)}) '
-                        f"VALUES ({', '.join('?' * len(cols))})"
-                    )
-                    c.executemany(sql, ([r.get(k) for k in cols] for r in rows))
+            if runs:
+                cols = list(TABLES["runs"])
+                c.executemany(
+                    f"INSERT INTO runs ({_quoted(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    ([r.get(k) for k in cols] for r in runs),
+                )
+            schema = None
+            # a spill file is copied by SQLite itself, never through Python (SQLite
+            # attaches at most 10 files: past that, rows are read back)
+            if rows.spill is not None and len(self._attached) < MAX_ATTACHED:
+                schema = f"part{len(self._attached)}"
+                c.execute(f"ATTACH DATABASE ? AS {schema}", (rows.spill.path,))
+                self._attached.append(schema)
+            for table in ("steps", "events"):
+                sql = f'INSERT INTO "{table}" ({_quoted(TABLES[table])}) '
+                if schema is not None:
+                    c.execute(sql + rows.spill.select(table, schema), (rows.run_key,))
+                else:
+                    data = rows.table(table)
+                    if data:
+                        c.executemany(sql + f"VALUES ({', '.join('?' * len(TABLES[table]))})", data)
             self._put_file({**file, "status": "ok", "error": None})
         return None
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from llmbench import registry
 from llmbench.errors import InputError
-from llmbench.frames import run_rows, segment
+from llmbench.frames import Rows, run_rows, segment
 from llmbench.parsing import Config, Event, NewRun, Note, Step
 from llmbench.reader import Line, iter_lines
 
@@ -92,12 +92,15 @@ def _consume(parser, texts: list[str]) -> list:
     records = list(parser.parse(Line(i + 1, t, None) for i, t in enumerate(texts)))
     for r in records:
         assert isinstance(r, Step | Event | Config | NewRun | Note), r
-    segs, _ = segment(records)
-    runs, steps, events, _ = run_rows(
+    rows = Rows()
+    segs, _ = segment(records, rows)
+    runs, run_ids, _ = run_rows(
         segs, run_key="0" * 64, source="/f.log", parser=parser.name, framework="x", layers=[]
     )
-    for row in runs + steps + events:  # every row is storable: plain values, finite floats
-        for v in row.values():
+    rows.finish(run_ids)
+    every = [list(r.values()) for r in runs] + rows.table("steps") + rows.table("events")
+    for row in every:  # every row is storable: plain values, finite floats
+        for v in row:
             assert v is None or isinstance(v, str | int | float), (parser.name, row)
             if isinstance(v, float):
                 assert math.isfinite(v), (parser.name, row)

@@ -23,7 +23,7 @@ def test_crash_mid_file_leaves_store_as_it_was(monkeypatch):
     before = counts()
     real = Store.replace_file
 
-    def crash(self, file, runs, steps, events):
+    def crash(self, file, runs, rows):
         # fail after the old rows are deleted and half the new ones written
         def boom(*a, **k):
             raise KeyboardInterrupt
