@@ -242,8 +242,11 @@ def step_row(s: Step, seg: int, notes: list[str]) -> list:
     extra: dict[str, Any] = {}
     for k, v in s.values.items():
         i = _STEP_VALUES.get(k)
+        t = type(v)
         if i is None:
             extra[k] = v
+        elif i != _I_TIME and (t is float and v - v == 0.0 or t is str or v is None):
+            row[i] = v  # the common case first: a finite float (v - v is NaN for NaN, inf)
         elif i == _I_TIME:
             if v is not None and not (type(v) in (int, float) and v > 0 and math.isfinite(v)):
                 notes.append(f"line {s.line_no}: step time {v!r} is not a positive number: dropped")

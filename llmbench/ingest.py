@@ -297,6 +297,7 @@ def ingest(
     from .store import Store
 
     settings = settings or Settings()
+    settings.clear_caches()  # a Settings kept in a notebook: read the folders afresh
     if parser:
         registry.get(parser)  # fail fast on an unknown name, before any work
     configured_parsers(settings)  # and on a bad [generic] table

@@ -118,10 +118,16 @@ class Settings:
     path_pattern: PathPattern | None = None
     # MLPerf benchmark folder -> its tree layer: read once per Settings (one ingest)
     _tree: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _fingerprints: dict[tuple, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def clear_caches(self) -> None:
+        """Forget folder facts and fingerprints (files may have changed since)."""
+        self._tree.clear()
+        self._fingerprints.clear()
 
     def __getstate__(self) -> dict[str, Any]:
-        # worker processes get the settings without the folder cache (it can be large)
-        return {**self.__dict__, "_tree": {}}
+        # worker processes get the settings without the caches (they can be large)
+        return {**self.__dict__, "_tree": {}, "_fingerprints": {}}
 
     @classmethod
     def build(
@@ -233,9 +239,13 @@ class Settings:
         means re-ingest."""
         from . import __version__  # a new llmbench may read a file differently
 
+        key = (path, parser)  # asked before and after a file is read: computed once
+        if key in self._fingerprints:
+            return self._fingerprints[key]
         blob = json.dumps(
             [self.layers(path), self.models, self.generic, parser, __version__],
             sort_keys=True,
             default=str,
         )
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        found = self._fingerprints[key] = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return found

@@ -29,6 +29,7 @@ from llmbench.parsing import (
     Record,
     Step,
     convert,
+    scaled,
 )
 from llmbench.parsing import literal as _literal
 from llmbench.reader import Line
@@ -57,6 +58,7 @@ FIELDS: dict[str, Field] = {
 
 # fields kept in ``extra`` under a canonical name (no step column of their own)
 EXTRA_COLUMNS = frozenset({"num_zeros", "actual_seqlen", "load_balancing_loss"})
+STEP_KEYS = frozenset(f.column for f in FIELDS.values()) - EXTRA_COLUMNS
 
 # what only Megatron-DeepSpeed prints, and what only Megatron-LM prints
 DEEPSPEED_MARKS = ("TFLOPs:", "consumed tokens:", "samples per second:", "lm-loss:", "(s):")
@@ -110,8 +112,58 @@ MEMORY_RE = re.compile(
 )
 
 
+# `` label: value |`` pairs; the label is everything before the segment's last colon
+PAIR_RE = re.compile(r"([^|]*):([^|:]*)\|")
+# a second iteration line glued onto the first (ranks interleaved)
+SECOND_ITER_RE = re.compile(r"iteration\s+\d+\s*/\s*\d+\s*\|")
+
+
+def _converter(field: Field | None):
+    """text -> value for one label (as ``convert`` would give for plain numbers)."""
+    if field is None:
+        return float
+    if field.scale != 1.0:
+        return lambda text, scale=field.scale: scaled(float(text), scale)
+    return int if field.kind is int else float
+
+
+def _shape(labels: tuple[str, ...]) -> tuple[tuple[str, ...], tuple, tuple[str, ...]]:
+    """(keys, converters, the keys that go to extra) for a line with these labels."""
+    keys, convs = [], []
+    for label in labels:
+        label = label.strip()
+        field = FIELDS.get(label)
+        keys.append(label if field is None else field.column)
+        convs.append(_converter(field))
+    extra = tuple(dict.fromkeys(k for k in keys if k in EXTRA_COLUMNS or k not in STEP_KEYS))
+    return tuple(keys), tuple(convs), extra
+
+
+# the labels of a line -> how to read it: the lines of a run share one shape
+_SHAPES: dict[tuple[str, ...], tuple[tuple[str, ...], tuple, tuple[str, ...]]] = {}
+
+
 def parse_fields(rest: str) -> tuple[dict, dict, list[str]]:
     """Split `` a: 1 | b: 2 |`` into canonical values, extras and unparsable labels."""
+    rest = rest.rstrip()
+    pairs = PAIR_RE.findall(rest)
+    if len(pairs) != rest.count("|") or rest[-1:] != "|":
+        return _parse_fields_slowly(rest)  # a segment without a colon, or cut short
+    labels, texts = zip(*pairs, strict=True)
+    shape = _SHAPES.get(labels)
+    if shape is None:
+        if len(_SHAPES) > 256:
+            _SHAPES.clear()
+        shape = _SHAPES[labels] = _shape(labels)
+    keys, convs, extra_keys = shape
+    try:
+        found = dict(zip(keys, [f(t) for f, t in zip(convs, texts, strict=True)], strict=True))
+    except (ValueError, OverflowError):  # 1,234, 12.0 in an integer field, not a number
+        return _parse_fields_slowly(rest)
+    return found, {k: found.pop(k) for k in extra_keys}, []
+
+
+def _parse_fields_slowly(rest: str) -> tuple[dict, dict, list[str]]:
     values: dict = {}
     extra: dict = {}
     bad: list[str] = []
@@ -244,7 +296,7 @@ class MegatronDeepSpeedParser(Parser):
                     if recent.repeat(text):  # the same line printed by another rank
                         repeats += 1
                         continue
-                    if "iteration" in rest and ITER_RE.search(rest):
+                    if "iteration" in rest and SECOND_ITER_RE.search(rest):
                         yield Note(
                             "two iteration lines on one line (ranks interleaved): skipped", no
                         )
