@@ -143,6 +143,20 @@ def _shape(labels: tuple[str, ...]) -> tuple[tuple[str, ...], tuple, tuple[str, 
 _SHAPES: dict[tuple[str, ...], tuple[tuple[str, ...], tuple, tuple[str, ...]]] = {}
 
 
+def iteration_match(text: str, at: int = 0) -> re.Match | None:
+    """ITER_RE's match for the first ``iteration N/ M |`` at or after ``at``
+    (anchored at each occurrence of the word: lines that merely mention it, like
+    memory reports, fail at once)."""
+    at = text.find("iteration", at)
+    while at >= 0:
+        m = ITER_RE.match(text, at)
+        if m is not None:
+            start = max(0, at - 48)  # a [timestamp] prefix is at most ~32 characters
+            return ITER_RE.search(text, start) if "[" in text[start:at] else m
+        at = text.find("iteration", at + 9)
+    return None
+
+
 def parse_fields(rest: str) -> tuple[dict, dict, list[str]]:
     """Split `` a: 1 | b: 2 |`` into canonical values, extras and unparsable labels."""
     rest = rest.rstrip()
@@ -289,8 +303,7 @@ class MegatronDeepSpeedParser(Parser):
                 yield _args_config(args, args_line)
             at = text.find("iteration")
             if at >= 0:
-                # start near the word: a [timestamp] prefix is at most ~32 characters
-                m = ITER_RE.search(text, max(0, at - 48))
+                m = iteration_match(text, at)
                 if m is not None and "|" in m.group("rest"):
                     rest = m.group("rest")
                     if recent.repeat(text):  # the same line printed by another rank

@@ -353,3 +353,72 @@ def test_number_edge_cases():
     assert number("1,234.5") == 1234.5 and number("42%") == 42
     assert number("-") is None and number("") is None and number("0x1F") is None
     assert math.isnan(number("nan"))
+
+
+ITER_PIECES = [
+    "iteration",
+    "iterations",
+    " ",
+    "   ",
+    "12",
+    "/",
+    "|",
+    " lm loss: 1.5E+00 ",
+    "[2024-05-01 00:00:01]",
+    "[2024-05-01 00:00:01.25] ",
+    "[",
+    "]",
+    "x",
+    "(after 3 iterations) memory (MB)",
+    "elapsed time per iteration (ms): 812.5 ",
+]
+
+
+@FUZZ
+@given(text=st.lists(st.sampled_from(ITER_PIECES), max_size=24).map("".join))
+def test_anchored_iteration_match_equals_the_search_it_replaced(text):
+    """The fast path (anchored at each occurrence of the word) finds what a search
+    from 48 characters before the first occurrence found."""
+    from parsers.megatron_deepspeed import ITER_RE, iteration_match
+
+    at = text.find("iteration")
+    old = ITER_RE.search(text, max(0, at - 48)) if at >= 0 else None
+    new = iteration_match(text)
+    assert (old and (old.span(), old.groupdict())) == (new and (new.span(), new.groupdict()))
+
+
+@FUZZ
+@given(
+    fields=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "consumed samples",
+                    "elapsed time per iteration (ms)",
+                    "lm loss",
+                    "grad norm",
+                    "num zeros",
+                    "global batch size",
+                    "some new label",
+                    "lm loss",
+                ]
+            ),
+            st.one_of(
+                st.integers(-(10**20), 10**20).map(str),
+                st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                st.sampled_from(["1,234", "12.0", "-", "", "nan", "1e999", " 7 ", "0x1"]),
+            ),
+        ),
+        max_size=10,
+    ),
+    cut=st.booleans(),
+)
+def test_fast_field_split_equals_the_full_rules(fields, cut):
+    """parse_fields' per-shape fast path gives what the full rules give."""
+    from parsers.megatron_deepspeed import _parse_fields_slowly, parse_fields
+
+    rest = "".join(f" {label}: {value} |" for label, value in fields)
+    if cut and rest:
+        rest = rest[:-1]
+    fast, slow = parse_fields(rest), _parse_fields_slowly(rest)
+    assert repr(fast) == repr(slow)  # repr: NaN == NaN
