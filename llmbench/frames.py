@@ -13,6 +13,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from .parsing import Config, Event, NewRun, Note, Record, Step
 
 # step and event rows of a file held in memory before they go to a spill file
 SPILL_ROWS = int(os.environ.get("LLMBENCH_SPILL_ROWS") or 50_000)
-MERGE_WINDOW = 1024  # steps held back so a later copy of the same step can add fields
+MERGE_WINDOW = 1024  # at least this many recent steps held: a later copy can add fields
 
 _STEP_INDEX = {k: i for i, k in enumerate(STEP_COLUMNS)}
 _STEP_VALUES = {
@@ -145,8 +146,7 @@ def segment(records: Iterable[Record], rows: Rows | None = None) -> tuple[list[S
     cur = Segment(0)
 
     def release(seg: Segment, keep: int) -> None:
-        while len(seg.held) > keep:
-            step = next(iter(seg.held))
+        for step in list(islice(seg.held, len(seg.held) - keep)):
             rows.add_step(step_row(seg.held.pop(step), seg.index, notes))
 
     def new_segment(carry_config: bool) -> Segment:
@@ -188,7 +188,7 @@ def segment(records: Iterable[Record], rows: Rows | None = None) -> tuple[list[S
             if cur.step_batch_size is None:
                 cur.step_batch_size = rec.values.get("global_batch_size")
             cur.held[step] = rec
-            if len(cur.held) > MERGE_WINDOW:
+            if len(cur.held) >= 2 * MERGE_WINDOW:  # written in bulk, the newest kept
                 release(cur, MERGE_WINDOW)
             cur.touch(rec.line_no)
         elif isinstance(rec, Event):
@@ -245,8 +245,10 @@ def step_row(s: Step, seg: int, notes: list[str]) -> list:
         t = type(v)
         if i is None:
             extra[k] = v
-        elif i != _I_TIME and (t is float and v - v == 0.0 or t is str or v is None):
-            row[i] = v  # the common case first: a finite float (v - v is NaN for NaN, inf)
+        elif i != _I_TIME and (
+            t is float and v - v == 0.0 or t is int and INT64[0] <= v <= INT64[1] or t is str
+        ):
+            row[i] = v  # the common cases first (v - v is NaN for NaN and the infinities)
         elif i == _I_TIME:
             if v is not None and not (type(v) in (int, float) and v > 0 and math.isfinite(v)):
                 notes.append(f"line {s.line_no}: step time {v!r} is not a positive number: dropped")
