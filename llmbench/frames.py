@@ -13,8 +13,8 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 try:  # the `fast` extra

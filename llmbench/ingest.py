@@ -49,6 +49,7 @@ class ParsedFile:
     runs: list[dict]
     rows: Rows
     warnings: list[str]
+    settings_hash: str = ""  # Settings.fingerprint of the file (computed where it was read)
 
     @property
     def steps(self) -> list[dict]:
@@ -224,6 +225,7 @@ def parse_file(
         runs=runs,
         rows=rows,
         warnings=notes + more,
+        settings_hash=settings.fingerprint(path, parser),
     )
 
 
@@ -268,6 +270,7 @@ def _parse_stdin(*, parser: str | None, settings: Settings) -> ParsedFile:
     for row in parsed.runs:
         row["source"] = name
     parsed.path = parsed.display = name
+    parsed.settings_hash = settings.fingerprint("-", parser)
     return parsed
 
 
@@ -411,7 +414,7 @@ def _store_outcome(store, src: Source, outcome, parser, settings) -> FileResult:
                 pass
         return result
     p: ParsedFile = outcome
-    fingerprint = settings.fingerprint(src.path, parser)
+    fingerprint = p.settings_hash  # computed by the worker that read the file
     old = store.file(p.path)
     if (
         old is not None
