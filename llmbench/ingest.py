@@ -335,7 +335,7 @@ def ingest(
             # the write lock is held only here, never while a file is being parsed
             try:
                 with store.transaction():
-                    done = [_store_outcome(store, s, o, parser, settings) for s, o in pending]
+                    done = _store_batch(store, pending)
             finally:
                 for _, o in pending:
                     if isinstance(o, ParsedFile):
@@ -398,54 +398,81 @@ def _unreadable(src: Source, error: LLMBenchError) -> FileResult:
     return FileResult(src.path, "skipped" if skipped else "failed", error=error)
 
 
-def _store_outcome(store, src: Source, outcome, parser, settings) -> FileResult:
-    if isinstance(outcome, LLMBenchError):
-        result = _unreadable(src, outcome)
-        if result.status == "skipped":
-            return result
-        if src.path != "-":
-            try:
-                st = os.stat(src.path)
-                store.mark_failed(
-                    {"path": os.path.abspath(src.path), "size": st.st_size, "mtime": st.st_mtime},
-                    str(outcome),
-                )
-            except OSError:
-                pass
-        return result
-    p: ParsedFile = outcome
-    fingerprint = p.settings_hash  # computed by the worker that read the file
-    old = store.file(p.path)
-    if (
-        old is not None
-        and old["status"] == "ok"
-        and old["sha256"] == p.sha256
-        and old["settings_hash"] == fingerprint
-    ):
-        store.touch(p.path, p.size, p.mtime)
-        return FileResult(src.path, "unchanged", parser=p.parser)
-    file_row = {
-        "path": p.path,
-        "size": p.size,
-        "mtime": p.mtime,
-        "sha256": p.sha256,
-        "parser": p.parser,
-        "settings_hash": fingerprint,
-    }
+def _store_batch(store, pending: list[tuple[Source, Any]]) -> list[FileResult]:
+    """Store a batch of outcomes (inside the caller's transaction): failures are
+    recorded, unchanged content only touched, the rest written together; if that
+    fails, file by file, so one bad file costs only itself."""
+    results: list[FileResult | None] = [None] * len(pending)
+    parsed = [(k, o) for k, (_, o) in enumerate(pending) if isinstance(o, ParsedFile)]
+    old = {row["path"]: row for row in store.rows_in_files([p.path for _, p in parsed])}
+    items, where = [], []
+    for k, (src, outcome) in enumerate(pending):
+        if isinstance(outcome, LLMBenchError):
+            results[k] = _failed(store, src, outcome)
+            continue
+        p: ParsedFile = outcome
+        prev = old.get(p.path)
+        if (
+            prev is not None
+            and prev["status"] == "ok"
+            and prev["sha256"] == p.sha256
+            and prev["settings_hash"] == p.settings_hash
+        ):
+            store.touch(p.path, p.size, p.mtime)
+            results[k] = FileResult(src.path, "unchanged", parser=p.parser)
+            continue
+        row = {
+            "path": p.path,
+            "size": p.size,
+            "mtime": p.mtime,
+            "sha256": p.sha256,
+            "parser": p.parser,
+            "settings_hash": p.settings_hash,  # computed by the worker that read the file
+        }
+        items.append((row, p.runs, p.rows))
+        where.append(k)
     try:
-        twin = store.replace_file(file_row, p.runs, p.rows)
-    except sqlite3.Error as e:
-        return FileResult(
-            src.path, "failed", parser=p.parser, error=StoreError(str(e), path=src.path)
-        )
-    if twin is not None:
-        return FileResult(
-            src.path,
-            "duplicate",
-            parser=p.parser,
-            warnings=[f"same content as {twin}: not stored twice"],
-        )
-    return FileResult(src.path, "ingested", p.parser, len(p.runs), p.rows.n_steps, p.warnings)
+        twins: list[Any] = store.replace_files(items)
+    except sqlite3.Error:
+        twins = []
+        for item in items:
+            try:
+                twins.append(store.replace_file(*item))
+            except sqlite3.Error as e:
+                twins.append(e)
+    for k, twin in zip(where, twins, strict=True):
+        src, p = pending[k]
+        if isinstance(twin, sqlite3.Error):
+            results[k] = FileResult(
+                src.path, "failed", parser=p.parser, error=StoreError(str(twin), path=src.path)
+            )
+        elif twin is not None:
+            results[k] = FileResult(
+                src.path,
+                "duplicate",
+                parser=p.parser,
+                warnings=[f"same content as {twin}: not stored twice"],
+            )
+        else:
+            results[k] = FileResult(
+                src.path, "ingested", p.parser, len(p.runs), p.rows.n_steps, p.warnings
+            )
+    return results  # type: ignore[return-value]
+
+
+def _failed(store, src: Source, error: LLMBenchError) -> FileResult:
+    result = _unreadable(src, error)
+    if result.status == "skipped" or src.path == "-":
+        return result
+    try:
+        st = os.stat(src.path)
+    except OSError:
+        return result
+    store.mark_failed(
+        {"path": os.path.abspath(src.path), "size": st.st_size, "mtime": st.st_mtime},
+        str(error),
+    )
+    return result
 
 
 @dataclass

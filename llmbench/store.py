@@ -250,6 +250,12 @@ class Store:
             return None
         return dict(zip([d[0] for d in cur.description], row, strict=True))
 
+    def rows_in_files(self, paths: list[str]) -> list[dict[str, Any]]:
+        """The ``files`` rows of ``paths`` (absolute)."""
+        cols = list(FILE_COLUMNS)
+        select = f"SELECT {_quoted(cols)} FROM files"
+        return [dict(zip(cols, r, strict=True)) for r in self._select_in(select, "path", paths)]
+
     def path_with_sha(self, sha256: str, other_than: str) -> str | None:
         """Another stored file with the same content, if any."""
         row = self.conn.execute(
@@ -274,35 +280,92 @@ class Store:
         If another path already holds the same content, nothing is stored and that
         path is returned (checked under the write lock: two concurrent ingests of
         copies store one)."""
+        return self.replace_files([(file, runs, rows)])[0]
+
+    def replace_files(
+        self, items: list[tuple[dict[str, Any], list[dict], Any]]
+    ) -> list[str | None]:
+        """``replace_file`` for many files in one transaction (a few statements in all,
+        not per file): for each item, None when stored, else the path of a twin.
+        On an error nothing of the batch is stored."""
+        out: list[str | None] = []
         with self.transaction() as c:
-            twin = self.path_with_sha(file["sha256"], file["path"]) if file.get("sha256") else None
-            if twin is not None:
-                return twin
-            if self.file(file["path"]) is not None:
-                self._delete_source(file["path"])
-            if runs:
-                cols = list(TABLES["runs"])
-                c.executemany(
-                    f"INSERT INTO runs ({_quoted(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                    ([r.get(k) for k in cols] for r in runs),
-                )
-            schema = None
-            # a spill file is copied by SQLite itself, never through Python (SQLite
-            # attaches at most 10 files: past that, rows are read back)
-            if rows.spill is not None and len(self._attached) < MAX_ATTACHED:
-                schema = f"part{len(self._attached)}"
-                c.execute(f"ATTACH DATABASE ? AS {schema}", (rows.spill.path,))
-                self._attached.append(schema)
+            paths = [f["path"] for f, _, _ in items]
+            shas = sorted({f["sha256"] for f, _, _ in items if f.get("sha256")})
+            present = dict(self._select_in("SELECT path, sha256 FROM files", "path", paths))
+            holders: dict[str, list[str]] = {}
+            for path, sha in self._select_in(
+                "SELECT path, sha256 FROM files", "sha256", shas, "AND status = 'ok'"
+            ):
+                holders.setdefault(sha, []).append(path)
+            stored = []
+            for item in items:
+                path, sha = item[0]["path"], item[0].get("sha256")
+                twin = next((p for p in holders.get(sha, ()) if p != path), None) if sha else None
+                out.append(twin)
+                if twin is not None:
+                    continue
+                stored.append(item)
+                if path in present:  # its old content goes: no longer a twin of anything
+                    self._delete_source(path)
+                    if present[path] in holders and path in holders[present[path]]:
+                        holders[present[path]].remove(path)
+                if sha:
+                    holders.setdefault(sha, []).append(path)
+            run_cols = list(TABLES["runs"])
+            c.executemany(
+                f"INSERT INTO runs ({_quoted(run_cols)}) VALUES ({', '.join('?' * len(run_cols))})",
+                ([r.get(k) for k in run_cols] for _, runs, _ in stored for r in runs),
+            )
+            spilled = [rows for _, _, rows in stored if rows.spill is not None]
+            in_memory = [rows for _, _, rows in stored if rows.spill is None]
             for table in ("steps", "events"):
                 sql = f'INSERT INTO "{table}" ({_quoted(TABLES[table])}) '
-                if schema is not None:
-                    c.execute(sql + rows.spill.select(table, schema), (rows.run_key,))
-                else:
-                    data = rows.table(table)
-                    if data:
-                        c.executemany(sql + f"VALUES ({', '.join('?' * len(TABLES[table]))})", data)
-            self._put_file({**file, "status": "ok", "error": None})
-        return None
+                c.executemany(
+                    sql + f"VALUES ({', '.join('?' * len(TABLES[table]))})",
+                    (row for rows in in_memory for row in rows.table(table)),
+                )
+            for rows in spilled:
+                self._copy_spill(rows)
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            file_rows = []
+            for file, _, _ in stored:
+                row = dict.fromkeys(FILE_COLUMNS)
+                row.update(file, status="ok", error=None, ingested_at=now)
+                file_rows.append(list(row.values()))
+            c.executemany(
+                f"INSERT OR REPLACE INTO files ({_quoted(FILE_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(FILE_COLUMNS))})",
+                file_rows,
+            )
+        return out
+
+    def _copy_spill(self, rows) -> None:
+        """Copy a spill file's rows in, by SQLite itself, never through Python (SQLite
+        attaches at most 10 files in a transaction: past that, rows are read back)."""
+        schema = None
+        if len(self._attached) < MAX_ATTACHED:
+            schema = f"part{len(self._attached)}"
+            self.conn.execute(f"ATTACH DATABASE ? AS {schema}", (rows.spill.path,))
+            self._attached.append(schema)
+        for table in ("steps", "events"):
+            sql = f'INSERT INTO "{table}" ({_quoted(TABLES[table])}) '
+            if schema is not None:
+                self.conn.execute(sql + rows.spill.select(table, schema), (rows.run_key,))
+            else:
+                values = f"VALUES ({', '.join('?' * len(TABLES[table]))})"
+                self.conn.executemany(sql + values, rows.table(table))
+
+    def _select_in(self, select: str, column: str, values: list, also: str = "") -> list[tuple]:
+        """Rows of ``select`` whose ``column`` is one of ``values`` (in chunks: SQLite
+        bounds the number of parameters)."""
+        out: list[tuple] = []
+        for i in range(0, len(values), 500):
+            chunk = values[i : i + 500]
+            out += self.conn.execute(
+                f'{select} WHERE "{column}" IN ({",".join("?" * len(chunk))}) {also}', chunk
+            ).fetchall()
+        return out
 
     def _delete_source(self, path: str) -> None:
         ids = "SELECT run_id FROM runs WHERE source = ?"
@@ -421,16 +484,10 @@ class Store:
         queried in chunks (SQLite bounds the number of parameters); ``also`` is
         more SQL for the WHERE clause."""
         cols = list(TABLES[name])
-        out: list[dict] = []
-        for i in range(0, len(values), 500):
-            chunk = values[i : i + 500]
-            cur = self.conn.execute(
-                f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{name}" '
-                f'WHERE "{column}" IN ({",".join("?" * len(chunk))}) {also}',
-                chunk,
-            )
-            out += [dict(zip(cols, row, strict=True)) for row in cur]
-        return out
+        select = f'SELECT {_quoted(cols)} FROM "{name}"'
+        return [
+            dict(zip(cols, r, strict=True)) for r in self._select_in(select, column, values, also)
+        ]
 
     def counts(self) -> dict[str, int]:
         return {

@@ -21,23 +21,24 @@ def counts(db="llmbench.db"):
 def test_crash_mid_file_leaves_store_as_it_was(monkeypatch):
     ingest([str(SEED2)])
     before = counts()
-    real = Store.replace_file
+    real = Store.replace_files
 
-    def crash(self, file, runs, rows):
+    def crash(self, items):
         # fail after the old rows are deleted and half the new ones written
         def boom(*a, **k):
             raise KeyboardInterrupt
 
+        file = items[0][0]
         with pytest.raises(KeyboardInterrupt), self.transaction() as c:
             self._delete_source(file["path"])
             c.execute("INSERT INTO runs (run_id, source) VALUES ('half', ?)", (file["path"],))
             boom()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Store, "replace_file", crash)
+    monkeypatch.setattr(Store, "replace_files", crash)
     with pytest.raises(KeyboardInterrupt):
         ingest([str(SEED0)])
-    monkeypatch.setattr(Store, "replace_file", real)
+    monkeypatch.setattr(Store, "replace_files", real)
     assert counts() == before
     con = sqlite3.connect("llmbench.db")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -152,3 +153,51 @@ def test_forget_and_check(tmp_path):
         assert sorted(k for k, _ in s.check()) == ["changed", "orphan"]
         assert s.forget(str(logs)) == [str(a)]
         assert s.counts()["runs"] == 0 and s.counts()["files"] == 0
+
+
+def test_a_file_the_store_refuses_costs_only_itself(tmp_path, monkeypatch):
+    """A batch is written together; if that fails, file by file: the others land."""
+    import shutil
+
+    import llmbench.ingest as ingest_mod
+
+    logs = []
+    for name in ("a", "b", "c"):
+        logs.append(tmp_path / f"{name}.log")
+        shutil.copy(SEED2, logs[-1])
+        logs[-1].write_text(logs[-1].read_text() + f"\n# {name}\n")  # distinct content
+    real = ingest_mod.parse_file
+
+    def bad_b(path, **kw):
+        parsed = real(path, **kw)
+        if path.endswith("b.log"):
+            parsed.runs[0]["model"] = object()  # SQLite cannot bind it
+        return parsed
+
+    monkeypatch.setattr(ingest_mod, "parse_file", bad_b)
+    db = str(tmp_path / "x.db")
+    report = ingest([str(p) for p in logs], db)
+    status = {r.path.rsplit("/", 1)[-1]: r.status for r in report.results}
+    assert status == {"a.log": "ingested", "b.log": "failed", "c.log": "ingested"}
+    assert "b.log" in str(report.failed[0].error)
+    with Store(db) as s:
+        sources = [r[0] for r in s.conn.execute("SELECT source FROM runs ORDER BY source")]
+        steps = s.conn.execute("SELECT count(*) FROM steps").fetchone()[0]
+    assert [p.rsplit("/", 1)[-1] for p in sources] == ["a.log", "c.log"]
+    one = real(str(logs[0])).rows.n_steps
+    assert steps == 2 * one > 0
+
+
+def test_copies_in_one_batch_are_stored_once(tmp_path):
+    import shutil
+
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    shutil.copy(SEED2, a)
+    shutil.copy(SEED2, b)
+    report = ingest([str(a), str(b)], str(tmp_path / "x.db"))
+    assert [r.status for r in report.results] == ["ingested", "duplicate"]
+    assert report.results[1].warnings == [f"same content as {a}: not stored twice"]
+    # the first copy changes: the second is now the only holder of the old content
+    a.write_text(a.read_text() + "\n# changed\n")
+    report = ingest([str(a), str(b)], str(tmp_path / "x.db"))
+    assert [r.status for r in report.results] == ["ingested", "ingested"]
