@@ -331,8 +331,8 @@ def ingest(
         pending: list[tuple[Source, Any]] = []
 
         def flush() -> None:
-            # one commit for the batch, a savepoint per file: each file whole or absent;
-            # the write lock is held only here, never while a file is being parsed
+            # one commit for the batch (each file whole or absent, file by file if SQLite
+            # refuses the batch); the write lock is held only here, never while parsing
             try:
                 with store.transaction():
                     done = _store_batch(store, pending)

@@ -1,9 +1,9 @@
 """The embedded store: one SQLite file (default ``./llmbench.db``).
 
 Tables ``runs``, ``steps``, ``events`` (DESIGN.md) and ``files`` (what was
-ingested from where, with size, mtime and sha256). Each file is written in one
-transaction or savepoint: after a crash or Ctrl-C every file is either fully
-stored or absent. The schema version lives in ``PRAGMA user_version``.
+ingested from where, with size, mtime and sha256). Files are written in one
+transaction or savepoint, alone or in batches: after a crash or Ctrl-C every file
+is either fully stored or absent. The schema version lives in ``PRAGMA user_version``.
 """
 
 from __future__ import annotations
