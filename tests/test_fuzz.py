@@ -379,7 +379,7 @@ ITER_PIECES = [
 def test_anchored_iteration_match_equals_the_search_it_replaced(text):
     """The fast path (anchored at each occurrence of the word) finds what a search
     from 48 characters before the first occurrence found."""
-    from parsers.megatron_deepspeed import ITER_RE, iteration_match
+    from llmbench.parsers.megatron_deepspeed import ITER_RE, iteration_match
 
     at = text.find("iteration")
     old = ITER_RE.search(text, max(0, at - 48)) if at >= 0 else None
@@ -415,7 +415,7 @@ def test_anchored_iteration_match_equals_the_search_it_replaced(text):
 )
 def test_fast_field_split_equals_the_full_rules(fields, cut):
     """parse_fields' per-shape fast path gives what the full rules give."""
-    from parsers.megatron_deepspeed import _parse_fields_slowly, parse_fields
+    from llmbench.parsers.megatron_deepspeed import _parse_fields_slowly, parse_fields
 
     rest = "".join(f" {label}: {value} |" for label, value in fields)
     if cut and rest:
