@@ -115,7 +115,7 @@ MEMORY_RE = re.compile(
 # `` label: value |`` pairs; the label is everything before the segment's last colon
 PAIR_RE = re.compile(r"([^|]*):([^|:]*)\|")
 # a second iteration line glued onto the first (ranks interleaved)
-SECOND_ITER_RE = re.compile(r"iteration\s+\d+\s*/\s*\d+\s*\|")
+SECOND_ITER_RE = re.compile(r"\biteration\s+\d{1,18}\s*/\s*\d{1,18}\s*\|")
 
 
 def _converter(field: Field | None):
