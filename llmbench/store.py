@@ -64,6 +64,13 @@ def _quoted(cols) -> str:
     return ", ".join(f'"{c}"' for c in cols)
 
 
+def _insert(table: str, cols, values: bool = True, verb: str = "INSERT") -> str:
+    """``INSERT INTO "table" ("a", ...) VALUES (?, ...)`` (without VALUES: for a SELECT)."""
+    cols = list(cols)
+    sql = f'{verb} INTO "{table}" ({_quoted(cols)}) '
+    return sql + f"VALUES ({', '.join('?' * len(cols))})" if values else sql
+
+
 class Spill:
     """A temporary SQLite file holding one file's step and event rows while it is
     read (run id = the segment index), copied into a store by ``Store.replace_file``.
@@ -87,8 +94,7 @@ class Spill:
         assert self._conn is not None, "spill file already closed"
         for name, rows in (("steps", steps), ("events", events)):
             if rows:
-                n = len(TABLES[name])
-                self._conn.executemany(f'INSERT INTO "{name}" VALUES ({", ".join("?" * n)})', rows)
+                self._conn.executemany(_insert(name, TABLES[name]), rows)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -244,11 +250,8 @@ class Store:
 
     def file(self, path: str) -> dict[str, Any] | None:
         """The ``files`` row for ``path`` (absolute), or None."""
-        cur = self.conn.execute("SELECT * FROM files WHERE path = ?", (path,))
-        row = cur.fetchone()
-        if row is None:
-            return None
-        return dict(zip([d[0] for d in cur.description], row, strict=True))
+        found = self.rows_in_files([path])
+        return found[0] if found else None
 
     def rows_in_files(self, paths: list[str]) -> list[dict[str, Any]]:
         """The ``files`` rows of ``paths`` (absolute)."""
@@ -256,23 +259,15 @@ class Store:
         select = f"SELECT {_quoted(cols)} FROM files"
         return [dict(zip(cols, r, strict=True)) for r in self._select_in(select, "path", paths)]
 
-    def path_with_sha(self, sha256: str, other_than: str) -> str | None:
-        """Another stored file with the same content, if any."""
-        row = self.conn.execute(
-            "SELECT path FROM files WHERE sha256 = ? AND path != ? AND status = 'ok' LIMIT 1",
-            (sha256, other_than),
-        ).fetchone()
-        return row[0] if row else None
-
-    def _put_file(self, values: dict[str, Any]) -> None:
-        row = dict.fromkeys(FILE_COLUMNS)
-        row.update(values)
-        row["ingested_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        cols = ", ".join(f'"{c}"' for c in row)
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO files ({cols}) VALUES ({', '.join('?' * len(row))})",
-            list(row.values()),
-        )
+    def _put_files(self, files: list[dict[str, Any]]) -> None:
+        """Write ``files`` rows (missing columns NULL), stamped with the time now."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        rows = []
+        for values in files:
+            row = dict.fromkeys(FILE_COLUMNS)
+            row.update(values, ingested_at=now)
+            rows.append(list(row.values()))
+        self.conn.executemany(_insert("files", FILE_COLUMNS, verb="INSERT OR REPLACE"), rows)
 
     def replace_file(self, file: dict[str, Any], runs: list[dict], rows) -> str | None:
         """Store one file's rows (``runs`` dicts, ``rows`` a ``frames.Rows`` after
@@ -314,30 +309,19 @@ class Store:
                     holders.setdefault(sha, []).append(path)
             run_cols = list(TABLES["runs"])
             c.executemany(
-                f"INSERT INTO runs ({_quoted(run_cols)}) VALUES ({', '.join('?' * len(run_cols))})",
+                _insert("runs", run_cols),
                 ([r.get(k) for k in run_cols] for _, runs, _ in stored for r in runs),
             )
             spilled = [rows for _, _, rows in stored if rows.spill is not None]
             in_memory = [rows for _, _, rows in stored if rows.spill is None]
             for table in ("steps", "events"):
-                sql = f'INSERT INTO "{table}" ({_quoted(TABLES[table])}) '
                 c.executemany(
-                    sql + f"VALUES ({', '.join('?' * len(TABLES[table]))})",
+                    _insert(table, TABLES[table]),
                     (row for rows in in_memory for row in rows.table(table)),
                 )
             for rows in spilled:
                 self._copy_spill(rows)
-            now = datetime.now(UTC).isoformat(timespec="seconds")
-            file_rows = []
-            for file, _, _ in stored:
-                row = dict.fromkeys(FILE_COLUMNS)
-                row.update(file, status="ok", error=None, ingested_at=now)
-                file_rows.append(list(row.values()))
-            c.executemany(
-                f"INSERT OR REPLACE INTO files ({_quoted(FILE_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(FILE_COLUMNS))})",
-                file_rows,
-            )
+            self._put_files([{**file, "status": "ok", "error": None} for file, _, _ in stored])
         return out
 
     def _copy_spill(self, rows) -> None:
@@ -349,12 +333,11 @@ class Store:
             self.conn.execute(f"ATTACH DATABASE ? AS {schema}", (rows.spill.path,))
             self._attached.append(schema)
         for table in ("steps", "events"):
-            sql = f'INSERT INTO "{table}" ({_quoted(TABLES[table])}) '
             if schema is not None:
-                self.conn.execute(sql + rows.spill.select(table, schema), (rows.run_key,))
+                into = _insert(table, TABLES[table], values=False)
+                self.conn.execute(into + rows.spill.select(table, schema), (rows.run_key,))
             else:
-                values = f"VALUES ({', '.join('?' * len(TABLES[table]))})"
-                self.conn.executemany(sql + values, rows.table(table))
+                self.conn.executemany(_insert(table, TABLES[table]), rows.table(table))
 
     def _select_in(self, select: str, column: str, values: list, also: str = "") -> list[tuple]:
         """Rows of ``select`` whose ``column`` is one of ``values`` (in chunks: SQLite
@@ -379,7 +362,7 @@ class Store:
             old = self.file(file["path"])
             if old is not None and old["status"] == "ok":
                 return  # keep the last good version and its identity
-            self._put_file({**file, "status": "failed", "error": error})
+            self._put_files([{**file, "status": "failed", "error": error}])
 
     def touch(self, path: str, size: int, mtime: float) -> None:
         """Content unchanged but mtime moved: remember the new stat."""
