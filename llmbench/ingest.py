@@ -205,13 +205,14 @@ def parse_file(
         )
     sha = hasher.hexdigest()
     abspath = os.path.abspath(path)
+    layers = settings.layers(path)
     runs, run_ids, more = run_rows(
         segments,
         run_key=sha,
         source=abspath,
         parser=chosen.name,
         framework=chosen.framework,
-        layers=settings.layers(path),
+        layers=layers,
         model_shape=settings.model_shape,
     )
     rows.finish(run_ids)
@@ -225,7 +226,7 @@ def parse_file(
         runs=runs,
         rows=rows,
         warnings=notes + more,
-        settings_hash=settings.fingerprint(path, parser),
+        settings_hash=settings.fingerprint(path, parser, layers),
     )
 
 

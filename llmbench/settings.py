@@ -118,16 +118,14 @@ class Settings:
     path_pattern: PathPattern | None = None
     # MLPerf benchmark folder -> its tree layer: read once per Settings (one ingest)
     _tree: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    _fingerprints: dict[tuple, str] = field(default_factory=dict, repr=False, compare=False)
 
     def clear_caches(self) -> None:
-        """Forget folder facts and fingerprints (files may have changed since)."""
+        """Forget the folder facts read so far (files may have changed since)."""
         self._tree.clear()
-        self._fingerprints.clear()
 
     def __getstate__(self) -> dict[str, Any]:
-        # worker processes get the settings without the caches (they can be large)
-        return {**self.__dict__, "_tree": {}, "_fingerprints": {}}
+        # worker processes get the settings without the folder cache (it can be large)
+        return {**self.__dict__, "_tree": {}}
 
     @classmethod
     def build(
@@ -234,18 +232,25 @@ class Settings:
         values = {normalise_key(k): coerce(normalise_key(k), v) for k, v in spec.items()}
         return f"settings {self.settings_file} [models.{key}]", values
 
-    def fingerprint(self, path: str, parser: str | None = None) -> str:
-        """A hash of what applies to ``path`` and of the llmbench version: a change
-        means re-ingest."""
+    def fingerprint(
+        self,
+        path: str,
+        parser: str | None = None,
+        layers: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> str:
+        """A hash of what applies to ``path`` (``layers``, when already computed) and
+        of the llmbench version: a change means re-ingest."""
         from . import __version__  # a new llmbench may read a file differently
 
-        key = (path, parser)  # asked before and after a file is read: computed once
-        if key in self._fingerprints:
-            return self._fingerprints[key]
         blob = json.dumps(
-            [self.layers(path), self.models, self.generic, parser, __version__],
+            [
+                self.layers(path) if layers is None else layers,
+                self.models,
+                self.generic,
+                parser,
+                __version__,
+            ],
             sort_keys=True,
             default=str,
         )
-        found = self._fingerprints[key] = hashlib.sha256(blob.encode()).hexdigest()[:16]
-        return found
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
