@@ -32,9 +32,14 @@ ITER = (
     "num zeros: 0.0 | number of skipped iterations:   0 | number of nan iterations:   0 | "
     "samples per second: {sps:.3f} | TFLOPs: {tf:.2f} |"
 )
+# Megatron prints its memory report once, after the first iteration, on each rank that
+# reports (``report_memory`` in training_log): not with every iteration.
+MEMORY = (
+    "{p} [Rank {r}] (after {i} iterations) memory (MB) | allocated: {a:.10f} | "
+    "max allocated: {ma:.10f} | reserved: 67584.0 | max reserved: 67584.0"
+)
 NOISE = [
     "{p} {host}:{pid}:{pid2} [{r}] NCCL INFO Channel {c:02d}/32 :    {r} {r2} [{c}] -> {r3} [{c}] via P2P/IPC/read",
-    "{p} [Rank {r}] (after {i} iterations) memory (MB) | allocated: {a:.10f} | max allocated: {ma:.10f} | reserved: 67584.0 | max reserved: 67584.0",
     "{p} time (ms) | forward-compute: {f:.2f} | backward-compute: {bw:.2f} | backward-params-all-reduce: {ar:.2f} | optimizer: {o:.2f} | batch-generator: {bg:.2f}",
     "{p} [{date} {clock},{ms3:03d}] [INFO] [logging.py:96:log_dist] [Rank {r}] step={i}, skipped=0, lr=[{lr:.6e}], mom=[(0.9, 0.95)]",
     "{p} [{date} {clock},{ms3:03d}] [INFO] [timer.py:215:stop] epoch=0/micro_step={i}/global_step={i}, RunningAvgSamplesPerSec={sps:.6f}, CurrSamplesPerSec={sps2:.6f}, MemAllocated=38.14GB, MaxMemAllocated=57.91GB",
@@ -102,8 +107,6 @@ def megatron(path: str, size: int, *, noise_ratio: float, ranks: int, seed: str)
                         r3=(r + 8) % 512,
                         c=rng.randrange(32),
                         i=i,
-                        a=rng.uniform(30000, 40000),
-                        ma=rng.uniform(50000, 60000),
                         f=rng.uniform(3000, 4000),
                         bw=rng.uniform(7000, 8000),
                         ar=rng.uniform(10, 20),
@@ -121,6 +124,10 @@ def megatron(path: str, size: int, *, noise_ratio: float, ranks: int, seed: str)
                     )
                 )
             rng.shuffle(lines)
+            if i == 1 and noise_ratio:
+                for r in range(ranks):
+                    a, ma = rng.uniform(30000, 40000), rng.uniform(50000, 60000)
+                    lines.append(MEMORY.format(p=f"{r}:", r=r * 64, i=i, a=a, ma=ma))
             text = "\n".join(lines) + "\n"
             out.write(text)
             written += len(text)

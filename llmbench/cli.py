@@ -267,18 +267,13 @@ def export(db, table, fmt, output) -> None:
     from .formats import render
     from .store import Store
 
+    if fmt == "parquet" and not output:
+        raise UsageError("--format parquet needs -o FILE")
     with Store(db) as store:
+        if fmt == "parquet":
+            store.export_parquet(table, output)
+            return
         df = store.table(table)
-    if fmt == "parquet":
-        if not output:
-            raise UsageError("--format parquet needs -o FILE")
-        try:
-            df.to_parquet(output, index=False)
-        except ImportError:
-            raise UsageError(
-                "--format parquet needs pyarrow", remedy="pip install pyarrow"
-            ) from None
-        return
     text = render(df, fmt)
     if output:
         with open(output, "w", encoding="utf-8") as f:

@@ -112,3 +112,14 @@ RUN_SETTING_COLUMNS = frozenset(RUN_COLUMNS) - {
     "config",
     "provenance",
 }
+
+# The tables whose rows live in Parquet parts (``store``), and the catalog tables.
+PART_TABLES = ("steps", "events")
+
+
+def polars_schema(columns: dict[str, str]) -> dict:
+    """``columns`` as a polars schema: INTEGER -> Int64, REAL -> Float64, TEXT -> String."""
+    import polars as pl
+
+    kinds = {"INTEGER": pl.Int64, "REAL": pl.Float64, "TEXT": pl.String}
+    return {name: kinds[sql.split()[0]] for name, sql in columns.items()}

@@ -1,108 +1,109 @@
 """Frames: parser records -> run segments -> rows of the canonical tables.
 
-Segmentation (the same for every parser): a ``NewRun`` record after steps, or
-a step counter that goes back, starts a new run segment; a step number seen
-before in the same segment is a copy printed by another rank and is dropped
-(the first copy is kept). Settings from the path, the settings file and
-``--set`` are laid over what the log says, and every value keeps its origin.
+Segmentation (the same for every parser, and for rows the bulk engine decoded):
+a ``NewRun`` record after steps, or a step counter that goes back, starts a new
+run segment; a step number seen before in the same segment is a copy printed
+by another rank and is dropped (the first copy is kept; while it is among the
+segment's last ``MERGE_WINDOW`` steps, the copy adds the fields it lacks).
+Settings from the path, the settings file and ``--set`` are laid over what the
+log says, and every value keeps its origin.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
+import bisect
+from array import array
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
-try:  # the `fast` extra
-    import orjson as _orjson
+from .columns import INT_SETTINGS, RUN_COLUMNS, RUN_SETTING_COLUMNS
+from .parsing import Batch, Config, Event, NewRun, Note, Record, Step
+from .rows import Rows, _finite, conform, event_row, step_row, step_values, to_json
 
-    _ORJSON_OPTS = _orjson.OPT_SORT_KEYS | _orjson.OPT_NON_STR_KEYS
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
-    _ORJSON_OPTS = 0
-
-from .columns import INT_SETTINGS, RUN_COLUMNS, RUN_SETTING_COLUMNS, STEP_COLUMNS
-from .parsing import Config, Event, NewRun, Note, Record, Step
-
-# step and event rows of a file held in memory before they go to a spill file
-SPILL_ROWS = int(os.environ.get("LLMBENCH_SPILL_ROWS") or 50_000)
-MERGE_WINDOW = 1024  # at least this many recent steps held: a later copy can add fields
-
-_STEP_INDEX = {k: i for i, k in enumerate(STEP_COLUMNS)}
-_STEP_VALUES = {
-    k: i for k, i in _STEP_INDEX.items() if k not in ("run_id", "step", "line_no", "rank", "extra")
-}
-_I_STEP, _I_TIME, _I_RANK, _I_LINE, _I_EXTRA = (
-    _STEP_INDEX[k] for k in ("step", "step_time_s", "rank", "line_no", "extra")
-)
-INT64 = (-(2**63), 2**63 - 1)
+MERGE_WINDOW = 1024  # a copy of one of the last this-many steps adds the fields it lacks
 
 
-class Rows:
-    """The step and event rows of one file, as lists in column order (``STEP_COLUMNS``,
-    ``EVENT_COLUMNS``). The first item is the run segment's index until ``finish``
-    gives the run ids. Past ``spill_rows`` rows they go to a temporary SQLite file
-    (``store.Spill``), so memory stays bounded whatever the size of the file."""
+class _Seen:
+    """The step numbers of a segment. They are added in increasing order (a smaller
+    one is a copy or a restart, never added), so they stay sorted: 8 bytes a step,
+    membership by binary search."""
 
-    def __init__(self, spill_rows: int | None = None) -> None:
-        self.steps: list[list] = []
-        self.events: list[list] = []
-        self.n_steps = 0
-        self.n_events = 0
-        self.spill = None  # store.Spill once the rows outgrow memory
-        self.run_ids: dict[int, str] = {}
-        self._spill_rows = spill_rows or SPILL_ROWS
+    def __init__(self) -> None:
+        self._steps = array("q")
+        self._odd: set = set()  # numbers an array of int64 cannot hold
 
-    def add_step(self, row: list) -> None:
-        self.steps.append(row)
-        self.n_steps += 1
-        if len(self.steps) + len(self.events) >= self._spill_rows:
-            self._flush()
+    def add(self, step: Any) -> None:
+        if type(step) is int and -(2**63) <= step < 2**63:
+            self._steps.append(step)
+        else:
+            self._odd.add(step)
 
-    def add_event(self, row: list) -> None:
-        self.events.append(row)
-        self.n_events += 1
-        if len(self.steps) + len(self.events) >= self._spill_rows:
-            self._flush()
+    def extend(self, steps) -> None:
+        """Add a sorted numpy array of int64 step numbers."""
+        self._steps.frombytes(steps.astype("int64").tobytes())
 
-    def _flush(self) -> None:
-        if self.spill is None:
-            from .store import Spill
+    def __contains__(self, step: Any) -> bool:
+        if type(step) is int:
+            i = bisect.bisect_left(self._steps, step)
+            if i < len(self._steps) and self._steps[i] == step:
+                return True
+        return step in self._odd
 
-            self.spill = Spill()
-        self.spill.add(self.steps, self.events)
-        self.steps, self.events = [], []
 
-    def finish(self, run_ids: dict[int, str]) -> None:
-        """Give the rows their run ids (segment index -> run id), once known."""
-        self.run_ids = run_ids
-        if self.spill is not None:
-            self._flush()
-            self.spill.close()
-            return
-        for rows in (self.steps, self.events):
-            for row in rows:
-                row[0] = run_ids[row[0]]
+class _Held:
+    """A segment's last ``MERGE_WINDOW`` steps, oldest first, not yet written: a later
+    copy can still add fields to them. Steps from parser records stay ``Step``s;
+    rows the bulk engine decoded stay a frame until a copy needs one of them."""
 
-    @property
-    def run_key(self) -> str:
-        """What run ids start with (``run_key[:12]`` of ``run_rows``)."""
-        return next(iter(self.run_ids.values()), "")[:12]
+    def __init__(self, release: Callable[[Any], None]) -> None:
+        self.items: deque = deque()  # Step | frame (polars, steps in increasing order)
+        self.count = 0
+        self._release = release  # called with a Step or a frame, oldest first
 
-    def table(self, name: str) -> list[list]:
-        """Every row of ``steps`` or ``events`` (read back from the spill file if any)."""
-        if self.spill is None:
-            return self.steps if name == "steps" else self.events
-        return self.spill.read(name, self.run_key)
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+        self.count += 1 if isinstance(item, Step) else item.height
+        self.trim(MERGE_WINDOW)
 
-    def discard(self) -> None:
-        """Delete the spill file, if any (the rows are stored or no longer wanted)."""
-        if self.spill is not None:
-            self.spill.discard()
+    def trim(self, keep: int) -> None:
+        while self.count > keep:
+            first = self.items[0]
+            if isinstance(first, Step):
+                self.items.popleft()
+                self.count -= 1
+                self._release(first)
+                continue
+            drop = min(first.height, self.count - keep)
+            if drop == first.height:
+                self.items.popleft()
+                self._release(first)
+            else:
+                self._release(first.slice(0, drop))
+                self.items[0] = first.slice(drop)
+            self.count -= drop
+
+    def find(self, step: int) -> Step | None:
+        """The held first copy of ``step`` (a frame holding it becomes ``Step``s)."""
+        for k, item in enumerate(self.items):
+            if isinstance(item, Step):
+                if item.step == step:
+                    return item
+                continue
+            lo, hi = item["step"][0], item["step"][-1]
+            if lo is not None and hi is not None and lo <= step <= hi:
+                steps = [_as_step(r) for r in item.iter_rows(named=True)]
+                self.items.rotate(-k)
+                self.items.popleft()
+                self.items.extendleft(reversed(steps))
+                self.items.rotate(k)
+                return next((s for s in steps if s.step == step), None)
+        return None
+
+
+def _as_step(row: dict[str, Any]) -> Step:
+    return Step(row["step"], step_values(row), row["line_no"], row["rank"])
 
 
 @dataclass
@@ -118,8 +119,7 @@ class Segment:
     n_steps: int = 0
     n_events: int = 0
     step_batch_size: Any = None  # the first global batch size a step line gives
-    seen: set[int] = field(default_factory=set)
-    held: dict[int, Step] = field(default_factory=dict)  # the last steps, still mergeable
+    seen: _Seen = field(default_factory=_Seen)
     last_step: int | None = None
     duplicates: int = 0
 
@@ -136,63 +136,39 @@ class Segment:
         return not (self.n_steps or self.n_events or self.config)
 
 
-def segment(records: Iterable[Record], rows: Rows | None = None) -> tuple[list[Segment], list[str]]:
-    """Group records into run segments, sending step and event rows to ``rows``
-    as they come (memory does not grow with the file); returns the segments and
-    warnings."""
-    rows = rows if rows is not None else Rows()
-    segments: list[Segment] = []
-    notes: list[str] = []
-    cur = Segment(0)
+class Segmenter:
+    """Records in, run segments and rows out (see the module's docstring)."""
 
-    def release(seg: Segment, keep: int) -> None:
-        for step in list(islice(seg.held, len(seg.held) - keep)):
-            rows.add_step(step_row(seg.held.pop(step), seg.index, notes))
+    def __init__(self, rows: Rows | None = None) -> None:
+        self.rows = rows if rows is not None else Rows()
+        self.segments: list[Segment] = []
+        self.notes: list[str] = []
+        self.cur = Segment(0)
+        self.held = _Held(self._write)
 
-    def new_segment(carry_config: bool) -> Segment:
-        nonlocal cur
-        release(cur, 0)
-        segments.append(cur)
-        nxt = Segment(cur.index + 1)
+    def _write(self, item: Any) -> None:
+        if isinstance(item, Step):
+            self.rows.add_step(step_row(item, self.cur.index, self.notes))
+        else:
+            self.rows.add_frame("steps", item)
+
+    def _new_segment(self, carry_config: bool) -> None:
+        self.held.trim(0)
+        self.segments.append(self.cur)
+        nxt = Segment(self.cur.index + 1)
         if carry_config:
-            nxt.config = dict(cur.config)
-            nxt.origin = dict(cur.origin)
-        cur = nxt
-        return cur
+            nxt.config = dict(self.cur.config)
+            nxt.origin = dict(self.cur.origin)
+        self.cur = nxt
 
-    for rec in records:
+    def feed(self, rec: Record) -> None:
+        cur = self.cur
         if isinstance(rec, Step):
-            step = rec.step
-            if step is None:
-                step = (cur.last_step or 0) + 1
-                rec = rec._replace(step=step)
-            if step in cur.seen:
-                # another rank's copy, or a second print of the same step (DeepSpeed's
-                # ``steps:`` line and Megatron's ``iteration`` line): first values win,
-                # fields only the later copy has are added (while the first is held)
-                first = cur.held.get(step)
-                if first is not None:
-                    for k, v in rec.values.items():
-                        first.values.setdefault(k, v)
-                cur.duplicates += 1
-                continue
-            if cur.last_step is not None and step < cur.last_step:
-                notes.append(
-                    f"line {rec.line_no}: step {step} after step {cur.last_step}: "
-                    "restart, new run segment"
-                )
-                new_segment(carry_config=True)
-            cur.seen.add(step)
-            cur.last_step = step
-            cur.n_steps += 1
-            if cur.step_batch_size is None:
-                cur.step_batch_size = rec.values.get("global_batch_size")
-            cur.held[step] = rec
-            if len(cur.held) >= 2 * MERGE_WINDOW:  # written in bulk, the newest kept
-                release(cur, MERGE_WINDOW)
-            cur.touch(rec.line_no)
+            self._step(rec)
+        elif isinstance(rec, Batch):
+            self._batch(rec)
         elif isinstance(rec, Event):
-            rows.add_event(event_row(rec, cur.index, notes))
+            self.rows.add_event(event_row(rec, cur.index, self.notes))
             cur.n_events += 1
             cur.touch(rec.line_no)
         elif isinstance(rec, Config):
@@ -203,102 +179,97 @@ def segment(records: Iterable[Record], rows: Rows | None = None) -> tuple[list[S
             cur.touch(rec.line_no)
         elif isinstance(rec, NewRun):
             if cur.n_steps:
-                notes.append(f"line {rec.line_no}: {rec.reason}: new run segment")
-                new_segment(carry_config=False)
-            cur.touch(rec.line_no)
+                self.notes.append(f"line {rec.line_no}: {rec.reason}: new run segment")
+                self._new_segment(carry_config=False)
+            self.cur.touch(rec.line_no)
         elif isinstance(rec, Note):
-            notes.append(f"line {rec.line_no}: {rec.message}" if rec.line_no else rec.message)
-    release(cur, 0)
-    segments.append(cur)
-    out = [s for s in segments if not s.empty]
-    for s in out:
-        if s.duplicates:
-            notes.append(
-                f"run segment {s.index}: {s.duplicates} repeated step line(s) "
-                "(other ranks) collapsed, first copy kept (fields it lacks taken from the others)"
+            self.notes.append(f"line {rec.line_no}: {rec.message}" if rec.line_no else rec.message)
+
+    def _step(self, rec: Step) -> None:
+        cur = self.cur
+        step = rec.step
+        if step is None:
+            step = (cur.last_step or 0) + 1
+            rec = rec._replace(step=step)
+        if cur.last_step is not None and step <= cur.last_step and step in cur.seen:
+            # another rank's copy, or a second print of the same step (DeepSpeed's
+            # ``steps:`` line and Megatron's ``iteration`` line): first values win,
+            # fields only the later copy has are added (while the first is held)
+            first = self.held.find(step)
+            if first is not None:
+                for k, v in rec.values.items():
+                    first.values.setdefault(k, v)
+            cur.duplicates += 1
+            return
+        if cur.last_step is not None and step < cur.last_step:
+            self.notes.append(
+                f"line {rec.line_no}: step {step} after step {cur.last_step}: "
+                "restart, new run segment"
             )
-    return out, notes
+            self._new_segment(carry_config=True)
+            cur = self.cur
+        cur.seen.add(step)
+        cur.last_step = step
+        cur.n_steps += 1
+        if cur.step_batch_size is None:
+            cur.step_batch_size = rec.values.get("global_batch_size")
+        self.held.add(rec)
+        cur.touch(rec.line_no)
+
+    def _batch(self, rec: Batch) -> None:
+        cur = self.cur
+        frame = rec.frame
+        if not frame.height:
+            return
+        if rec.table == "events":
+            self.rows.add_frame("events", conform(frame, "events", cur.index))
+            cur.n_events += frame.height
+            cur.touch(rec.first)
+            cur.touch(rec.last)
+            return
+        steps = frame["step"]
+        arr = steps.to_numpy()
+        plain = (
+            steps.null_count() == 0
+            and (cur.last_step is None or (type(cur.last_step) is int and arr[0] > cur.last_step))
+            and (len(arr) < 2 or bool((arr[1:] > arr[:-1]).all()))
+        )
+        if not plain:  # copies or a restart inside: the rules, step by step
+            for row in conform(frame, "steps").iter_rows(named=True):
+                self._step(_as_step(row))
+            return
+        cur.seen.extend(arr)
+        cur.last_step = int(arr[-1])
+        cur.n_steps += len(arr)
+        if cur.step_batch_size is None and "global_batch_size" in frame.columns:
+            gbs = frame["global_batch_size"].drop_nulls()
+            if len(gbs):
+                cur.step_batch_size = gbs[0]
+        self.held.add(conform(frame, "steps", cur.index))
+        cur.touch(rec.first)
+        cur.touch(rec.last)
+
+    def close(self) -> tuple[list[Segment], list[str]]:
+        self.held.trim(0)
+        self.segments.append(self.cur)
+        out = [s for s in self.segments if not s.empty]
+        for s in out:
+            if s.duplicates:
+                self.notes.append(
+                    f"run segment {s.index}: {s.duplicates} repeated step line(s) (other ranks) "
+                    "collapsed, first copy kept (fields it lacks taken from the others)"
+                )
+        return out, self.notes
 
 
-def _finite(name: str, v: Any, line_no: Any, notes: list[str]) -> bool:
-    """False (and a note) for a value SQLite cannot hold: NaN, an infinity, an
-    integer beyond 64 bits."""
-    t = type(v)
-    if t is float and v - v != 0.0:  # NaN or an infinity (v - v is NaN)
-        notes.append(f"line {line_no}: {name} {v} is not a finite number: stored as missing")
-        return False
-    if t is int and not INT64[0] <= v <= INT64[1]:
-        notes.append(f"line {line_no}: {name} {v} does not fit 64 bits: stored as missing")
-        return False
-    return True
-
-
-def step_row(s: Step, seg: int, notes: list[str]) -> list:
-    """A ``steps`` row (``STEP_COLUMNS`` order; run id = ``seg`` for now). Fields
-    without a column go to ``extra`` (JSON); a NaN loss is kept there as text."""
-    row: list[Any] = [None] * len(STEP_COLUMNS)
-    row[0] = seg
-    row[_I_STEP], row[_I_LINE], row[_I_RANK] = s.step, s.line_no, s.rank
-    extra: dict[str, Any] = {}
-    for k, v in s.values.items():
-        i = _STEP_VALUES.get(k)
-        t = type(v)
-        if i is None:
-            extra[k] = v
-        elif i != _I_TIME and (
-            t is float and v - v == 0.0 or t is int and INT64[0] <= v <= INT64[1] or t is str
-        ):
-            row[i] = v  # the common cases first (v - v is NaN for NaN and the infinities)
-        elif i == _I_TIME:
-            if v is not None and not (type(v) in (int, float) and v > 0 and math.isfinite(v)):
-                notes.append(f"line {s.line_no}: step time {v!r} is not a positive number: dropped")
-                continue
-            row[i] = v
-        elif _finite(k, v, s.line_no, notes):
-            row[i] = v
-        elif type(v) is float:
-            extra[k] = str(v)
-    if extra:
-        row[_I_EXTRA] = to_json(extra)
-    if not _finite("step", s.step, s.line_no, notes):
-        row[_I_STEP] = None
-    return row
-
-
-def event_row(e: Event, seg: int, notes: list[str]) -> list:
-    """An ``events`` row (``EVENT_COLUMNS`` order; run id = ``seg`` for now)."""
-    time_ms = e.time_ms if _finite("time_ms", e.time_ms, e.line_no, notes) else None
-    step = e.step if _finite("step", e.step, e.line_no, notes) else None
-    return [
-        seg,
-        time_ms,
-        e.event_type,
-        e.key,
-        to_json(e.value),
-        to_json(e.metadata) if e.metadata else None,
-        step,
-        e.line_no,
-    ]
-
-
-def _clean_json(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean_json(v) for v in value]
-    return value
-
-
-def to_json(value: Any) -> str:
-    """JSON text, keys sorted; NaN and infinities become null (JSON has no NaN)."""
-    if _orjson is not None:
-        try:  # orjson writes NaN/inf as null itself, and is ~10x faster
-            return _orjson.dumps(value, default=str, option=_ORJSON_OPTS).decode()
-        except (TypeError, _orjson.JSONEncodeError):
-            pass  # e.g. integers beyond 64 bits: the stdlib writes them
-    return json.dumps(_clean_json(value), default=str, sort_keys=True)
+def segment(records: Iterable[Record], rows: Rows | None = None) -> tuple[list[Segment], list[str]]:
+    """Group records into run segments, sending step and event rows to ``rows``
+    as they come (memory does not grow with the file); returns the segments and
+    warnings."""
+    seg = Segmenter(rows)
+    for rec in records:
+        seg.feed(rec)
+    return seg.close()
 
 
 def _column_value(key: str, value: Any) -> Any:
@@ -404,3 +375,26 @@ def dataframe(rows: list[dict] | list[list], columns: dict[str, str]):
         else:
             df[name] = df[name].astype("object").where(df[name].notna(), None)
     return df
+
+
+def to_pandas(frame, columns: dict[str, str]):
+    """A polars DataFrame of a canonical table as ``dataframe`` types it: integers
+    int64 when complete (else float64, missing NaN), reals float64, text objects
+    with None. Built from numpy arrays column by column (no pyarrow needed)."""
+    import numpy as np
+    import pandas as pd
+
+    data = {}
+    for name, sql in columns.items():
+        col = frame[name]
+        if sql.startswith("INTEGER"):
+            data[name] = (
+                col.to_numpy().astype("int64")
+                if len(col) and col.null_count() == 0
+                else col.cast(float).to_numpy().astype("float64")
+            )
+        elif sql == "REAL":
+            data[name] = col.to_numpy().astype("float64")
+        else:
+            data[name] = pd.Series(np.asarray(col.to_list(), dtype=object), dtype=object)
+    return pd.DataFrame(data, columns=list(columns))

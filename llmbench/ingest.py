@@ -19,12 +19,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import parts as partfiles
 from . import registry
 from .columns import EVENT_COLUMNS, STEP_COLUMNS
 from .errors import InputError, LLMBenchError, StoreError, UnrecognisedLogError
-from .frames import Rows, run_rows, segment
+from .frames import run_rows, segment, to_pandas
 from .parsing import NewRun, Note, Parser, Record, Step
 from .reader import Line, Source, expand_paths, head, iter_lines
+from .rows import Rows
 from .settings import Settings
 
 HEAD_LINES = 2000
@@ -37,8 +39,9 @@ SCAN_WINDOW = 5000
 @dataclass
 class ParsedFile:
     """One file read into canonical rows: ``runs`` (dicts) and ``rows`` (the step
-    and event rows, in a temporary file when there are many: ``discard()`` deletes
-    it at once, else it goes with the object)."""
+    and event rows, spilled to temporary files when there are many: ``discard()``
+    deletes them at once, else they go with the object). A file read for a store
+    with many rows has them written as pending parts (``parts``) instead."""
 
     path: str  # absolute path, the key in the store ('<stdin:...>' for stdin)
     display: str  # the path as the user wrote it
@@ -50,19 +53,38 @@ class ParsedFile:
     rows: Rows
     warnings: list[str]
     settings_hash: str = ""  # Settings.fingerprint of the file (computed where it was read)
+    parts: tuple = ()  # parts.PendingPart per table, when the rows were written as parts
+
+    def frame(self, table: str):
+        """The rows of ``table`` ("steps" or "events") as a polars DataFrame."""
+        import polars as pl
+
+        part = next((p for p in self.parts if p.table == table), None)
+        if part is not None:
+            return pl.read_parquet(part.tmp)
+        if self.parts:
+            return self.rows.frame(table).clear()
+        return self.rows.frame(table)
 
     @property
     def steps(self) -> list[dict]:
         """The ``steps`` rows as dicts (all in memory)."""
-        return [dict(zip(STEP_COLUMNS, r, strict=True)) for r in self.rows.table("steps")]
+        return self.frame("steps").to_dicts()
 
     @property
     def events(self) -> list[dict]:
         """The ``events`` rows as dicts (all in memory)."""
-        return [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in self.rows.table("events")]
+        return self.frame("events").to_dicts()
+
+    @property
+    def n_rows(self) -> int:
+        return self.rows.n_steps + self.rows.n_events
 
     def discard(self) -> None:
+        """Delete temporary files (spills, pending parts) at once."""
         self.rows.discard()
+        for part in self.parts:
+            part.discard()
 
 
 @dataclass
@@ -169,11 +191,16 @@ def parse_file(
     *,
     parser: str | None = None,
     settings: Settings | None = None,
+    parts_dir: str | None = None,
 ) -> ParsedFile:
-    """Read one file into canonical rows. Raises InputError (with path:line)."""
+    """Read one file into canonical rows. Raises InputError (with path:line).
+
+    With ``parts_dir`` (a store's parts folder), rows that outgrow memory spill
+    there and are written as pending parts (``ParsedFile.parts``) for the store
+    to publish; without it they spill to the system's temporary folder."""
     settings = settings or Settings()
     if path == "-":
-        return _parse_stdin(parser=parser, settings=settings)
+        return _parse_stdin(parser=parser, settings=settings, parts_dir=parts_dir)
     try:
         st = os.stat(path)
     except OSError:
@@ -181,7 +208,9 @@ def parse_file(
     chosen, others = _choose(path, parser, settings)
     hasher = hashlib.sha256()
     tracked = _Tracked(iter_lines(path, hasher, needles=None if others else chosen.needles))
-    rows = Rows()
+    if parts_dir:
+        os.makedirs(parts_dir, exist_ok=True)
+    rows = Rows(spill_dir=parts_dir)
     try:
         if others:
             records, chosen = _read_together(chosen, others, tracked, path)
@@ -216,6 +245,16 @@ def parse_file(
         model_shape=settings.model_shape,
     )
     rows.finish(run_ids)
+    written: tuple = ()
+    if parts_dir and rows.spilled:
+        try:
+            written = tuple(
+                p
+                for p in (partfiles.write(rows.lazy(t), parts_dir, t) for t in ("steps", "events"))
+                if p is not None
+            )
+        finally:
+            rows.discard()
     return ParsedFile(
         path=abspath,
         display=path,
@@ -227,6 +266,7 @@ def parse_file(
         rows=rows,
         warnings=notes + more,
         settings_hash=settings.fingerprint(path, parser, layers),
+        parts=written,
     )
 
 
@@ -258,11 +298,11 @@ def _read_together(
     return merged, parsers[lead]
 
 
-def _parse_stdin(*, parser: str | None, settings: Settings) -> ParsedFile:
+def _parse_stdin(*, parser: str | None, settings: Settings, parts_dir: str | None) -> ParsedFile:
     with tempfile.NamedTemporaryFile(prefix="llmbench-stdin-", delete=False) as tmp:
         shutil.copyfileobj(sys.stdin.buffer, tmp)
     try:
-        parsed = parse_file(tmp.name, parser=parser, settings=settings)
+        parsed = parse_file(tmp.name, parser=parser, settings=settings, parts_dir=parts_dir)
     except InputError as e:
         raise InputError(e.message, path="<stdin>", line=e.line, remedy=e.remedy) from None
     finally:
@@ -275,10 +315,12 @@ def _parse_stdin(*, parser: str | None, settings: Settings) -> ParsedFile:
     return parsed
 
 
-def _parse_job(args: tuple[str, str | None, Settings]) -> ParsedFile | LLMBenchError:
-    path, parser, settings = args
+def _parse_job(
+    args: tuple[str, str | None, Settings, str | None],
+) -> ParsedFile | LLMBenchError:
+    path, parser, settings, parts_dir = args
     try:
-        return parse_file(path, parser=parser, settings=settings)
+        return parse_file(path, parser=parser, settings=settings, parts_dir=parts_dir)
     except LLMBenchError as e:
         return e
 
@@ -312,6 +354,7 @@ def ingest(
         if progress:
             progress(r, total)
     with Store(db) as store:
+        store.clean_strays()  # parts a killed ingest left behind
         todo: list[Source] = []
         for src in sources:
             res = _check_unchanged(store, src, parser, settings)
@@ -321,7 +364,7 @@ def ingest(
                     progress(res, total)
             else:
                 todo.append(src)
-        jobs = [(s.path, parser, settings) for s in todo]
+        jobs = [(s.path, parser, settings, store.parts_dir) for s in todo]
         if workers > 1 and len(jobs) > 1:
             pool = ProcessPoolExecutor(max_workers=workers)
             outcomes: Iterator[Any] = pool.map(_parse_job, jobs, chunksize=4)
@@ -354,12 +397,12 @@ def ingest(
                     since = time.monotonic()
                 pending.append((src, outcome))
                 if isinstance(outcome, ParsedFile):
-                    # a spilled file has more rows than a batch holds: it is flushed at once
-                    rows += outcome.rows.n_steps + outcome.rows.n_events
+                    # a file written as parts has more rows than a batch holds: flushed at once
+                    rows += outcome.n_rows
                 if (
                     len(pending) >= batch_files
                     or rows > BATCH_ROWS
-                    or (isinstance(outcome, ParsedFile) and outcome.rows.spill is not None)
+                    or (isinstance(outcome, ParsedFile) and outcome.parts)
                     or time.monotonic() - since > BATCH_SECONDS
                 ):
                     flush()
@@ -400,12 +443,14 @@ def _unreadable(src: Source, error: LLMBenchError) -> FileResult:
 
 
 def _store_batch(store, pending: list[tuple[Source, Any]]) -> list[FileResult]:
+    from .store import FileRows
+
     """Store a batch of outcomes (inside the caller's transaction): failures are
     recorded, unchanged content only touched, the rest written together; if that
     fails, file by file, so one bad file costs only itself."""
     results: list[FileResult | None] = [None] * len(pending)
     parsed = [(k, o) for k, (_, o) in enumerate(pending) if isinstance(o, ParsedFile)]
-    old = {row["path"]: row for row in store.rows_in_files([p.path for _, p in parsed])}
+    old = {row["path"]: row for row in store.files([p.path for _, p in parsed])}
     items, where = [], []
     for k, (src, outcome) in enumerate(pending):
         if isinstance(outcome, LLMBenchError):
@@ -430,7 +475,7 @@ def _store_batch(store, pending: list[tuple[Source, Any]]) -> list[FileResult]:
             "parser": p.parser,
             "settings_hash": p.settings_hash,  # computed by the worker that read the file
         }
-        items.append((row, p.runs, p.rows))
+        items.append(FileRows(row, p.runs, None if p.parts else p.rows, p.parts))
         where.append(k)
     try:
         twins: list[Any] = store.replace_files(items)
@@ -438,7 +483,7 @@ def _store_batch(store, pending: list[tuple[Source, Any]]) -> list[FileResult]:
         twins = []
         for item in items:
             try:
-                twins.append(store.replace_file(*item))
+                twins.append(store.replace_file(item))
             except sqlite3.Error as e:
                 twins.append(e)
     for k, twin in zip(where, twins, strict=True):
@@ -508,6 +553,8 @@ def read_logs(
     ``settings`` is a dict of values a log lacks (like ``--set``), or a Settings.
     Files that cannot be read are listed in ``.results`` and ``.warnings``.
     """
+    import polars as pl
+
     from .columns import RUN_COLUMNS
     from .frames import dataframe
 
@@ -523,16 +570,15 @@ def read_logs(
     sources, errors = expand_paths(str(p) for p in paths)
     results = [FileResult(e.path or "?", "failed", error=e) for e in errors]
     runs: list[dict] = []
-    steps: list[list] = []
-    events: list[list] = []
+    frames: dict[str, list] = {"steps": [], "events": []}
     for src in sources:
-        outcome = _parse_job((src.path, parser, settings))
+        outcome = _parse_job((src.path, parser, settings, None))
         if isinstance(outcome, LLMBenchError):
             results.append(_unreadable(src, outcome))
             continue
         runs += outcome.runs
-        steps += outcome.rows.table("steps")
-        events += outcome.rows.table("events")
+        for table, got in frames.items():
+            got.append(outcome.frame(table))
         outcome.discard()
         results.append(
             FileResult(
@@ -544,9 +590,14 @@ def read_logs(
                 outcome.warnings,
             )
         )
+    tables = {}
+    for (table, got), columns in zip(frames.items(), (STEP_COLUMNS, EVENT_COLUMNS), strict=True):
+        tables[table] = (
+            to_pandas(pl.concat(got, how="vertical"), columns) if got else dataframe([], columns)
+        )
     return Logs(
         runs=dataframe(runs, RUN_COLUMNS),
-        steps=dataframe(steps, STEP_COLUMNS),
-        events=dataframe(events, EVENT_COLUMNS),
+        steps=tables["steps"],
+        events=tables["events"],
         results=results,
     )

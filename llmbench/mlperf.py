@@ -352,22 +352,23 @@ def summarize_submissions(
     only those under ``paths``): identity, score (minutes) as the official summarizer
     computes it, step time, throughput and MFU averaged over counted runs, and
     ``runs``: [{path, time_to_train_min, status, counted, reason}]."""
+    from .formats import records
     from .store import Store
 
     roots = [os.path.abspath(p) for p in paths]
     with Store(db) as store:
-        files = store.conn.execute("SELECT path, status, error FROM files").fetchall()
         folders: dict[str, list[tuple[str, str, str | None]]] = {}
-        for path, status, error in files:
+        for f in store.files():
+            path = f["path"]
             if locate(path) is not None and _under(path, roots):
-                folders.setdefault(os.path.dirname(path), []).append((path, status, error))
+                folders.setdefault(os.path.dirname(path), []).append(
+                    (path, f["status"], f["error"])
+                )
         sources = sorted({p for rows in folders.values() for p, _, _ in rows})
-        runs = store.rows_in("runs", "source", sources)
+        runs = records(store.runs(sources=sources))
         ids = [r["run_id"] for r in runs]
-        steps = store.rows_in("steps", "run_id", ids)
-        events = store.rows_in(
-            "events", "run_id", ids, "AND key IN ('tracked_stats', 'eval_accuracy')"
-        )
+        steps = records(store.read("steps", ids))
+        events = records(store.read("events", ids, keys=["tracked_stats", "eval_accuracy"]))
     by_source: dict[str, list[dict]] = {}
     for r in runs:
         by_source.setdefault(r["source"], []).append(r)

@@ -12,6 +12,9 @@ streaming ``parse(lines) -> records``. Records are small tuples:
   wins); ``origin`` says where they come from when it is not that line.
 - ``NewRun(line_no, reason)``: the log starts a new run segment here (restart).
 - ``Note(message, line_no)``: a warning about the input (never fatal).
+- ``Batch(table, frame, first, last)``: rows the bulk engine decoded from lines of
+  a declared ``Shape`` (``llmbench.engine``); a parser with shapes receives it in
+  its line stream in place of those lines and yields it on, in order.
 
 Helpers keep parsers declarative: ``Field`` tables map a printed label to a
 column, a type and a unit scale; ``number`` and ``literal`` convert text.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, NamedTuple
 
 from .reader import Line
@@ -60,7 +64,38 @@ class Note(NamedTuple):
     line_no: int | None = None
 
 
-Record = Step | Event | Config | NewRun | Note
+class Batch(NamedTuple):
+    """Rows decoded in bulk from the lines ``first`` .. ``last`` (a polars DataFrame
+    ``frame`` in the columns of ``table``, "steps" or "events", without ``run_id``)."""
+
+    table: str
+    frame: Any
+    first: int
+    last: int
+    n_lines: int = 0  # shape lines it stands for (the rows, plus copies read once)
+
+
+Record = Step | Event | Config | NewRun | Note | Batch
+
+
+class RawJSON(str):
+    """JSON text kept as printed (a number literal such as ``1.01E+00``, an MLLOG
+    record's value): stored as it is, never re-encoded."""
+
+    __slots__ = ()
+
+
+# a JSON number literal: what may be stored as printed
+JSON_NUMBER_RE = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def raw_number(text: str) -> RawJSON | int | float | None:
+    """A printed number for ``extra``: its text when it is a JSON number literal
+    (stored exactly as printed), else the value ``number`` reads (None if none)."""
+    t = text.strip()
+    if JSON_NUMBER_RE.fullmatch(t) and math.isfinite(float(t)):
+        return RawJSON(t)
+    return number(t)
 
 
 class Recent:
@@ -142,25 +177,52 @@ def number(text: str) -> int | float | None:
         return None
 
 
+def _clean_number_text(text: str) -> str:
+    """The digits ``number`` reads: blanks, thousands separators and a ``%`` removed."""
+    t = text.strip()
+    if "," in t:
+        t = t.replace(",", "")
+    return t[:-1] if t.endswith("%") else t
+
+
+def _power_of_ten(scale: float) -> int | None:
+    """``e`` when ``scale`` is exactly the double nearest 10**e, else None."""
+    e = round(math.log10(scale)) if scale > 0 else 0
+    return e if float(f"1e{e}") == scale else None
+
+
+def scaled_text(text: str, scale: float) -> int | float | None:
+    """The printed number ``text`` times ``scale`` (a unit conversion), computed on
+    the printed digits: ``12088.6`` ms -> ``12.0886`` s, the double nearest the exact
+    decimal result (never a float product or quotient, which adds noise:
+    ``12088.6 / 1000`` is ``12.088600000000001``). None when ``text`` is no number."""
+    v = number(text)
+    if v is None:
+        return None
+    if isinstance(v, float) and not math.isfinite(v):
+        return v
+    t = _clean_number_text(text)
+    try:
+        d = Decimal(t)
+    except InvalidOperation:
+        return None
+    e = _power_of_ten(scale)
+    return float(d.scaleb(e) if e is not None else d * Decimal(repr(scale)))
+
+
 def scaled(v: float, scale: float) -> float:
-    """``v`` in SI units. A sub-unit scale divides (51 ms -> 51 / 1000 = 0.051, the
-    closest double; 51 * 0.001 would give 0.051000000000000004)."""
-    inverse = round(1 / scale)
-    if scale < 1 and math.isclose(1 / scale, inverse, rel_tol=1e-12):
-        return v / inverse
-    return v * scale
+    """``v`` times ``scale`` on its shortest decimal form (see ``scaled_text``)."""
+    out = scaled_text(repr(v), scale)
+    return out if out is not None else v * scale
 
 
 def convert(text: str, field: Field) -> int | float | None:
     """Convert ``text`` per ``field`` (type and scale); None when it is not a number."""
+    if field.scale != 1.0:
+        return scaled_text(text, field.scale)
     v = number(text)
     if v is None:
         return None
-    if field.scale != 1.0:
-        try:
-            return scaled(v, field.scale)
-        except OverflowError:
-            return None
     if field.kind is int:
         if isinstance(v, float):
             if math.isnan(v) or math.isinf(v) or not v.is_integer():

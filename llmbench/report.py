@@ -38,16 +38,13 @@ def load_selection(db: str | None, select=()) -> SimpleNamespace:
     """The selected runs with their steps and ``tracked_stats`` events (``.runs``,
     ``.steps``, ``.events`` DataFrames, like ``read_logs``)."""
     with Store(db) as store:
-        runs = select_runs(store.table("runs"), select)
+        runs = select_runs(store.runs(), select)
         if select and not len(runs):
             raise UsageError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
-        ids = tuple(runs["run_id"])
-        marks = ",".join("?" * len(ids)) or "NULL"
+        ids = list(runs["run_id"])
         view = SimpleNamespace(runs=runs)
-        view.steps = store.table("steps", f"WHERE run_id IN ({marks})", ids)
-        view.events = store.table(
-            "events", f"WHERE run_id IN ({marks}) AND key = 'tracked_stats'", ids
-        )
+        view.steps = store.read("steps", ids)
+        view.events = store.read("events", ids, keys=["tracked_stats"])
     return view
 
 

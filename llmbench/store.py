@@ -1,41 +1,42 @@
-"""The embedded store: one SQLite file (default ``./llmbench.db``).
+"""The embedded store: a SQLite catalog and immutable Parquet parts beside it.
 
-Tables ``runs``, ``steps``, ``events`` (DESIGN.md) and ``files`` (what was
-ingested from where, with size, mtime and sha256). Files are written in one
-transaction or savepoint, alone or in batches: after a crash or Ctrl-C every file
-is either fully stored or absent. The schema version lives in ``PRAGMA user_version``.
+``llmbench.db`` (default; ``--db``, ``$LLMBENCH_DB``) holds the small tables:
+``files`` (what was ingested from where, with size, mtime and sha256), ``runs``,
+``parts`` (the Parquet files of steps and events) and ``run_parts`` (which part
+holds a run's rows of each table). Steps and events live in the parts, in
+``llmbench.db.parts/`` (``llmbench.parts``). The catalog is the truth: a part
+holds rows for readers only once the commit that lists it has happened, and a
+row of a part counts only for the runs the catalog says it holds. Files are
+written in one transaction (alone or in batches): after a crash or Ctrl-C every
+file is either fully stored or absent. WAL mode: readers never wait for a writer.
+The schema version lives in ``PRAGMA user_version``.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 import time
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from .columns import FILE_COLUMNS, TABLES
+from . import parts as partfiles
+from .columns import FILE_COLUMNS, PART_TABLES, RUN_COLUMNS, TABLES, polars_schema
 from .errors import StoreError
 
-SCHEMA_VERSION = 2
-MAX_ATTACHED = 8  # spill files attached in one transaction (SQLite's limit is 10)
+SCHEMA_VERSION = 3
 DEFAULT_DB = "llmbench.db"
-
-# MIGRATIONS[v]: the statements that bring a store of version v - 1 to version v,
-# run in one transaction (a store is migrated fully or not at all). A new store is
-# made at SCHEMA_VERSION directly from columns.py.
-MIGRATIONS: dict[int, list[str]] = {
-    # v2: logged per-GPU tokens/s gets a steps column (it was kept in ``extra``)
-    2: [
-        'ALTER TABLE steps ADD COLUMN "tokens_per_s_per_gpu" REAL',
-        "UPDATE steps SET tokens_per_s_per_gpu = json_extract(extra, '$.tokens_per_s_per_gpu'),"
-        " extra = NULLIF(json_remove(extra, '$.tokens_per_s_per_gpu'), '{}')"
-        " WHERE json_type(extra, '$.tokens_per_s_per_gpu') IN ('integer', 'real')",
-    ],
+CATALOG = {
+    "parts": {
+        "name": "TEXT PRIMARY KEY",  # file name in the parts folder
+        "tbl": "TEXT",  # steps | events
+        "rows": "INTEGER",
+        "bytes": "INTEGER",
+        "created_at": "TEXT",
+    },
+    "run_parts": {"run_id": "TEXT", "tbl": "TEXT", "part": "TEXT", "rows": "INTEGER"},
 }
 
 
@@ -44,98 +45,87 @@ def default_path() -> str:
     return os.environ.get("LLMBENCH_DB") or DEFAULT_DB
 
 
+def _create(table: str, cols: dict[str, str]) -> str:
+    body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
+    if table == "runs":
+        body = body.replace('"run_id" TEXT', '"run_id" TEXT PRIMARY KEY', 1)
+    if table == "run_parts":
+        body += ", PRIMARY KEY (run_id, tbl)"
+    return f'CREATE TABLE IF NOT EXISTS "{table}" ({body})'
+
+
 def _ddl() -> list[str]:
-    stmts = []
-    for name, cols in {**TABLES, "files": FILE_COLUMNS}.items():
-        body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
-        if name == "runs":
-            body = body.replace('"run_id" TEXT', '"run_id" TEXT PRIMARY KEY', 1)
-        stmts.append(f'CREATE TABLE IF NOT EXISTS "{name}" ({body})')
-    stmts += [
+    tables = {"runs": RUN_COLUMNS, "files": FILE_COLUMNS, **CATALOG}
+    return [_create(name, cols) for name, cols in tables.items()] + [
         "CREATE INDEX IF NOT EXISTS runs_source ON runs(source)",
-        "CREATE INDEX IF NOT EXISTS steps_run ON steps(run_id, step)",
-        "CREATE INDEX IF NOT EXISTS events_run ON events(run_id)",
         "CREATE INDEX IF NOT EXISTS files_sha ON files(sha256)",
+        "CREATE INDEX IF NOT EXISTS run_parts_part ON run_parts(part)",
     ]
-    return stmts
 
 
 def _quoted(cols) -> str:
     return ", ".join(f'"{c}"' for c in cols)
 
 
-def _insert(table: str, cols, values: bool = True, verb: str = "INSERT") -> str:
-    """``INSERT INTO "table" ("a", ...) VALUES (?, ...)`` (without VALUES: for a SELECT)."""
+def _insert(table: str, cols, verb: str = "INSERT") -> str:
+    """``INSERT INTO "table" ("a", ...) VALUES (?, ...)``."""
     cols = list(cols)
-    sql = f'{verb} INTO "{table}" ({_quoted(cols)}) '
-    return sql + f"VALUES ({', '.join('?' * len(cols))})" if values else sql
+    return f'{verb} INTO "{table}" ({_quoted(cols)}) VALUES ({", ".join("?" * len(cols))})'
 
 
-class Spill:
-    """A temporary SQLite file holding one file's step and event rows while it is
-    read (run id = the segment index), copied into a store by ``Store.replace_file``.
-    Deleted by ``discard`` or when the last reference goes away; passing it to
-    another process (pickle) hands the file over."""
+def _migrate_v2_rows(store: Store) -> None:
+    """Schema 3: steps and events move from SQLite tables into a Parquet part each."""
+    import polars as pl
 
-    def __init__(self) -> None:
-        fd, self.path = tempfile.mkstemp(prefix="llmbench-part-", suffix=".db")
-        os.close(fd)
-        self._conn: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=OFF")
-        self._conn.execute("PRAGMA synchronous=OFF")
-        for name in ("steps", "events"):
-            cols = {**TABLES[name], "run_id": "INTEGER"}
-            body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
-            self._conn.execute(f'CREATE TABLE "{name}" ({body})')
-        self._conn.execute("BEGIN")
-        self._finalizer = weakref.finalize(self, _unlink, self.path)
-
-    def add(self, steps: list[list], events: list[list]) -> None:
-        assert self._conn is not None, "spill file already closed"
-        for name, rows in (("steps", steps), ("events", events)):
-            if rows:
-                self._conn.executemany(_insert(name, TABLES[name]), rows)
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.execute("COMMIT")
-            self._conn.close()
-            self._conn = None
-
-    def select(self, name: str, schema: str = "main") -> str:
-        """SQL reading table ``name`` of the spill file (attached as ``schema``), its
-        run ids made from parameter 1 (``run_key[:12]``) and the segment index."""
-        cols = [f'"{c}"' for c in TABLES[name]]
-        cols[0] = "CASE run_id WHEN 0 THEN ?1 ELSE ?1 || '-' || run_id END"
-        return f'SELECT {", ".join(cols)} FROM {schema}."{name}" ORDER BY rowid'
-
-    def read(self, name: str, run_key: str) -> list[list]:
-        """Every row of ``name`` with its run id."""
-        self.close()
-        conn = sqlite3.connect(self.path)
-        try:
-            return [list(r) for r in conn.execute(self.select(name), (run_key,))]
-        finally:
-            conn.close()
-
-    def discard(self) -> None:
-        self.close()
-        self._finalizer()
-
-    def __getstate__(self) -> dict:
-        self.close()
-        self._finalizer.detach()  # the receiver owns the file now
-        return {"path": self.path}
-
-    def __setstate__(self, state: dict) -> None:
-        self.path = state["path"]
-        self._conn = None
-        self._finalizer = weakref.finalize(self, _unlink, self.path)
+    c = store.conn
+    for table in PART_TABLES:
+        cols = list(TABLES[table])
+        have = {r[1] for r in c.execute(f'PRAGMA table_info("{table}")')}
+        if not have:
+            continue
+        select = ", ".join(f'"{k}"' if k in have else f'NULL AS "{k}"' for k in cols)
+        cur = c.execute(f'SELECT {select} FROM "{table}" ORDER BY rowid')
+        schema = polars_schema(TABLES[table])
+        frames = []
+        while chunk := cur.fetchmany(200_000):
+            data = dict(zip(cols, zip(*chunk, strict=True), strict=True))
+            frames.append(
+                pl.DataFrame(
+                    {k: pl.Series(k, v, dtype=schema[k], strict=False) for k, v in data.items()}
+                )
+            )
+        if frames:
+            store.add_part(partfiles.write(pl.concat(frames), store.parts_dir, table))
+        c.execute(f'DROP TABLE "{table}"')
 
 
-def _unlink(path: str) -> None:
-    with suppress(OSError):
-        os.unlink(path)
+# MIGRATIONS[v]: what brings a store of version v - 1 to version v (SQL statements,
+# or a function of the store), run in one transaction: a store is migrated fully or
+# not at all. A new store is made at SCHEMA_VERSION directly from columns.py.
+MIGRATIONS: dict[int, list[str] | Callable[[Store], None]] = {
+    # v2: logged per-GPU tokens/s gets a steps column (it was kept in ``extra``)
+    2: [
+        'ALTER TABLE steps ADD COLUMN "tokens_per_s_per_gpu" REAL',
+        "UPDATE steps SET tokens_per_s_per_gpu = json_extract(extra, '$.tokens_per_s_per_gpu'),"
+        " extra = NULLIF(json_remove(extra, '$.tokens_per_s_per_gpu'), '{}')"
+        " WHERE json_type(extra, '$.tokens_per_s_per_gpu') IN ('integer', 'real')",
+    ],
+    # v3: the catalog lists Parquet parts; steps and events rows move into them
+    3: [_create(name, cols) for name, cols in CATALOG.items()]
+    + ["CREATE INDEX IF NOT EXISTS run_parts_part ON run_parts(part)"],
+}
+MIGRATIONS_AFTER: dict[int, Callable[[Store], None]] = {3: _migrate_v2_rows}
+
+
+class FileRows(NamedTuple):
+    """What ``Store.replace_files`` stores for one file: its ``files`` row, its
+    ``runs`` rows, and its steps and events, as a finished ``rows.Rows`` or as
+    parts its reader already wrote (``parts.PendingPart``, one per table)."""
+
+    file: dict[str, Any]
+    runs: list[dict]
+    rows: Any = None
+    parts: tuple = ()
 
 
 class Store:
@@ -143,8 +133,10 @@ class Store:
 
     def __init__(self, path: str | None = None, *, timeout: float = 60.0) -> None:
         self.path = path or default_path()
+        self.parts_dir = partfiles.directory(self.path)
         self._savepoints = 0
-        self._attached: list[str] = []  # spill files attached in this transaction
+        self._published: list[str] = []  # parts renamed in the open transaction
+        self._after_commit: list[str] = []  # parts to delete once it commits
         try:
             self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as e:
@@ -191,6 +183,8 @@ class Store:
                 for v in range(version + 1, SCHEMA_VERSION + 1):
                     for stmt in MIGRATIONS[v]:
                         self.conn.execute(stmt)
+                    if v in MIGRATIONS_AFTER:
+                        MIGRATIONS_AFTER[v](self)
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -204,17 +198,22 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (Ctrl-C included).
-        Inside another transaction it is a savepoint: its own rollback, the outer commit."""
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (Ctrl-C included):
+        parts published inside are deleted again, parts dropped are deleted after the
+        commit. Inside another transaction it is a savepoint: its own rollback, the
+        outer commit."""
         if self.conn.in_transaction:
             self._savepoints += 1
             name = f"sp{self._savepoints}"
+            published = len(self._published)
             self.conn.execute(f"SAVEPOINT {name}")
             try:
                 yield self.conn
             except BaseException:
                 self.conn.execute(f"ROLLBACK TO {name}")
                 self.conn.execute(f"RELEASE {name}")
+                partfiles.remove(self.parts_dir, self._published[published:])
+                del self._published[published:]
                 raise
             else:
                 self.conn.execute(f"RELEASE {name}")
@@ -239,25 +238,30 @@ class Store:
             yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
+            partfiles.remove(self.parts_dir, self._published)
             raise
         else:
             self.conn.execute("COMMIT")
+            partfiles.remove(self.parts_dir, self._after_commit)
         finally:
-            while self._attached:  # SQLite detaches only outside a transaction
-                self.conn.execute(f"DETACH DATABASE {self._attached.pop()}")
+            self._published, self._after_commit = [], []
 
     # -- files ---------------------------------------------------------------
 
     def file(self, path: str) -> dict[str, Any] | None:
         """The ``files`` row for ``path`` (absolute), or None."""
-        found = self.rows_in_files([path])
+        found = self.files([path])
         return found[0] if found else None
 
-    def rows_in_files(self, paths: list[str]) -> list[dict[str, Any]]:
-        """The ``files`` rows of ``paths`` (absolute)."""
+    def files(self, paths: list[str] | None = None) -> list[dict[str, Any]]:
+        """The ``files`` rows of ``paths`` (absolute), or every one."""
         cols = list(FILE_COLUMNS)
         select = f"SELECT {_quoted(cols)} FROM files"
-        return [dict(zip(cols, r, strict=True)) for r in self._select_in(select, "path", paths)]
+        found = self._select_in(select, "path", paths) if paths is not None else self._all(select)
+        return [dict(zip(cols, r, strict=True)) for r in found]
+
+    def _all(self, select: str) -> list[tuple]:
+        return self.conn.execute(select).fetchall()
 
     def _put_files(self, files: list[dict[str, Any]]) -> None:
         """Write ``files`` rows (missing columns NULL), stamped with the time now."""
@@ -269,79 +273,115 @@ class Store:
             rows.append(list(row.values()))
         self.conn.executemany(_insert("files", FILE_COLUMNS, verb="INSERT OR REPLACE"), rows)
 
-    def replace_file(self, file: dict[str, Any], runs: list[dict], rows) -> str | None:
-        """Store one file's rows (``runs`` dicts, ``rows`` a ``frames.Rows`` after
-        ``finish``), replacing whatever that path had, atomically.
+    # -- parts ---------------------------------------------------------------
+
+    def add_part(self, part: partfiles.PendingPart | None) -> str | None:
+        """Publish a pending part and list it with its runs (inside a transaction)."""
+        if part is None:
+            return None
+        name = partfiles.publish(part, self.parts_dir)
+        self._published.append(name)
+        size = os.path.getsize(os.path.join(self.parts_dir, name))
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        self.conn.execute(
+            _insert("parts", CATALOG["parts"]), (name, part.table, part.rows, size, now)
+        )
+        self.conn.executemany(
+            _insert("run_parts", CATALOG["run_parts"], verb="INSERT OR REPLACE"),
+            [(run_id, part.table, name, n) for run_id, n in part.counts.items()],
+        )
+        return name
+
+    def _drop_unused_parts(self) -> None:
+        """Parts no run refers to any more: unlisted now, deleted after the commit."""
+        dead = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT name FROM parts WHERE name NOT IN (SELECT part FROM run_parts)"
+            )
+        ]
+        if dead:
+            self._select_in("DELETE FROM parts", "name", dead)
+            self._after_commit += dead
+
+    def clean_strays(self) -> list[str]:
+        """Delete part files no catalog row lists (a crash between a part's rename and
+        its commit) and temporary parts whose writer is gone; returns their names."""
+        with self.transaction() as c:
+            listed = {r[0] for r in c.execute("SELECT name FROM parts")}
+            unlisted, abandoned = partfiles.strays(self.parts_dir, listed)
+            partfiles.remove(self.parts_dir, unlisted + abandoned)
+        return unlisted + abandoned
+
+    # -- writing files -------------------------------------------------------
+
+    def replace_file(self, item: FileRows) -> str | None:
+        """Store one file's rows, replacing whatever that path had, atomically.
         If another path already holds the same content, nothing is stored and that
         path is returned (checked under the write lock: two concurrent ingests of
         copies store one)."""
-        return self.replace_files([(file, runs, rows)])[0]
+        return self.replace_files([item])[0]
 
-    def replace_files(
-        self, items: list[tuple[dict[str, Any], list[dict], Any]]
-    ) -> list[str | None]:
-        """``replace_file`` for many files in one transaction (a few statements in all,
-        not per file): for each item, None when stored, else the path of a twin.
-        On an error nothing of the batch is stored."""
+    def replace_files(self, items: list[FileRows]) -> list[str | None]:
+        """``replace_file`` for many files in one transaction (a few statements and
+        one part per table in all, not per file): for each item, None when stored,
+        else the path of a twin. On an error nothing of the batch is stored."""
         out: list[str | None] = []
         with self.transaction() as c:
-            paths = [f["path"] for f, _, _ in items]
-            shas = sorted({f["sha256"] for f, _, _ in items if f.get("sha256")})
+            paths = [it.file["path"] for it in items]
+            shas = sorted({it.file["sha256"] for it in items if it.file.get("sha256")})
             present = dict(self._select_in("SELECT path, sha256 FROM files", "path", paths))
             holders: dict[str, list[str]] = {}
             for path, sha in self._select_in(
                 "SELECT path, sha256 FROM files", "sha256", shas, "AND status = 'ok'"
             ):
                 holders.setdefault(sha, []).append(path)
-            stored = []
+            stored: list[FileRows] = []
             for item in items:
-                path, sha = item[0]["path"], item[0].get("sha256")
+                path, sha = item.file["path"], item.file.get("sha256")
                 twin = next((p for p in holders.get(sha, ()) if p != path), None) if sha else None
                 out.append(twin)
                 if twin is not None:
                     continue
                 stored.append(item)
                 if path in present:  # its old content goes: no longer a twin of anything
-                    self._delete_source(path)
+                    self._delete_sources([path])
                     if present[path] in holders and path in holders[present[path]]:
                         holders[present[path]].remove(path)
                 if sha:
                     holders.setdefault(sha, []).append(path)
-            run_cols = list(TABLES["runs"])
+            run_cols = list(RUN_COLUMNS)
             c.executemany(
                 _insert("runs", run_cols),
-                ([r.get(k) for k in run_cols] for _, runs, _ in stored for r in runs),
+                ([r.get(k) for k in run_cols] for it in stored for r in it.runs),
             )
-            spilled = [rows for _, _, rows in stored if rows.spill is not None]
-            in_memory = [rows for _, _, rows in stored if rows.spill is None]
-            for table in ("steps", "events"):
-                c.executemany(
-                    _insert(table, TABLES[table]),
-                    (row for rows in in_memory for row in rows.table(table)),
-                )
-            for rows in spilled:
-                self._copy_spill(rows)
-            self._put_files([{**file, "status": "ok", "error": None} for file, _, _ in stored])
+            for table in PART_TABLES:
+                self.add_part(self._batch_part(table, [it.rows for it in stored if it.rows]))
+            for it in stored:
+                for part in it.parts:
+                    self.add_part(part)
+            self._put_files([{**it.file, "status": "ok", "error": None} for it in stored])
+            self._drop_unused_parts()
+        for item, twin in zip(items, out, strict=True):
+            if twin is not None:
+                for part in item.parts:
+                    part.discard()
         return out
 
-    def _copy_spill(self, rows) -> None:
-        """Copy a spill file's rows in, by SQLite itself, never through Python (SQLite
-        attaches at most 10 files in a transaction: past that, rows are read back)."""
-        schema = None
-        if len(self._attached) < MAX_ATTACHED:
-            schema = f"part{len(self._attached)}"
-            self.conn.execute(f"ATTACH DATABASE ? AS {schema}", (rows.spill.path,))
-            self._attached.append(schema)
-        for table in ("steps", "events"):
-            if schema is not None:
-                into = _insert(table, TABLES[table], values=False)
-                self.conn.execute(into + rows.spill.select(table, schema), (rows.run_key,))
-            else:
-                self.conn.executemany(_insert(table, TABLES[table]), rows.table(table))
+    def _batch_part(self, table: str, sources: list) -> partfiles.PendingPart | None:
+        """One part with ``table``'s rows of every ``rows.Rows`` in ``sources``."""
+        if not any(r.n[table] for r in sources):
+            return None
+        import polars as pl
 
-    def _select_in(self, select: str, column: str, values: list, also: str = "") -> list[tuple]:
+        frames = [r.lazy(table) for r in sources if r.n[table]]
+        frame = pl.concat(frames, how="vertical").collect()
+        return partfiles.write(frame, self.parts_dir, table)
+
+    def _select_in(self, select: str, column: str, values: Iterable, also: str = "") -> list[tuple]:
         """Rows of ``select`` whose ``column`` is one of ``values`` (in chunks: SQLite
         bounds the number of parameters)."""
+        values = list(values)
         out: list[tuple] = []
         for i in range(0, len(values), 500):
             chunk = values[i : i + 500]
@@ -350,11 +390,10 @@ class Store:
             ).fetchall()
         return out
 
-    def _delete_source(self, path: str) -> None:
-        ids = "SELECT run_id FROM runs WHERE source = ?"
-        self.conn.execute(f"DELETE FROM steps WHERE run_id IN ({ids})", (path,))
-        self.conn.execute(f"DELETE FROM events WHERE run_id IN ({ids})", (path,))
-        self.conn.execute("DELETE FROM runs WHERE source = ?", (path,))
+    def _delete_sources(self, paths: list[str]) -> None:
+        ids = [r[0] for r in self._select_in("SELECT run_id FROM runs", "source", paths)]
+        self._select_in("DELETE FROM run_parts", "run_id", ids)
+        self._select_in("DELETE FROM runs", "source", paths)
 
     def mark_failed(self, file: dict[str, Any], error: str) -> None:
         """Record a failed read; rows stored from an earlier good version stay."""
@@ -381,10 +420,10 @@ class Store:
                 f"nothing stored matches {target!r}",
                 remedy="give a path as ingested, a folder, or a run_id from `llmbench runs`",
             )
-        with self.transaction() as c:
-            for path in paths:
-                self._delete_source(path)
-                c.execute("DELETE FROM files WHERE path = ?", (path,))
+        with self.transaction():
+            self._delete_sources(paths)
+            self._select_in("DELETE FROM files", "path", paths)
+            self._drop_unused_parts()
         return paths
 
     def _targets(self, target: str) -> list[str]:
@@ -407,26 +446,30 @@ class Store:
             )
         return [r[0] for r in rows]
 
+    # -- checking ------------------------------------------------------------
+
     def check(self) -> list[tuple[str, str]]:
         """Verify the store: (kind, detail) for each finding. Kinds: ``integrity``
-        (SQLite's integrity_check), ``orphan`` (rows without their run or file),
-        ``changed`` (the source's size or mtime differ from when it was ingested),
-        ``missing`` (the source is gone: its rows are kept)."""
+        (SQLite's integrity_check), ``orphan`` (catalog rows without their run or
+        file), ``part`` (a listed part missing, unreadable or with other row counts
+        than listed; a part file no catalog row lists), ``changed`` (the source's
+        size or mtime differ from when it was ingested), ``missing`` (the source is
+        gone: its rows are kept)."""
         found: list[tuple[str, str]] = []
         for (msg,) in self.conn.execute("PRAGMA integrity_check").fetchall():
             if msg != "ok":
                 found.append(("integrity", msg))
-        for table in ("steps", "events"):
-            (n,) = self.conn.execute(
-                f'SELECT COUNT(*) FROM "{table}" WHERE run_id NOT IN (SELECT run_id FROM runs)'
-            ).fetchone()
-            if n:
-                found.append(("orphan", f"{n} {table} row(s) whose run is not stored"))
+        (n,) = self.conn.execute(
+            "SELECT COUNT(*) FROM run_parts WHERE run_id NOT IN (SELECT run_id FROM runs)"
+        ).fetchone()
+        if n:
+            found.append(("orphan", f"{n} part row(s) whose run is not stored"))
         for (source,) in self.conn.execute(
             "SELECT DISTINCT source FROM runs WHERE source NOT IN "
             "(SELECT path FROM files WHERE status = 'ok')"
         ):
             found.append(("orphan", f"runs of {source} without a stored file"))
+        found += self._check_parts()
         for path, size, mtime in self.conn.execute(
             "SELECT path, size, mtime FROM files WHERE status = 'ok' ORDER BY path"
         ).fetchall():
@@ -443,37 +486,156 @@ class Store:
                 )
         return found
 
+    def _check_parts(self) -> list[tuple[str, str]]:
+        import polars as pl
+
+        found = []
+        listed = dict(self.conn.execute("SELECT name, rows FROM parts").fetchall())
+        live: dict[str, dict[str, int]] = {}
+        for run_id, part, n in self.conn.execute("SELECT run_id, part, rows FROM run_parts"):
+            live.setdefault(part, {})[run_id] = n
+        for part in sorted(set(live) - set(listed)):
+            found.append(
+                ("orphan", f"runs {', '.join(sorted(live[part]))} refer to unknown part {part}")
+            )
+        for name, rows in sorted(listed.items()):
+            path = os.path.join(self.parts_dir, name)
+            runs = ", ".join(sorted(live.get(name, {}))) or "no run"
+            try:
+                counts = pl.scan_parquet(path).group_by("run_id").len().collect()
+            except FileNotFoundError:
+                found.append(("part", f"{path}: missing (runs {runs}; ingest their sources again)"))
+                continue
+            except Exception as e:  # noqa: BLE001 - any decoding failure means a damaged part
+                found.append(
+                    ("part", f"{path}: unreadable, {type(e).__name__} (runs {runs}; ingest again)")
+                )
+                continue
+            have = dict(zip(counts["run_id"], counts["len"], strict=True))
+            if sum(have.values()) != rows or any(
+                have.get(r) != n for r, n in live.get(name, {}).items()
+            ):
+                found.append(("part", f"{path}: holds other rows than listed (runs {runs})"))
+        unlisted, abandoned = partfiles.strays(self.parts_dir, set(listed))
+        for name in unlisted + abandoned:
+            found.append(("part", f"{os.path.join(self.parts_dir, name)}: not listed (stray)"))
+        return found
+
     # -- reading -------------------------------------------------------------
 
-    def table(self, name: str, where: str = "", params: tuple = ()):
-        """A canonical table as a typed DataFrame."""
+    def runs(self, run_ids: Iterable[str] | None = None, sources: Iterable[str] | None = None):
+        """The ``runs`` rows (of ``run_ids`` or ``sources`` when given) as a typed
+        DataFrame, ordered by source and segment."""
         from .frames import dataframe
 
+        cols = list(RUN_COLUMNS)
+        select = f"SELECT {_quoted(cols)} FROM runs"
+        if run_ids is not None:
+            found = self._select_in(select, "run_id", run_ids)
+        elif sources is not None:
+            found = self._select_in(select, "source", sources)
+        else:
+            found = self._all(select)
+        found.sort(key=lambda r: (r[1] or "", r[2] or 0))
+        return dataframe([dict(zip(cols, r, strict=True)) for r in found], RUN_COLUMNS)
+
+    def scan(
+        self,
+        table: str,
+        run_ids: Iterable[str] | None = None,
+        columns=None,
+        keys: Iterable[str] | None = None,
+    ):
+        """A polars LazyFrame over ``table``'s rows (of ``run_ids`` when given; events
+        with one of ``keys`` when given) in the parts that hold them, read as
+        needed. StoreError names a missing part."""
+        import polars as pl
+
+        if table not in PART_TABLES:
+            raise StoreError(f"unknown table {table!r} (tables: {', '.join(TABLES)})")
+        select = "SELECT part, run_id FROM run_parts WHERE tbl = ?"
+        if run_ids is None:
+            found = self.conn.execute(select, (table,)).fetchall()
+        else:
+            found = self._select_in(
+                "SELECT part, run_id FROM run_parts", "run_id", run_ids, f"AND tbl = '{table}'"
+            )
+        by_part: dict[str, list[str]] = {}
+        for part, run_id in found:
+            by_part.setdefault(part, []).append(run_id)
+        cols = list(columns) if columns is not None else list(TABLES[table])
+        if "run_id" not in cols:
+            cols = ["run_id", *cols]
+        frames = []
+        for part, ids in sorted(by_part.items()):
+            path = os.path.join(self.parts_dir, part)
+            if not os.path.exists(path):
+                raise StoreError(
+                    f"part {part} of run(s) {', '.join(sorted(ids)[:3])} is missing",
+                    path=self.path,
+                    remedy="run `llmbench check`, then ingest those runs' sources again",
+                )
+            frames.append(pl.scan_parquet(path).select(cols).filter(pl.col("run_id").is_in(ids)))
+        if not frames:
+            schema = polars_schema(TABLES[table])
+            return pl.LazyFrame(schema={c: schema[c] for c in cols})
+        lf = pl.concat(frames, how="vertical")
+        if keys is not None:
+            lf = lf.filter(pl.col("key").is_in(list(keys)))
+        return lf
+
+    def read(
+        self,
+        table: str,
+        run_ids: Iterable[str] | None = None,
+        columns=None,
+        keys: Iterable[str] | None = None,
+    ):
+        """``table``'s rows (see ``scan``) as a typed pandas DataFrame, in run and
+        step (steps) or line (events) order."""
+        import polars as pl
+
+        from .frames import dataframe, to_pandas
+
+        if table == "runs":
+            return self.runs(run_ids)
+        if table not in PART_TABLES:
+            raise StoreError(f"unknown table {table!r} (tables: {', '.join(TABLES)})")
+        order = ["run_id", "step", "line_no"] if table == "steps" else ["run_id", "line_no"]
+        try:
+            frame = self.scan(table, run_ids, columns, keys).collect()
+        except pl.exceptions.PolarsError as e:
+            raise StoreError(
+                f"cannot read the {table} parts: {e}",
+                path=self.path,
+                remedy="run `llmbench check`, then ingest the named sources again",
+            ) from None
+        frame = frame.sort([c for c in order if c in frame.columns], maintain_order=True)
+        cols = {c: TABLES[table][c] for c in frame.columns}
+        return to_pandas(frame, cols) if frame.height else dataframe([], cols)
+
+    def table(self, name: str):
+        """A canonical table, whole, as a typed DataFrame."""
         if name not in TABLES:
             raise StoreError(f"unknown table {name!r} (tables: {', '.join(TABLES)})")
-        cols = list(TABLES[name])
-        order = {"runs": "source, segment", "steps": "run_id, step", "events": "run_id, line_no"}[
-            name
-        ]
-        cur = self.conn.execute(
-            f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{name}" {where} ORDER BY {order}',
-            params,
-        )
-        rows = [dict(zip(cols, r, strict=True)) for r in cur]
-        return dataframe(rows, TABLES[name])
+        return self.read(name)
 
-    def rows_in(self, name: str, column: str, values: list, also: str = "") -> list[dict]:
-        """Rows (dicts) of a canonical table whose ``column`` is one of ``values``,
-        queried in chunks (SQLite bounds the number of parameters); ``also`` is
-        more SQL for the WHERE clause."""
-        cols = list(TABLES[name])
-        select = f'SELECT {_quoted(cols)} FROM "{name}"'
-        return [
-            dict(zip(cols, r, strict=True)) for r in self._select_in(select, column, values, also)
-        ]
+    def export_parquet(self, table: str, path: str) -> None:
+        """Write ``table`` whole to one Parquet file at ``path`` (streaming)."""
+        import polars as pl
+
+        if table == "runs":
+            pl.from_pandas(self.runs()).write_parquet(path)
+        else:
+            self.scan(table).sink_parquet(path)
 
     def counts(self) -> dict[str, int]:
-        return {
-            t: self.conn.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]
-            for t in (*TABLES, "files")
-        }
+        """Rows of each table: runs, steps, events, files."""
+        out = {"runs": self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]}
+        for table in PART_TABLES:
+            (n,) = self.conn.execute(
+                "SELECT COALESCE(SUM(rows), 0) FROM run_parts WHERE tbl = ?", (table,)
+            ).fetchone()
+            out[table] = n
+        out["files"] = self.conn.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        return out

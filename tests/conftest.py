@@ -63,3 +63,11 @@ def write(path: Path, text: str | bytes) -> Path:
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def store_counts(db: str = "llmbench.db") -> dict[str, int]:
+    """Rows of each table of the store at ``db`` (runs, steps, events, files)."""
+    from llmbench.store import Store
+
+    with Store(db) as s:
+        return s.counts()

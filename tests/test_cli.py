@@ -11,7 +11,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES, write
+from conftest import FIXTURES, store_counts, write
 
 from llmbench.cli import cli
 
@@ -65,17 +65,11 @@ def test_reingest_is_a_noop_and_changed_file_replaces(tmp_path):
     shutil.copytree(FIXTURES, d)
     assert run("ingest", d).exit_code == 0
     con = sqlite3.connect("llmbench.db")
-    counts = [
-        con.execute(f"select count(*) from {t}").fetchone()[0]
-        for t in ("runs", "steps", "events", "files")
-    ]
+    counts = store_counts()
     r = run("ingest", d)
     assert r.exit_code == 0
-    assert f"0 ingested, {counts[3]} unchanged" in r.output and counts[3] >= 9
-    assert [
-        con.execute(f"select count(*) from {t}").fetchone()[0]
-        for t in ("runs", "steps", "events", "files")
-    ] == counts
+    assert f"0 ingested, {counts['files']} unchanged" in r.output and counts["files"] >= 9
+    assert store_counts() == counts
     # touched but same content: still unchanged (hash check)
     log = d / "megatron_deepspeed" / "seed002-20b-fp16.log"
     os.utime(log, (1, 1))
@@ -89,7 +83,7 @@ def test_reingest_is_a_noop_and_changed_file_replaces(tmp_path):
     assert "1 ingested" in run("ingest", log).output
     new = con.execute("select run_id, n_steps from runs where source = ?", (str(log),)).fetchall()
     assert len(new) == 1 and new[0][1] == 3 and new[0][0] not in old_ids
-    assert con.execute("select count(*) from steps").fetchone()[0] == counts[1] + 1
+    assert store_counts()["steps"] == counts["steps"] + 1
 
 
 def test_run_id_is_stable_for_same_content(tmp_path):
@@ -196,7 +190,7 @@ def test_bad_input_is_reported_and_the_rest_stored(tmp_path, name):
     assert f"{bad}" in r.output and message in r.output
     assert "Traceback" not in r.output
     assert "1 ingested" in r.output
-    assert sqlite3.connect("llmbench.db").execute("select count(*) from steps").fetchone()[0] == 2
+    assert store_counts()["steps"] == 2
 
 
 def test_directory_with_no_logs(tmp_path):

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from llmbench import registry
 from llmbench.errors import InputError
-from llmbench.frames import Rows, run_rows, segment
+from llmbench.frames import run_rows, segment
 from llmbench.parsing import Config, Event, NewRun, Note, Step
 from llmbench.reader import Line, iter_lines
+from llmbench.rows import Rows
 
 SLOW = bool(os.environ.get("LLMBENCH_SLOW_TESTS"))
 FUZZ = settings(
@@ -98,7 +99,9 @@ def _consume(parser, texts: list[str]) -> list:
         segs, run_key="0" * 64, source="/f.log", parser=parser.name, framework="x", layers=[]
     )
     rows.finish(run_ids)
-    every = [list(r.values()) for r in runs] + rows.table("steps") + rows.table("events")
+    every = [list(r.values()) for r in runs]
+    for table in ("steps", "events"):
+        every += [list(r.values()) for r in rows.frame(table).to_dicts()]
     for row in every:  # every row is storable: plain values, finite floats
         for v in row:
             assert v is None or isinstance(v, str | int | float), (parser.name, row)
@@ -213,7 +216,7 @@ def test_parse_store_export_round_trips_every_value(tmp_path, rows):
     assert [s["step"] for s in exported] == list(range(1, len(rows) + 1))
     for s, (t, loss, gnorm) in zip(exported, rows, strict=True):
         # exactly the printed decimal, converted once
-        assert s["step_time_s"] == float(f"{t:.1f}") / 1000
+        assert s["step_time_s"] == float(f"{t:.1f}e-3")  # the printed digits, shifted
         assert s["loss"] == float(f"{loss:.6E}")
         assert s["grad_norm"] == float(f"{gnorm:.3f}")
 

@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from llmbench import frames
+from llmbench import frames, rows
 from llmbench.ingest import ingest, parse_file
 from llmbench.store import Store
 
@@ -36,16 +36,23 @@ def _log(path, n: int, restart_at: int | None = None) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _spills() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "llmbench-part-*")))
+def _spills(*folders) -> set[str]:
+    """Temporary files of llmbench (spills, parts being written) in the system's
+    temporary folder and in ``folders``."""
+    found = set(glob.glob(os.path.join(tempfile.gettempdir(), ".llmbench-spill-*")))
+    for folder in folders:
+        found |= set(glob.glob(os.path.join(folder, ".llmbench-spill-*")))
+        found |= set(glob.glob(os.path.join(folder, ".tmp-*")))
+    return found
 
 
 def _dump(db) -> dict:
     with Store(str(db)) as s:
-        return {
-            t: s.conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
-            for t in ("runs", "steps", "events")
-        }
+        return {t: s.table(t).to_dict("records") for t in ("runs", "steps", "events")}
+
+
+def _same(a: list[dict], b: list[dict]) -> bool:
+    return repr(a) == repr(b)  # repr: NaN == NaN
 
 
 @pytest.mark.parametrize("restart_at", [None, 700])
@@ -54,27 +61,31 @@ def test_spilled_file_stores_the_same_rows(tmp_path, monkeypatch, restart_at):
     _log(log, 1500, restart_at)
     before = _spills()
     ingest([str(log)], str(tmp_path / "memory.db"))
-    monkeypatch.setattr(frames, "SPILL_ROWS", 100)
+    monkeypatch.setattr(rows, "SPILL_ROWS", 100)
     parsed = parse_file(str(log))
-    assert parsed.rows.spill is not None and os.path.exists(parsed.rows.spill.path)
+    assert parsed.rows.spilled and all(os.path.exists(p) for p in parsed.rows.spills["steps"])
     assert parsed.rows.n_steps == 1500 and parsed.rows.n_events == 1500
-    spill_path = parsed.rows.spill.path
+    spill_paths = parsed.rows.spills["steps"] + parsed.rows.spills["events"]
     parsed.discard()
-    assert not os.path.exists(spill_path)
+    assert not any(os.path.exists(p) for p in spill_paths)
     report = ingest([str(log)], str(tmp_path / "spilled.db"))
     assert report.count("ingested") == 1 and report.steps == 1500
     mem, spilled = _dump(tmp_path / "memory.db"), _dump(tmp_path / "spilled.db")
     assert len(mem["runs"]) == (2 if restart_at else 1)
     assert len(spilled["steps"]) == len(mem["steps"]) == 1500
     for table in ("runs", "steps", "events"):
-        assert spilled[table] == mem[table], table
-    assert _spills() == before  # every spill file deleted
+        assert _same(spilled[table], mem[table]), table
+    # the spilled file was written as its own part by the worker that read it
+    with Store(str(tmp_path / "spilled.db")) as s:
+        names = [r[0] for r in s.conn.execute("SELECT name FROM parts ORDER BY tbl")]
+    assert len(names) == 2 and all(n.endswith((".events.parquet", ".steps.parquet")) for n in names)
+    assert _spills(str(tmp_path / "spilled.db.parts")) == before  # every spill file deleted
 
 
 def test_spill_file_goes_when_the_parse_fails(tmp_path, monkeypatch):
     log = tmp_path / "big.log"
     _log(log, 400)
-    monkeypatch.setattr(frames, "SPILL_ROWS", 50)
+    monkeypatch.setattr(rows, "SPILL_ROWS", 50)
     real = frames.step_row
     calls = []
 
@@ -89,21 +100,20 @@ def test_spill_file_goes_when_the_parse_fails(tmp_path, monkeypatch):
     report = ingest([str(log)], str(tmp_path / "x.db"))
     assert report.count("failed") == 1
     assert "parser bug" in str(report.failed[0].error)
-    assert _spills() == before
+    assert _spills(str(tmp_path / "x.db.parts")) == before
 
 
 def test_duplicates_merge_only_while_held(tmp_path, monkeypatch):
-    """A copy of a step within MERGE_WINDOW adds the fields the first print lacks."""
+    """A copy of one of the last MERGE_WINDOW steps adds the fields the first print lacks."""
     monkeypatch.setattr(frames, "MERGE_WINDOW", 4)
     from llmbench.parsing import Step
 
     records = [Step(i, {"loss": float(i)}, i) for i in range(1, 11)]
     records += [Step(9, {"grad_norm": 9.5}, 11), Step(2, {"grad_norm": 2.5}, 12)]
-    rows = frames.Rows()
-    segs, notes = frames.segment(records, rows)
-    rows.finish({0: "r"})
-    by_step = {r[1]: r for r in rows.table("steps")}
-    gn = list(frames.STEP_COLUMNS).index("grad_norm")
+    sink = rows.Rows()
+    segs, notes = frames.segment(records, sink)
+    sink.finish({0: "r"})
+    by_step = {r["step"]: r for r in sink.frame("steps").to_dicts()}
     assert len(by_step) == 10 and segs[0].duplicates == 2
-    assert by_step[9][gn] == 9.5  # still held: merged
-    assert by_step[2][gn] is None  # written long before: the copy is only counted
+    assert by_step[9]["grad_norm"] == 9.5  # still held: merged
+    assert by_step[2]["grad_norm"] is None  # written long before: the copy is only counted

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
@@ -21,6 +23,7 @@ def counts(db="llmbench.db"):
 def test_crash_mid_file_leaves_store_as_it_was(monkeypatch):
     ingest([str(SEED2)])
     before = counts()
+    parts_before = len(os.listdir("llmbench.db.parts"))
     real = Store.replace_files
 
     def crash(self, items):
@@ -28,10 +31,12 @@ def test_crash_mid_file_leaves_store_as_it_was(monkeypatch):
         def boom(*a, **k):
             raise KeyboardInterrupt
 
-        file = items[0][0]
+        file = items[0].file
         with pytest.raises(KeyboardInterrupt), self.transaction() as c:
-            self._delete_source(file["path"])
+            self._delete_sources([file["path"]])
             c.execute("INSERT INTO runs (run_id, source) VALUES ('half', ?)", (file["path"],))
+            self.add_part(self._batch_part("events", [it.rows for it in items]))  # published
+            assert len(os.listdir(self.parts_dir)) == parts_before + 1
             boom()
         raise KeyboardInterrupt
 
@@ -43,6 +48,7 @@ def test_crash_mid_file_leaves_store_as_it_was(monkeypatch):
     con = sqlite3.connect("llmbench.db")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert con.execute("select count(*) from runs where run_id = 'half'").fetchone()[0] == 0
+    assert len(os.listdir("llmbench.db.parts")) == parts_before  # the published part is gone
     # re-running completes it
     report = ingest([str(SEED0), str(SEED2)])
     assert {r.path: r.status for r in report.results} == {
@@ -113,14 +119,23 @@ def _v1_store(path) -> None:
     con.close()
 
 
+def _steps(s) -> list[tuple]:
+    df = s.read("steps")
+    return [
+        (int(st), None if t != t else t, x)
+        for st, t, x in zip(df["step"], df["tokens_per_s_per_gpu"], df["extra"], strict=True)
+    ]
+
+
 def test_schema_1_store_is_migrated_forward(tmp_path):
     db = str(tmp_path / "v1.db")
     _v1_store(db)
     with Store(db) as s:
-        rows = s.conn.execute(
-            "SELECT step, tokens_per_s_per_gpu, extra FROM steps ORDER BY step"
-        ).fetchall()
-        assert s.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        rows = _steps(s)
+        assert s.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        tables = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master")}
+        assert "steps" not in tables and "events" not in tables  # schema 3: rows in parts
+        assert s.counts()["steps"] == 4
     assert rows == [
         (1, 6000.0, '{"num_zeros":0}'),
         (2, 6123.25, None),
@@ -128,7 +143,8 @@ def test_schema_1_store_is_migrated_forward(tmp_path):
         (4, None, '{"tokens_per_s_per_gpu": "n/a"}'),  # not a number: left where it was
     ]
     with Store(db) as s:  # opening again changes nothing
-        assert s.conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 4
+        assert _steps(s) == rows
+        assert len(os.listdir(s.parts_dir)) == 1
 
 
 def test_forget_and_check(tmp_path):
@@ -149,10 +165,32 @@ def test_forget_and_check(tmp_path):
         a.write_text(a.read_text() + "\n")
         b.unlink()
         assert [k for k, _ in s.check()] == ["changed"]
-        s.conn.execute("INSERT INTO steps (run_id, step) VALUES ('nope', 1)")
-        assert sorted(k for k, _ in s.check()) == ["changed", "orphan"]
+        s.conn.execute("INSERT INTO run_parts VALUES ('nope', 'events', 'gone.parquet', 1)")
+        found = s.check()
+        assert sorted(k for k, _ in found) == ["changed", "orphan", "orphan"]
+        assert any("unknown part gone.parquet" in d for _, d in found)
+        s.conn.execute("DELETE FROM run_parts WHERE run_id = 'nope'")
+        # a damaged part, a missing one and a stray file are named, with their runs
+        (name,) = s.conn.execute("SELECT part FROM run_parts WHERE tbl = 'steps'").fetchone()
+        part = os.path.join(s.parts_dir, name)
+        good = Path(part).read_bytes()
+        Path(part).write_bytes(good[: len(good) // 2])
+        stray = os.path.join(s.parts_dir, "0" * 32 + ".steps.parquet")
+        Path(stray).write_bytes(good)
+        found = [d for k, d in s.check() if k == "part"]
+        assert any("unreadable" in d and name in d for d in found)
+        os.unlink(part)
+        found = [d for k, d in s.check() if k == "part"]
+        assert any(name in d and "missing" in d for d in found)
+        assert any(stray in d and "stray" in d for d in found)
+        with pytest.raises(StoreError, match="missing"):
+            s.read("steps")
+        Path(part).write_bytes(good)
+        os.unlink(stray)
+        assert [k for k, _ in s.check()] == ["changed"]
         assert s.forget(str(logs)) == [str(a)]
         assert s.counts()["runs"] == 0 and s.counts()["files"] == 0
+        assert os.listdir(s.parts_dir) == []  # parts no run refers to are deleted
 
 
 def test_a_file_the_store_refuses_costs_only_itself(tmp_path, monkeypatch):
@@ -182,7 +220,7 @@ def test_a_file_the_store_refuses_costs_only_itself(tmp_path, monkeypatch):
     assert "b.log" in str(report.failed[0].error)
     with Store(db) as s:
         sources = [r[0] for r in s.conn.execute("SELECT source FROM runs ORDER BY source")]
-        steps = s.conn.execute("SELECT count(*) FROM steps").fetchone()[0]
+        steps = s.counts()["steps"]
     assert [p.rsplit("/", 1)[-1] for p in sources] == ["a.log", "c.log"]
     one = real(str(logs[0])).rows.n_steps
     assert steps == 2 * one > 0
