@@ -8,6 +8,7 @@ that returns DataFrames without a store. One broken file never stops the rest.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import shutil
 import sqlite3
@@ -22,9 +23,10 @@ from typing import Any
 from . import parts as partfiles
 from . import registry
 from .columns import EVENT_COLUMNS, STEP_COLUMNS
+from .engine import items as engine_items
 from .errors import InputError, LLMBenchError, StoreError, UnrecognisedLogError
 from .frames import run_rows, segment, to_pandas
-from .parsing import NewRun, Note, Parser, Record, Step
+from .parsing import Batch, NewRun, Note, Parser, Record, Step
 from .reader import Line, Source, expand_paths, head, iter_lines
 from .rows import Rows
 from .settings import Settings
@@ -176,13 +178,13 @@ def _choose(
 class _Tracked:
     """Remembers the last line handed to a parser (for error messages)."""
 
-    def __init__(self, lines: Iterator[Line]) -> None:
+    def __init__(self, lines: Iterator[Line | Batch]) -> None:
         self.lines = lines
         self.last = 0
 
-    def __iter__(self) -> Iterator[Line]:
+    def __iter__(self) -> Iterator[Line | Batch]:
         for ln in self.lines:
-            self.last = ln.no
+            self.last = ln.last if type(ln) is Batch else ln.no
             yield ln
 
 
@@ -192,8 +194,13 @@ def parse_file(
     parser: str | None = None,
     settings: Settings | None = None,
     parts_dir: str | None = None,
+    engine: str | None = None,
 ) -> ParsedFile:
     """Read one file into canonical rows. Raises InputError (with path:line).
+
+    ``engine``: "bulk" (default, ``$LLMBENCH_ENGINE``) reads the lines of the
+    parser's declared shapes in bulk; "python" reads every line with the parser's
+    Python code. Both give the same rows.
 
     With ``parts_dir`` (a store's parts folder), rows that outgrow memory spill
     there and are written as pending parts (``ParsedFile.parts``) for the store
@@ -207,7 +214,10 @@ def parse_file(
         raise InputError("no such file", path=path) from None
     chosen, others = _choose(path, parser, settings)
     hasher = hashlib.sha256()
-    tracked = _Tracked(iter_lines(path, hasher, needles=None if others else chosen.needles))
+    if others:
+        tracked = _Tracked(iter_lines(path, hasher))
+    else:
+        tracked = _Tracked(engine_items(chosen, path, hasher, engine))
     if parts_dir:
         os.makedirs(parts_dir, exist_ok=True)
     rows = Rows(spill_dir=parts_dir)
@@ -366,7 +376,11 @@ def ingest(
                 todo.append(src)
         jobs = [(s.path, parser, settings, store.parts_dir) for s in todo]
         if workers > 1 and len(jobs) > 1:
-            pool = ProcessPoolExecutor(max_workers=workers)
+            # spawned, not forked: a fork of a process whose polars threads are running
+            # can deadlock in the child
+            pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            )
             outcomes: Iterator[Any] = pool.map(_parse_job, jobs, chunksize=4)
         else:
             pool = None

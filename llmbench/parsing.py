@@ -116,6 +116,52 @@ class Recent:
         return False
 
 
+COPY_WINDOW = 10_000  # physical lines: a record printed again this close is a copy
+
+
+class CopyWindow:
+    """Records printed again by other ranks: a text that was seen at most ``lines``
+    physical lines earlier is a copy (read once). Memory stays bounded."""
+
+    def __init__(self, lines: int = COPY_WINDOW) -> None:
+        self.lines = lines
+        self._last: dict[str, int] = {}
+        self._pruned = 0
+
+    def copy(self, text: str, no: int) -> bool:
+        """True if ``text`` was seen within the window before line ``no``."""
+        prev = self._last.get(text)
+        self._last[text] = no
+        if no - self._pruned > 2 * self.lines:
+            self._last = {t: n for t, n in self._last.items() if no - n <= self.lines}
+            self._pruned = no
+        return prev is not None and no - prev <= self.lines
+
+
+class FieldShape(NamedTuple):
+    """A line the bulk engine reads without the parser's Python: a ``head`` (a
+    regex matched at the line's start, after the launcher prefix, with groups
+    ``step`` and optionally ``ts``, ending at the first ``sep``) and then
+    `` label: value |`` fields. ``fields`` maps labels to columns and units;
+    ``extra`` lists columns kept in ``extra``; labels not in ``fields`` are kept in
+    ``extra`` under their label. A line with anything the table does not cover
+    (a value that is no plain number, a field without a label, a cut-off line,
+    a ``reject`` match) is handed to the parser as a line, as are lines of a
+    head that is not at the start. Lines with the same text within
+    ``COPY_WINDOW`` lines are copies, as ``CopyWindow`` decides: the engine
+    decides it for every line whose head matches (the parser then gets those
+    lines with ``checked`` set), the parser for the others.
+    Patterns use only what Python's ``re`` and polars' (Rust) regex read alike:
+    ``[0-9]`` and ``[ \\t]``, not ``\\d`` and ``\\s``."""
+
+    needle: str
+    head: str
+    fields: Any  # Mapping[str, Field]
+    extra: frozenset = frozenset()
+    reject: str | None = None
+    sep: str = "|"
+
+
 class Parser:
     """Base class of log-format parsers (built-in and third-party alike)."""
 
@@ -129,6 +175,9 @@ class Parser:
     #: substrings every line the parser uses contains: other lines are skipped by the
     #: reader in bulk, never decoded (None: every line)
     needles: ClassVar[tuple[str, ...] | None] = None
+    #: line shapes the bulk engine may read in bulk (``FieldShape``); a parser that
+    #: declares them receives ``Batch`` records in its line stream and yields them on
+    shapes: ClassVar[tuple[FieldShape, ...]] = ()
 
     def detect(self, head: Sequence[str]) -> float:
         """Confidence 0..1 that ``head`` (the first cleaned lines) is this format."""

@@ -38,15 +38,16 @@ _MAGIC = (
 _DECOMPRESS_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]")
-_PREFIX_RE = re.compile(
-    r"""^(?:
-        [ \t]*\[(?:default|rank)(?P<r1>\d{1,7})\]:        # torchrun --tee / --local-ranks-filter
-      | \[\d+,(?P<r2>\d{1,7})\]<std(?:out|err)>:[ ]?      # mpirun --tag-output
-      | [ \t]*(?P<r3>\d{1,7}):(?:[ \t]|$)                 # srun --label
-      | [a-z][a-z0-9-]*\d[a-z0-9.-]*:[ \t]                # pdsh / clush '<host>: '
-    )""",
-    re.X,
+# launcher prefixes, as Python's re and polars' regex both read them (the bulk engine
+# strips them too): torchrun --tee / --local-ranks-filter, mpirun --tag-output,
+# srun --label, pdsh / clush '<host>: '
+PREFIX_PATTERN = (
+    r"^(?:[ \t]*\[(?:default|rank)(?P<r1>[0-9]{1,7})\]:"
+    r"|\[[0-9]+,(?P<r2>[0-9]{1,7})\]<std(?:out|err)>:[ ]?"
+    r"|[ \t]*(?P<r3>[0-9]{1,7}):(?:[ \t]|$)"
+    r"|[a-z][a-z0-9-]*[0-9][a-z0-9.-]*:[ \t])"
 )
+_PREFIX_RE = re.compile(PREFIX_PATTERN)
 
 
 class Line(NamedTuple):
@@ -55,6 +56,13 @@ class Line(NamedTuple):
     no: int
     text: str
     rank: int | None = None
+
+
+class CheckedLine(Line):
+    """A line of a declared shape that the bulk engine already found to be no copy
+    of another rank's (``parsing.FieldShape``)."""
+
+    __slots__ = ()
 
 
 def clean(text: str) -> tuple[str, int | None]:
@@ -143,23 +151,14 @@ def _starts(block: bytes, keys: tuple[bytes, ...]) -> list[int]:
     return sorted(found)
 
 
-def iter_lines(
-    path: str,
-    hasher=None,
-    chunk_size: int = CHUNK_SIZE,
-    needles: tuple[str, ...] | None = None,
-) -> Iterator[Line]:
-    """Yield the cleaned lines of ``path``; ``hasher`` (e.g. sha256) sees the raw bytes.
+def blocks(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple[int, bytes]]:
+    """The raw bytes of ``path`` (decompressed) in blocks of whole lines, without
+    the last newline: ``(number of the block's first line - 1, block)``. A line
+    longer than ``MAX_LINE`` bytes is cut to its first ``MAX_LINE`` bytes;
+    ``hasher`` (e.g. sha256) sees every raw byte of the file.
 
-    With ``needles``, only lines that contain one of them (as bytes, before any
-    cleaning) are decoded and yielded, with their physical line numbers: the other
-    lines are skipped by scanning whole blocks, not line by line.
-
-    Raises InputError for a missing, empty, binary or corrupt file. A line longer
-    than ``MAX_LINE`` bytes is cut to its first ``MAX_LINE`` bytes.
-    """
+    Raises InputError for a missing, empty, binary or corrupt file."""
     stream, wrapper, compression = _open(path, hasher)
-    keys = tuple(n.encode() for n in needles) if needles else None
     no = 0
     tail = b""
     first = True
@@ -198,37 +197,61 @@ def iter_lines(
                 continue
             tail = data[cut + 1 :]
             block = data[:cut]
-            if keys is None:
-                for raw_line in block.decode("utf-8", "replace").split("\n"):
-                    no += 1
-                    if "\r" in raw_line:
-                        for text, rank in segments(raw_line):
-                            yield Line(no, text, rank)
-                    else:
-                        text, rank = _strip(raw_line)
-                        yield Line(no, text, rank)
-                continue
-            pos = 0
-            for start in _starts(block, keys):
-                no += block.count(b"\n", pos, start)
-                pos = start
-                end = block.find(b"\n", start)
-                raw_line = block[start : end if end >= 0 else len(block)].decode("utf-8", "replace")
-                if "\r" in raw_line:
-                    for text, rank in segments(raw_line):
-                        yield Line(no + 1, text, rank)
-                else:
-                    text, rank = _strip(raw_line)
-                    yield Line(no + 1, text, rank)
-            no += block.count(b"\n", pos) + 1
-        if tail and (keys is None or any(k in tail for k in keys)):
-            no += 1
-            for text, rank in segments(tail.decode("utf-8", "replace")):
-                yield Line(no, text, rank)
+            yield no, block
+            no += block.count(b"\n") + 1
+        if tail:
+            yield no, tail
         wrapper.drain()
     finally:
         stream.close()
         wrapper.close()
+
+
+def block_lines(block: bytes, no: int, keys: tuple[bytes, ...] | None = None) -> Iterator[Line]:
+    """The cleaned lines of one block (``blocks``), numbered from ``no + 1``; with
+    ``keys``, only those holding one of them (found by bytes scans, not line by line)."""
+    if keys is None:
+        for raw_line in block.decode("utf-8", "replace").split("\n"):
+            no += 1
+            if "\r" in raw_line:
+                for text, rank in segments(raw_line):
+                    yield Line(no, text, rank)
+            else:
+                text, rank = _strip(raw_line)
+                yield Line(no, text, rank)
+        return
+    pos = 0
+    for start in _starts(block, keys):
+        no += block.count(b"\n", pos, start)
+        pos = start
+        end = block.find(b"\n", start)
+        raw_line = block[start : end if end >= 0 else len(block)].decode("utf-8", "replace")
+        if "\r" in raw_line:
+            for text, rank in segments(raw_line):
+                yield Line(no + 1, text, rank)
+        else:
+            text, rank = _strip(raw_line)
+            yield Line(no + 1, text, rank)
+
+
+def iter_lines(
+    path: str,
+    hasher=None,
+    chunk_size: int = CHUNK_SIZE,
+    needles: tuple[str, ...] | None = None,
+) -> Iterator[Line]:
+    """Yield the cleaned lines of ``path``; ``hasher`` (e.g. sha256) sees the raw bytes.
+
+    With ``needles``, only lines that contain one of them (as bytes, before any
+    cleaning) are decoded and yielded, with their physical line numbers: the other
+    lines are skipped by scanning whole blocks, not line by line.
+
+    Raises InputError for a missing, empty, binary or corrupt file. A line longer
+    than ``MAX_LINE`` bytes is cut to its first ``MAX_LINE`` bytes.
+    """
+    keys = tuple(n.encode() for n in needles) if needles else None
+    for no, block in blocks(path, hasher, chunk_size):
+        yield from block_lines(block, no, keys)
 
 
 def head(path: str, n: int = 2000) -> list[Line]:

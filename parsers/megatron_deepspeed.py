@@ -19,20 +19,23 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from llmbench.parsing import (
+    Batch,
     Config,
+    CopyWindow,
     Event,
     Field,
+    FieldShape,
     NewRun,
     Note,
     Parser,
-    Recent,
     Record,
     Step,
     convert,
-    scaled,
+    raw_number,
+    scaled_text,
 )
 from llmbench.parsing import literal as _literal
-from llmbench.reader import Line
+from llmbench.reader import CheckedLine, Line
 
 FIELDS: dict[str, Field] = {
     "consumed samples": Field("consumed_samples", int),
@@ -112,18 +115,51 @@ MEMORY_RE = re.compile(
 )
 
 
+# the iteration line as the bulk engine reads it: at the line's start, after an
+# optional ``[date time]`` (Megatron-LM 2024+), ASCII classes only (see FieldShape)
+HEAD = (
+    r"^[ \t]*(?:\[(?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?)\]"
+    r"[ \t]*)?iteration[ \t]+(?P<step>[0-9]{1,18})[ \t]*/[ \t]*[0-9]{1,18}[ \t]*\|"
+)
+SHAPES = (
+    FieldShape(
+        needle="iteration",
+        head=HEAD,
+        fields=FIELDS,
+        extra=EXTRA_COLUMNS,
+        # a second iteration record glued on (ranks interleaved): the parser's note
+        reject=r"\|.*iteration[\s\x1c-\x1f]+\d",
+    ),
+)
+
 # `` label: value |`` pairs; the label is everything before the segment's last colon
 PAIR_RE = re.compile(r"([^|]*):([^|:]*)\|")
 # a second iteration line glued onto the first (ranks interleaved)
 SECOND_ITER_RE = re.compile(r"\biteration\s+\d{1,18}\s*/\s*\d{1,18}\s*\|")
 
 
+def _raw(text: str):
+    """An ``extra`` field's value: as printed when it is a JSON number."""
+    v = raw_number(text)
+    if v is None:
+        raise ValueError(text)
+    return v
+
+
 def _converter(field: Field | None):
-    """text -> value for one label (as ``convert`` would give for plain numbers)."""
-    if field is None:
-        return float
+    """text -> value for one label (as ``convert`` would give for plain numbers);
+    a field kept in ``extra`` keeps its printed text (``raw_number``)."""
+    if field is None or field.column in EXTRA_COLUMNS:
+        return _raw
     if field.scale != 1.0:
-        return lambda text, scale=field.scale: scaled(float(text), scale)
+
+        def shifted(text: str, scale: float = field.scale) -> float:
+            v = scaled_text(text, scale)
+            if v is None:
+                raise ValueError(text)
+            return v
+
+        return shifted
     return int if field.kind is int else float
 
 
@@ -189,18 +225,16 @@ def _parse_fields_slowly(rest: str) -> tuple[dict, dict, list[str]]:
             continue
         label = label.strip()
         field = FIELDS.get(label)
-        if field is None:
-            v = convert(text, Field(label))
+        if field is None or field.column in EXTRA_COLUMNS:
+            v = raw_number(text)
             if v is None:
                 bad.append(label)
             else:
-                extra[label] = v
+                extra[label if field is None else field.column] = v
             continue
         v = convert(text, field)
         if v is None:
             bad.append(label)
-        elif field.column in EXTRA_COLUMNS:
-            extra[field.column] = v
         else:
             values[field.column] = v
     return values, extra, bad
@@ -268,6 +302,7 @@ class MegatronDeepSpeedParser(Parser):
     produces = tuple(sorted({f.column for f in FIELDS.values()}))
     # every line parse() reads holds one of these (ARG_RE lines hold " ..")
     needles = ("iteration", "arguments", "using world size", "padded vocab", " ..")
+    shapes = SHAPES
 
     #: the flavour this parser claims (see ``flavour``)
     claims = "deepspeed"
@@ -278,15 +313,29 @@ class MegatronDeepSpeedParser(Parser):
             return score * (0.9 if self.claims == "lm" else 0.85)
         return score if kind == self.claims else score * 0.6
 
-    def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
+    def parse(self, lines: Iterable[Line | Batch]) -> Iterator[Record]:
         in_args = False
         args: dict = {}
         args_line = 0
         steps_since_header = False  # a header line after steps starts a new run
         bar_lines = 0
-        recent = Recent(64)  # the last iteration lines
+        window = CopyWindow()  # iteration lines printed again by other ranks
         repeats = 0
-        for no, text, rank in lines:
+        for item in lines:
+            if type(item) is Batch:  # iteration lines the engine read (and their copies)
+                if in_args:
+                    in_args = False
+                    yield Note(
+                        "arguments dump has no end line: ends at the first iteration", item.first
+                    )
+                    yield _args_config(args, args_line)
+                repeats += item.n_lines - item.frame.height
+                bar_lines += item.frame.height
+                steps_since_header = steps_since_header or item.frame.height > 0
+                yield item
+                continue
+            no, text, rank = item
+            checked = type(item) is CheckedLine
             if in_args:
                 m = ARG_RE.match(text)
                 if m:
@@ -306,7 +355,7 @@ class MegatronDeepSpeedParser(Parser):
                 m = iteration_match(text, at)
                 if m is not None and "|" in m.group("rest"):
                     rest = m.group("rest")
-                    if recent.repeat(text):  # the same line printed by another rank
+                    if not checked and window.copy(text, no):  # printed by another rank
                         repeats += 1
                         continue
                     if "iteration" in rest and SECOND_ITER_RE.search(rest):

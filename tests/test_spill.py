@@ -82,24 +82,39 @@ def test_spilled_file_stores_the_same_rows(tmp_path, monkeypatch, restart_at):
     assert _spills(str(tmp_path / "spilled.db.parts")) == before  # every spill file deleted
 
 
-def test_spill_file_goes_when_the_parse_fails(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", ["python", "bulk"])
+def test_spill_file_goes_when_the_parse_fails(tmp_path, monkeypatch, engine):
     log = tmp_path / "big.log"
     _log(log, 400)
+    monkeypatch.setenv("LLMBENCH_ENGINE", engine)
     monkeypatch.setattr(rows, "SPILL_ROWS", 50)
-    real = frames.step_row
-    calls = []
+    spilled = []
+    if engine == "python":  # a parser bug in the middle of the file
+        real = frames.step_row
+        calls = []
 
-    def broken(s, seg, notes):
-        calls.append(s)
-        if len(calls) == 300:
+        def broken(s, seg, notes):
+            calls.append(s)
+            if len(calls) == 300:
+                spilled.append(glob.glob(str(tmp_path / "x.db.parts" / ".llmbench-spill-*")))
+                raise RuntimeError("parser bug")
+            return real(s, seg, notes)
+
+        monkeypatch.setattr(frames, "step_row", broken)
+    else:  # the steps were read in bulk: a bug at the end of the file
+        close = frames.Segmenter.close
+
+        def broken_close(self):
+            close(self)
+            spilled.append(self.rows.spills["steps"] + self.rows.spills["events"])
             raise RuntimeError("parser bug")
-        return real(s, seg, notes)
 
-    monkeypatch.setattr(frames, "step_row", broken)
+        monkeypatch.setattr(frames.Segmenter, "close", broken_close)
     before = _spills()
     report = ingest([str(log)], str(tmp_path / "x.db"))
     assert report.count("failed") == 1
     assert "parser bug" in str(report.failed[0].error)
+    assert spilled and spilled[0]  # it failed with rows spilled
     assert _spills(str(tmp_path / "x.db.parts")) == before
 
 
