@@ -19,17 +19,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from .parsing import COPY_WINDOW, Batch, Field, FieldShape, Parser, _power_of_ten
-from .reader import PREFIX_PATTERN, CheckedLine, Line, block_lines, blocks, iter_lines, segments
+from .reader import (
+    ANSI_PATTERN,
+    PREFIX_PATTERN,
+    CheckedLine,
+    Line,
+    block_lines,
+    blocks,
+    iter_lines,
+    segments,
+)
 
-BLOCK_SIZE = 32 << 20
+BLOCK_SIZE = 8 << 20
 SEPARATORS = b"\x1f\x1e\x1d\x1c\x01\x02\x03\x04"  # one that a block lacks splits it into lines
 MAX_SIGNATURES = 16  # distinct label sequences of one shape decoded per block
-# a plain decimal (what a unit conversion reads by moving the point); a JSON number
-PLAIN = r"^[+-]?[0-9]+(?:\.[0-9]+)?$"
+# a JSON number: an ``extra`` value stored as printed
 JSON_NUMBER = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$"
 
 
@@ -53,26 +62,93 @@ def items(
 
 
 def _items(parser: Parser, path: str, hasher) -> Iterator[Line | Batch]:
-    import polars as pl
-
     keys = tuple(n.encode() for n in parser.needles) if parser.needles else None
     shapes = [_Shape(s) for s in parser.shapes]
-    for no, block in blocks(path, hasher, BLOCK_SIZE):
+    for block, first, frame in _read_ahead(_kept_lines(parser, path, hasher)):
+        if frame is None:
+            yield from _python_block(block, first, keys, shapes)
+        else:
+            yield from _block_items(frame, shapes)
+
+
+def _kept_lines(parser: Parser, path: str, hasher) -> Iterator[tuple[bytes | None, int, Any]]:
+    """(None, lines before the block, its lines holding a needle: ``line_no``,
+    ``text``), or (the block, lines before it, None) for a block the Python reader
+    must read: polars cannot split it exactly, or a line of it holding a shape's
+    needle has several ``\\r`` states. Runs ahead in the reading thread."""
+    import polars as pl
+
+    needles = "|".join(_escape(n) for n in parser.needles) if parser.needles else None
+    shape_needles = "|".join(_escape(s.needle) for s in parser.shapes)
+    no = 0  # lines before the block
+    for block in blocks(path, hasher, BLOCK_SIZE):
         lines = _split(block)
         if lines is None:
-            for shape in shapes:
-                shape.forget()
-            yield from block_lines(block, no, keys)
+            yield block, no, None
+            no += block.count(b"\n") + 1
             continue
-        frame = pl.DataFrame({"text": lines}).with_row_index("line_no", offset=no + 1)
-        frame = frame.with_columns(pl.col("line_no").cast(pl.Int64))
-        if parser.needles:
-            hit = pl.lit(False)
-            for needle in parser.needles:
-                hit = hit | pl.col("text").str.contains(needle, literal=True)
-            frame = frame.filter(hit)
+        first, no = no, no + len(lines)
+        frame = pl.DataFrame({"text": lines}).lazy().with_row_index("line_no", offset=first + 1)
+        if needles:
+            frame = frame.filter(pl.col("text").str.contains(needles))
+        frame = frame.with_columns(pl.col("line_no").cast(pl.Int64)).collect().rechunk()
         del lines
-        yield from _block_items(frame, shapes)
+        text = frame["text"]
+        if (
+            b"\r" in block
+            and (text.str.contains("\r", literal=True) & text.str.contains(shape_needles)).any()
+        ):
+            yield block, first, None
+            continue
+        yield None, first, frame
+
+
+def _escape(literal: str) -> str:
+    """``literal`` as a pattern both regex engines read the same way."""
+    return "".join("\\" + c if c in "\\.^$|?*+()[]{}" else c for c in literal)
+
+
+def _read_ahead(source: Iterator, depth: int = 2) -> Iterator:
+    """``source``'s items, produced by a thread up to ``depth`` ahead (reading,
+    decompressing and hashing the next block while this one is parsed)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put(e)
+
+    thread = threading.Thread(target=run, name="llmbench-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 def _split(block: bytes):
@@ -80,26 +156,61 @@ def _split(block: bytes):
     when polars cannot split it exactly."""
     import polars as pl
 
-    sep = next((bytes([b]) for b in SEPARATORS if bytes([b]) not in block), None)
-    if sep is None:
-        return None
-    try:
-        df = pl.read_csv(
-            block,
-            has_header=False,
-            separator=sep.decode(),
-            quote_char=None,
-            new_columns=["text"],
-            infer_schema=False,
-            truncate_ragged_lines=True,
-            encoding="utf8-lossy",
-            raise_if_empty=False,
+    for k, byte in enumerate(SEPARATORS):
+        sep = bytes([byte])
+        if k and sep in block:  # the first is tried without a scan: a line holding it fails
+            continue
+        try:
+            df = pl.read_csv(
+                block,
+                has_header=False,
+                separator=sep.decode(),
+                quote_char=None,
+                new_columns=["text"],
+                infer_schema=False,
+                truncate_ragged_lines=False,
+                encoding="utf8-lossy",
+                raise_if_empty=False,
+            )
+        except pl.exceptions.PolarsError:
+            continue
+        if df.width != 1:
+            continue
+        lines = df["text"].fill_null("").rechunk()  # one chunk: a pattern compiles once
+        # every byte accounted for: the lines, their newlines, and a \r before each
+        # newline that polars drops (\r\n)
+        size = int(lines.str.len_bytes().sum()) + len(lines) - 1
+        if b"\r" in block:
+            size += block.count(b"\r\n")
+        # (a byte that is no UTF-8 grows to U+FFFD's three: such a block is read by Python)
+        return lines if size == len(block) else None
+    return None
+
+
+def _python_block(block: bytes, no: int, keys, shapes: list[_Shape]) -> Iterator[Line | Batch]:
+    """A block polars cannot split, read by the Python reader; the shapes' copy
+    windows still decide the copies of their lines."""
+    import polars as pl
+
+    lines = list(block_lines(block, no, keys))
+    owner: list[int | None] = []
+    for line in lines:
+        owner.append(next((k for k, sh in enumerate(shapes) if sh.record_key(line.text)), None))
+    flags: dict[int, bool] = {}
+    for k, shape in enumerate(shapes):
+        idx = [i for i, o in enumerate(owner) if o == k]
+        got = shape.copy_lines(
+            [lines[i].no for i in idx], [shape.record_key(lines[i].text) or "" for i in idx]
         )
-    except pl.exceptions.PolarsError:
-        return None
-    if df.width != 1 or df.height != block.count(b"\n") + 1:
-        return None
-    return df["text"].fill_null("")
+        flags.update(zip(idx, got, strict=True))
+    for i, line in enumerate(lines):
+        if owner[i] is None:
+            yield line
+        elif flags[i]:
+            yield Batch("steps", _empty_rows(), line.no, line.no, 1)
+        else:
+            yield CheckedLine(*line)
+    del pl
 
 
 def _block_items(frame, shapes: list[_Shape]) -> Iterator[Line | Batch]:
@@ -108,57 +219,48 @@ def _block_items(frame, shapes: list[_Shape]) -> Iterator[Line | Batch]:
     import polars as pl
 
     raw = frame["text"]
-    plain = ~(raw.str.contains("\r", literal=True) | raw.str.contains("\x1b", literal=True))
-    clean = frame.filter(plain)
-    stripped, ranks = _strip_prefixes(clean["text"])
-    clean = clean.with_columns(text=stripped, rank=ranks)
-    taken: list = []  # per shape: (rows frame, copies/line frame, checked lines frame)
-    for shape in shapes:
-        rows, marks, checked, clean = shape.take(clean)
+    rest = frame.filter(~raw.str.contains("\r", literal=True))
+    if rest["text"].str.contains("\x1b", literal=True).any():
+        rest = rest.with_columns(pl.col("text").str.replace_all(ANSI_PATTERN, ""))
+    taken: list = []  # per shape: (rows, line numbers of its head lines, checked lines)
+    for k, shape in enumerate(shapes):
+        rows, marks, checked, rest = shape.take(rest, more=k + 1 < len(shapes))
         taken.append((rows, marks, checked))
-    # everything not taken goes to the parser as lines
-    python_nos = set(frame["line_no"].to_list())
-    for rows, marks, checked in taken:
-        python_nos -= set(marks["line_no"].to_list())
-        python_nos -= set(rows["line_no"].to_list())
-    checked_nos: set[int] = set()
-    for _, _, checked in taken:
-        checked_nos |= set(checked)
-        python_nos |= set(checked)
-    order = sorted(python_nos)
-    texts = dict(zip(frame["line_no"].to_list(), raw.to_list(), strict=True)) if order else {}
-    bounds = np.asarray(order, dtype=np.int64)
-    # the shape rows and marks between two python lines make one batch per shape
-    pieces: list[tuple[int, int, Any]] = []  # (group, shape index, (rows, marks))
-    for k, (rows, marks, _) in enumerate(taken):
-        if not marks.height:
+    every = frame["line_no"].to_numpy()
+    marked = np.concatenate([m for _, m, _ in taken]) if taken else every[:0]
+    checked = (
+        np.concatenate([np.asarray(c, dtype=np.int64) for _, _, c in taken]) if taken else every[:0]
+    )
+    order = np.union1d(np.setdiff1d(every, marked, assume_unique=True), checked)
+    checked_nos = set(checked.tolist())
+    python = frame.filter(pl.col("line_no").is_in(order)) if len(order) else frame.clear()
+    texts = dict(zip(python["line_no"].to_list(), python["text"].to_list(), strict=True))
+    order_list = order.tolist()
+    # a shape's rows and head lines between two python lines make one batch
+    pieces: list[tuple[int, int, Any, Any]] = []  # (group, first line, rows, marks)
+    for rows, marks, _ in taken:
+        if not len(marks):
             continue
-        group = np.searchsorted(bounds, marks["line_no"].to_numpy())
-        rgroup = np.searchsorted(bounds, rows["line_no"].to_numpy())
-        for g in np.unique(group):
+        group = np.searchsorted(order, marks)
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(group)) + 1))
+        stops = np.concatenate((starts[1:], [len(marks)]))
+        row_nos = rows["line_no"].to_numpy()
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+            lo, hi = np.searchsorted(row_nos, [marks[a], marks[b - 1] + 1])
             pieces.append(
-                (
-                    int(g),
-                    k,
-                    (rows.filter(pl.Series(rgroup == g)), marks.filter(pl.Series(group == g))),
-                )
+                (int(group[a]), int(marks[a]), rows.slice(int(lo), int(hi - lo)), marks[a:b])
             )
-    pieces.sort(key=lambda p: (p[0], int(p[2][1]["line_no"][0])))
+    pieces.sort(key=lambda p: (p[0], p[1]))
     at = 0
-    for g, _, (rows, marks) in pieces:
+    for g, _, rows, marks in pieces:
         while at < g:
-            yield from _python_line(order[at], texts[order[at]], order[at] in checked_nos)
+            no = order_list[at]
+            yield from _python_line(no, texts[no], no in checked_nos)
             at += 1
-        n_lines = marks.height
-        yield Batch(
-            "steps",
-            rows.drop("text", strict=False),
-            int(marks["line_no"][0]),
-            int(marks["line_no"][-1]),
-            n_lines,
-        )
-    while at < len(order):
-        yield from _python_line(order[at], texts[order[at]], order[at] in checked_nos)
+        yield Batch("steps", rows, int(marks[0]), int(marks[-1]), len(marks))
+    while at < len(order_list):
+        no = order_list[at]
+        yield from _python_line(no, texts[no], no in checked_nos)
         at += 1
 
 
@@ -171,85 +273,129 @@ def _python_line(no: int, raw: str, checked: bool) -> Iterator[Line]:
 
 def _strip_prefixes(texts):
     """(texts without launcher prefixes, rank of the innermost prefix) as the reader
-    strips them (up to three prefixes)."""
+    strips them (up to three prefixes, one after the other)."""
     import polars as pl
 
-    pattern = PREFIX_PATTERN + r"(?P<rest>(?s:.*))"
     rank = pl.Series("rank", [None] * len(texts), dtype=pl.Int64)
     for _ in range(3):
-        m = texts.str.extract_groups(pattern)
-        rest = m.struct.field("rest")
-        if rest.null_count() == len(rest):
+        has = texts.str.contains(PREFIX_PATTERN)
+        if not has.any():
             break
-        found = pl.coalesce(m.struct.field("r1"), m.struct.field("r2"), m.struct.field("r3")).cast(
-            pl.Int64
-        )
-        rank = pl.select(pl.when(rest.is_not_null()).then(found).otherwise(rank)).to_series()
-        rank = rank.alias("rank")
-        texts = pl.select(pl.coalesce(rest, texts)).to_series()
-    return texts.alias("text"), rank
+        m = texts.str.extract_groups(PREFIX_PATTERN)
+        found = pl.coalesce(m.struct.field("r1"), m.struct.field("r2"), m.struct.field("r3"))
+        rank = pl.select(
+            pl.when(has & found.is_not_null()).then(found.cast(pl.Int64)).otherwise(rank)
+        ).to_series()
+        texts = texts.str.replace(PREFIX_PATTERN, "")
+    return texts.alias("text"), rank.alias("rank")
+
+
+def _ungrouped(pattern: str) -> str:
+    return re.sub(r"\(\?P<\w+>", "(?:", pattern)
 
 
 class _Shape:
-    """A ``FieldShape`` at work over one file: its copy window's last lines carry
-    from block to block."""
+    """A ``FieldShape`` at work over one file. Its head lines are found with their
+    launcher prefixes (``prefixed``); a line's copy key is its record, from the
+    head on (``record``), as ``parsing.record_key`` gives it; the keys of the last
+    COPY_WINDOW lines carry from block to block."""
 
     def __init__(self, shape: FieldShape) -> None:
         self.shape = shape
-        self.carry = None  # (line_no, text) of the head lines in the last COPY_WINDOW lines
+        body = shape.head.removeprefix("^").removeprefix("[ \\t]*")
+        self.record = _ungrouped(body)
+        self.prefixed = "^(?:" + _ungrouped(PREFIX_PATTERN)[1:] + "){0,3}" + shape.head[1:]
+        self._record_re = re.compile(self.record)
+        self._head_re = re.compile(shape.head)
+        self.carry = None  # (line numbers, key hashes, keys) of the last COPY_WINDOW lines
 
-    def forget(self) -> None:
-        """A block read by Python: its lines are not in the window (the parser's own
-        window saw them, so the rule holds across the gap)."""
-        self.carry = None
+    def record_key(self, text: str) -> str | None:
+        """The copy key of a cleaned line if it is one of this shape's head lines."""
+        if self.shape.needle not in text or not self._head_re.match(text):
+            return None
+        m = self._record_re.search(text)
+        return text[m.start() :] if m else None
 
-    def take(self, clean):
-        """(decoded rows, every head line taken (copies included), line numbers of
-        head lines left to the parser, the lines that are not this shape's)."""
+    def copy_lines(self, nos: list[int], keys: list[str]) -> list[bool]:
+        """The copy rule line by line (for a block the Python reader read)."""
+        import polars as pl
+
+        flags = self._copies(pl.Series(nos, dtype=pl.Int64), pl.Series(keys, dtype=pl.String))
+        return flags.to_list()
+
+    def take(self, lines, more: bool = False):
+        """(decoded rows, line numbers of every head line (copies included), line
+        numbers of head lines left to the parser, the lines that are not this
+        shape's: only when ``more`` shapes follow)."""
+        import polars as pl
 
         s = self.shape
-        mine = clean["text"].str.contains(s.needle, literal=True) & clean["text"].str.contains(
-            s.head
-        )
-        heads = clean.filter(mine)
-        rest = clean.filter(~mine)
-        copy = self._copies(heads)
-        fresh = heads.filter(~copy)
+        cand = lines.filter(lines["text"].str.contains(s.needle, literal=True))
+        plain = cand["text"].str.contains(s.head)  # no launcher prefix: the common case
+        prefixed = not plain.all()
+        heads = cand.filter(cand["text"].str.contains(self.prefixed)) if prefixed else cand
+        rest = lines.filter(~pl.col("line_no").is_in(heads["line_no"])) if more else None
+        if not heads.height:
+            return _empty_rows(), heads["line_no"].to_numpy(), [], rest
+        if prefixed:
+            keys = heads["text"].str.slice(heads["text"].str.find(self.record))
+        else:  # the record starts after the blanks the head allows
+            keys = heads["text"].str.strip_chars_start(" \t")
+        copy = self._copies(heads["line_no"], keys)
+        fresh = heads.filter(~copy) if copy.any() else heads
+        if prefixed:
+            text, rank = _strip_prefixes(fresh["text"])
+            fresh = fresh.with_columns(text=text, rank=rank)
+        else:
+            fresh = fresh.with_columns(rank=pl.lit(None, dtype=pl.Int64))
         rows, ok = _decode(s, fresh)
-        checked = fresh.filter(~ok)["line_no"].to_list()
-        marks = heads.select("line_no")
-        return rows, marks, checked, rest
+        checked = fresh.filter(~ok)["line_no"].to_list() if not ok.all() else []
+        return rows, heads["line_no"].to_numpy(), checked, rest
 
-    def _copies(self, heads):
-        """True for each head line whose text was seen within COPY_WINDOW lines."""
+    def _copies(self, line_no, keys):
+        """True for each head line (in line order) whose key is that of the head
+        line before it with the same key, at most COPY_WINDOW lines above."""
         import numpy as np
         import polars as pl
 
-        both = heads.select("line_no", "text").with_columns(new=pl.lit(True))
-        if self.carry is not None and self.carry.height:
-            both = pl.concat([self.carry.with_columns(new=pl.lit(False)), both])
-        if not both.height:
-            self.carry = None
-            return pl.Series([], dtype=pl.Boolean)
-        h = both["text"].hash(seed=0x11B)
-        if h.is_unique().all():
-            copy = pl.Series([False] * both.height)
+        nos = line_no.to_numpy()
+        hashed = keys.hash(seed=0x11B)
+        h = hashed.to_numpy()
+        if self.carry is None or not len(self.carry[0]):
+            unique = hashed.is_unique().all()
         else:
-            both = both.with_columns(h=h, i=pl.int_range(pl.len()))
-            srt = both.sort(["h", "line_no"])
-            same = (srt["h"] == srt["h"].shift(1)) & (srt["text"] == srt["text"].shift(1))
-            near = (srt["line_no"] - srt["line_no"].shift(1)) <= COPY_WINDOW
-            flag = (same & near).fill_null(False)
-            copy = pl.Series(np.zeros(both.height, dtype=bool))
-            idx = srt["i"].to_numpy()
-            arr = copy.to_numpy().copy()
-            arr[idx] = flag.to_numpy()
-            copy = pl.Series(arr)
-            both = both.drop("h", "i")
-        last = both["line_no"].max() if both.height else None
-        keep = both.filter(pl.col("line_no") > last - COPY_WINDOW) if last is not None else both
-        self.carry = keep.select("line_no", "text")
-        return copy.filter(both["new"])
+            unique = pl.concat([pl.Series(self.carry[1]), hashed]).is_unique().all()
+        if unique:  # no two keys alike: no copies (the common case, checked by hash)
+            if self.carry is not None:
+                c_nos, c_h, c_keys = self.carry
+                nos, h, keys = (
+                    np.concatenate([c_nos, nos]),
+                    np.concatenate([c_h, h]),
+                    pl.concat([c_keys, keys]),
+                )
+            keep = nos > nos[-1] - COPY_WINDOW
+            start = int(np.argmax(keep))
+            self.carry = (nos[start:], h[start:], keys.slice(start))
+            return pl.Series([False] * len(line_no), dtype=pl.Boolean)
+        if self.carry is not None:
+            c_nos, c_h, c_keys = self.carry
+            nos = np.concatenate([c_nos, nos])
+            h = np.concatenate([c_h, h])
+            keys = pl.concat([c_keys, keys])
+        new = len(nos) - len(line_no)
+        flags = np.zeros(len(nos), dtype=bool)
+        order = np.lexsort((nos, h))  # by key hash, then line
+        hs, ns = h[order], nos[order]
+        cand = np.flatnonzero((hs[1:] == hs[:-1]) & (ns[1:] - ns[:-1] <= COPY_WINDOW)) + 1
+        if len(cand):
+            a = pl.Series(order[cand], dtype=pl.UInt32)
+            b = pl.Series(order[cand - 1], dtype=pl.UInt32)
+            same = (keys.gather(a) == keys.gather(b)).to_numpy()
+            flags[order[cand[same]]] = True
+        keep = nos > nos[-1] - COPY_WINDOW
+        start = int(np.argmax(keep)) if len(keep) else 0
+        self.carry = (nos[start:], h[start:], keys.slice(start))
+        return pl.Series(flags[new:], dtype=pl.Boolean)
 
 
 def _decode(shape: FieldShape, fresh):
@@ -262,13 +408,12 @@ def _decode(shape: FieldShape, fresh):
     frames = []
     if not fresh.height:
         return _empty_rows(), pl.Series(ok_all)
-    texts = fresh["text"].to_list()
     left = np.ones(fresh.height, dtype=bool)
     for _ in range(MAX_SIGNATURES):
         idx = np.flatnonzero(left)
         if not len(idx):
             break
-        sig = _signature(shape, texts[idx[0]])
+        sig = _signature(shape, fresh["text"][int(idx[0])])
         if sig is None:
             left[idx[0]] = False
             continue
@@ -284,8 +429,9 @@ def _decode(shape: FieldShape, fresh):
             frames.append(rows)
     if not frames:
         return _empty_rows(), pl.Series(ok_all)
-    rows = pl.concat(frames, how="diagonal_relaxed").sort("line_no")
-    return rows, pl.Series(ok_all)
+    if len(frames) == 1:
+        return frames[0], pl.Series(ok_all)
+    return pl.concat(frames, how="diagonal_relaxed").sort("line_no"), pl.Series(ok_all)
 
 
 def _empty_rows():
@@ -331,68 +477,82 @@ def _signature(shape: FieldShape, text: str) -> _Signature | None:
     return _Signature(len(parts) - 1, prefixes, targets)
 
 
+# an integral zero printed with a minus: Python reads 0.0 (int("-0")), polars -0.0
+NEGATIVE_ZERO = r"-0+(?:[^0-9.eE]|$)"
+
+
 def _decode_signature(shape: FieldShape, sig: _Signature, sub):
     """(rows of the lines of ``sub`` that have signature ``sig`` and decode exactly,
-    their mask over ``sub``)."""
+    their mask over ``sub``). A field whose label differs keeps its label after
+    ``strip_prefix`` (which ends in a colon): no number reads from it, so the line
+    is left to the parser."""
     import polars as pl
 
     n = sig.n
-    cols = pl.col("text").str.split_exact(shape.sep, n)
+    names = [f"_f{i}" for i in range(n + 1)]
     lf = (
         sub.lazy()
-        .with_columns(cols.alias("_f"))
-        .with_columns(
-            [pl.col("_f").struct.field(f"field_{i}").alias(f"_f{i}") for i in range(n + 1)]
+        .select(
+            "line_no",
+            "rank",
+            "text",
+            pl.col("text").str.split_exact(shape.sep, n).struct.rename_fields(names).alias("_s"),
         )
+        .unnest("_s")
     )
-    ok = pl.col(f"_f{n}").is_not_null() & (pl.col(f"_f{n}").str.strip_chars() == "")
-    values, extras = [], []
+    # stage 1: each field's text and number, computed once
+    stage, checks, out_cols, extras = [], [], [], []
+    floats = False
     for i, (prefix, (key, field)) in enumerate(zip(sig.prefixes, sig.targets, strict=True), 1):
-        cell = pl.col(f"_f{i}")
-        ok = ok & cell.str.starts_with(prefix)
-        v = cell.str.slice(len(prefix)).str.strip_chars()
-        ok = ok & ~v.str.contains(":", literal=True)
+        v = pl.col(names[i]).str.strip_prefix(prefix).str.strip_chars(" ")
+        t, x = f"_t{i}", f"_x{i}"
         if field is None:  # kept in extra as printed
-            as_float = v.cast(pl.Float64, strict=False)
-            ok = ok & v.str.contains(JSON_NUMBER) & as_float.is_finite().fill_null(False)
-            extras.append((key, v))
+            stage += [v.alias(t), v.cast(pl.Float64, strict=False).alias(x)]
+            checks += [pl.col(t).str.contains(JSON_NUMBER), pl.col(x).is_finite()]
+            extras.append((key, t))
             continue
         if field.scale != 1.0:
             e = _power_of_ten(field.scale)
-            x = (v + f"e{e}").cast(pl.Float64, strict=False)
-            ok = ok & v.str.contains(PLAIN) & x.is_finite().fill_null(False)
+            stage.append((v + f"e{e}").cast(pl.Float64, strict=False).alias(x))
+            checks.append(pl.col(x).is_finite())
         elif field.kind is int:
-            x = v.cast(pl.Int64, strict=False)
-            ok = ok & x.is_not_null()
+            stage.append(v.cast(pl.Int64, strict=False).alias(x))
+            checks.append(pl.col(x).is_not_null())
         else:
-            x = v.cast(pl.Float64, strict=False)
-            # -0 reads as 0.0 in Python (int("-0")), as -0.0 in polars: left to Python
-            ok = ok & x.is_finite().fill_null(False) & ~(x.eq(0) & v.str.starts_with("-"))
+            stage.append(v.cast(pl.Float64, strict=False).alias(x))
+            checks.append(pl.col(x).is_finite())
+            floats = True
         if field.column == "step_time_s":
-            ok = ok & (x > 0).fill_null(False)
-        values.append(x.alias(field.column))
+            checks.append(pl.col(x) > 0)
+        out_cols.append(pl.col(x).alias(field.column))
+    if floats:
+        checks.append(~pl.col("text").str.contains(NEGATIVE_ZERO))
+    head = shape.head.rstrip("|").removesuffix("\\")
+    stage.append(pl.col(names[0]).str.extract_groups(head).alias("_head"))
+    tail = pl.col(names[n])
+    checks.append(tail.is_not_null() & (tail.str.strip_chars() == ""))
     if shape.reject:
-        ok = ok & ~pl.col("text").str.contains(shape.reject)
-    head = pl.col("text").str.extract_groups(shape.head)
+        checks.append(pl.col("text").str.count_matches(shape.reject) <= 1)
+    ok = pl.all_horizontal(checks).fill_null(False)
     exprs = [
         pl.col("line_no"),
         pl.col("rank"),
-        head.struct.field("step").cast(pl.Int64).alias("step"),
-        *values,
+        pl.col("_head").struct.field("step").cast(pl.Int64).alias("step"),
+        *out_cols,
     ]
     if "(?P<ts>" in shape.head:
-        exprs.append(
-            head.struct.field("ts").str.replace_all(" ", "T", literal=True).alias("timestamp")
-        )
+        ts = pl.col("_head").struct.field("ts").str.replace_all(" ", "T", literal=True)
+        exprs.append(ts.alias("timestamp"))
     if extras:
         pieces: list[Any] = []
-        for k, (key, v) in enumerate(sorted(extras, key=lambda kv: kv[0])):
+        for k, (key, t) in enumerate(sorted(extras)):
             pieces.append(
                 pl.lit(("{" if k == 0 else ",") + json.dumps(key, ensure_ascii=False) + ":")
             )
-            pieces.append(v)
+            pieces.append(pl.col(t))
         pieces.append(pl.lit("}"))
         exprs.append(pl.concat_str(pieces).alias("extra"))
-    out = lf.select(ok.fill_null(False).alias("_ok"), *exprs).collect()
+    out = lf.with_columns(stage).select(ok.alias("_ok"), *exprs).collect()
     mask = out["_ok"]
-    return out.filter(mask).drop("_ok"), mask
+    out = out.drop("_ok")
+    return (out if mask.all() else out.filter(mask)), mask

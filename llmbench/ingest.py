@@ -61,11 +61,9 @@ class ParsedFile:
         """The rows of ``table`` ("steps" or "events") as a polars DataFrame."""
         import polars as pl
 
-        part = next((p for p in self.parts if p.table == table), None)
-        if part is not None:
-            return pl.read_parquet(part.tmp)
         if self.parts:
-            return self.rows.frame(table).clear()
+            found = [pl.read_parquet(p.tmp) for p in self.parts if p.table == table]
+            return pl.concat(found) if found else self.rows.frame(table).clear()
         return self.rows.frame(table)
 
     @property
@@ -175,6 +173,37 @@ def _choose(
     raise UnrecognisedLogError(f"no parser recognises this file (tried: {names})", path=path)
 
 
+HASH_AHEAD = 32 << 20  # files at least this big are hashed by a thread of their own
+
+
+class _HashAhead:
+    """The sha256 of a file, computed by a thread while the file is parsed."""
+
+    def __init__(self, path: str) -> None:
+        import threading
+
+        self._sha = hashlib.sha256()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), daemon=True)
+        self._thread.start()
+
+    def _run(self, path: str) -> None:
+        buf = bytearray(1 << 22)
+        try:
+            with open(path, "rb", buffering=0) as f, memoryview(buf) as mv:
+                while n := f.readinto(mv):
+                    self._sha.update(mv[:n])
+        except BaseException as e:  # noqa: BLE001 - reported by hexdigest
+            self._error = e
+
+    def hexdigest(self) -> str:
+        """The hash (waits for the thread); InputError if the file could not be read."""
+        self._thread.join()
+        if self._error is not None:
+            raise InputError(f"cannot read: {self._error}", path=None)
+        return self._sha.hexdigest()
+
+
 class _Tracked:
     """Remembers the last line handed to a parser (for error messages)."""
 
@@ -214,13 +243,22 @@ def parse_file(
         raise InputError("no such file", path=path) from None
     chosen, others = _choose(path, parser, settings)
     hasher = hashlib.sha256()
+    ahead = None
+    if parts_dir and st.st_size >= HASH_AHEAD:
+        # hashed by a thread of its own: the run ids are known early, so rows can be
+        # written as parts while the file is read
+        ahead, hasher = _HashAhead(path), None
     if others:
         tracked = _Tracked(iter_lines(path, hasher))
     else:
         tracked = _Tracked(engine_items(chosen, path, hasher, engine))
     if parts_dir:
         os.makedirs(parts_dir, exist_ok=True)
-    rows = Rows(spill_dir=parts_dir)
+    rows = Rows(
+        spill_dir=parts_dir,
+        parts_dir=parts_dir if ahead else None,
+        run_key=ahead.hexdigest if ahead else None,
+    )
     try:
         if others:
             records, chosen = _read_together(chosen, others, tracked, path)
@@ -242,7 +280,7 @@ def parse_file(
         raise InputError(
             f"parser {chosen.name} found no steps, events or settings in this file", path=path
         )
-    sha = hasher.hexdigest()
+    sha = ahead.hexdigest() if ahead else hasher.hexdigest()
     abspath = os.path.abspath(path)
     layers = settings.layers(path)
     runs, run_ids, more = run_rows(
@@ -254,17 +292,25 @@ def parse_file(
         layers=layers,
         model_shape=settings.model_shape,
     )
-    rows.finish(run_ids)
     written: tuple = ()
-    if parts_dir and rows.spilled:
-        try:
-            written = tuple(
-                p
-                for p in (partfiles.write(rows.lazy(t), parts_dir, t) for t in ("steps", "events"))
-                if p is not None
-            )
-        finally:
-            rows.discard()
+    try:
+        rows.finish(run_ids)
+        if parts_dir and rows.spilled:
+            written = tuple(rows.release_parts())
+            if rows.spills["steps"] or rows.spills["events"]:
+                written += tuple(
+                    p
+                    for p in (
+                        partfiles.write(rows.lazy(t), parts_dir, t) for t in ("steps", "events")
+                    )
+                    if p is not None
+                )
+    except BaseException:
+        for p in written:
+            p.discard()
+        raise
+    if written:
+        rows.discard()  # the spill files, once their rows are in parts
     return ParsedFile(
         path=abspath,
         display=path,

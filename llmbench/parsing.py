@@ -120,8 +120,9 @@ COPY_WINDOW = 10_000  # physical lines: a record printed again this close is a c
 
 
 class CopyWindow:
-    """Records printed again by other ranks: a text that was seen at most ``lines``
-    physical lines earlier is a copy (read once). Memory stays bounded."""
+    """Records printed again by other ranks: a record (its text from its head on,
+    launcher prefixes and all before left out) that was seen at most ``lines``
+    physical lines earlier is a copy, read once. Memory stays bounded."""
 
     def __init__(self, lines: int = COPY_WINDOW) -> None:
         self.lines = lines
@@ -146,7 +147,7 @@ class FieldShape(NamedTuple):
     ``extra`` lists columns kept in ``extra``; labels not in ``fields`` are kept in
     ``extra`` under their label. A line with anything the table does not cover
     (a value that is no plain number, a field without a label, a cut-off line,
-    a ``reject`` match) is handed to the parser as a line, as are lines of a
+    more than one match of ``reject``) is handed to the parser as a line, as are lines of a
     head that is not at the start. Lines with the same text within
     ``COPY_WINDOW`` lines are copies, as ``CopyWindow`` decides: the engine
     decides it for every line whose head matches (the parser then gets those

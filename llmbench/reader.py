@@ -37,7 +37,8 @@ _MAGIC = (
 )
 _DECOMPRESS_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
 
-_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]")
+ANSI_PATTERN = r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]"  # read alike by polars
+_ANSI_RE = re.compile(ANSI_PATTERN)
 # launcher prefixes, as Python's re and polars' regex both read them (the bulk engine
 # strips them too): torchrun --tee / --local-ranks-filter, mpirun --tag-output,
 # srun --label, pdsh / clush '<host>: '
@@ -108,6 +109,12 @@ class _HashingReader:
             self._hasher.update(data)
         return data
 
+    def readinto(self, b) -> int:
+        n = self._raw.readinto(b)
+        if self._hasher is not None and n:
+            self._hasher.update(b[:n])
+        return n
+
     def readable(self) -> bool:
         return True
 
@@ -151,56 +158,63 @@ def _starts(block: bytes, keys: tuple[bytes, ...]) -> list[int]:
     return sorted(found)
 
 
-def blocks(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple[int, bytes]]:
-    """The raw bytes of ``path`` (decompressed) in blocks of whole lines, without
-    the last newline: ``(number of the block's first line - 1, block)``. A line
+def blocks(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """The raw bytes of ``path`` (decompressed) in blocks of whole lines, each
+    without its last newline (so a block of k newlines holds k + 1 lines). A line
     longer than ``MAX_LINE`` bytes is cut to its first ``MAX_LINE`` bytes;
-    ``hasher`` (e.g. sha256) sees every raw byte of the file.
+    ``hasher`` (e.g. sha256) sees every raw byte of the file. One buffer is read
+    into again and again (no new memory per block but the block itself).
 
     Raises InputError for a missing, empty, binary or corrupt file."""
     stream, wrapper, compression = _open(path, hasher)
-    no = 0
-    tail = b""
+    buf = bytearray(chunk_size)
+    filled = 0  # buf[:filled]: the start of a line not yet complete
     first = True
-    overlong = False
+    overlong = False  # the pending line was cut at MAX_LINE: skip to its end
     try:
         while True:
-            try:
-                chunk = stream.read(chunk_size)
-            except _DECOMPRESS_ERRORS as e:
-                raise InputError(
-                    f"corrupt or truncated {compression or 'file'} data ({e})",
-                    path=path,
-                    line=no or None,
-                ) from None
+            if len(buf) < filled + chunk_size:
+                buf.extend(bytes(filled + chunk_size - len(buf)))
+            with memoryview(buf) as mv:
+                try:
+                    n = stream.readinto(mv[filled : filled + chunk_size])
+                except _DECOMPRESS_ERRORS as e:
+                    raise InputError(
+                        f"corrupt or truncated {compression or 'file'} data ({e})",
+                        path=path,
+                    ) from None
             if first:
                 first = False
-                if not chunk:
+                if not n:
                     raise InputError("empty file", path=path)
-                if b"\x00" in chunk[:8192]:
+                if b"\x00" in buf[: min(n, 8192)]:
                     raise InputError(
                         "binary file (NUL bytes), not a text log",
                         path=path,
                         remedy="pass text logs (.log/.out/.txt, optionally .gz/.bz2/.xz)",
                     )
-            if not chunk:
+            if not n:
                 break
-            if overlong:  # inside a line already cut: skip to its end
-                nl = chunk.find(b"\n")
+            end = filled + n
+            if overlong:
+                nl = buf.find(b"\n", filled, end)
                 if nl < 0:
-                    continue
-                chunk, overlong = chunk[nl:], False
-            data = tail + chunk
-            cut = data.rfind(b"\n")
+                    continue  # still inside the cut line
+                del buf[filled:nl]
+                end -= nl - filled
+                overlong = False
+            cut = buf.rfind(b"\n", 0, end)
             if cut < 0:
-                tail, overlong = (data[:MAX_LINE], True) if len(data) > MAX_LINE else (data, False)
+                filled, overlong = (MAX_LINE, True) if end > MAX_LINE else (end, False)
                 continue
-            tail = data[cut + 1 :]
-            block = data[:cut]
-            yield no, block
-            no += block.count(b"\n") + 1
-        if tail:
-            yield no, tail
+            with memoryview(buf) as mv:
+                block = bytes(mv[:cut])
+                rest = end - cut - 1
+                mv[:rest] = mv[cut + 1 : end]
+            yield block
+            filled = rest
+        if filled:
+            yield bytes(buf[:filled])
         wrapper.drain()
     finally:
         stream.close()
@@ -250,8 +264,10 @@ def iter_lines(
     than ``MAX_LINE`` bytes is cut to its first ``MAX_LINE`` bytes.
     """
     keys = tuple(n.encode() for n in needles) if needles else None
-    for no, block in blocks(path, hasher, chunk_size):
+    no = 0
+    for block in blocks(path, hasher, chunk_size):
         yield from block_lines(block, no, keys)
+        no += block.count(b"\n") + 1
 
 
 def head(path: str, n: int = 2000) -> list[Line]:

@@ -220,22 +220,41 @@ def conform(frame, table: str, seg: int | None = None):
     return frame.select(exprs)
 
 
+def run_id(run_key: str, segment: int) -> str:
+    """The run id of a file's run segment: its content hash's first 12 hex digits,
+    ``-k`` for the k-th later segment."""
+    return run_key[:12] if segment == 0 else f"{run_key[:12]}-{segment}"
+
+
 class Rows:
     """The step and event rows of one file. Row lists (from parser records) and
-    frames (from the bulk engine) are kept in memory up to ``spill_rows`` rows, then
-    written to Arrow IPC files in ``spill_dir`` (deleted by ``discard``, or when the
-    last reference goes away; pickling hands them over to the receiver)."""
+    frames (from the bulk engine) are kept in memory up to ``spill_rows`` rows.
+    Past that they are written out: as pending Parquet parts in ``parts_dir`` when
+    the file's content hash (``run_key``, a function that may wait for it) gives
+    the run ids already, else as Arrow IPC files in ``spill_dir``. Temporary files
+    are deleted by ``discard``, or when the last reference goes away; pickling hands
+    them over to the receiver."""
 
-    def __init__(self, spill_rows: int | None = None, spill_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        spill_rows: int | None = None,
+        spill_dir: str | None = None,
+        *,
+        parts_dir: str | None = None,
+        run_key=None,
+    ) -> None:
         self.n = {"steps": 0, "events": 0}
         self._lists: dict[str, list[list]] = {"steps": [], "events": []}
         self._frames: dict[str, list] = {"steps": [], "events": []}
         self._held = 0  # rows in memory
         self.spills: dict[str, list[str]] = {"steps": [], "events": []}
+        self.parts: list = []  # parts.PendingPart written so far
         self.spill_rows = spill_rows or SPILL_ROWS
         self.spill_dir = spill_dir
+        self.parts_dir = parts_dir
+        self.run_key = run_key
         self.run_ids: dict[int, str] = {}
-        self._finalizer = weakref.finalize(self, _unlink_all, self.spills)
+        self._finalizer = weakref.finalize(self, _unlink_all, self.spills, self.parts)
 
     @property
     def n_steps(self) -> int:
@@ -247,7 +266,8 @@ class Rows:
 
     @property
     def spilled(self) -> bool:
-        return bool(self.spills["steps"] or self.spills["events"])
+        """Some rows are on disk (spill files or parts)."""
+        return bool(self.spills["steps"] or self.spills["events"] or self.parts)
 
     def add_step(self, row: list) -> None:
         self._lists["steps"].append(row)
@@ -281,6 +301,9 @@ class Rows:
             self._lists[table] = []
 
     def _spill(self) -> None:
+        if self.parts_dir and self.run_key is not None:
+            self._write_parts(self.run_key())
+            return
         directory = self.spill_dir or tempfile.gettempdir()
         for table in ("steps", "events"):
             self._pack(table)
@@ -297,9 +320,37 @@ class Rows:
             self._frames[table] = []
         self._held = 0
 
+    def _write_parts(self, key: str) -> None:
+        """The rows in memory as pending parts, run ids made from ``key``."""
+        import polars as pl
+
+        from . import parts as partfiles
+
+        for table in ("steps", "events"):
+            self._pack(table)
+            frames = self._frames[table]
+            if not frames:
+                continue
+            frame = pl.concat(frames, how="vertical")
+            segments = frame["run_id"].unique().to_list()
+            frame = frame.with_columns(
+                pl.col("run_id").replace_strict(
+                    segments, [run_id(key, k) for k in segments], return_dtype=pl.String
+                )
+            )
+            part = partfiles.write(frame, self.parts_dir, table)
+            if part is not None:
+                self.parts.append(part)
+            self._frames[table] = []
+        self._held = 0
+
     def finish(self, run_ids: dict[int, str]) -> None:
-        """Give the rows their run ids (segment index -> run id), once known."""
+        """Give the rows their run ids (segment index -> run id), once known. Rows
+        already written as parts are joined by the rest, as parts too."""
         self.run_ids = dict(run_ids)
+        if self.parts:
+            self._write_parts(self.run_key())
+            return
         for table in ("steps", "events"):
             self._pack(table)
 
@@ -327,25 +378,37 @@ class Rows:
         return self.lazy(table).collect()
 
     def discard(self) -> None:
-        """Delete the spill files, if any (the rows are stored or no longer wanted)."""
-        _unlink_all(self.spills)
+        """Delete the spill files and pending parts, if any (the rows are stored or
+        no longer wanted)."""
+        _unlink_all(self.spills, self.parts)
         self.spills = {"steps": [], "events": []}
+        self.parts = []
         self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _unlink_all, self.spills)
+        self._finalizer = weakref.finalize(self, _unlink_all, self.spills, self.parts)
+
+    def release_parts(self) -> list:
+        """Hand the pending parts over (to a store): they are no longer deleted here."""
+        out, self.parts = self.parts, []
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _unlink_all, self.spills, self.parts)
+        return out
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_finalizer")
+        state["run_key"] = None  # a function of the process that read the file
         self._finalizer.detach()  # the receiver owns the spill files now
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._finalizer = weakref.finalize(self, _unlink_all, self.spills)
+        self._finalizer = weakref.finalize(self, _unlink_all, self.spills, self.parts)
 
 
-def _unlink_all(spills: dict[str, list[str]]) -> None:
+def _unlink_all(spills: dict[str, list[str]], parts: list) -> None:
     for paths in spills.values():
         for path in paths:
             with suppress(OSError):
                 os.unlink(path)
+    for part in parts:
+        part.discard()

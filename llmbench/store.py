@@ -49,8 +49,8 @@ def _create(table: str, cols: dict[str, str]) -> str:
     body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
     if table == "runs":
         body = body.replace('"run_id" TEXT', '"run_id" TEXT PRIMARY KEY', 1)
-    if table == "run_parts":
-        body += ", PRIMARY KEY (run_id, tbl)"
+    if table == "run_parts":  # a run's rows of a table may span several parts
+        body += ", PRIMARY KEY (run_id, tbl, part)"
     return f'CREATE TABLE IF NOT EXISTS "{table}" ({body})'
 
 

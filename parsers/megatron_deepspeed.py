@@ -127,8 +127,8 @@ SHAPES = (
         head=HEAD,
         fields=FIELDS,
         extra=EXTRA_COLUMNS,
-        # a second iteration record glued on (ranks interleaved): the parser's note
-        reject=r"\|.*iteration[\s\x1c-\x1f]+\d",
+        # a second iteration record glued on (ranks interleaved) never decodes: its
+        # head lands in a field without a colon, or in a value that is no number
     ),
 )
 
@@ -355,7 +355,8 @@ class MegatronDeepSpeedParser(Parser):
                 m = iteration_match(text, at)
                 if m is not None and "|" in m.group("rest"):
                     rest = m.group("rest")
-                    if not checked and window.copy(text, no):  # printed by another rank
+                    # the same record (from its head on) printed by another rank
+                    if not checked and window.copy(text[m.start() :], no):
                         repeats += 1
                         continue
                     if "iteration" in rest and SECOND_ITER_RE.search(rest):
