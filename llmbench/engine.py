@@ -169,9 +169,13 @@ def _split(block: bytes):
                 new_columns=["text"],
                 infer_schema=False,
                 truncate_ragged_lines=False,
-                encoding="utf8-lossy",
+                encoding="utf8",  # a byte that is no UTF-8: the Python reader's replacement
                 raise_if_empty=False,
             )
+        except pl.exceptions.ComputeError as e:
+            if "utf-8" in str(e).lower():
+                return None
+            continue
         except pl.exceptions.PolarsError:
             continue
         if df.width != 1:
@@ -182,7 +186,6 @@ def _split(block: bytes):
         size = int(lines.str.len_bytes().sum()) + len(lines) - 1
         if b"\r" in block:
             size += block.count(b"\r\n")
-        # (a byte that is no UTF-8 grows to U+FFFD's three: such a block is read by Python)
         return lines if size == len(block) else None
     return None
 
@@ -238,7 +241,9 @@ def _block_items(frame, shapes: list[_Shape]) -> Iterator[Line | Batch]:
     order_list = order.tolist()
     # a shape's rows and head lines between two python lines make one batch
     pieces: list[tuple[int, int, Any, Any]] = []  # (group, first line, rows, marks)
-    for rows, marks, _ in taken:
+    for rows, marks, left in taken:
+        if left:  # head lines left to the parser are its lines, not the batch's
+            marks = np.setdiff1d(marks, np.asarray(left, dtype=np.int64), assume_unique=True)
         if not len(marks):
             continue
         group = np.searchsorted(order, marks)
@@ -304,13 +309,17 @@ class _Shape:
         self.shape = shape
         body = shape.head.removeprefix("^").removeprefix("[ \\t]*")
         self.record = _ungrouped(body)
-        self.prefixed = "^(?:" + _ungrouped(PREFIX_PATTERN)[1:] + "){0,3}" + shape.head[1:]
+        # a head line: the head at the line's start and a field after it
+        more = f".*{_escape(shape.sep)}"
+        self.head_line = _ungrouped(shape.head) + more
+        self.prefixed = "^(?:" + _ungrouped(PREFIX_PATTERN)[1:] + "){0,3}" + self.head_line[1:]
         self._record_re = re.compile(self.record)
-        self._head_re = re.compile(shape.head)
+        self._head_re = re.compile(self.head_line)
         self.carry = None  # (line numbers, key hashes, keys) of the last COPY_WINDOW lines
 
     def record_key(self, text: str) -> str | None:
-        """The copy key of a cleaned line if it is one of this shape's head lines."""
+        """The copy key of a cleaned line if it is one of this shape's head lines (the
+        head at its start, a field after it)."""
         if self.shape.needle not in text or not self._head_re.match(text):
             return None
         m = self._record_re.search(text)
@@ -331,7 +340,7 @@ class _Shape:
 
         s = self.shape
         cand = lines.filter(lines["text"].str.contains(s.needle, literal=True))
-        plain = cand["text"].str.contains(s.head)  # no launcher prefix: the common case
+        plain = cand["text"].str.contains(self.head_line)  # no launcher prefix: the common case
         prefixed = not plain.all()
         heads = cand.filter(cand["text"].str.contains(self.prefixed)) if prefixed else cand
         rest = lines.filter(~pl.col("line_no").is_in(heads["line_no"])) if more else None
@@ -358,6 +367,8 @@ class _Shape:
         import numpy as np
         import polars as pl
 
+        if not len(line_no):
+            return pl.Series([], dtype=pl.Boolean)
         nos = line_no.to_numpy()
         hashed = keys.hash(seed=0x11B)
         h = hashed.to_numpy()

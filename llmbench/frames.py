@@ -221,11 +221,12 @@ class Segmenter:
         frame = rec.frame
         if not frame.height:
             return
+        lines = frame["line_no"]
         if rec.table == "events":
             self.rows.add_frame("events", conform(frame, "events", cur.index))
             cur.n_events += frame.height
-            cur.touch(rec.first)
-            cur.touch(rec.last)
+            cur.touch(lines.min())
+            cur.touch(lines.max())
             return
         steps = frame["step"]
         arr = steps.to_numpy()
@@ -246,8 +247,8 @@ class Segmenter:
             if len(gbs):
                 cur.step_batch_size = gbs[0]
         self.held.add(conform(frame, "steps", cur.index))
-        cur.touch(rec.first)
-        cur.touch(rec.last)
+        cur.touch(lines.min())
+        cur.touch(lines.max())
 
     def close(self) -> tuple[list[Segment], list[str]]:
         self.held.trim(0)

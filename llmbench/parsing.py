@@ -120,17 +120,19 @@ COPY_WINDOW = 10_000  # physical lines: a record printed again this close is a c
 
 
 class CopyWindow:
-    """Records printed again by other ranks: a record (its text from its head on,
-    launcher prefixes and all before left out) that was seen at most ``lines``
-    physical lines earlier is a copy, read once. Memory stays bounded."""
+    """Records printed again by other ranks: a record seen at most ``lines``
+    physical lines earlier is a copy, read once. A record's key is its text from
+    its head on (launcher prefixes and all before left out) and whether it starts
+    the line (a ``FieldShape``'s head line, whose copies the bulk engine decides).
+    Memory stays bounded."""
 
     def __init__(self, lines: int = COPY_WINDOW) -> None:
         self.lines = lines
-        self._last: dict[str, int] = {}
+        self._last: dict[Any, int] = {}
         self._pruned = 0
 
-    def copy(self, text: str, no: int) -> bool:
-        """True if ``text`` was seen within the window before line ``no``."""
+    def copy(self, text: Any, no: int) -> bool:
+        """True if ``text`` (a key) was seen within the window before line ``no``."""
         prev = self._last.get(text)
         self._last[text] = no
         if no - self._pruned > 2 * self.lines:
@@ -145,7 +147,9 @@ class FieldShape(NamedTuple):
     ``step`` and optionally ``ts``, ending at the first ``sep``) and then
     `` label: value |`` fields. ``fields`` maps labels to columns and units;
     ``extra`` lists columns kept in ``extra``; labels not in ``fields`` are kept in
-    ``extra`` under their label. A line with anything the table does not cover
+    ``extra`` under their label. A head line is one whose head matches at its
+    start and that has a ``sep`` after the head. A line with anything the table
+    does not cover
     (a value that is no plain number, a field without a label, a cut-off line,
     more than one match of ``reject``) is handed to the parser as a line, as are lines of a
     head that is not at the start. Lines with the same text within

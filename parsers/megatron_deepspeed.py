@@ -121,6 +121,7 @@ HEAD = (
     r"^[ \t]*(?:\[(?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?)\]"
     r"[ \t]*)?iteration[ \t]+(?P<step>[0-9]{1,18})[ \t]*/[ \t]*[0-9]{1,18}[ \t]*\|"
 )
+HEAD_RE = re.compile(HEAD)
 SHAPES = (
     FieldShape(
         needle="iteration",
@@ -355,8 +356,10 @@ class MegatronDeepSpeedParser(Parser):
                 m = iteration_match(text, at)
                 if m is not None and "|" in m.group("rest"):
                     rest = m.group("rest")
-                    # the same record (from its head on) printed by another rank
-                    if not checked and window.copy(text[m.start() :], no):
+                    # the same record (from its head on) printed by another rank; records at
+                    # a line's start (the engine's) and elsewhere are told apart
+                    key = (HEAD_RE.match(text) is not None, text[m.start() :])
+                    if not checked and window.copy(key, no):
                         repeats += 1
                         continue
                     if "iteration" in rest and SECOND_ITER_RE.search(rest):
