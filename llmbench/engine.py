@@ -63,7 +63,7 @@ def items(
 
 def _items(parser: Parser, path: str, hasher) -> Iterator[Line | Batch]:
     keys = tuple(n.encode() for n in parser.needles) if parser.needles else None
-    shapes = [_Shape(s) for s in parser.shapes]
+    shapes = [s.reader() for s in parser.shapes]
     for block, first, frame in _read_ahead(_kept_lines(parser, path, hasher)):
         if frame is None:
             yield from _python_block(block, first, keys, shapes)
@@ -190,7 +190,7 @@ def _split(block: bytes):
     return None
 
 
-def _python_block(block: bytes, no: int, keys, shapes: list[_Shape]) -> Iterator[Line | Batch]:
+def _python_block(block: bytes, no: int, keys, shapes: list[ShapeReader]) -> Iterator[Line | Batch]:
     """A block polars cannot split, read by the Python reader; the shapes' copy
     windows still decide the copies of their lines."""
     import polars as pl
@@ -210,13 +210,13 @@ def _python_block(block: bytes, no: int, keys, shapes: list[_Shape]) -> Iterator
         if owner[i] is None:
             yield line
         elif flags[i]:
-            yield Batch("steps", _empty_rows(), line.no, line.no, 1)
+            yield Batch(shapes[owner[i]].table, _empty_rows(), line.no, line.no, 1)
         else:
             yield CheckedLine(*line)
     del pl
 
 
-def _block_items(frame, shapes: list[_Shape]) -> Iterator[Line | Batch]:
+def _block_items(frame, shapes: list[ShapeReader]) -> Iterator[Line | Batch]:
     """Lines and batches of one block's kept lines (``line_no``, ``text``), in order."""
     import numpy as np
     import polars as pl
@@ -225,44 +225,49 @@ def _block_items(frame, shapes: list[_Shape]) -> Iterator[Line | Batch]:
     rest = frame.filter(~raw.str.contains("\r", literal=True))
     if rest["text"].str.contains("\x1b", literal=True).any():
         rest = rest.with_columns(pl.col("text").str.replace_all(ANSI_PATTERN, ""))
-    taken: list = []  # per shape: (rows, line numbers of its head lines, checked lines)
+    taken: list = []  # per shape: (its reader, rows per table, head lines, head lines left)
     for k, shape in enumerate(shapes):
-        rows, marks, checked, rest = shape.take(rest, more=k + 1 < len(shapes))
-        taken.append((rows, marks, checked))
+        tables, marks, checked, rest = shape.take(rest, more=k + 1 < len(shapes))
+        taken.append((shape, tables, marks, checked))
     every = frame["line_no"].to_numpy()
-    marked = np.concatenate([m for _, m, _ in taken]) if taken else every[:0]
-    checked = (
-        np.concatenate([np.asarray(c, dtype=np.int64) for _, _, c in taken]) if taken else every[:0]
+    marked = np.concatenate([m for _, _, m, _ in taken]) if taken else every[:0]
+    left = (
+        np.concatenate([np.asarray(c, dtype=np.int64) for *_, c in taken]) if taken else every[:0]
     )
-    order = np.union1d(np.setdiff1d(every, marked, assume_unique=True), checked)
-    checked_nos = set(checked.tolist())
+    order = np.union1d(np.setdiff1d(every, marked, assume_unique=True), left)
+    checked_nos = set(left.tolist())
     python = frame.filter(pl.col("line_no").is_in(order)) if len(order) else frame.clear()
     texts = dict(zip(python["line_no"].to_list(), python["text"].to_list(), strict=True))
     order_list = order.tolist()
-    # a shape's rows and head lines between two python lines make one batch
-    pieces: list[tuple[int, int, Any, Any]] = []  # (group, first line, rows, marks)
-    for rows, marks, left in taken:
-        if left:  # head lines left to the parser are its lines, not the batch's
-            marks = np.setdiff1d(marks, np.asarray(left, dtype=np.int64), assume_unique=True)
+    # a shape's rows and head lines between two python lines make one batch per table
+    pieces: list[tuple[int, int, list]] = []  # (group, first line, batches)
+    for shape, tables, marks, checked in taken:
+        if checked:  # head lines left to the parser are its lines, not the batch's
+            marks = np.setdiff1d(marks, np.asarray(checked, dtype=np.int64), assume_unique=True)
         if not len(marks):
             continue
         group = np.searchsorted(order, marks)
         starts = np.concatenate(([0], np.flatnonzero(np.diff(group)) + 1))
         stops = np.concatenate((starts[1:], [len(marks)]))
-        row_nos = rows["line_no"].to_numpy()
+        tables = {shape.table: _empty_rows(), **tables}  # its batch stands for the copies
+        nos = {t: f["line_no"].to_numpy() for t, f in tables.items()}
         for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
-            lo, hi = np.searchsorted(row_nos, [marks[a], marks[b - 1] + 1])
-            pieces.append(
-                (int(group[a]), int(marks[a]), rows.slice(int(lo), int(hi - lo)), marks[a:b])
-            )
+            batches = []
+            for table in sorted(tables, key=lambda t: t != shape.table):
+                lo, hi = np.searchsorted(nos[table], [marks[a], marks[b - 1] + 1])
+                rows = tables[table].slice(int(lo), int(hi - lo))
+                if rows.height or table == shape.table:
+                    n = (b - a) if table == shape.table else 0
+                    batches.append(Batch(table, rows, int(marks[a]), int(marks[b - 1]), n))
+            pieces.append((int(group[a]), int(marks[a]), batches))
     pieces.sort(key=lambda p: (p[0], p[1]))
     at = 0
-    for g, _, rows, marks in pieces:
+    for g, _, batches in pieces:
         while at < g:
             no = order_list[at]
             yield from _python_line(no, texts[no], no in checked_nos)
             at += 1
-        yield Batch("steps", rows, int(marks[0]), int(marks[-1]), len(marks))
+        yield from batches
     while at < len(order_list):
         no = order_list[at]
         yield from _python_line(no, texts[no], no in checked_nos)
@@ -276,7 +281,7 @@ def _python_line(no: int, raw: str, checked: bool) -> Iterator[Line]:
         yield kind(no, text, rank)
 
 
-def _strip_prefixes(texts):
+def strip_prefixes(texts):
     """(texts without launcher prefixes, rank of the innermost prefix) as the reader
     strips them (up to three prefixes, one after the other)."""
     import polars as pl
@@ -299,31 +304,27 @@ def _ungrouped(pattern: str) -> str:
     return re.sub(r"\(\?P<\w+>", "(?:", pattern)
 
 
-class _Shape:
-    """A ``FieldShape`` at work over one file. Its head lines are found with their
-    launcher prefixes (``prefixed``); a line's copy key is its record, from the
-    head on (``record``), as ``parsing.record_key`` gives it; the keys of the last
-    COPY_WINDOW lines carry from block to block."""
+class ShapeReader:
+    """A declared shape at work over one file: the copy rule for its head lines,
+    whose keys over the last COPY_WINDOW lines carry from block to block.
+    Subclasses read a block's lines with ``take``; ``table`` is the table of the
+    rows their head lines give (a batch of it stands for copies too)."""
 
-    def __init__(self, shape: FieldShape) -> None:
-        self.shape = shape
-        body = shape.head.removeprefix("^").removeprefix("[ \\t]*")
-        self.record = _ungrouped(body)
-        # a head line: the head at the line's start and a field after it
-        more = f".*{_escape(shape.sep)}"
-        self.head_line = _ungrouped(shape.head) + more
-        self.prefixed = "^(?:" + _ungrouped(PREFIX_PATTERN)[1:] + "){0,3}" + self.head_line[1:]
-        self._record_re = re.compile(self.record)
-        self._head_re = re.compile(self.head_line)
+    table = "steps"
+
+    def __init__(self, needle: str) -> None:
+        self.needle = needle
         self.carry = None  # (line numbers, key hashes, keys) of the last COPY_WINDOW lines
 
     def record_key(self, text: str) -> str | None:
-        """The copy key of a cleaned line if it is one of this shape's head lines (the
-        head at its start, a field after it)."""
-        if self.shape.needle not in text or not self._head_re.match(text):
-            return None
-        m = self._record_re.search(text)
-        return text[m.start() :] if m else None
+        """The copy key of a cleaned line if it is one of this shape's head lines."""
+        raise NotImplementedError
+
+    def take(self, lines, more: bool = False):
+        """(rows per table, line numbers of every head line, copies included, line
+        numbers of head lines left to the parser, the lines that are not this
+        shape's: only when ``more`` shapes follow)."""
+        raise NotImplementedError
 
     def copy_lines(self, nos: list[int], keys: list[str]) -> list[bool]:
         """The copy rule line by line (for a block the Python reader read)."""
@@ -331,35 +332,6 @@ class _Shape:
 
         flags = self._copies(pl.Series(nos, dtype=pl.Int64), pl.Series(keys, dtype=pl.String))
         return flags.to_list()
-
-    def take(self, lines, more: bool = False):
-        """(decoded rows, line numbers of every head line (copies included), line
-        numbers of head lines left to the parser, the lines that are not this
-        shape's: only when ``more`` shapes follow)."""
-        import polars as pl
-
-        s = self.shape
-        cand = lines.filter(lines["text"].str.contains(s.needle, literal=True))
-        plain = cand["text"].str.contains(self.head_line)  # no launcher prefix: the common case
-        prefixed = not plain.all()
-        heads = cand.filter(cand["text"].str.contains(self.prefixed)) if prefixed else cand
-        rest = lines.filter(~pl.col("line_no").is_in(heads["line_no"])) if more else None
-        if not heads.height:
-            return _empty_rows(), heads["line_no"].to_numpy(), [], rest
-        if prefixed:
-            keys = heads["text"].str.slice(heads["text"].str.find(self.record))
-        else:  # the record starts after the blanks the head allows
-            keys = heads["text"].str.strip_chars_start(" \t")
-        copy = self._copies(heads["line_no"], keys)
-        fresh = heads.filter(~copy) if copy.any() else heads
-        if prefixed:
-            text, rank = _strip_prefixes(fresh["text"])
-            fresh = fresh.with_columns(text=text, rank=rank)
-        else:
-            fresh = fresh.with_columns(rank=pl.lit(None, dtype=pl.Int64))
-        rows, ok = _decode(s, fresh)
-        checked = fresh.filter(~ok)["line_no"].to_list() if not ok.all() else []
-        return rows, heads["line_no"].to_numpy(), checked, rest
 
     def _copies(self, line_no, keys):
         """True for each head line (in line order) whose key is that of the head
@@ -407,6 +379,55 @@ class _Shape:
         start = int(np.argmax(keep)) if len(keep) else 0
         self.carry = (nos[start:], h[start:], keys.slice(start))
         return pl.Series(flags[new:], dtype=pl.Boolean)
+
+
+class FieldReader(ShapeReader):
+    """A ``FieldShape`` at work: its head lines are found with their launcher
+    prefixes (``prefixed``); a line's copy key is its record, from the head on
+    (``record``), as the parser's ``CopyWindow`` keys it."""
+
+    def __init__(self, shape: FieldShape) -> None:
+        super().__init__(shape.needle)
+        self.shape = shape
+        body = shape.head.removeprefix("^").removeprefix("[ \\t]*")
+        self.record = _ungrouped(body)
+        # a head line: the head at the line's start and a field after it
+        self.head_line = _ungrouped(shape.head) + f".*{_escape(shape.sep)}"
+        self.prefixed = "^(?:" + _ungrouped(PREFIX_PATTERN)[1:] + "){0,3}" + self.head_line[1:]
+        self._record_re = re.compile(self.record)
+        self._head_re = re.compile(self.head_line)
+
+    def record_key(self, text: str) -> str | None:
+        if self.needle not in text or not self._head_re.match(text):
+            return None
+        m = self._record_re.search(text)
+        return text[m.start() :] if m else None
+
+    def take(self, lines, more: bool = False):
+        import polars as pl
+
+        s = self.shape
+        cand = lines.filter(lines["text"].str.contains(s.needle, literal=True))
+        plain = cand["text"].str.contains(self.head_line)  # no launcher prefix: the common case
+        prefixed = not plain.all()
+        heads = cand.filter(cand["text"].str.contains(self.prefixed)) if prefixed else cand
+        rest = lines.filter(~pl.col("line_no").is_in(heads["line_no"].implode())) if more else None
+        if not heads.height:
+            return {}, heads["line_no"].to_numpy(), [], rest
+        if prefixed:
+            keys = heads["text"].str.slice(heads["text"].str.find(self.record))
+        else:  # the record starts after the blanks the head allows
+            keys = heads["text"].str.strip_chars_start(" \t")
+        copy = self._copies(heads["line_no"], keys)
+        fresh = heads.filter(~copy) if copy.any() else heads
+        if prefixed:
+            text, rank = strip_prefixes(fresh["text"])
+            fresh = fresh.with_columns(text=text, rank=rank)
+        else:
+            fresh = fresh.with_columns(rank=pl.lit(None, dtype=pl.Int64))
+        rows, ok = _decode(s, fresh)
+        checked = fresh.filter(~ok)["line_no"].to_list() if not ok.all() else []
+        return {"steps": rows}, heads["line_no"].to_numpy(), checked, rest
 
 
 def _decode(shape: FieldShape, fresh):

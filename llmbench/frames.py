@@ -228,6 +228,11 @@ class Segmenter:
             cur.touch(lines.min())
             cur.touch(lines.max())
             return
+        if "step" not in frame.columns or frame["step"].null_count() == frame.height:
+            import polars as pl  # steps "the next one": numbered in order, as Step(None) is
+
+            base = (cur.last_step or 0) + 1
+            frame = frame.with_columns(step=pl.int_range(base, base + frame.height, dtype=pl.Int64))
         steps = frame["step"]
         arr = steps.to_numpy()
         plain = (

@@ -166,6 +166,12 @@ class FieldShape(NamedTuple):
     reject: str | None = None
     sep: str = "|"
 
+    def reader(self):
+        """What reads this shape in bulk over one file (``llmbench.engine``)."""
+        from .engine import FieldReader
+
+        return FieldReader(self)
+
 
 class Parser:
     """Base class of log-format parsers (built-in and third-party alike)."""

@@ -156,10 +156,11 @@ def event_row(e: Event, seg: int, notes: list[str]) -> list:
     if type(time_ms) is int:
         time_ms = float(time_ms)
     step = e.step if _finite("step", e.step, e.line_no, notes) else None
+    kind = e.event_type if e.event_type is None or type(e.event_type) is str else str(e.event_type)
     return [
         seg,
         time_ms,
-        e.event_type,
+        kind,
         e.key,
         to_json(e.value),
         to_json(e.metadata) if e.metadata else None,

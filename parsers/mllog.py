@@ -1,13 +1,15 @@
 """MLPerf logging (``mlperf_logging.mllog``): ``:::MLLOG {json}`` records.
 
-Every record becomes an event (an identical record repeated by other ranks within
-the last ``RECENT`` records is stored once). ``submission_*``, ``global_batch_size``,
-``max_sequence_length``, ``seed``, ``opt_*`` ... become run config; ``run_start``/``run_stop`` give the
-run's times and ``run_stop``'s ``metadata.status`` its status.
-``tracked_stats`` records with ``train_step_timing`` (NeMo) or
-``train_step_time`` become steps numbered 1, 2, ...: their ``metadata.step``
-counts consumed tokens or samples (kept in ``consumed_tokens`` /
-``consumed_samples``). Rounds before v0.7 print seconds, not ms: v0.6
+Every record becomes an event (a record printed again by other ranks, the same
+text within ``COPY_WINDOW`` lines, is read once), except ``tracked_stats``
+records with ``train_step_timing`` (NeMo) or ``train_step_time``: they become
+steps numbered 1, 2, ... and are not repeated as events (the step row holds the
+record: the step time, the loss, ``metadata.step`` as ``consumed_tokens`` /
+``consumed_samples`` or ``extra.logged_step``, ``extra.time_ms`` and the record's
+other values in ``extra``). ``submission_*``, ``global_batch_size``,
+``max_sequence_length``, ``seed``, ``opt_*`` ... become run config;
+``run_start``/``run_stop`` give the run's times and ``run_stop``'s
+``metadata.status`` its status. Values are stored as printed (JSON text). Rounds before v0.7 print seconds, not ms: v0.6
 ``:::MLL <seconds> key: {json}``, v0.5 ``:::MLPv0.5.0 <bench> <seconds>
 (file:line) key[: value]`` (``run_stop: {"success": true}``). Anything before
 the token (rank prefixes, launcher text) is ignored, as the official parser does;
@@ -19,20 +21,16 @@ its rules fix (``llmbench.mlperf.BENCHMARKS``).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgspec
+
+from llmbench.engine import ShapeReader, strip_prefixes
 from llmbench.mlperf import BENCHMARKS
-from llmbench.parsing import Config, Event, Note, Parser, Recent, Record, Step
-
-try:  # a fast decoder where installed (the `fast` extra), the stdlib otherwise
-    from orjson import JSONDecodeError as _JSONError
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - depends on the environment
-    from json import JSONDecodeError as _JSONError
-    from json import loads as _loads
-
-from llmbench.reader import Line
+from llmbench.parsing import Batch, Config, CopyWindow, Event, Note, Parser, RawJSON, Record, Step
+from llmbench.reader import CheckedLine, Line
 
 TOKEN = ":::MLLOG"
 # v0.6: ``:::MLL 1558572186.109 run_stop: {"value": null, "metadata": {...}}`` (seconds)
@@ -65,26 +63,79 @@ CONFIG_KEYS = {
     "lora_rank": "lora_rank",
     "lora_alpha": "lora_alpha",
 }
-RECENT = 4096  # identical records within this many are copies from other ranks
 STEP_TIME_KEYS = ("train_step_timing", "train_step_time", "train_step_timing in s")
+LOSS_KEYS = ("reduced_train_loss", "train_loss")
+# records the parser's Python reads (they set run config); the others the engine may
+PYTHON_KEYS = frozenset({*CONFIG_KEYS, "run_start", "run_stop"})
 
 
 class _Malformed(Exception):
     pass
 
 
+class _Typed(msgspec.Struct, gc=False):
+    """A ``:::MLLOG`` record of the usual types: the bulk engine decodes a block's
+    records into these in one call (a block holding any other falls back to
+    ``_record``, one line at a time)."""
+
+    key: str
+    time_ms: int | float | None = None
+    value: Any = None
+    metadata: dict | None = None
+    event_type: str | None = None
+
+
+_TYPED = msgspec.json.Decoder(list[_Typed])
+_ANY = msgspec.json.Decoder()
+_ENCODE = msgspec.json.Encoder(order="sorted")
+
+
 def _json(text: str) -> Any:
     try:
-        return _loads(text)
-    except (_JSONError, ValueError, TypeError) as e:
+        return _ANY.decode(text)
+    except (msgspec.DecodeError, ValueError, TypeError) as e:
         raise _Malformed(type(e).__name__) from None
 
 
-def _mllog(text: str, at: int) -> dict:
-    rec = _json(text[at + len(TOKEN) :].strip())
+def _encode(value: Any) -> RawJSON:
+    """JSON text of a decoded value, keys sorted (one encoder for both engines)."""
+    return RawJSON(_ENCODE.encode(value).decode())
+
+
+def _record(payload: str) -> dict:
+    """The record after the token, any types (the parser's own reading)."""
+    rec = _json(payload.strip())
     if not isinstance(rec, dict) or "key" not in rec:
         raise _Malformed("not an MLLOG record")
     return rec
+
+
+def _is_number(v: Any) -> bool:
+    return type(v) is int or type(v) is float
+
+
+def _step_values(value: Any, time_ms: Any) -> dict | None:
+    """A tracked_stats record's step: the step time and the loss as numbers, every
+    other value and ``time_ms`` in ``extra`` (JSON); None when no step time."""
+    if not isinstance(value, dict):
+        return None
+    used = next((k for k in STEP_TIME_KEYS if k in value and _is_number(value[k])), None)
+    if used is None:
+        return None
+    values: dict[str, Any] = {"step_time_s": float(value[used])}
+    loss_key = next((k for k in LOSS_KEYS if k in value), None)
+    if loss_key is not None and _is_number(value[loss_key]):
+        values["loss"] = float(value[loss_key])
+    for k, v in value.items():
+        if k != used and k != loss_key:
+            values[k] = _encode(v)
+    if _is_number(time_ms):
+        values["time_ms"] = _encode(time_ms)
+    return values
+
+
+def _mllog(text: str, at: int) -> dict:
+    return _record(text[at + len(TOKEN) :])
 
 
 def _mll(text: str, at: int) -> dict | None:
@@ -124,12 +175,22 @@ def _mlp(text: str, at: int) -> dict | None:
 DECODERS = ((TOKEN, _mllog), (":::MLL ", _mll), (":::MLPv", _mlp))
 
 
+class MllogShape(NamedTuple):
+    """``:::MLLOG`` lines, read in bulk (``_MllogReader``)."""
+
+    needle: str = TOKEN
+
+    def reader(self) -> _MllogReader:
+        return _MllogReader()
+
+
 class MllogParser(Parser):
     name = "mllog"
     framework = "MLPerf"
     description = "MLPerf `:::MLLOG {json}` records (`:::MLL` v0.6, `:::MLPv0.5` v0.5)"
     produces = ("step_time_s", "loss", "consumed_samples", "consumed_tokens")
     needles = (":::ML",)
+    shapes = (MllogShape(),)
 
     def detect(self, head: Sequence[str]) -> float:
         for text in head:
@@ -137,16 +198,22 @@ class MllogParser(Parser):
                 return 1.0
         return 0.0
 
-    def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
-        seen = Recent(RECENT)
+    def parse(self, lines: Iterable[Line | Batch]) -> Iterator[Record]:
+        window = CopyWindow()  # records every rank printed are read once
         config_seen: set[str] = set()
         gbs = seq = None
-        n_steps = 0
         malformed = 0
         benchmark = None
         last = 0
         stopped = False
-        for no, text, rank in lines:
+        for item in lines:
+            if type(item) is Batch:  # records the engine read: events and steps
+                last = item.last
+                if item.table == "steps":
+                    item = item._replace(frame=_counted(item.frame, gbs, seq))
+                yield item
+                continue
+            no, text, rank = item
             last = no
             if ":::ML" not in text:
                 continue
@@ -159,8 +226,7 @@ class MllogParser(Parser):
                 if found is None:
                     continue
                 at, decode = found
-            payload = text[at:]
-            if seen.repeat(payload):
+            if type(item) is not CheckedLine and window.copy(text[at:], no):
                 continue  # every rank printed it
             try:
                 rec = decode(text, at)
@@ -168,8 +234,7 @@ class MllogParser(Parser):
                 malformed += 1
                 yield Note(f"malformed MLPerf log line skipped ({e})", no)
                 continue
-            key = str(rec.get("key"))
-            value = rec.get("value")
+            key, value = str(rec.get("key")), rec.get("value")
             meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
             time_ms = rec.get("time_ms")
             time_ms = float(time_ms) if isinstance(time_ms, int | float) else None
@@ -177,14 +242,20 @@ class MllogParser(Parser):
             if rec.get("benchmark") and "submission_benchmark" not in config_seen:
                 config_seen.add("submission_benchmark")
                 yield Config({"benchmark": rec["benchmark"]}, no)
+            step = _step_values(value, rec.get("time_ms")) if key == "tracked_stats" else None
+            if step is not None:  # a step, not repeated as an event
+                step.update(_consumed(*_counters(mstep, meta.get("samples_count")), gbs, seq))
+                yield Step(None, step, no, rank)
+                continue
+            mllog = decode is _mllog  # MLLOG values are stored as encoded; older as read
             yield Event(
                 key,
-                value,
+                _encode(value) if mllog else value,
                 no,
                 time_ms=time_ms,
                 event_type=rec.get("event_type"),
-                step=int(mstep) if isinstance(mstep, int | float) else None,
-                metadata=meta or None,
+                step=int(mstep) if isinstance(mstep, int | float) and mstep - mstep == 0 else None,
+                metadata=(_encode(meta) if mllog else meta) if meta else None,
             )
             if key in CONFIG_KEYS and key not in config_seen and not isinstance(value, dict | list):
                 config_seen.add(key)
@@ -211,22 +282,265 @@ class MllogParser(Parser):
                     },
                     no,
                 )
-            elif key == "tracked_stats" and isinstance(value, dict):
-                t = next((value[k] for k in STEP_TIME_KEYS if k in value), None)
-                if not isinstance(t, int | float):
-                    continue
-                n_steps += 1
-                values: dict = {"step_time_s": float(t)}
-                loss = value.get("reduced_train_loss", value.get("train_loss"))
-                if isinstance(loss, int | float):
-                    values["loss"] = float(loss)
-                values.update(_consumed(mstep, meta.get("samples_count"), gbs, seq))
-                yield Step(n_steps, values, no, rank)
         if benchmark is not None:  # last: what the log itself says wins
             yield from _benchmark_defaults(*benchmark)
         if malformed:
             # the official summarizer drops a run with any line it cannot parse
             yield Config({"mllog_parse_errors": malformed}, last, "log (malformed MLPerf lines)")
+
+
+class _MllogReader(ShapeReader):
+    """``:::MLLOG`` records in bulk: one decoder call per block; records that set
+    run config (``PYTHON_KEYS``, ``opt_*``), that do not decode, or whose step has
+    values of its own besides the step time and the loss are the parser's."""
+
+    table = "events"
+
+    def __init__(self) -> None:
+        super().__init__(TOKEN)
+
+    def record_key(self, text: str) -> str | None:
+        at = text.find(TOKEN)
+        return text[at:] if at >= 0 else None
+
+    def take(self, lines, more: bool = False):
+        import polars as pl
+
+        cand = lines.filter(pl.col("text").str.contains(TOKEN, literal=True))
+        rest = lines.filter(~pl.col("line_no").is_in(cand["line_no"].implode())) if more else None
+        if not cand.height:
+            return {}, cand["line_no"].to_numpy(), [], rest
+        keys = cand["text"].str.slice(cand["text"].str.find(TOKEN, literal=True))
+        copy = self._copies(cand["line_no"], keys)
+        fresh = cand.with_columns(key=keys).filter(~copy)
+        nos = fresh["line_no"].to_list()
+        recs = _decode_all(fresh["key"].str.slice(len(TOKEN)))
+        if recs is None:  # a record of other types: every line the parser's
+            return {}, cand["line_no"].to_numpy(), nos, rest
+        left: list[int] = []
+        step_at, event_at = [], []
+        for i, r in enumerate(recs):
+            k = r.key
+            if k == "tracked_stats":
+                step_at.append(i)
+            elif k in PYTHON_KEYS or k.startswith("opt_"):
+                left.append(nos[i])
+            else:
+                event_at.append(i)
+        tables = {}
+        steps = _steps([recs[i] for i in step_at], [nos[i] for i in step_at], left, event_at)
+        if steps is not None:
+            ranked = fresh.filter(pl.col("line_no").is_in(steps["line_no"].implode()))
+            tables["steps"] = steps.with_columns(rank=strip_prefixes(ranked["text"])[1])
+        events = _events([recs[i] for i in event_at], [nos[i] for i in event_at], left)
+        if events is not None:
+            tables["events"] = events
+        left.sort()
+        return tables, cand["line_no"].to_numpy(), left, rest
+
+
+def _steps(recs: list, nos: list[int], left: list[int], event_at: list[int]):
+    """The step rows of tracked_stats records (a frame), column by column: the
+    records whose values are the step time (and the loss) of the block's usual
+    kind, with an integer time_ms and integer counters. Any other record is left
+    to the parser."""
+    import polars as pl
+
+    if not recs:
+        return None
+    vals = [r.value for r in recs]
+    kinds = [tuple(v) if type(v) is dict else None for v in vals]
+    common = Counter(kinds).most_common(1)[0][0]
+    used = next((k for k in STEP_TIME_KEYS if common and k in common), None)
+    loss_key = next((k for k in LOSS_KEYS if common and k in common), None)
+    if used is None or set(common) - {used, loss_key}:
+        left += nos
+        return None
+    metas = [r.metadata or {} for r in recs]
+    cols = {
+        "t": [v[used] if k == common else None for v, k in zip(vals, kinds, strict=True)],
+        "loss": [v[loss_key] if k == common else None for v, k in zip(vals, kinds, strict=True)]
+        if loss_key
+        else None,
+        "time": [r.time_ms for r in recs],
+        "mstep": [m.get("step") for m in metas],
+        "samples": [m.get("samples_count") for m in metas],
+    }
+    ok = [k == common for k in kinds]
+    for name, col in cols.items():  # numbers of the usual types only (no bool, no float
+        if col is None:  # time or counter: their text would read otherwise)
+            continue
+        floats = name in ("t", "loss")
+        for i, x in enumerate(col):
+            if not (
+                (type(x) is float and floats)
+                or type(x) is int
+                or (x is None and name not in ("t",))
+            ):
+                ok[i] = False
+    frame = pl.DataFrame(
+        {
+            "line_no": nos,
+            "_ok": ok,
+            "step_time_s": pl.Series(
+                [x if o else None for x, o in zip(cols["t"], ok, strict=True)],
+                dtype=pl.Float64,
+                strict=False,
+            ),
+            "loss": pl.Series(
+                [x if o else None for x, o in zip(cols["loss"], ok, strict=True)]
+                if loss_key
+                else [None] * len(ok),
+                dtype=pl.Float64,
+                strict=False,
+            ),
+            "_t": pl.Series(
+                [x if o else None for x, o in zip(cols["time"], ok, strict=True)],
+                dtype=pl.Int64,
+                strict=False,
+            ),
+            "_mstep": pl.Series(
+                [x if o else None for x, o in zip(cols["mstep"], ok, strict=True)],
+                dtype=pl.Int64,
+                strict=False,
+            ),
+            "_samples": pl.Series(
+                [x if o else None for x, o in zip(cols["samples"], ok, strict=True)],
+                dtype=pl.Int64,
+                strict=False,
+            ),
+        }
+    )
+    st, loss = pl.col("step_time_s"), pl.col("loss")
+    good = (
+        pl.col("_ok")
+        & (st > 0)
+        & st.is_finite()
+        & (loss.is_finite() | loss.is_null())
+        & (pl.col("_mstep").is_not_null() | pl.Series([x is None for x in cols["mstep"]]))
+        & (pl.col("_samples").is_not_null() | pl.Series([x is None for x in cols["samples"]]))
+    )
+    frame = frame.with_columns(_good=good.fill_null(False))
+    left += frame.filter(~pl.col("_good"))["line_no"].to_list()
+    frame = frame.filter(pl.col("_good"))
+    if not frame.height:
+        return None
+    return frame.select(
+        "line_no",
+        "step_time_s",
+        "loss",
+        pl.col("_t").cast(pl.String).alias("_time"),
+        "_mstep",
+        (pl.col("_mstep") > 0).alias("_mpos"),
+        "_samples",
+    )
+
+
+def _events(recs: list, nos: list[int], left: list[int]):
+    """The event rows of records that are neither steps nor run config (a frame);
+    one with a number a column cannot hold is left to the parser."""
+    import polars as pl
+
+    if not recs:
+        return None
+    cols: dict[str, list] = {k: [] for k in _EVENT_SCHEMA}
+    for no, r in zip(nos, recs, strict=True):
+        meta = r.metadata or {}
+        m = meta.get("step")
+        step = int(m) if isinstance(m, int | float) and m - m == 0 else None
+        t = float(r.time_ms) if r.time_ms is not None else None
+        if (
+            not _int64(step, None)
+            or (t is not None and t - t != 0)
+            or (isinstance(m, int | float) and m - m != 0)
+        ):
+            left.append(no)
+            continue
+        cols["line_no"].append(no)
+        cols["time_ms"].append(t)
+        cols["event_type"].append(r.event_type)
+        cols["key"].append(r.key)
+        cols["value"].append(str(_encode(r.value)))
+        cols["metadata"].append(str(_encode(meta)) if meta else None)
+        cols["step"].append(step)
+    if not cols["line_no"]:
+        return None
+    return pl.DataFrame(cols, schema=_schema(_EVENT_SCHEMA))
+
+
+def _decode_all(payloads) -> list[_Typed] | None:
+    """Every payload (a polars Series of JSON text) decoded in one call; None when
+    one of them is no record of the usual types."""
+    joined = payloads.str.strip_chars().str.join(",")[0]
+    try:
+        return _TYPED.decode("[" + joined + "]")
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+        return None
+
+
+def _schema(kinds: dict[str, str]) -> dict:
+    import polars as pl
+
+    return {k: getattr(pl, v) for k, v in kinds.items()}
+
+
+def _int64(a: Any, b: Any) -> bool:
+    return all(v is None or -(2**63) <= v < 2**63 for v in (a, b))
+
+
+_EVENT_SCHEMA = {
+    "line_no": "Int64",
+    "time_ms": "Float64",
+    "event_type": "String",
+    "key": "String",
+    "value": "String",
+    "metadata": "String",
+    "step": "Int64",
+}
+_STEP_SCHEMA = {
+    "line_no": "Int64",
+    "step_time_s": "Float64",
+    "loss": "Float64",
+    "_time": "String",
+    "_mstep": "Int64",
+    "_mpos": "Boolean",
+    "_samples": "Int64",
+}
+
+
+def _counters(mstep: Any, samples: Any) -> tuple[int | None, bool, int | None]:
+    """(metadata.step as an integer, whether it is positive, samples_count as an
+    integer); None where not a number."""
+    m = int(mstep) if isinstance(mstep, int | float) and mstep - mstep == 0 else None
+    pos = m is not None and mstep > 0
+    sc = int(samples) if isinstance(samples, int | float) and samples - samples == 0 else None
+    return m, pos, sc
+
+
+def _counted(frame, gbs: int | None, seq: int | None):
+    """A bulk steps batch with its counters read as ``_consumed`` reads them (with
+    the batch size and sequence length the log gave before it) and ``extra``."""
+    import polars as pl
+
+    m, sc, pos = pl.col("_mstep"), pl.col("_samples"), pl.col("_mpos")
+    has_sc = sc.is_not_null()
+    free = ~has_sc & m.is_not_null() & pos
+    tok = free & pl.lit(bool(gbs and seq)) & ((m % (gbs * seq if gbs and seq else 1)) == 0)
+    smp = free & ~tok & pl.lit(bool(gbs)) & ((m % (gbs or 1)) == 0)
+    logged = pl.when(has_sc).then(m).when(free & ~tok & ~smp).then(m)
+    extra = pl.concat_str(
+        [
+            pl.lit('"logged_step":') + logged.cast(pl.String),
+            pl.lit('"time_ms":') + pl.col("_time"),
+        ],
+        separator=",",
+        ignore_nulls=True,
+    )
+    return frame.with_columns(
+        consumed_samples=pl.when(has_sc).then(sc).when(tok).then(m // (seq or 1)).when(smp).then(m),
+        consumed_tokens=pl.when(tok).then(m),
+        extra=pl.when(extra != "").then(pl.lit("{") + extra + pl.lit("}")),
+    ).drop("_time", "_mstep", "_mpos", "_samples")
 
 
 def _benchmark_defaults(benchmark: Any, no: int) -> Iterator[Config]:
@@ -245,16 +559,17 @@ def _benchmark_defaults(benchmark: Any, no: int) -> Iterator[Config]:
 
 # The gpt3 benchmark logs consumed tokens in metadata.step, llama31 the step
 # index beside samples_count: tell them apart by the batch shape.
-def _consumed(mstep, samples_count, gbs: int | None, seq: int | None) -> dict:
+def _consumed(mstep: int | None, positive: bool, samples: int | None, gbs, seq) -> dict:
+    """The counters of a step (``_counters``) as columns; ``_counted`` is the same
+    rule over a batch."""
     out: dict = {}
-    if isinstance(samples_count, int | float):
-        out["consumed_samples"] = int(samples_count)
-        if isinstance(mstep, int | float):
-            out["logged_step"] = int(mstep)
+    if samples is not None:
+        out["consumed_samples"] = samples
+        if mstep is not None:
+            out["logged_step"] = mstep
         return out
-    if not isinstance(mstep, int | float) or mstep <= 0:
+    if mstep is None or not positive:
         return out
-    mstep = int(mstep)
     if gbs and seq and mstep % (gbs * seq) == 0:
         out["consumed_tokens"] = mstep
         out["consumed_samples"] = mstep // seq

@@ -6,6 +6,7 @@ that are no plain numbers)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -319,3 +320,122 @@ def test_polars_reads_a_number_as_python_does_or_not_at_all(text):
         assert scaled_text(text, 1e-3) == s
     if v.str.contains(engine.JSON_NUMBER)[0] and f is not None and math.isfinite(f):
         assert raw_number(text) == text.strip(" ")
+
+
+# -- generated MLPerf logs -------------------------------------------------------
+
+MLLOG_VALUES = [
+    {"train_step_timing in s": 13.27},
+    {"train_step_timing": 1.41968, "reduced_train_loss": 2.898},
+    {"train_step_time": 2, "train_loss": 3},
+    {"train_step_timing in s": 13.2, "throughput": 5154997.2},
+    {"throughput": 123.5},
+    {"train_step_timing": True},
+    {"train_step_timing": -1.0},
+    {"train_step_timing": 0},
+    {"train_step_timing": 1.5, "reduced_train_loss": None},
+    {"train_step_timing": "fast"},
+    [1, 2],
+    None,
+]
+MLLOG_META = [
+    {"file": "cb.py", "lineno": 80},
+    {"file": "cb.py", "lineno": 80, "step": 4194304},
+    {"step": 2048 * 3},
+    {"step": 7, "samples_count": 1152},
+    {"step": 7.5},
+    {"step": True},
+    {"step": 99999999999999999999},
+    {"samples_count": 1152.0},
+    {},
+    None,
+]
+
+
+@st.composite
+def mllog_logs(draw):
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    lines = []
+    t = 1727700000000
+    for key, value in (
+        ("submission_benchmark", "gpt3"),
+        ("global_batch_size", 2048),
+        ("max_sequence_length", 2048),
+        ("run_start", None),
+    ):
+        if rng.random() < 0.8:
+            lines.append(
+                json.dumps(
+                    {
+                        "namespace": "",
+                        "time_ms": t,
+                        "event_type": "POINT_IN_TIME",
+                        "key": key,
+                        "value": value,
+                        "metadata": {"file": "cb.py"},
+                    }
+                )
+            )
+    for _ in range(draw(st.integers(1, 50))):
+        t += rng.randrange(1000, 20000)
+        k = rng.random()
+        key = (
+            "tracked_stats"
+            if k < 0.7
+            else rng.choice(
+                ["eval_accuracy", "cache_clear", "block_start", "opt_base_learning_rate", "seed"]
+            )
+        )
+        rec = {
+            "namespace": "",
+            "time_ms": rng.choice([t, t, t, float(t) + 0.5, None, "x"]),
+            "event_type": rng.choice(["POINT_IN_TIME", "INTERVAL_START", None, 7]),
+            "key": key,
+            "value": rng.choice(MLLOG_VALUES) if key == "tracked_stats" else rng.random(),
+            "metadata": rng.choice(MLLOG_META),
+        }
+        if rng.random() < 0.1:
+            del rec[rng.choice(list(rec))]
+        text = json.dumps(rec)
+        if rng.random() < 0.05:
+            text = text[: rng.randrange(len(text))]  # cut off: malformed
+        for r in rng.sample(range(4), draw(st.integers(1, 3))):
+            lines.append(rng.choice(["", f"{r}: ", f"[{r},0]<stdout>:", "  "]) + ":::MLLOG " + text)
+        if rng.random() < 0.2:
+            lines.append(f"[NeMo I 2024-09-30 12:00:00 nemo_logging:349] Epoch 0: : {t}it")
+        if rng.random() < 0.05:
+            lines.append(
+                f':::MLL {t / 1000:.3f} eval_accuracy: {{"value": 0.5, "metadata": {{"epoch_num": 1}}}}'
+            )
+    if rng.random() < 0.8:
+        lines.append(
+            json.dumps(
+                {
+                    "namespace": "",
+                    "time_ms": t + 5,
+                    "event_type": "INTERVAL_END",
+                    "key": "run_stop",
+                    "value": None,
+                    "metadata": {"status": "success"},
+                }
+            ).join([":::MLLOG ", ""])
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+@settings(
+    max_examples=int(os.environ.get("LLMBENCH_ENGINE_EXAMPLES", 60)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=mllog_logs(), small=st.booleans())
+def test_generated_mllog_logs_read_the_same_in_bulk(tmp_path, monkeypatch, data, small):
+    if small:
+        monkeypatch.setattr(engine, "BLOCK_SIZE", 900)
+    path = write(tmp_path / "result_0.txt", data)
+    try:
+        assert_same(path)
+    except LLMBenchError as e:
+        with pytest.raises(type(e)) as python:
+            _read(path, "python")
+        assert str(python.value) == str(e)
