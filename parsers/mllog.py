@@ -367,16 +367,15 @@ def _steps(recs: list, nos: list[int], left: list[int], event_at: list[int]):
         "samples": [m.get("samples_count") for m in metas],
     }
     ok = [k == common for k in kinds]
-    for name, col in cols.items():  # numbers of the usual types only (no bool, no float
-        if col is None:  # time or counter: their text would read otherwise)
+    none = type(None)
+    for name, col in cols.items():  # numbers of the usual types only: no bool, and no
+        if col is None:  # float for time or counters (their text would read otherwise)
             continue
-        floats = name in ("t", "loss")
+        allowed = {int, float, none} if name in ("t", "loss") else {int, none}
+        if set(map(type, col)) <= allowed:
+            continue
         for i, x in enumerate(col):
-            if not (
-                (type(x) is float and floats)
-                or type(x) is int
-                or (x is None and name not in ("t",))
-            ):
+            if type(x) not in allowed:
                 ok[i] = False
     frame = pl.DataFrame(
         {
