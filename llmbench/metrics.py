@@ -195,6 +195,57 @@ def hardware_flops(sh: Shape, B: float, recompute: str | None) -> float | None:
     return flops
 
 
+def _quantiles(srt) -> Callable[[float], float]:
+    """Linear interpolation between closest ranks of a sorted array."""
+
+    def q(p: float) -> float:
+        k = (len(srt) - 1) * p
+        lo, hi = math.floor(k), math.ceil(k)
+        a, b = float(srt[lo]), float(srt[hi])
+        return a + (b - a) * (k - lo)
+
+    return q
+
+
+def _steady(steady, stat: str) -> dict[str, Any]:
+    """The statistics of steady-state values (a numpy array, in step order)."""
+    import numpy as np
+
+    srt = np.sort(steady)
+    q = _quantiles(srt)
+    n = len(steady)
+    mean = math.fsum(steady.tolist()) / n
+    value = {
+        "median": q(0.5),
+        "mean": mean,
+        "last": float(steady[-1]),
+        "min": float(srt[0]),
+        "p90": q(0.9),
+    }[stat]
+    sd = math.sqrt(float(np.sum((steady - mean) ** 2)) / (n - 1)) if n > 1 else 0.0
+    return {
+        "value": value,
+        "n": n,
+        "p10": q(0.1),
+        "p90": q(0.9),
+        "cv": sd / mean if mean else None,
+    }
+
+
+def _check_stat(stat: str) -> None:
+    if stat not in STATS:
+        from .errors import UsageError
+
+        raise UsageError(f"unknown statistic {stat!r} (statistics: {', '.join(STATS)})")
+
+
+def warmup_of(n: int, warmup: int | None) -> int:
+    """Steps left out at the start of ``n`` timed steps: by default 10 % or 2,
+    whichever is more; a run that short keeps at least its last step."""
+    w = max(2, math.ceil(0.1 * n)) if warmup is None else max(0, warmup)
+    return min(w, n - 1)
+
+
 def steady_state(
     times: list[float], warmup: int | None = None, stat: str = "median"
 ) -> dict[str, Any]:
@@ -203,46 +254,129 @@ def steady_state(
     Warm-up: the first ``warmup`` steps, by default 10 % of the steps or 2,
     whichever is more; a run that short keeps at least its last step.
     """
-    if stat not in STATS:
-        from .errors import UsageError
+    import numpy as np
 
-        raise UsageError(f"unknown statistic {stat!r} (statistics: {', '.join(STATS)})")
-    ts = [t for t in times if t is not None and not math.isnan(t)]
+    _check_stat(stat)
+    ts = np.asarray([t for t in times if t is not None and not math.isnan(t)], dtype=float)
     n = len(ts)
     if n == 0:
         return {"value": None, "n": 0, "warmup": 0}
-    w = max(2, math.ceil(0.1 * n)) if warmup is None else max(0, warmup)
-    w = min(w, n - 1)
-    steady = ts[w:]
-    srt = sorted(steady)
+    w = warmup_of(n, warmup)
+    out = _steady(ts[w:], stat)
+    out.update(warmup=w, index=list(range(w, n)))
+    return out
 
-    def q(p: float) -> float:
-        k = (len(srt) - 1) * p
-        lo, hi = math.floor(k), math.ceil(k)
-        return srt[lo] + (srt[hi] - srt[lo]) * (k - lo)
 
-    mean = sum(steady) / len(steady)
-    value = {
-        "median": q(0.5),
-        "mean": mean,
-        "last": steady[-1],
-        "min": srt[0],
-        "p90": q(0.9),
-    }[stat]
-    sd = (
-        math.sqrt(sum((t - mean) ** 2 for t in steady) / (len(steady) - 1))
-        if len(steady) > 1
-        else 0.0
+# step columns whose steady-state statistics the metrics use
+LOGGED = (
+    "global_batch_size",
+    "tflops_per_gpu_logged",
+    "tokens_per_s",
+    "mfu_logged",
+    "tokens_per_s_per_gpu",
+)
+STEP_INPUTS = ("run_id", "step", "step_time_s", *LOGGED)
+
+
+@dataclass
+class StepStats:
+    """A run's steps as the metrics use them: the steady-state statistics of the
+    step time (``st``: value, n, warmup, p10, p90, cv) and ``logged``, the
+    statistic of each ``LOGGED`` column over the same steady-state steps."""
+
+    st: dict[str, Any]
+    logged: dict[str, float | None]
+
+
+def step_stats(frame, warmup: int | None = None, stat: str = "median") -> dict[str, StepStats]:
+    """``StepStats`` per run of ``frame`` (a polars DataFrame or LazyFrame with
+    ``STEP_INPUTS``): rows with a step time, in step order, the warm-up left out,
+    selected by polars; the statistics of each run from its steady rows' columns,
+    never from rows as Python objects."""
+    import polars as pl
+
+    _check_stat(stat)
+    lf = frame.lazy() if isinstance(frame, pl.DataFrame) else frame
+    t = pl.col("step_time_s")
+    lf = (
+        lf.select(STEP_INPUTS)
+        .filter(t.is_not_null() & t.is_not_nan())
+        .sort(["run_id", "step"], maintain_order=True)
+        .with_columns(_k=pl.int_range(pl.len()).over("run_id"), _n=pl.len().over("run_id"))
     )
-    return {
-        "value": value,
-        "n": len(steady),
-        "warmup": w,
-        "p10": q(0.1),
-        "p90": q(0.9),
-        "cv": sd / mean if mean else None,
-        "index": list(range(w, n)),
-    }
+    if warmup is None:
+        w = pl.max_horizontal(pl.lit(2), (pl.col("_n") * 0.1).ceil().cast(pl.Int64))
+    else:
+        w = pl.lit(max(0, warmup))
+    lf = lf.with_columns(_w=pl.min_horizontal(w, pl.col("_n") - 1)).filter(
+        pl.col("_k") >= pl.col("_w")
+    )
+    agg = (
+        lf.group_by("run_id", maintain_order=True)
+        .agg(
+            pl.col("_w").first(),
+            t,
+            *[
+                pl.col(c).drop_nulls().drop_nans()
+                if c != "global_batch_size"
+                else pl.col(c).drop_nulls()
+                for c in LOGGED
+            ],
+        )
+        .collect()
+    )
+    out: dict[str, StepStats] = {}
+    for row in agg.iter_rows(named=True):
+        import numpy as np
+
+        st = _steady(np.asarray(row["step_time_s"], dtype=float), stat)
+        st["warmup"] = row["_w"]
+        logged = {}
+        for c in LOGGED:
+            vals = np.asarray(row[c], dtype=float)
+            logged[c] = (
+                _steady(vals, "median" if c == "global_batch_size" else stat)["value"]
+                if len(vals)
+                else None
+            )
+        out[row["run_id"]] = StepStats(st, logged)
+    return out
+
+
+def rows_frame(steps: list[dict[str, Any]], run_id: str = ""):
+    """A polars frame of ``STEP_INPUTS`` from step dicts (one run)."""
+    import polars as pl
+
+    return pl.DataFrame(
+        {
+            "run_id": [run_id] * len(steps),
+            "step": pl.Series([r.get("step") for r in steps], dtype=pl.Int64, strict=False),
+            **{
+                c: pl.Series([_num(r.get(c)) for r in steps], dtype=pl.Float64)
+                for c in ("step_time_s", *LOGGED)
+            },
+        }
+    )
+
+
+def pandas_steps_frame(steps):
+    """A polars frame of ``STEP_INPUTS`` from a pandas steps DataFrame (no pyarrow)."""
+    import polars as pl
+
+    return pl.DataFrame(
+        {
+            "run_id": pl.Series(list(steps["run_id"]), dtype=pl.String),
+            "step": pl.Series(steps["step"].to_numpy(), dtype=pl.Float64).cast(
+                pl.Int64, strict=False
+            ),
+            **{
+                c: pl.Series(
+                    steps[c].to_numpy(dtype=float, na_value=float("nan")), dtype=pl.Float64
+                ).fill_nan(None)
+                for c in ("step_time_s", *LOGGED)
+            },
+        }
+    )
 
 
 def _num(v: Any) -> float | None:
@@ -310,16 +444,9 @@ def _int(v: Any) -> int | None:
     return int(f) if f is not None else None
 
 
-def _stat_of(values: list[float], stat: str) -> float | None:
-    vs = [v for v in values if v is not None and not math.isnan(v)]
-    if not vs:
-        return None
-    return steady_state(vs, warmup=0, stat=stat)["value"]
-
-
 def run_metrics(
     run: dict[str, Any],
-    steps: list[dict[str, Any]],
+    steps: list[dict[str, Any]] | StepStats | None,
     events: list[dict[str, Any]],
     *,
     formula: str = "megatron",
@@ -328,7 +455,8 @@ def run_metrics(
     tokens: float | None = None,
     models: dict | None = None,
 ) -> dict[str, Any]:
-    """Every metric for one run (a dict; None where an input is missing)."""
+    """Every metric for one run (a dict; None where an input is missing).
+    ``steps``: the run's ``StepStats`` (``step_stats``), or its step rows."""
     config = json.loads(run.get("config") or "{}")
     notes: list[str] = []
     out: dict[str, Any] = {
@@ -355,8 +483,10 @@ def run_metrics(
     }
     sh, _, _ = resolve_shape(run, config, models)
     out["seq_len"] = sh.s
-    steps = sorted(steps, key=lambda r: r["step"])
-    st = steady_state([_num(r.get("step_time_s")) for r in steps], warmup, stat)
+    if not isinstance(steps, StepStats):
+        steps = step_stats(rows_frame(steps or [], "r"), warmup, stat).get("r")
+    st = steps.st if steps else {"value": None, "n": 0, "warmup": 0}
+    logged_stats = steps.logged if steps else dict.fromkeys(LOGGED)
     t = st["value"]
     out.update(
         step_time_s=t,
@@ -367,11 +497,9 @@ def run_metrics(
         step_time_p90_s=st.get("p90"),
         step_time_cv=st.get("cv"),
     )
-    timed = [r for r in steps if _num(r.get("step_time_s")) is not None]
-    steady_rows = [timed[i] for i in st.get("index", [])]
     B = _num(run.get("global_batch_size"))
     if B is None:
-        B = _stat_of([_num(r.get("global_batch_size")) for r in steady_rows], "median")
+        B = logged_stats["global_batch_size"]
         out["global_batch_size"] = B
     n = _num(run.get("num_gpus"))
     if n is None and None not in (_num(run.get("tp")), _num(run.get("pp")), _num(run.get("dp"))):
@@ -441,12 +569,12 @@ def run_metrics(
     out["model_state_bytes_per_gpu"] = _model_state_bytes(out["params"], run)
     out.update(comm_bytes_per_gpu(sh, out["params"], B, run))
     # what the log printed itself
-    logged = _stat_of([_num(r.get("tflops_per_gpu_logged")) for r in steady_rows], stat)
+    logged = logged_stats["tflops_per_gpu_logged"]
     out["tflops_per_gpu_logged"] = logged
-    out["tokens_per_s_logged"] = _stat_of([_num(r.get("tokens_per_s")) for r in steady_rows], stat)
-    out["mfu_logged"] = _stat_of([_num(r.get("mfu_logged")) for r in steady_rows], stat)
+    out["tokens_per_s_logged"] = logged_stats["tokens_per_s"]
+    out["mfu_logged"] = logged_stats["mfu_logged"]
     if out["tokens_per_s_logged"] is None and n:  # torchtitan, MaxText: per GPU
-        per_gpu = _stat_of([_num(r.get("tokens_per_s_per_gpu")) for r in steady_rows], stat)
+        per_gpu = logged_stats["tokens_per_s_per_gpu"]
         out["tokens_per_s_logged"] = per_gpu * n if per_gpu is not None else None
     if out["tokens_per_s_logged"] is None:
         out["tokens_per_s_logged"] = _mllog_throughput(events, config, tok_step)
@@ -579,23 +707,26 @@ def summarize(
     if isinstance(logs, str):
         with Store(logs) as s:
             return summarize(s, formula, warmup=warmup, stat=stat, tokens=tokens, models=models)
-    if isinstance(logs, Store):
-        runs, steps, events = logs.table("runs"), logs.table("steps"), logs.table("events")
-    else:
-        runs, steps, events = logs.runs, logs.steps, logs.events
     check_formula(formula)
-    steps_by = {k: records(g) for k, g in steps.groupby("run_id")} if len(steps) else {}
-    mllog_ids = set(runs.loc[runs["parser"] == "mllog", "run_id"]) if len(runs) else set()
-    ev = (
-        events[events["run_id"].isin(mllog_ids) & (events["key"] == "tracked_stats")]
-        if len(events)
-        else events
-    )
+    if isinstance(logs, Store):
+        runs = logs.runs()
+        stats = step_stats(logs.scan("steps", columns=STEP_INPUTS), warmup, stat)
+        mllog_ids = list(runs.loc[runs["parser"] == "mllog", "run_id"]) if len(runs) else []
+        ev = logs.read("events", mllog_ids, keys=["tracked_stats"])
+    else:
+        runs, steps, ev = logs.runs, logs.steps, logs.events
+        if hasattr(logs, "stats"):  # a store selection: the statistics are done
+            stats = logs.stats
+        else:
+            stats = step_stats(pandas_steps_frame(steps), warmup, stat) if len(steps) else {}
+        mllog_ids = set(runs.loc[runs["parser"] == "mllog", "run_id"]) if len(runs) else set()
+        if len(ev):
+            ev = ev[ev["run_id"].isin(mllog_ids) & (ev["key"] == "tracked_stats")]
     events_by = {k: records(g) for k, g in ev.groupby("run_id")} if len(ev) else {}
     rows = [
         run_metrics(
             r,
-            steps_by.get(r["run_id"], []),
+            stats.get(r["run_id"]),
             events_by.get(r["run_id"], []),
             formula=formula,
             warmup=warmup,

@@ -34,23 +34,37 @@ def select_runs(runs, select: tuple[str, ...] | list[str]):
     return runs[keep]
 
 
-def load_selection(db: str | None, select=()) -> SimpleNamespace:
-    """The selected runs with their steps and ``tracked_stats`` events (``.runs``,
-    ``.steps``, ``.events`` DataFrames, like ``read_logs``)."""
+def load_selection(
+    db: str | None,
+    select=(),
+    *,
+    steps: bool = True,
+    warmup: int | None = None,
+    stat: str = "median",
+) -> SimpleNamespace:
+    """The selected runs (``.runs``), their ``tracked_stats`` events (``.events``),
+    the steady-state statistics of their steps (``.stats``, computed from the
+    columns they need, in the parts) and, with ``steps``, every step (``.steps``),
+    like ``read_logs`` gives them."""
+    from .metrics import STEP_INPUTS, step_stats
+
     with Store(db) as store:
         runs = select_runs(store.runs(), select)
         if select and not len(runs):
             raise UsageError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
         ids = list(runs["run_id"])
         view = SimpleNamespace(runs=runs)
-        view.steps = store.read("steps", ids)
+        view.stats = step_stats(store.scan("steps", ids, STEP_INPUTS), warmup, stat)
+        view.steps = store.read("steps", ids) if steps else None
         view.events = store.read("events", ids, keys=["tracked_stats"])
     return view
 
 
 def summarize_store(db: str | None, select=(), **kw: Any):
     """(metrics table, selected run rows) for the store at ``db``."""
-    view = load_selection(db, select)
+    view = load_selection(
+        db, select, steps=False, warmup=kw.get("warmup"), stat=kw.get("stat", "median")
+    )
     return summarize(view, **kw), records(view.runs)
 
 
@@ -129,7 +143,17 @@ def draw(
     if kind not in plots.KINDS:
         raise UsageError(f"unknown figure {kind!r} (figures: {', '.join(plots.KINDS)})")
     plots.check_path(path)  # before any work
-    view = load_selection(db, select) if table is None or kind in ("steps", "loss") else None
+    view = (
+        load_selection(
+            db,
+            select,
+            steps=kind in ("steps", "loss"),
+            warmup=kw.get("warmup"),
+            stat=kw.get("stat", "median"),
+        )
+        if table is None or kind in ("steps", "loss")
+        else None
+    )
     if table is None and kind in ("scaling", "topology"):
         table = summarize(view, **kw)
     figures = {
