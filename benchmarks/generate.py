@@ -215,14 +215,78 @@ def mlperf_round(root: str, files: int, *, seed: str) -> int:
     return made
 
 
+def store(path: str, steps: int, runs: int, *, seed: str) -> int:
+    """A store holding ``runs`` Megatron-like runs of ``steps // runs`` steps each
+    (written through llmbench's own store API, a part per 100 runs): the input of
+    the read benchmark. Returns the step rows written."""
+    import numpy as np
+    import polars as pl
+
+    from llmbench import parts as partfiles
+    from llmbench.columns import RUN_COLUMNS, STEP_COLUMNS, polars_schema
+    from llmbench.store import FileRows, Store
+
+    rng = np.random.default_rng(abs(hash(seed)) % 2**32)
+    per = steps // runs
+    written = 0
+    with Store(path) as s:
+        for first in range(0, runs, 100):
+            items, frames = [], []
+            for k in range(first, min(runs, first + 100)):
+                run_id = f"{k:012x}"
+                src = f"/bench/run{k:05d}.log"
+                n_gpus = int(rng.choice([64, 128, 256, 512]))
+                run = dict.fromkeys(RUN_COLUMNS)
+                run.update(
+                    run_id=run_id, source=src, segment=0, parser="megatron_deepspeed",
+                    framework="Megatron-DeepSpeed", model="gpt3-175b", num_gpus=n_gpus,
+                    global_batch_size=1536, seq_len=2048, accelerator="h100-sxm", dtype="bf16",
+                    tp=8, pp=8, dp=n_gpus // 64, n_steps=per, config="{}", provenance="{}",
+                )
+                frames.append(
+                    pl.DataFrame(
+                        {
+                            "run_id": [run_id] * per,
+                            "step": np.arange(1, per + 1),
+                            "step_time_s": np.round(rng.uniform(11.0, 12.5, per), 4),
+                            "loss": np.round(rng.uniform(2, 9, per), 6),
+                            "learning_rate": np.full(per, 6e-5),
+                            "global_batch_size": np.full(per, 1536),
+                            "consumed_samples": np.arange(1, per + 1) * 1536,
+                            "tflops_per_gpu_logged": np.round(rng.uniform(150, 170, per), 2),
+                            "line_no": np.arange(1, per + 1) * 10,
+                        }
+                    )
+                )
+                items.append((src, run))
+            frame = pl.concat(frames)
+            frame = frame.select(
+                pl.col(c).cast(dt) if c in frame.columns else pl.lit(None, dt).alias(c)
+                for c, dt in polars_schema(STEP_COLUMNS).items()
+            )
+            part = partfiles.write(frame, s.parts_dir, "steps")
+            s.replace_files(
+                [FileRows({"path": src, "sha256": run["run_id"] * 5}, [run], None, ())
+                 for src, run in items[:-1]]
+                + [FileRows({"path": items[-1][0], "sha256": items[-1][1]["run_id"] * 5},
+                            [items[-1][1]], None, (part,))]
+            )
+            written += frame.height
+    return written
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("--size-mb", type=float, default=1024, help="size of each big log [1024]")
     ap.add_argument("--files", type=int, default=20000, help="small files in round/ [20000]")
     ap.add_argument(
-        "--only", default="sparse,dense,mllog,round", help="which inputs [sparse,dense,mllog,round]"
+        "--only",
+        default="sparse,dense,mllog,round,store",
+        help="which inputs [sparse,dense,mllog,round,store]",
     )
+    ap.add_argument("--store-steps", type=int, default=10_000_000, help="step rows in store/ [1e7]")
+    ap.add_argument("--store-runs", type=int, default=1000, help="runs in store/ [1000]")
     a = ap.parse_args()
     only = set(a.only.split(","))
     os.makedirs(a.out, exist_ok=True)
@@ -239,6 +303,10 @@ def main() -> None:
     if "round" in only and a.files:
         n = mlperf_round(f"{a.out}/round/v9.0", a.files, seed="round")
         print(f"round/: {n} result files")
+    if "store" in only and a.store_steps:
+        os.makedirs(f"{a.out}/store", exist_ok=True)
+        n = store(f"{a.out}/store/llmbench.db", a.store_steps, a.store_runs, seed="store")
+        print(f"store/llmbench.db: {n} step rows in {a.store_runs} runs")
 
 
 if __name__ == "__main__":

@@ -288,59 +288,85 @@ class StepStats:
     logged: dict[str, float | None]
 
 
+CHUNK_ROWS = 2_000_000  # step rows read at once (runs are never split)
+
+
 def step_stats(frame, warmup: int | None = None, stat: str = "median") -> dict[str, StepStats]:
     """``StepStats`` per run of ``frame`` (a polars DataFrame or LazyFrame with
-    ``STEP_INPUTS``): rows with a step time, in step order, the warm-up left out,
-    selected by polars; the statistics of each run from its steady rows' columns,
-    never from rows as Python objects."""
+    ``STEP_INPUTS``): each run's rows with a step time, in step order, the
+    warm-up left out; the statistics from the steady rows' columns as numpy
+    arrays, never from rows as Python objects. Columns are read one at a time."""
+    import numpy as np
     import polars as pl
 
     _check_stat(stat)
     lf = frame.lazy() if isinstance(frame, pl.DataFrame) else frame
     t = pl.col("step_time_s")
-    lf = (
-        lf.select(STEP_INPUTS)
-        .filter(t.is_not_null() & t.is_not_nan())
-        .sort(["run_id", "step"], maintain_order=True)
-        .with_columns(_k=pl.int_range(pl.len()).over("run_id"), _n=pl.len().over("run_id"))
-    )
-    if warmup is None:
-        w = pl.max_horizontal(pl.lit(2), (pl.col("_n") * 0.1).ceil().cast(pl.Int64))
-    else:
-        w = pl.lit(max(0, warmup))
-    lf = lf.with_columns(_w=pl.min_horizontal(w, pl.col("_n") - 1)).filter(
-        pl.col("_k") >= pl.col("_w")
-    )
-    agg = (
-        lf.group_by("run_id", maintain_order=True)
-        .agg(
-            pl.col("_w").first(),
-            t,
-            *[
-                pl.col(c).drop_nulls().drop_nans()
-                if c != "global_batch_size"
-                else pl.col(c).drop_nulls()
-                for c in LOGGED
-            ],
+    timed = lf.filter(t.is_not_null() & t.is_not_nan())
+    keys = timed.select("run_id", "step").collect()
+    ordered = keys.with_columns(_d=pl.col("step").diff().over("run_id"))["_d"].min()
+    if ordered is not None and ordered < 0:  # rows out of step order: sort them
+        timed = timed.sort(["run_id", "step"], maintain_order=True)
+        keys = timed.select("run_id", "step").collect()
+    runs = keys.group_by("run_id", maintain_order=True).len()
+    if runs.height != keys["run_id"].n_unique():  # a run's rows not together: sort them
+        timed = timed.sort(["run_id", "step"], maintain_order=True)
+        keys = timed.select("run_id", "step").collect()
+        runs = keys.group_by("run_id", maintain_order=True).len()
+    del keys
+    ids, counts = runs["run_id"].to_list(), runs["len"].to_list()
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    cols = {}
+    for c in ("step_time_s", *LOGGED):
+        col = timed.select(pl.col(c).cast(pl.Float64)).collect()[c]
+        cols[c] = (
+            col.to_numpy() if col.null_count() == 0 else col.fill_null(float("nan")).to_numpy()
         )
-        .collect()
-    )
-    out: dict[str, StepStats] = {}
-    for row in agg.iter_rows(named=True):
-        import numpy as np
+    return {
+        run_id: _run_stats(
+            {c: a[int(offsets[k]) : int(offsets[k + 1])] for c, a in cols.items()}, warmup, stat
+        )
+        for k, run_id in enumerate(ids)
+    }
 
-        st = _steady(np.asarray(row["step_time_s"], dtype=float), stat)
-        st["warmup"] = row["_w"]
-        logged = {}
-        for c in LOGGED:
-            vals = np.asarray(row[c], dtype=float)
-            logged[c] = (
-                _steady(vals, "median" if c == "global_batch_size" else stat)["value"]
-                if len(vals)
-                else None
-            )
-        out[row["run_id"]] = StepStats(st, logged)
+
+def step_stats_in_store(store, run_ids, warmup: int | None = None, stat: str = "median"):
+    """``step_stats`` of the runs ``run_ids`` in a store: each run's columns read
+    from its parts (``Store.run_columns``: rows in step order, no sort, one part
+    in memory at a time)."""
+    import numpy as np
+
+    _check_stat(stat)
+    out: dict[str, StepStats] = {}
+    for run_id, cols in store.run_columns("steps", run_ids, ["step_time_s", *LOGGED]):
+        t = cols["step_time_s"]
+        timed = ~np.isnan(t)
+        if not timed.all():
+            cols = {c: a[timed] for c, a in cols.items()}
+        if len(cols["step_time_s"]):
+            out[run_id] = _run_stats(cols, warmup, stat)
     return out
+
+
+def _run_stats(cols: dict, warmup: int | None, stat: str) -> StepStats:
+    """One run's ``StepStats`` from its timed rows' columns (numpy, step order, NaN
+    where a value is missing)."""
+    import numpy as np
+
+    n = len(cols["step_time_s"])
+    w = warmup_of(n, warmup)
+    st = _steady(cols["step_time_s"][w:], stat)
+    st["warmup"] = w
+    logged = {}
+    for c in LOGGED:
+        vals = cols[c][w:]
+        vals = vals[~np.isnan(vals)]
+        logged[c] = (
+            _steady(vals, "median" if c == "global_batch_size" else stat)["value"]
+            if len(vals)
+            else None
+        )
+    return StepStats(st, logged)
 
 
 def rows_frame(steps: list[dict[str, Any]], run_id: str = ""):
@@ -710,7 +736,7 @@ def summarize(
     check_formula(formula)
     if isinstance(logs, Store):
         runs = logs.runs()
-        stats = step_stats(logs.scan("steps", columns=STEP_INPUTS), warmup, stat)
+        stats = step_stats_in_store(logs, list(runs["run_id"]), warmup, stat)
         mllog_ids = list(runs.loc[runs["parser"] == "mllog", "run_id"]) if len(runs) else []
         ev = logs.read("events", mllog_ids, keys=["tracked_stats"])
     else:

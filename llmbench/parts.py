@@ -26,13 +26,13 @@ _HOST = socket.gethostname().replace("-", "_")
 
 
 class PendingPart(NamedTuple):
-    """A part written under a temporary name, not yet published: ``counts`` gives
-    its rows per run id."""
+    """A part written under a temporary name, not yet published: ``spans`` gives
+    each run's rows in it, (first row, rows): a run's rows are contiguous."""
 
     tmp: str
     table: str
     rows: int
-    counts: dict[str, int]
+    spans: dict[str, tuple[int, int]]
 
     def discard(self) -> None:
         with suppress(OSError):
@@ -50,7 +50,9 @@ def temporary_path(folder: str) -> str:
 
 
 def final_name(table: str) -> str:
-    return f"{uuid.uuid4().hex}.{table}{SUFFIX}"
+    """A new part's name: its time first, so that names sort in the order parts were
+    written (a file's parts, read in name order, give its rows in order)."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.{table}{SUFFIX}"
 
 
 def fsync(path: str) -> None:
@@ -70,17 +72,28 @@ def write(data: Any, folder: str, table: str) -> PendingPart | None:
 
     os.makedirs(folder, exist_ok=True)
     tmp = temporary_path(folder)
+    if isinstance(data, pl.DataFrame):
+        if not data.height:
+            return None
+        data = data.lazy()
     try:
-        if isinstance(data, pl.LazyFrame):
-            data.sink_parquet(tmp, compression="zstd", statistics=True)
-            counts_frame = pl.scan_parquet(tmp).group_by("run_id").len().collect()
-        else:
-            if not data.height:
-                return None
-            data.write_parquet(tmp, compression="zstd", statistics=True)
-            counts_frame = data.group_by("run_id").len()
-        counts = dict(zip(counts_frame["run_id"], counts_frame["len"], strict=True))
-        rows = sum(counts.values())
+        # a run's rows together, in the order they came (the sort is stable)
+        data.sort("run_id", maintain_order=True).sink_parquet(
+            tmp, compression="zstd", statistics=True
+        )
+        spans_frame = (
+            pl.scan_parquet(tmp)
+            .select("run_id")
+            .with_row_index("i")
+            .group_by("run_id")
+            .agg(pl.col("i").min().alias("first"), pl.len().alias("n"))
+            .collect()
+        )
+        spans = {
+            r: (int(a), int(n))
+            for r, a, n in spans_frame.select("run_id", "first", "n").iter_rows()
+        }
+        rows = sum(n for _, n in spans.values())
         if not rows:
             os.unlink(tmp)
             return None
@@ -89,7 +102,7 @@ def write(data: Any, folder: str, table: str) -> PendingPart | None:
         with suppress(OSError):
             os.unlink(tmp)
         raise
-    return PendingPart(tmp, table, rows, counts)
+    return PendingPart(tmp, table, rows, spans)
 
 
 def publish(part: PendingPart, folder: str) -> str:

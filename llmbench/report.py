@@ -46,7 +46,7 @@ def load_selection(
     the steady-state statistics of their steps (``.stats``, computed from the
     columns they need, in the parts) and, with ``steps``, every step (``.steps``),
     like ``read_logs`` gives them."""
-    from .metrics import STEP_INPUTS, step_stats
+    from .metrics import step_stats_in_store
 
     with Store(db) as store:
         runs = select_runs(store.runs(), select)
@@ -54,7 +54,7 @@ def load_selection(
             raise UsageError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
         ids = list(runs["run_id"])
         view = SimpleNamespace(runs=runs)
-        view.stats = step_stats(store.scan("steps", ids, STEP_INPUTS), warmup, stat)
+        view.stats = step_stats_in_store(store, ids, warmup, stat)
         view.steps = store.read("steps", ids) if steps else None
         view.events = store.read("events", ids, keys=["tracked_stats"])
     return view

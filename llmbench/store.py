@@ -36,7 +36,14 @@ CATALOG = {
         "bytes": "INTEGER",
         "created_at": "TEXT",
     },
-    "run_parts": {"run_id": "TEXT", "tbl": "TEXT", "part": "TEXT", "rows": "INTEGER"},
+    # a run's rows in a part: rows "first" .. "first" + "rows" - 1 (contiguous)
+    "run_parts": {
+        "run_id": "TEXT",
+        "tbl": "TEXT",
+        "part": "TEXT",
+        "rows": "INTEGER",
+        "first": "INTEGER",
+    },
 }
 
 
@@ -288,7 +295,7 @@ class Store:
         )
         self.conn.executemany(
             _insert("run_parts", CATALOG["run_parts"], verb="INSERT OR REPLACE"),
-            [(run_id, part.table, name, n) for run_id, n in part.counts.items()],
+            [(run_id, part.table, name, n, a) for run_id, (a, n) in part.spans.items()],
         )
         return name
 
@@ -583,6 +590,57 @@ class Store:
         if keys is not None:
             lf = lf.filter(pl.col("key").is_in(list(keys)))
         return lf
+
+    def run_columns(self, table: str, run_ids: Iterable[str], columns: list[str]):
+        """Yield (run_id, {column: numpy array}) for each of ``run_ids`` that has rows
+        in ``table``, its rows in the order they were written (for steps: step
+        order). Parts are read one at a time, only ``columns``, each run sliced
+        from its part by the catalog's span: memory holds one part and the runs
+        not yet complete."""
+        import numpy as np
+        import polars as pl
+
+        spans: dict[str, list[tuple[str, int, int]]] = {}
+        for run_id, part, first, n in self._select_in(
+            'SELECT run_id, part, "first", rows FROM run_parts',
+            "run_id",
+            run_ids,
+            f"AND tbl = '{table}'",
+        ):
+            spans.setdefault(part, []).append((run_id, first, n))
+        last_part = {}
+        for part in sorted(spans):
+            for run_id, _, _ in spans[part]:
+                last_part[run_id] = part
+        pending: dict[str, list[dict]] = {}
+        for part in sorted(spans):
+            path = os.path.join(self.parts_dir, part)
+            if not os.path.exists(path):
+                raise StoreError(
+                    f"part {part} is missing",
+                    path=self.path,
+                    remedy="run `llmbench check`, then ingest those runs' sources again",
+                )
+            frame = pl.read_parquet(path, columns=columns)
+            arrays = {
+                c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy() for c in columns
+            }
+            del frame
+            for run_id, first, n in spans[part]:
+                pending.setdefault(run_id, []).append(
+                    {c: a[first : first + n] for c, a in arrays.items()}
+                )
+                if last_part[run_id] == part:
+                    pieces = pending.pop(run_id)
+                    yield (
+                        run_id,
+                        {
+                            c: np.concatenate([p[c] for p in pieces])
+                            if len(pieces) > 1
+                            else pieces[0][c]
+                            for c in columns
+                        },
+                    )
 
     def read(
         self,

@@ -165,7 +165,7 @@ def test_forget_and_check(tmp_path):
         a.write_text(a.read_text() + "\n")
         b.unlink()
         assert [k for k, _ in s.check()] == ["changed"]
-        s.conn.execute("INSERT INTO run_parts VALUES ('nope', 'events', 'gone.parquet', 1)")
+        s.conn.execute("INSERT INTO run_parts VALUES ('nope', 'events', 'gone.parquet', 1, 0)")
         found = s.check()
         assert sorted(k for k, _ in found) == ["changed", "orphan", "orphan"]
         assert any("unknown part gone.parquet" in d for _, d in found)
