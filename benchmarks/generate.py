@@ -238,10 +238,23 @@ def store(path: str, steps: int, runs: int, *, seed: str) -> int:
                 n_gpus = int(rng.choice([64, 128, 256, 512]))
                 run = dict.fromkeys(RUN_COLUMNS)
                 run.update(
-                    run_id=run_id, source=src, segment=0, parser="megatron_deepspeed",
-                    framework="Megatron-DeepSpeed", model="gpt3-175b", num_gpus=n_gpus,
-                    global_batch_size=1536, seq_len=2048, accelerator="h100-sxm", dtype="bf16",
-                    tp=8, pp=8, dp=n_gpus // 64, n_steps=per, config="{}", provenance="{}",
+                    run_id=run_id,
+                    source=src,
+                    segment=0,
+                    parser="megatron_deepspeed",
+                    framework="Megatron-DeepSpeed",
+                    model="gpt3-175b",
+                    num_gpus=n_gpus,
+                    global_batch_size=1536,
+                    seq_len=2048,
+                    accelerator="h100-sxm",
+                    dtype="bf16",
+                    tp=8,
+                    pp=8,
+                    dp=n_gpus // 64,
+                    n_steps=per,
+                    config="{}",
+                    provenance="{}",
                 )
                 frames.append(
                     pl.DataFrame(
@@ -266,10 +279,18 @@ def store(path: str, steps: int, runs: int, *, seed: str) -> int:
             )
             part = partfiles.write(frame, s.parts_dir, "steps")
             s.replace_files(
-                [FileRows({"path": src, "sha256": run["run_id"] * 5}, [run], None, ())
-                 for src, run in items[:-1]]
-                + [FileRows({"path": items[-1][0], "sha256": items[-1][1]["run_id"] * 5},
-                            [items[-1][1]], None, (part,))]
+                [
+                    FileRows({"path": src, "sha256": run["run_id"] * 5}, [run], None, ())
+                    for src, run in items[:-1]
+                ]
+                + [
+                    FileRows(
+                        {"path": items[-1][0], "sha256": items[-1][1]["run_id"] * 5},
+                        [items[-1][1]],
+                        None,
+                        (part,),
+                    )
+                ]
             )
             written += frame.height
     return written
