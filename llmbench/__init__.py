@@ -5,6 +5,7 @@ Notebook API::
     import llmbench
     logs = llmbench.read_logs("results/*.out", settings={"num_gpus": 128})
     logs.runs, logs.steps, logs.events        # pandas DataFrames
+    stored = llmbench.read_store("llmbench.db", engine="dask")  # or pandas, polars
     table = llmbench.summarize(logs, formula="megatron")
     llmbench.plot_scaling(table)              # matplotlib Axes
     llmbench.summarize_submissions("llmbench.db")  # MLPerf scores, one dict per folder
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "read_logs": "llmbench.ingest",
+    "read_store": "llmbench.store",
     "ingest": "llmbench.ingest",
     "parse_file": "llmbench.ingest",
     "summarize": "llmbench.metrics",

@@ -116,8 +116,24 @@ def cli() -> None:
 @click.option("--parser", metavar="NAME", help="Use this parser instead of detecting one.")
 @settings_options
 @workers_option
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Parse here, or on a Dask cluster (pip install 'llmbench[dask]').",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --engine dask: the cluster's scheduler, e.g. tcp://head:8786 "
+    "[default: a local cluster of --workers workers]. The workers must see the "
+    "logs and the store's folder at the same paths.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="A line per file, and every warning.")
-def ingest(paths, db, parser, set_items, settings_file, path_pattern, workers, verbose) -> None:
+def ingest(
+    paths, db, parser, set_items, settings_file, path_pattern, workers, engine, scheduler, verbose
+) -> None:
     """Parse log files into the store.
 
     PATHS are files, directories (searched recursively for .log .out .txt .err
@@ -128,18 +144,39 @@ def ingest(paths, db, parser, set_items, settings_file, path_pattern, workers, v
     Example:
       llmbench ingest logs/ --path-pattern '{dtype}/{model}/{num_gpus}/' \\
           --set global_batch_size=256 --set seq_len=2048
+      llmbench ingest /shared/archive --engine dask --scheduler tcp://head:8786
     """
     from .settings import Settings
 
+    if scheduler and engine != "dask":
+        raise UsageError("--scheduler needs --engine dask")
     settings = Settings.build(set_items, settings_file, path_pattern)
     report, db = _ingest(
-        paths, db, parser=parser, settings=settings, workers=workers, verbose=verbose
+        paths,
+        db,
+        parser=parser,
+        settings=settings,
+        workers=workers,
+        verbose=verbose,
+        engine=engine,
+        scheduler=scheduler,
     )
     if report.failed:
         sys.exit(EXIT_INPUT)
 
 
-def _ingest(paths, db, *, settings, workers: int, verbose: bool, parser=None, summary_err=False):
+def _ingest(
+    paths,
+    db,
+    *,
+    settings,
+    workers: int,
+    verbose: bool,
+    parser=None,
+    summary_err=False,
+    engine: str = "local",
+    scheduler: str | None = None,
+):
     """Ingest with a progress bar and a line per failure; returns (report, db path)."""
     from .ingest import ingest as run_ingest
     from .store import default_path
@@ -180,7 +217,14 @@ def _ingest(paths, db, *, settings, workers: int, verbose: bool, parser=None, su
 
     try:
         report = run_ingest(
-            paths, db, parser=parser, settings=settings, workers=workers, progress=progress
+            paths,
+            db,
+            parser=parser,
+            settings=settings,
+            workers=workers,
+            progress=progress,
+            engine=engine,
+            scheduler=scheduler,
         )
     finally:
         if bar is not None:

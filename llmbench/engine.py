@@ -42,21 +42,17 @@ MAX_SIGNATURES = 16  # distinct label sequences of one shape decoded per block
 JSON_NUMBER = r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$"
 
 
-ENGINES = ("bulk", "python")
-
-
-def default_engine() -> str:
-    """``$LLMBENCH_ENGINE`` (bulk or python), else bulk."""
-    name = os.environ.get("LLMBENCH_ENGINE") or "bulk"
-    return name if name in ENGINES else "bulk"
+def bulk_default() -> bool:
+    """Read in bulk unless ``$LLMBENCH_BULK`` is 0 (every line by the parsers' Python)."""
+    return os.environ.get("LLMBENCH_BULK", "1") != "0"
 
 
 def items(
-    parser: Parser, path: str, hasher=None, engine: str | None = None
+    parser: Parser, path: str, hasher=None, bulk: bool | None = None
 ) -> Iterator[Line | Batch]:
-    """What ``parser.parse`` reads for ``path``: with the bulk engine (when the parser
-    declares shapes), lines and ``Batch`` records; else the lines with its needles."""
-    if (engine or default_engine()) == "python" or not parser.shapes:
+    """What ``parser.parse`` reads for ``path``: in bulk (when the parser declares
+    shapes), lines and ``Batch`` records; else the lines with its needles."""
+    if not (bulk_default() if bulk is None else bulk) or not parser.shapes:
         return iter_lines(path, hasher, needles=parser.needles)
     return _items(parser, path, hasher)
 

@@ -24,7 +24,7 @@ from . import parts as partfiles
 from . import registry
 from .columns import EVENT_COLUMNS, STEP_COLUMNS
 from .engine import items as engine_items
-from .errors import InputError, LLMBenchError, StoreError, UnrecognisedLogError
+from .errors import InputError, LLMBenchError, StoreError, UnrecognisedLogError, UsageError
 from .frames import run_rows, segment, to_pandas
 from .parsing import Batch, NewRun, Note, Parser, Record, Step
 from .reader import Line, Source, expand_paths, head, iter_lines
@@ -173,6 +173,7 @@ def _choose(
     raise UnrecognisedLogError(f"no parser recognises this file (tried: {names})", path=path)
 
 
+ENGINES = ("local", "dask")
 HASH_AHEAD = 32 << 20  # files at least this big are hashed by a thread of their own
 
 
@@ -223,13 +224,13 @@ def parse_file(
     parser: str | None = None,
     settings: Settings | None = None,
     parts_dir: str | None = None,
-    engine: str | None = None,
+    bulk: bool | None = None,
 ) -> ParsedFile:
     """Read one file into canonical rows. Raises InputError (with path:line).
 
-    ``engine``: "bulk" (default, ``$LLMBENCH_ENGINE``) reads the lines of the
-    parser's declared shapes in bulk; "python" reads every line with the parser's
-    Python code. Both give the same rows.
+    ``bulk`` (default: yes, unless ``$LLMBENCH_BULK`` is 0) reads the lines of the
+    parser's declared shapes in bulk; ``bulk=False`` reads every line with the
+    parser's Python code. Both give the same rows.
 
     With ``parts_dir`` (a store's parts folder), rows that outgrow memory spill
     there and are written as pending parts (``ParsedFile.parts``) for the store
@@ -251,7 +252,7 @@ def parse_file(
     if others:
         tracked = _Tracked(iter_lines(path, hasher))
     else:
-        tracked = _Tracked(engine_items(chosen, path, hasher, engine))
+        tracked = _Tracked(engine_items(chosen, path, hasher, bulk))
     if parts_dir:
         os.makedirs(parts_dir, exist_ok=True)
     rows = Rows(
@@ -371,7 +372,7 @@ def _parse_stdin(*, parser: str | None, settings: Settings, parts_dir: str | Non
     return parsed
 
 
-def _parse_job(
+def parse_job(
     args: tuple[str, str | None, Settings, str | None],
 ) -> ParsedFile | LLMBenchError:
     path, parser, settings, parts_dir = args
@@ -389,13 +390,19 @@ def ingest(
     settings: Settings | None = None,
     workers: int = 1,
     progress: Callable[[FileResult, int], None] | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> IngestReport:
     """Parse ``paths`` and store them in the store at ``db``.
 
     Unchanged files (same size and mtime, or same sha256, under the same
     settings) are skipped; a changed file replaces its old rows atomically.
     ``progress(result, total)`` is called with each file's result as it completes.
+    ``engine``: "local" (``workers`` processes of this machine) or "dask" (the
+    cluster at ``scheduler``, else a local cluster of ``workers`` workers).
     """
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
     from .store import Store
 
     settings = settings or Settings()
@@ -421,16 +428,22 @@ def ingest(
             else:
                 todo.append(src)
         jobs = [(s.path, parser, settings, store.parts_dir) for s in todo]
-        if workers > 1 and len(jobs) > 1:
+        close = None
+        if engine == "dask" and jobs:
+            from .distributed import outcomes as dask_outcomes
+
+            pool = None
+            outcomes, close = dask_outcomes(jobs, parse_job, scheduler, workers)
+        elif workers > 1 and len(jobs) > 1:
             # spawned, not forked: a fork of a process whose polars threads are running
             # can deadlock in the child
             pool = ProcessPoolExecutor(
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn")
             )
-            outcomes: Iterator[Any] = pool.map(_parse_job, jobs, chunksize=4)
+            outcomes: Iterator[Any] = pool.map(parse_job, jobs, chunksize=4)
         else:
             pool = None
-            outcomes = map(_parse_job, jobs)
+            outcomes = map(parse_job, jobs)
         batch_files = int(os.environ.get("LLMBENCH_BATCH_FILES") or BATCH_FILES)
         pending: list[tuple[Source, Any]] = []
 
@@ -472,6 +485,8 @@ def ingest(
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+            if close is not None:
+                close()
     return IngestReport(results)
 
 
@@ -632,7 +647,7 @@ def read_logs(
     runs: list[dict] = []
     frames: dict[str, list] = {"steps": [], "events": []}
     for src in sources:
-        outcome = _parse_job((src.path, parser, settings, None))
+        outcome = parse_job((src.path, parser, settings, None))
         if isinstance(outcome, LLMBenchError):
             results.append(_unreadable(src, outcome))
             continue

@@ -697,3 +697,33 @@ class Store:
             out[table] = n
         out["files"] = self.conn.execute("SELECT COUNT(*) FROM files").fetchone()[0]
         return out
+
+
+ENGINES = ("pandas", "polars", "dask")
+
+
+def read_store(path: str | None = None, engine: str = "pandas"):
+    """A store's runs, steps and events (a ``Logs``, like ``read_logs`` gives):
+    pandas DataFrames; polars LazyFrames of steps and events over the parts with
+    ``engine="polars"``; Dask DataFrames with ``engine="dask"`` (the ``dask``
+    extra). The runs are always a pandas DataFrame."""
+    from .ingest import Logs
+
+    if engine not in ENGINES:
+        raise StoreError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
+    path = path or default_path()
+    if not os.path.exists(path):
+        raise StoreError(
+            "no store here", path=path, remedy="ingest logs first: llmbench ingest PATH"
+        )
+    with Store(path) as store:
+        runs = store.runs()
+        if engine == "pandas":
+            steps, events = store.read("steps"), store.read("events")
+        elif engine == "polars":
+            steps, events = store.scan("steps"), store.scan("events")
+        else:
+            from .distributed import read_parts
+
+            steps, events = read_parts(store, "steps"), read_parts(store, "events")
+    return Logs(runs=runs, steps=steps, events=events, results=[])

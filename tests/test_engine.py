@@ -32,7 +32,7 @@ def _same(a, b) -> bool:
 
 
 def _read(path, engine: str):
-    p = parse_file(str(path), settings=SETTINGS, engine=engine)
+    p = parse_file(str(path), settings=SETTINGS, bulk=engine == "bulk")
     return p.runs, p.steps, p.events, p.warnings
 
 

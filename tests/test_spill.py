@@ -86,7 +86,7 @@ def test_spilled_file_stores_the_same_rows(tmp_path, monkeypatch, restart_at):
 def test_spill_file_goes_when_the_parse_fails(tmp_path, monkeypatch, engine):
     log = tmp_path / "big.log"
     _log(log, 400)
-    monkeypatch.setenv("LLMBENCH_ENGINE", engine)
+    monkeypatch.setenv("LLMBENCH_BULK", "1" if engine == "bulk" else "0")
     monkeypatch.setattr(rows, "SPILL_ROWS", 50)
     spilled = []
     if engine == "python":  # a parser bug in the middle of the file
