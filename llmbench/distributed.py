@@ -13,6 +13,7 @@ imports this module.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,7 +59,7 @@ def outcomes(
     # a dying worker is reported per file (below), not as the scheduler's tracebacks
     log = logging.getLogger("distributed")
     level = log.level
-    log.setLevel(logging.CRITICAL)
+    log.setLevel(logging.CRITICAL if not os.environ.get("LLMBENCH_DASK_LOG") else logging.INFO)
     client, cluster = _client(scheduler, workers)
     futures = client.map(job, jobs, pure=False, retries=RETRIES)
 

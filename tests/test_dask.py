@@ -76,21 +76,20 @@ def test_the_default_path_imports_no_dask(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
-def _dies(args):
-    """A parse job whose worker process dies: always ('crash'), or the first time only."""
-    import os
-
-    name, marker = args
-    if name == "crash" or (name == "once" and not os.path.exists(marker)):
-        if marker:
-            open(marker, "w").close()
-        os._exit(1)
-    return name
-
-
 def test_a_worker_that_dies_costs_only_its_file(tmp_path):
     from llmbench.distributed import outcomes
     from llmbench.errors import InputError
+
+    def _dies(args):  # nested: it goes to the workers by value (they cannot import tests)
+        """A parse job whose worker process dies: always ('crash'), or the first time only."""
+        import os
+
+        name, marker = args
+        if name == "crash" or (name == "once" and not os.path.exists(marker)):
+            if marker:
+                open(marker, "w").close()
+            os._exit(1)
+        return name
 
     def run(jobs):
         results, close = outcomes(jobs, _dies, None, 2)
