@@ -174,6 +174,7 @@ def _choose(
 
 
 ENGINES = ("local", "dask")
+BULK_MIN_BYTES = 2 << 20  # smaller files are read line by line (the engine's set-up costs more)
 HASH_AHEAD = 32 << 20  # files at least this big are hashed by a thread of their own
 
 
@@ -228,9 +229,10 @@ def parse_file(
 ) -> ParsedFile:
     """Read one file into canonical rows. Raises InputError (with path:line).
 
-    ``bulk`` (default: yes, unless ``$LLMBENCH_BULK`` is 0) reads the lines of the
-    parser's declared shapes in bulk; ``bulk=False`` reads every line with the
-    parser's Python code. Both give the same rows.
+    ``bulk`` (default: for files of ``BULK_MIN_BYTES`` or more, unless
+    ``$LLMBENCH_BULK`` is 0) reads the lines of the parser's declared shapes in
+    bulk; ``bulk=False`` reads every line with the parser's Python code. Both give
+    the same rows.
 
     With ``parts_dir`` (a store's parts folder), rows that outgrow memory spill
     there and are written as pending parts (``ParsedFile.parts``) for the store
@@ -252,6 +254,8 @@ def parse_file(
     if others:
         tracked = _Tracked(iter_lines(path, hasher))
     else:
+        if bulk is None and st.st_size < BULK_MIN_BYTES:
+            bulk = False
         tracked = _Tracked(engine_items(chosen, path, hasher, bulk))
     if parts_dir:
         os.makedirs(parts_dir, exist_ok=True)

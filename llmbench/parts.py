@@ -12,6 +12,7 @@ changed once written; replaced ones are deleted after the commit that drops them
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import time
@@ -72,28 +73,31 @@ def write(data: Any, folder: str, table: str) -> PendingPart | None:
 
     os.makedirs(folder, exist_ok=True)
     tmp = temporary_path(folder)
-    if isinstance(data, pl.DataFrame):
-        if not data.height:
-            return None
-        data = data.lazy()
+    if isinstance(data, pl.DataFrame) and not data.height:
+        return None
     try:
-        # a run's rows together, in the order they came (the sort is stable)
-        data.sort("run_id", maintain_order=True).sink_parquet(
-            tmp, compression="zstd", statistics=True
-        )
-        spans_frame = (
-            pl.scan_parquet(tmp)
-            .select("run_id")
-            .with_row_index("i")
-            .group_by("run_id")
-            .agg(pl.col("i").min().alias("first"), pl.len().alias("n"))
-            .collect()
-        )
+        # a run's rows together, in the order they came (the sorts are stable)
+        if isinstance(data, pl.DataFrame):  # in memory: written as it is
+            data = data.sort("run_id", maintain_order=True)
+            data.write_parquet(tmp, compression="zstd", statistics=True)
+            ids = data["run_id"]
+        else:  # streamed from spill files: bounded memory
+            data.sort("run_id", maintain_order=True).sink_parquet(
+                tmp, compression="zstd", statistics=True
+            )
+            ids = pl.read_parquet(tmp, columns=["run_id"])["run_id"]
+        runs = ids.rle()
+        firsts = [0, *itertools.accumulate(runs.struct.field("len").to_list())]
         spans = {
             r: (int(a), int(n))
-            for r, a, n in spans_frame.select("run_id", "first", "n").iter_rows()
+            for r, a, n in zip(
+                runs.struct.field("value").to_list(),
+                firsts,
+                runs.struct.field("len").to_list(),
+                strict=False,
+            )
         }
-        rows = sum(n for _, n in spans.values())
+        rows = len(ids)
         if not rows:
             os.unlink(tmp)
             return None

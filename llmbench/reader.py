@@ -20,6 +20,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from typing import IO, NamedTuple
 
 from .errors import InputError
@@ -118,6 +119,9 @@ class _HashingReader:
     def readable(self) -> bool:
         return True
 
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
     def drain(self) -> None:
         while self.read(CHUNK_SIZE):
             pass
@@ -167,6 +171,9 @@ def blocks(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[byt
 
     Raises InputError for a missing, empty, binary or corrupt file."""
     stream, wrapper, compression = _open(path, hasher)
+    if compression is None:  # a small file needs no big buffer
+        with suppress(OSError):
+            chunk_size = max(1, min(chunk_size, os.fstat(wrapper.fileno()).st_size + 1))
     buf = bytearray(chunk_size)
     filled = 0  # buf[:filled]: the start of a line not yet complete
     first = True

@@ -187,12 +187,14 @@ def step_values(row: dict[str, Any]) -> dict[str, Any]:
 # -- the row sink ---------------------------------------------------------------
 
 
-def _frame(rows: list[list], table: str):
-    """Row lists (run id = segment index) as a polars DataFrame of ``table``."""
+def _frame(rows: list[list], table: str, run_ids: bool = False):
+    """Row lists as a polars DataFrame of ``table``: run id = the segment index, or
+    the run id itself with ``run_ids``."""
     import polars as pl
 
     schema = polars_schema(COLUMNS[table])
-    schema["run_id"] = pl.Int64
+    if not run_ids:
+        schema["run_id"] = pl.Int64
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
     return pl.DataFrame(
         {
@@ -200,6 +202,11 @@ def _frame(rows: list[list], table: str):
             for (name, dt), col in zip(schema.items(), cols, strict=True)
         }
     )
+
+
+def id_frame(rows: list[list], table: str):
+    """Row lists with their run ids as a polars DataFrame of ``table``."""
+    return _frame(rows, table, run_ids=True)
 
 
 def conform(frame, table: str, seg: int | None = None):
@@ -351,9 +358,6 @@ class Rows:
         self.run_ids = dict(run_ids)
         if self.parts:
             self._write_parts(self.run_key())
-            return
-        for table in ("steps", "events"):
-            self._pack(table)
 
     def lazy(self, table: str):
         """Every row of ``table`` as a polars LazyFrame, run ids filled in (spilled
@@ -373,6 +377,14 @@ class Rows:
                 list(run_ids), list(run_ids.values()), default=None, return_dtype=pl.String
             )
         )
+
+    def id_rows(self, table: str) -> list[list] | None:
+        """Every row of ``table`` as lists with their run ids, when all are row lists
+        (a small file read line by line); else None."""
+        if self._frames[table] or self.spilled:
+            return None
+        ids = self.run_ids
+        return [[ids[r[0]], *r[1:]] for r in self._lists[table]]
 
     def frame(self, table: str):
         """Every row of ``table`` (run ids filled in) as one polars DataFrame."""

@@ -381,7 +381,20 @@ class Store:
             return None
         import polars as pl
 
-        frames = [r.lazy(table) for r in sources if r.n[table]]
+        from .rows import id_frame
+
+        lists: list[list] = []  # small files' rows, made one frame for the batch
+        frames = []
+        for r in sources:
+            if not r.n[table]:
+                continue
+            got = r.id_rows(table)
+            if got is None:
+                frames.append(r.lazy(table))
+            else:
+                lists += got
+        if lists:
+            frames.append(id_frame(lists, table).lazy())
         frame = pl.concat(frames, how="vertical").collect()
         return partfiles.write(frame, self.parts_dir, table)
 
