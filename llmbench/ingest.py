@@ -32,8 +32,8 @@ from .rows import Rows
 from .settings import Settings
 
 HEAD_LINES = 2000
-BATCH_FILES = 100  # files per commit, $LLMBENCH_BATCH_FILES (each file all-or-nothing)
-BATCH_ROWS = 50_000  # rows held before a commit
+BATCH_FILES = 500  # files per commit, $LLMBENCH_BATCH_FILES (each file all-or-nothing)
+BATCH_ROWS = 200_000  # rows held before a commit
 BATCH_SECONDS = 1.0  # and at least this often, so progress shows
 SCAN_WINDOW = 5000
 
@@ -423,8 +423,9 @@ def ingest(
     with Store(db) as store:
         store.clean_strays()  # parts a killed ingest left behind
         todo: list[Source] = []
+        stored = {f["path"]: f for f in store.files([os.path.abspath(s.path) for s in sources])}
         for src in sources:
-            res = _check_unchanged(store, src, parser, settings)
+            res = _check_unchanged(stored, src, parser, settings)
             if res is not None:
                 results.append(res)
                 if progress:
@@ -495,15 +496,17 @@ def ingest(
 
 
 def _check_unchanged(
-    store, src: Source, parser: str | None, settings: Settings
+    stored: dict[str, dict], src: Source, parser: str | None, settings: Settings
 ) -> FileResult | None:
+    """The file's result when the store holds it as it is (``stored``: files rows by
+    path), else None."""
     if src.path == "-":
         return None
     try:
         st = os.stat(src.path)
     except OSError:
         return None
-    old = store.file(os.path.abspath(src.path))
+    old = stored.get(os.path.abspath(src.path))
     if (
         old is not None
         and old["status"] == "ok"

@@ -111,10 +111,10 @@ def write(data: Any, folder: str, table: str) -> PendingPart | None:
 
 def publish(part: PendingPart, folder: str) -> str:
     """Rename a pending part to its final name (call it inside the catalog
-    transaction that lists it); returns that name."""
+    transaction that lists it, which fsyncs the folder before it commits);
+    returns that name."""
     name = final_name(part.table)
     os.replace(part.tmp, os.path.join(folder, name))
-    fsync(folder)
     return name
 
 

@@ -262,6 +262,7 @@ class Rows:
         self.parts_dir = parts_dir
         self.run_key = run_key
         self.run_ids: dict[int, str] = {}
+        self._ids_in_rows = False  # the row lists hold run ids, not segment indexes
         self._finalizer = weakref.finalize(self, _unlink_all, self.spills, self.parts)
 
     @property
@@ -358,12 +359,19 @@ class Rows:
         self.run_ids = dict(run_ids)
         if self.parts:
             self._write_parts(self.run_key())
+        elif not self.spilled and not self._frames["steps"] and not self._frames["events"]:
+            for rows in self._lists.values():  # a small file: its ids in place, now
+                for row in rows:
+                    row[0] = run_ids[row[0]]
+            self._ids_in_rows = True
 
     def lazy(self, table: str):
         """Every row of ``table`` as a polars LazyFrame, run ids filled in (spilled
         rows are read back as they are needed: memory stays bounded)."""
         import polars as pl
 
+        if self._ids_in_rows:
+            return id_frame(self._lists[table], table).lazy()
         parts = [pl.scan_ipc(p) for p in self.spills[table]]
         parts += [f.lazy() for f in self._frames[table]]
         if self._lists[table]:
@@ -380,11 +388,8 @@ class Rows:
 
     def id_rows(self, table: str) -> list[list] | None:
         """Every row of ``table`` as lists with their run ids, when all are row lists
-        (a small file read line by line); else None."""
-        if self._frames[table] or self.spilled:
-            return None
-        ids = self.run_ids
-        return [[ids[r[0]], *r[1:]] for r in self._lists[table]]
+        (a small file read line by line, its ids given by ``finish``); else None."""
+        return self._lists[table] if self._ids_in_rows else None
 
     def frame(self, table: str):
         """Every row of ``table`` (run ids filled in) as one polars DataFrame."""

@@ -243,6 +243,8 @@ class Store:
                 delay = min(delay * 2, 1.0)
         try:
             yield self.conn
+            if self._published:  # the renames on disk before the commit that lists them
+                partfiles.fsync(self.parts_dir)
         except BaseException:
             self.conn.execute("ROLLBACK")
             partfiles.remove(self.parts_dir, self._published)
