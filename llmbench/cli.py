@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .errors import LLMBenchError, UsageError
+from .columns import RUN_COLUMNS
 from .formats import FORMATS
 from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
 
@@ -275,10 +276,19 @@ def runs(db, fmt, all_columns) -> None:
     Example:
       llmbench runs --format markdown
     """
-    from .formats import render
+    from .formats import layout, render
     from .store import Store
 
     with Store(db) as store:
+        if fmt in ("table", "markdown"):  # the common case, without importing pandas
+            cols = list(RUN_COLUMNS if all_columns else RUN_VIEW)
+            rows = [
+                [_rel(v) if k == "source" and not all_columns else v for k, v in r.items()]
+                for r in ({k: r[k] for k in cols} for r in store.run_rows())
+            ]
+            right = [RUN_COLUMNS[c].startswith(("INTEGER", "REAL")) for c in cols]
+            click.echo(layout(cols, rows, right, fmt), nl=False)
+            return
         df = store.table("runs")
     if not all_columns:
         df = df[RUN_VIEW].copy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 from typing import Any
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -19,13 +20,9 @@ def plain(value: Any) -> Any:
             value = value.item()
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
-    try:
-        import pandas as pd
-
-        if value is pd.NA or value is pd.NaT:
-            return None
-    except ImportError:  # pragma: no cover
-        pass
+    pd = sys.modules.get("pandas")  # not loaded: the value cannot be one of its markers
+    if pd is not None and (value is pd.NA or value is pd.NaT):
+        return None
     return value
 
 
@@ -67,9 +64,16 @@ def render(df, fmt: str = "table") -> str:
         return json.dumps(records(df), indent=1, default=str)
     if fmt == "csv":
         return df.to_csv(index=False)
-    cols = [str(c) for c in df.columns]
-    rows = [[cell(v) for v in row] for row in df.itertuples(index=False)]
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
     right = [_numeric(df, c) for c in df.columns]
+    return layout([str(c) for c in df.columns], df.itertuples(index=False), right, fmt)
+
+
+def layout(cols: list[str], rows, right: list[bool], fmt: str = "table") -> str:
+    """``rows`` (sequences of values) as a terminal table or markdown, the columns
+    flagged in ``right`` (numbers) right-aligned; no pandas needed."""
+    rows = [[cell(v) for v in row] for row in rows]
     if fmt == "markdown":
         out = ["| " + " | ".join(cols) + " |"]
         out.append("| " + " | ".join("---:" if r else "---" for r in right) + " |")

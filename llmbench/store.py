@@ -550,6 +550,12 @@ class Store:
         DataFrame, ordered by source and segment."""
         from .frames import dataframe
 
+        return dataframe(self.run_rows(run_ids, sources), RUN_COLUMNS)
+
+    def run_rows(
+        self, run_ids: Iterable[str] | None = None, sources: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``runs`` rows as dicts of SQLite values (no pandas: fast to list)."""
         cols = list(RUN_COLUMNS)
         select = f"SELECT {_quoted(cols)} FROM runs"
         if run_ids is not None:
@@ -559,7 +565,7 @@ class Store:
         else:
             found = self._all(select)
         found.sort(key=lambda r: (r[1] or "", r[2] or 0))
-        return dataframe([dict(zip(cols, r, strict=True)) for r in found], RUN_COLUMNS)
+        return [dict(zip(cols, r, strict=True)) for r in found]
 
     def scan(
         self,
@@ -666,12 +672,12 @@ class Store:
     ):
         """``table``'s rows (see ``scan``) as a typed pandas DataFrame, in run and
         step (steps) or line (events) order."""
+        if table == "runs":
+            return self.runs(run_ids)
         import polars as pl
 
         from .frames import dataframe, to_pandas
 
-        if table == "runs":
-            return self.runs(run_ids)
         if table not in PART_TABLES:
             raise StoreError(f"unknown table {table!r} (tables: {', '.join(TABLES)})")
         order = ["run_id", "step", "line_no"] if table == "steps" else ["run_id", "line_no"]

@@ -163,6 +163,33 @@ def test_runs_formats():
         assert r.exit_code == 0 and probe in r.output
 
 
+def test_runs_lists_without_pandas_as_the_dataframe_renders(tmp_path):
+    """`runs` (table, markdown) reads the catalog without importing pandas (start-up
+    is most of its time) and prints what rendering the runs DataFrame prints."""
+    from llmbench.cli import RUN_VIEW, _rel
+    from llmbench.formats import render
+    from llmbench.store import Store
+
+    db = str(tmp_path / "r.db")
+    assert run("ingest", SEED2, SEED0, PAX128, "--db", db).exit_code == 0
+    with Store(db) as store:
+        df = store.table("runs")
+    for fmt in ("table", "markdown"):
+        for extra, frame in (([], df[RUN_VIEW]), (["--all"], df)):
+            got = run("runs", "--db", db, "--format", fmt, *extra).output
+            if not extra:
+                frame = frame.assign(source=[_rel(s) for s in frame["source"]])
+            assert got == render(frame, fmt) and len(got.splitlines()) == 2 + len(df)
+    code = (
+        "import sys; from llmbench.cli import cli\n"
+        f"try: cli(['runs', '--db', {db!r}])\n"
+        "except SystemExit: pass\n"
+        "assert 'pandas' not in sys.modules, 'pandas imported'"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and "seed002" in out.stdout, out.stderr
+
+
 # --- bad input: one clear line naming the file (and line), no traceback, the rest stored ---
 
 BAD = {
