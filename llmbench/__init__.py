@@ -27,6 +27,7 @@ _EXPORTS = {
     "parse_file": "llmbench.ingest",
     "summarize": "llmbench.metrics",
     "estimate": "llmbench.report",
+    "export": "llmbench.report",
     "plot_scaling": "llmbench.plots",
     "plot_steps": "llmbench.plots",
     "plot_topology": "llmbench.plots",

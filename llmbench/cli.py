@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import LLMBenchError, UsageError
 from .columns import RUN_COLUMNS
+from .errors import LLMBenchError, UsageError
 from .formats import FORMATS
 from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
 
@@ -318,22 +318,11 @@ def export(db, table, fmt, output) -> None:
     Example:
       llmbench export --table steps --format json -o steps.json
     """
-    from .formats import render
-    from .store import Store
+    from .report import export as export_table
 
     if fmt == "parquet" and not output:
         raise UsageError("--format parquet needs -o FILE")
-    with Store(db) as store:
-        if fmt == "parquet":
-            store.export_parquet(table, output)
-            return
-        df = store.table(table)
-    text = render(df, fmt)
-    if output:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
-    else:
-        click.echo(text, nl=not text.endswith("\n"))
+    export_table(db, table, fmt, output)
 
 
 @cli.command("parsers")

@@ -6,7 +6,8 @@ import contextlib
 import json
 import math
 import sys
-from typing import Any
+from collections.abc import Iterable
+from typing import IO, Any
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -32,6 +33,24 @@ def records(df) -> list[dict[str, Any]]:
     return [
         dict(zip(cols, (plain(v) for v in row), strict=True)) for row in df.itertuples(index=False)
     ]
+
+
+def write(chunks: Iterable, fmt: str, out: IO[str]) -> None:
+    """DataFrames written to ``out`` as one CSV or JSON table (what ``render``
+    gives for them concatenated, a newline after JSON), one chunk at a time."""
+    if fmt == "csv":
+        for k, df in enumerate(chunks):
+            df.to_csv(out, index=False, header=k == 0)
+        return
+    if fmt != "json":
+        raise ValueError(f"cannot stream format {fmt!r} (csv, json)")
+    out.write("[")
+    sep = "\n "
+    for df in chunks:
+        for rec in records(df):
+            out.write(sep + json.dumps(rec, indent=1, default=str).replace("\n", "\n "))
+            sep = ",\n "
+    out.write("]\n" if sep == "\n " else "\n]\n")
 
 
 def cell(value: Any) -> str:

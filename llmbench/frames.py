@@ -383,24 +383,38 @@ def dataframe(rows: list[dict] | list[list], columns: dict[str, str]):
     return df
 
 
-def to_pandas(frame, columns: dict[str, str]):
+def to_pandas(frame, columns: dict[str, str], floats: Iterable[str] = ()):
     """A polars DataFrame of a canonical table as ``dataframe`` types it: integers
-    int64 when complete (else float64, missing NaN), reals float64, text objects
-    with None. Built from numpy arrays column by column (no pyarrow needed)."""
-    import numpy as np
+    int64 when complete (else float64, missing NaN; always for the columns named
+    in ``floats``), reals float64, text objects with None. Built from numpy arrays
+    column by column (no pyarrow needed)."""
     import pandas as pd
 
+    floats = set(floats)
     data = {}
     for name, sql in columns.items():
         col = frame[name]
         if sql.startswith("INTEGER"):
             data[name] = (
                 col.to_numpy().astype("int64")
-                if len(col) and col.null_count() == 0
+                if len(col) and col.null_count() == 0 and name not in floats
                 else col.cast(float).to_numpy().astype("float64")
             )
         elif sql == "REAL":
             data[name] = col.to_numpy().astype("float64")
         else:
-            data[name] = pd.Series(np.asarray(col.to_list(), dtype=object), dtype=object)
+            data[name] = pd.Series(_objects(col), dtype=object)
     return pd.DataFrame(data, columns=list(columns))
+
+
+def _objects(col):
+    """A polars text column as a numpy object array; a long column of few distinct
+    values (run ids, event keys) shares one Python str per value."""
+    import numpy as np
+
+    if len(col) >= 10_000 and col.null_count() == 0:
+        uniq = col.unique().sort()
+        if len(uniq) * 4 <= len(col):
+            codes = uniq.search_sorted(col).to_numpy()
+            return np.asarray(uniq.to_list(), dtype=object)[codes]
+    return np.asarray(col.to_list(), dtype=object)

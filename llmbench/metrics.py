@@ -257,7 +257,8 @@ def steady_state(
     import numpy as np
 
     _check_stat(stat)
-    ts = np.asarray([t for t in times if t is not None and not math.isnan(t)], dtype=float)
+    ts = np.asarray(times, dtype=float)  # None -> NaN
+    ts = ts[~np.isnan(ts)]
     n = len(ts)
     if n == 0:
         return {"value": None, "n": 0, "warmup": 0}

@@ -268,6 +268,32 @@ def _gpu_ticks(ax, rows) -> None:
         ax.set_xticklabels([f"{c:g}" for c in counts])
 
 
+MAX_POINTS = 2000  # a curve's points at most: about one per pixel column of a figure
+RUNS_LIMIT = 30  # curves in a figure of steps: more are unreadable (and slow to draw)
+
+
+def envelope(x, y, max_points: int = MAX_POINTS):
+    """(x, y) cut to at most ``max_points`` points: each of ``max_points / 2``
+    equal slices of the curve keeps its lowest and highest point, so spikes and
+    dips stay visible as they would at full resolution."""
+    import numpy as np
+
+    n = len(y)
+    if n <= max_points:
+        return x, y
+    buckets = max_points // 2
+    k = -(-n // buckets)
+    padded = np.full(buckets * k, np.nan)
+    padded[:n] = y
+    grid = padded.reshape(buckets, k)
+    base = np.arange(buckets) * k
+    full = ~np.isnan(grid).all(axis=1)
+    lo = base[full] + np.nanargmin(grid[full], axis=1)
+    hi = base[full] + np.nanargmax(grid[full], axis=1)
+    keep = np.unique(np.concatenate([lo, hi, [n - 1]]))
+    return x[keep], y[keep]
+
+
 def _steps_frame(steps):
     """(steps DataFrame, run rows by run_id) from a Logs-like object or a DataFrame."""
     if hasattr(steps, "steps") and hasattr(steps, "runs"):
@@ -277,11 +303,20 @@ def _steps_frame(steps):
     return steps, {}
 
 
-def plot_steps(steps, ax=None, *, warmup: int | None = None, stat: str = "median"):
+def plot_steps(
+    steps,
+    ax=None,
+    *,
+    warmup: int | None = None,
+    stat: str = "median",
+    limit: int = RUNS_LIMIT,
+):
     """Step time over steps per run: warm-up shaded, the steady-state statistic as a line.
 
     ``steps`` is what ``read_logs`` returns (or its ``steps`` DataFrame);
-    ``warmup`` and ``stat`` follow ``summarize``. Returns the Axes.
+    ``warmup`` and ``stat`` follow ``summarize``; runs past the first ``limit``
+    are left out (DataWarning); a long curve is drawn through its ``envelope``.
+    Returns the Axes.
     """
     from .metrics import steady_state
 
@@ -294,20 +329,20 @@ def plot_steps(steps, ax=None, *, warmup: int | None = None, stat: str = "median
         if fig is not None:
             ax = fig.subplots()
         lo, hi = math.inf, 0.0
-        for i, (run_id, g) in enumerate(frame.groupby("run_id", sort=False)):
-            g = g[g["step_time_s"].notna()].sort_values("step")
+        for i, (run_id, g) in enumerate(_runs_of(frame, limit, "steps")):
+            g = _in_step_order(g[g["step_time_s"].notna()])
             label = run_label(runs.get(run_id, {"run_id": run_id}))
             if not len(g):
                 warnings.warn(f"{label}: no step times", DataWarning, stacklevel=2)
                 continue
             colour = PALETTE[i % len(PALETTE)]
-            xs, ts = list(g["step"]), list(g["step_time_s"])
-            lo, hi = min(lo, *ts), max(hi, *ts)
+            xs = g["step"].to_numpy(dtype=float)
+            ts = g["step_time_s"].to_numpy(dtype=float)
+            lo, hi = min(lo, float(ts.min())), max(hi, float(ts.max()))
             st = steady_state(ts, warmup, stat)
             w = st["warmup"]
             ax.plot(
-                xs,
-                ts,
+                *envelope(xs, ts),
                 color=colour,
                 marker="." if len(xs) < 200 else None,
                 label=f"{label} ({stat} {st['value']:.4g} s)",
@@ -369,8 +404,9 @@ def plot_topology(table, ax=None, *, value: str = "step_time_s", limit: int = 60
     return ax
 
 
-def plot_loss(steps, ax=None):
-    """Loss against consumed tokens (or against steps when tokens are not logged)."""
+def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
+    """Loss against consumed tokens (or against steps when tokens are not logged),
+    of the first ``limit`` runs (the others left out with a DataWarning)."""
     frame, runs = _steps_frame(steps)
     if frame is None or not len(frame) or "loss" not in frame or frame["loss"].isna().all():
         raise NoDataError("no run logs a loss")
@@ -379,9 +415,9 @@ def plot_loss(steps, ax=None):
         if fig is not None:
             ax = fig.subplots()
         curves = []
-        for run_id, g in frame.groupby("run_id", sort=False):
+        for run_id, g in _runs_of(frame, limit, "loss"):
             label = run_label(runs.get(run_id, {"run_id": run_id}))
-            g = g[g["loss"].notna()].sort_values("step")
+            g = _in_step_order(g[g["loss"].notna()])
             if not len(g):
                 warnings.warn(f"{label}: no loss", DataWarning, stacklevel=2)
                 continue
@@ -394,8 +430,9 @@ def plot_loss(steps, ax=None):
                 stacklevel=2,
             )
         for i, (label, g, tokens) in enumerate(curves):
-            x = tokens if by_tokens else list(g["step"])
-            ax.plot(x, list(g["loss"]), color=PALETTE[i % len(PALETTE)], label=label)
+            x = tokens if by_tokens else g["step"].to_numpy(dtype=float)
+            y = g["loss"].to_numpy(dtype=float)
+            ax.plot(*envelope(x, y), color=PALETTE[i % len(PALETTE)], label=label)
         ax.set_xlabel("Tokens consumed" if by_tokens else "Step")
         ax.set_ylabel("Training loss")
         ax.set_title("Training loss")
@@ -498,15 +535,38 @@ def check_path(path: str) -> str:
     return suffix[1:]
 
 
-def _tokens(g, run: dict[str, Any]) -> list[float] | None:
-    """Tokens consumed at each step: logged, else samples x seq_len, else step x B x s."""
+def _runs_of(frame, limit: int, figure: str):
+    """(run_id, rows) of ``frame``'s first ``limit`` runs; a DataWarning names how
+    many more were left out."""
+    groups = frame.groupby("run_id", sort=False)
+    if groups.ngroups > limit:
+        warnings.warn(
+            f"{groups.ngroups - limit} runs beyond the first {limit} left out of the "
+            f"{figure} figure: select the runs to draw",
+            DataWarning,
+            stacklevel=3,
+        )
+    for k, item in enumerate(groups):
+        if k == limit:
+            return
+        yield item
+
+
+def _in_step_order(g):
+    """``g`` sorted by step (rows read from a store already are)."""
+    return g if g["step"].is_monotonic_increasing else g.sort_values("step", kind="stable")
+
+
+def _tokens(g, run: dict[str, Any]):
+    """Tokens consumed at each step (a float array): logged, else samples x
+    seq_len, else step x B x s; None when none of these is known."""
     s, B = run.get("seq_len"), run.get("global_batch_size")
     if "consumed_tokens" in g and g["consumed_tokens"].notna().all():
-        return [float(v) for v in g["consumed_tokens"]]
+        return g["consumed_tokens"].to_numpy(dtype=float)
     if _present(s) and "consumed_samples" in g and g["consumed_samples"].notna().all():
-        return [float(v) * s for v in g["consumed_samples"]]
+        return g["consumed_samples"].to_numpy(dtype=float) * float(s)
     if _present(s) and _present(B):
-        return [float(v) * B * s for v in g["step"]]
+        return g["step"].to_numpy(dtype=float) * float(B) * float(s)
     return None
 
 

@@ -34,18 +34,61 @@ def select_runs(runs, select: tuple[str, ...] | list[str]):
     return runs[keep]
 
 
+def export(db: str | None, table: str, fmt: str = "csv", output: str | None = None) -> None:
+    """Write the store's ``table`` whole as ``fmt`` (csv, json, parquet) to ``output``
+    (written to a temporary name, renamed when complete) or to stdout (csv, json),
+    a chunk of rows at a time: memory stays bounded by the chunk, not the table."""
+    import sys
+    import tempfile
+
+    from .formats import write
+
+    if fmt not in ("csv", "json", "parquet"):
+        raise UsageError(f"unknown export format {fmt!r} (csv, json, parquet)")
+    if fmt == "parquet" and not output:
+        raise UsageError("parquet export needs an output file", remedy="add -o FILE")
+    with Store(db) as store:
+        if not output:
+            write(store.chunks(table), fmt, sys.stdout)
+            return
+        folder = os.path.dirname(os.path.abspath(output))
+        fd, tmp = tempfile.mkstemp(prefix=".llmbench-export-", dir=folder)
+        try:
+            if fmt == "parquet":
+                os.close(fd)
+                store.export_parquet(table, tmp)
+            else:
+                with open(fd, "w", encoding="utf-8", newline="") as f:
+                    write(store.chunks(table), fmt, f)
+            os.replace(tmp, output)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+# the step columns a figure of steps reads (the rest stay in the parts)
+FIGURE_COLUMNS = {
+    "steps": ["step", "step_time_s"],
+    "loss": ["step", "loss", "consumed_tokens", "consumed_samples"],
+}
+
+
 def load_selection(
     db: str | None,
     select=(),
     *,
-    steps: bool = True,
+    steps: bool | list[str] = True,
     warmup: int | None = None,
     stat: str = "median",
+    steps_limit: int | None = None,
 ) -> SimpleNamespace:
     """The selected runs (``.runs``), their ``tracked_stats`` events (``.events``),
     the steady-state statistics of their steps (``.stats``, computed from the
-    columns they need, in the parts) and, with ``steps``, every step (``.steps``),
-    like ``read_logs`` gives them."""
+    columns they need, in the parts) and, with ``steps``, every step (``.steps``;
+    only those columns when ``steps`` lists them; of the first ``steps_limit`` runs
+    that have steps, the others left out with a DataWarning), like ``read_logs``
+    gives them."""
     from .metrics import step_stats_in_store
 
     with Store(db) as store:
@@ -55,9 +98,29 @@ def load_selection(
         ids = list(runs["run_id"])
         view = SimpleNamespace(runs=runs)
         view.stats = step_stats_in_store(store, ids, warmup, stat)
-        view.steps = store.read("steps", ids) if steps else None
+        columns = steps if isinstance(steps, list) else None
+        step_ids = _first_with_steps(runs, steps_limit) if steps_limit is not None else ids
+        view.steps = store.read("steps", step_ids, columns) if steps else None
         view.events = store.read("events", ids, keys=["tracked_stats"])
     return view
+
+
+def _first_with_steps(runs, limit: int) -> list[str]:
+    """The run ids of the first ``limit`` runs with steps; a DataWarning names how
+    many more there are."""
+    import warnings
+
+    from .plots import DataWarning
+
+    ids = [i for i, n in zip(runs["run_id"], runs["n_steps"], strict=True) if n and n > 0]
+    if len(ids) > limit:
+        warnings.warn(
+            f"{len(ids) - limit} runs beyond the first {limit} left out of the figure: "
+            "select the runs to draw (RUN_ID or GLOB arguments)",
+            DataWarning,
+            stacklevel=3,
+        )
+    return ids[:limit]
 
 
 def summarize_store(db: str | None, select=(), **kw: Any):
@@ -147,7 +210,8 @@ def draw(
         load_selection(
             db,
             select,
-            steps=kind in ("steps", "loss"),
+            steps=FIGURE_COLUMNS.get(kind, False),
+            steps_limit=plots.RUNS_LIMIT,
             warmup=kw.get("warmup"),
             stat=kw.get("stat", "median"),
         )

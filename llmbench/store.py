@@ -693,6 +693,93 @@ class Store:
         cols = {c: TABLES[table][c] for c in frame.columns}
         return to_pandas(frame, cols) if frame.height else dataframe([], cols)
 
+    def chunks(self, table: str, rows: int = 100_000) -> Iterator:
+        """``table`` whole as typed pandas DataFrames of about ``rows`` rows each (a
+        run is never split), in ``read``'s order and with the dtypes ``read`` gives
+        the whole table (an integer column missing a value anywhere is float64 in
+        every chunk): memory holds one chunk, whatever the table's size."""
+        import polars as pl
+
+        from .frames import dataframe, to_pandas
+
+        if table == "runs":
+            yield self.runs()
+            return
+        if table not in PART_TABLES:
+            raise StoreError(f"unknown table {table!r} (tables: {', '.join(TABLES)})")
+        cols = TABLES[table]
+        spans: dict[str, list[tuple[str, int, int]]] = {}
+        for run_id, part, first, n in self.conn.execute(
+            'SELECT run_id, part, "first", rows FROM run_parts WHERE tbl = ? ORDER BY run_id, part',
+            (table,),
+        ):
+            spans.setdefault(run_id, []).append((part, first, n))
+        ints = [c for c, sql in cols.items() if sql.startswith("INTEGER")]
+        floats = self._with_gaps(table, ints, spans)
+        order = ["run_id", "step", "line_no"] if table == "steps" else ["run_id", "line_no"]
+        batch: list[tuple[str, int, int]] = []
+        held = runs_in_batch = 0
+        ids = list(spans)
+        for k, run_id in enumerate(ids):
+            batch += spans[run_id]
+            held += sum(n for *_, n in spans[run_id])
+            runs_in_batch += 1
+            if held < rows and k + 1 < len(ids):
+                continue
+            by_part: dict[str, tuple[int, int]] = {}  # the rows of the batch's runs
+            for part, first, n in batch:
+                lo, hi = by_part.get(part, (first, first + n))
+                by_part[part] = (min(lo, first), max(hi, first + n))
+            frames = []
+            batch_ids = ids[k + 1 - runs_in_batch : k + 1]
+            for part, (lo, hi) in sorted(by_part.items()):  # one part at a time
+                path = os.path.join(self.parts_dir, part)
+                if not os.path.exists(path):
+                    raise StoreError(
+                        f"part {part} is missing",
+                        path=self.path,
+                        remedy="run `llmbench check`, then ingest the named sources again",
+                    )
+                frames.append(
+                    pl.scan_parquet(path)
+                    .slice(lo, hi - lo)
+                    .select(list(cols))
+                    .filter(pl.col("run_id").is_in(batch_ids))
+                    .collect()
+                )
+            frame = pl.concat(frames).sort(order, maintain_order=True)
+            del frames
+            yield to_pandas(frame, cols, floats)
+            batch, held, runs_in_batch = [], 0, 0
+        if not ids:
+            yield dataframe([], cols)
+
+    def _with_gaps(self, table: str, columns: list[str], spans: dict) -> list[str]:
+        """Which of ``columns`` miss a value in a stored row of ``table`` (part by
+        part: memory holds one part's columns)."""
+        import polars as pl
+
+        ids_in: dict[str, list[str]] = {}
+        for run_id, where in spans.items():
+            for part, *_ in where:
+                ids_in.setdefault(part, []).append(run_id)
+        gaps: set[str] = set()
+        for part, ids in sorted(ids_in.items()):
+            left = [c for c in columns if c not in gaps]
+            if not left:
+                break
+            path = os.path.join(self.parts_dir, part)
+            if not os.path.exists(path):
+                continue  # reported when its rows are read
+            counts = (
+                pl.scan_parquet(path)
+                .filter(pl.col("run_id").is_in(ids))
+                .select(pl.col(c).null_count() for c in left)
+                .collect()
+            )
+            gaps.update(c for c in left if counts[c][0])
+        return [c for c in columns if c in gaps]
+
     def table(self, name: str):
         """A canonical table, whole, as a typed DataFrame."""
         if name not in TABLES:

@@ -114,17 +114,28 @@ def _is_number(v: Any) -> bool:
     return type(v) is int or type(v) is float
 
 
+def _float(v: Any) -> float | None:
+    """A JSON number as a float; None for anything else or an integer too large
+    for a float (a mangled line's 10^400)."""
+    if not _is_number(v):  # bool is no number here
+        return None
+    try:
+        return float(v)
+    except OverflowError:
+        return None
+
+
 def _step_values(value: Any, time_ms: Any) -> dict | None:
     """A tracked_stats record's step: the step time and the loss as numbers, every
     other value and ``time_ms`` in ``extra`` (JSON); None when no step time."""
     if not isinstance(value, dict):
         return None
-    used = next((k for k in STEP_TIME_KEYS if k in value and _is_number(value[k])), None)
+    used = next((k for k in STEP_TIME_KEYS if k in value and _float(value[k]) is not None), None)
     if used is None:
         return None
     values: dict[str, Any] = {"step_time_s": float(value[used])}
     loss_key = next((k for k in LOSS_KEYS if k in value), None)
-    if loss_key is not None and _is_number(value[loss_key]):
+    if loss_key is not None and _float(value[loss_key]) is not None:
         values["loss"] = float(value[loss_key])
     for k, v in value.items():
         if k != used and k != loss_key:
@@ -237,7 +248,7 @@ class MllogParser(Parser):
             key, value = str(rec.get("key")), rec.get("value")
             meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
             time_ms = rec.get("time_ms")
-            time_ms = float(time_ms) if isinstance(time_ms, int | float) else None
+            time_ms = _float(time_ms) if isinstance(time_ms, int | float) else None
             mstep = meta.get("step")
             if rec.get("benchmark") and "submission_benchmark" not in config_seen:
                 config_seen.add("submission_benchmark")

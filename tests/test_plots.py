@@ -201,3 +201,65 @@ def _axes():
     import matplotlib.pyplot as plt
 
     return plt.subplots()[1]
+
+
+def test_envelope_keeps_every_bucket_extreme_and_the_ends():
+    import numpy as np
+
+    from llmbench.plots import envelope
+
+    rng = np.random.default_rng(7)
+    y = rng.uniform(11.0, 12.5, 100_003)
+    y[[0, 12_345, 99_999]] = [30.0, 0.5, 40.0]  # spikes a plain every-n-th sample loses
+    x = np.arange(len(y), dtype=float)
+    ex, ey = envelope(x, y, 2000)
+    assert len(ey) <= 2001 and ex[0] == 0 and ex[-1] == len(y) - 1
+    assert {30.0, 0.5, 40.0} <= set(ey.tolist())
+    assert np.all(np.diff(ex) > 0) and np.array_equal(y[ex.astype(int)], ey)
+    k = -(-len(y) // 1000)  # each slice of the curve keeps its min and max
+    for b in (0, 123, (len(y) - 1) // k):
+        seg = y[b * k : (b + 1) * k]
+        assert seg.min() in ey and seg.max() in ey
+    short = np.arange(5.0)
+    assert envelope(short, short)[1] is short  # nothing to cut
+
+
+def test_steps_figure_of_many_runs_draws_the_first_ones_and_says_so(tmp_path):
+    import pandas as pd
+
+    steps = pd.DataFrame(
+        {
+            "run_id": [f"r{r:02d}" for r in range(35) for _ in range(50)],
+            "step": [s for _ in range(35) for s in range(1, 51)],
+            "step_time_s": [1.0 + r / 100 for r in range(35) for _ in range(50)],
+            "loss": [5.0 - s / 100 for _ in range(35) for s in range(1, 51)],
+        }
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ax = plot_steps(steps, limit=30)
+        loss = llmbench.plot_loss(steps, limit=30)
+    notes = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert any("5 runs beyond the first 30 left out of the steps figure" in n for n in notes)
+    assert any("5 runs beyond the first 30 left out of the loss figure" in n for n in notes)
+    assert len(ax.get_lines()) == 30 and len(loss.get_lines()) == 30
+    assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(1.29)
+    # through the store: only the drawn runs' step columns are read
+    from llmbench.report import FIGURE_COLUMNS, load_selection
+
+    for k in range(35):
+        log = "".join(
+            f" iteration {i:8d}/ 1000 | elapsed time per iteration (ms): {1000 + k}.0 | "
+            f"lm loss: 5.0E+00 |\n"
+            for i in range(1, 11)
+        )
+        write(tmp_path / f"run{k:02d}.log", log)
+    ok("ingest", *sorted(tmp_path.glob("run*.log")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        view = load_selection(None, steps=FIGURE_COLUMNS["steps"], steps_limit=30)
+    assert view.steps["run_id"].nunique() == 30 and len(view.steps) == 300
+    assert list(view.steps.columns) == ["run_id", "step", "step_time_s"]
+    assert any("5 runs beyond the first 30" in str(w.message) for w in caught)
+    r = ok("plot", "steps", "-o", tmp_path / "many.png")
+    assert "5 runs beyond the first 30 left out of the figure" in r.stderr

@@ -239,3 +239,56 @@ def test_copies_in_one_batch_are_stored_once(tmp_path):
     a.write_text(a.read_text() + "\n# changed\n")
     report = ingest([str(a), str(b)], str(tmp_path / "x.db"))
     assert [r.status for r in report.results] == ["ingested", "ingested"]
+
+
+def test_export_streams_chunks_equal_to_the_whole_table(tmp_path):
+    """Store.chunks gives read()'s rows, order and dtypes a chunk at a time (an
+    integer column missing a value in one run is float64 in every chunk), and
+    export writes what rendering the whole table writes, via a temporary file."""
+    import io
+    import json
+
+    import pandas as pd
+
+    from llmbench.formats import render, write
+    from llmbench.report import export
+
+    db = str(tmp_path / "x.db")
+    ingest([str(FIXTURES / "megatron_deepspeed"), str(FIXTURES / "mllog"), str(SEED2)], db)
+    with Store(db) as store:
+        for table in ("runs", "steps", "events"):
+            whole = store.read(table)
+            assert len(whole) > 10
+            for rows in (1, 7, 100_000):
+                chunks = list(store.chunks(table, rows))
+                if table != "runs":  # a run is never split: one chunk per run at rows=1
+                    want_n = whole["run_id"].nunique() if rows == 1 else 1
+                    assert len(chunks) == want_n or rows == 7
+                got = pd.concat(chunks, ignore_index=True)
+                pd.testing.assert_frame_equal(got, whole.reset_index(drop=True))
+                for fmt in ("csv", "json"):
+                    buf = io.StringIO()
+                    write(store.chunks(table, rows), fmt, buf)
+                    want = render(whole, fmt)
+                    assert buf.getvalue() == (want if want.endswith("\n") else want + "\n")
+        gappy = [c for c in ("global_batch_size", "consumed_samples") if whole_has_gaps(store, c)]
+        assert gappy  # the fixtures hold runs with and without these counters
+        for df in store.chunks("steps", 1):
+            assert all(df[c].dtype == "float64" for c in gappy)
+        steps = store.read("steps")
+    out = tmp_path / "steps.json"
+    export(db, "steps", "json", str(out))
+    assert len(json.loads(out.read_text())) == len(steps)
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".llmbench-export")]
+    with Store(db) as store:
+        part = sorted(os.listdir(store.parts_dir))[0]
+        os.remove(os.path.join(store.parts_dir, part))
+    with pytest.raises(StoreError, match="is missing"):
+        export(db, "steps", "csv", str(tmp_path / "broken.csv"))
+    assert not (tmp_path / "broken.csv").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".llmbench-export")]
+
+
+def whole_has_gaps(store: Store, column: str) -> bool:
+    col = store.read("steps", columns=[column])[column]
+    return bool(col.isna().any() and col.notna().any())
