@@ -300,7 +300,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("--size-mb", type=float, default=1024, help="size of each big log [1024]")
-    ap.add_argument("--files", type=int, default=20000, help="small files in round/ [20000]")
+    ap.add_argument("--files", type=int, default=20000, help="small files in the round [20000]")
+    ap.add_argument("--round-dir", default="round", help="the round's folder in OUT [round]")
     ap.add_argument(
         "--only",
         default="sparse,dense,mllog,round,store",
@@ -322,8 +323,8 @@ def main() -> None:
         n = mllog_file(f"{a.out}/mllog.log", size, seed="mllog")
         print(f"mllog.log: {n} tracked_stats records")
     if "round" in only and a.files:
-        n = mlperf_round(f"{a.out}/round/v9.0", a.files, seed="round")
-        print(f"round/: {n} result files")
+        n = mlperf_round(f"{a.out}/{a.round_dir}/v9.0", a.files, seed="round")
+        print(f"{a.round_dir}/: {n} result files")
     if "store" in only and a.store_steps:
         os.makedirs(f"{a.out}/store", exist_ok=True)
         n = store(f"{a.out}/store/llmbench.db", a.store_steps, a.store_runs, seed="store")

@@ -10,6 +10,10 @@ first) and reads their peak RSS (``wait4``):
   what a user writes by hand;
 - the official ``mlperf_logging`` parser on the MLLOG input, if installed;
 - ``llmbench ingest`` into a fresh store (``--workers 1`` and ``--workers N``);
+- each ``round*/`` folder of small files: ingest with 1 and N workers, and again
+  with nothing changed;
+- reading ``store/llmbench.db`` (``generate.py --only store``, 10M step rows):
+  ``report``, ``runs``, ``plot``, ``export`` (wall time and peak RSS);
 - ``llmbench --help`` against ``python -c pass`` (start-up).
 It prints MB/s, peak RSS and the ratios the targets are written in.
 """
@@ -100,7 +104,8 @@ def warm(path: str) -> None:
 
 def row(name: str, size_mb: float, wall: float, rss: float, ref: float | None = None) -> None:
     ratio = f"{wall / ref:8.2f}x" if ref else " " * 9
-    print(f"  {name:<34} {wall:8.3f} s {size_mb / wall:9.1f} MB/s {rss:8.1f} MB {ratio}")
+    rate = f"{size_mb / wall:9.1f} MB/s" if size_mb else " " * 14
+    print(f"  {name:<34} {wall:8.3f} s {rate} {rss:8.1f} MB {ratio}")
 
 
 def main() -> None:
@@ -145,36 +150,84 @@ def main() -> None:
         if a.workers > 1:
             many = ingest(path, a.workers, a.repeat)
             row(f"llmbench ingest --workers {a.workers}", mb, *many, ref=g[0])
-    round_dir = os.path.join(a.dir, "round")
-    if os.path.isdir(round_dir):
-        files = sum(len(f) for _, _, f in os.walk(round_dir))
-        mb = sum(
-            os.path.getsize(os.path.join(d, x)) for d, _, fs in os.walk(round_dir) for x in fs
-        ) / (1 << 20)
-        warm(round_dir)
-        print(f"round/ ({files} files, {mb:.0f} MB)")
-        g = measure(["grep", "-rc", ":::MLLOG", round_dir], a.repeat)
-        row("grep -rc (floor)", mb, *g)
-        one = ingest(round_dir, 1, 1)
-        row("llmbench ingest --workers 1", mb, *one, ref=g[0])
-        if a.workers > 1:
-            many = ingest(round_dir, a.workers, 1)
-            row(f"llmbench ingest --workers {a.workers}", mb, *many, ref=g[0])
-            print(f"    speed-up with {a.workers} workers: {one[0] / many[0]:.2f}x")
-        tmp = tempfile.mkdtemp(prefix="llmbench-bench-")
-        try:
-            cmd = [py, "-m", "llmbench", "ingest", round_dir, "--db", f"{tmp}/b.db"]
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            again = measure(cmd, a.repeat)
-            row("re-ingest, nothing changed", mb, *again)
-        finally:
-            shutil.rmtree(tmp)
+    for name in sorted(os.listdir(a.dir)):
+        round_dir = os.path.join(a.dir, name)
+        if name.startswith("round") and os.path.isdir(round_dir):
+            measure_round(round_dir, a.workers, a.repeat)
+    db = os.path.join(a.dir, "store", "llmbench.db")
+    if os.path.exists(db):
+        measure_reads(db, a.repeat)
     print("start-up")
     measure([py, "-m", "llmbench", "--help"], 1)  # writes the byte code
     base = measure([py, "-c", "pass"], a.repeat)
     row("python -c pass", 0, *base)
     helped = measure([py, "-m", "llmbench", "--help"], a.repeat)
     row("llmbench --help", 0, *helped, ref=base[0])
+
+
+def measure_round(round_dir: str, workers: int, repeat: int) -> None:
+    """A round of small files: ingest with 1 and ``workers`` workers, then again
+    with nothing changed."""
+    py = sys.executable
+    files = sum(len(f) for _, _, f in os.walk(round_dir))
+    mb = sum(os.path.getsize(os.path.join(d, x)) for d, _, fs in os.walk(round_dir) for x in fs) / (
+        1 << 20
+    )
+    warm(round_dir)
+    print(f"{os.path.basename(round_dir)}/ ({files} files, {mb:.0f} MB)")
+    g = measure(["grep", "-rc", ":::MLLOG", round_dir], repeat)
+    row("grep -rc (floor)", mb, *g)
+    one = ingest(round_dir, 1, 1)
+    row("llmbench ingest --workers 1", mb, *one, ref=g[0])
+    if workers > 1:
+        many = ingest(round_dir, workers, 1)
+        row(f"llmbench ingest --workers {workers}", mb, *many, ref=g[0])
+        print(f"    speed-up with {workers} workers: {one[0] / many[0]:.2f}x")
+    tmp = tempfile.mkdtemp(prefix="llmbench-bench-")
+    try:
+        cmd = [py, "-m", "llmbench", "ingest", round_dir, "--db", f"{tmp}/b.db"]
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        again = measure(cmd, repeat)
+        row("re-ingest, nothing changed", mb, *again)
+    finally:
+        shutil.rmtree(tmp)
+
+
+def measure_reads(db: str, repeat: int) -> None:
+    """The read commands over a big store: wall time and peak RSS (the store is
+    only read; outputs go to a temporary folder)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    runs = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    steps = con.execute("SELECT COALESCE(SUM(rows), 0) FROM run_parts WHERE tbl = 'steps'")
+    steps = steps.fetchone()[0]
+    con.close()
+    mb = sum(
+        os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.dirname(db)) for f in fs
+    )
+    mb /= 1 << 20
+    warm(os.path.dirname(db))
+    print(f"store/ ({runs:,} runs, {steps:,} step rows, {mb:.0f} MB)")
+    tmp = tempfile.mkdtemp(prefix="llmbench-bench-")
+    base = [sys.executable, "-m", "llmbench"]
+    try:
+        for name, args, times in (
+            ("runs", ["runs"], repeat),
+            ("report", ["report"], repeat),
+            ("plot scaling", ["plot", "scaling", "-o", f"{tmp}/s.png"], repeat),
+            ("plot steps", ["plot", "steps", "-o", f"{tmp}/t.png"], repeat),
+            ("plot loss", ["plot", "loss", "-o", f"{tmp}/l.png"], repeat),
+            (
+                "export steps parquet",
+                ["export", "--format", "parquet", "-o", f"{tmp}/x.pq"],
+                repeat,
+            ),
+            ("export steps csv", ["export", "--format", "csv", "-o", f"{tmp}/x.csv"], 1),
+        ):
+            row(name, 0, *measure([*base, *args, "--db", db], times))
+    finally:
+        shutil.rmtree(tmp)
 
 
 if __name__ == "__main__":
