@@ -1,6 +1,6 @@
 """The bulk engine: a parser's declared line shapes read over blocks of lines at once.
 
-A file is read in blocks of whole lines (``reader.blocks``, 32 MiB). A block
+A file is read in blocks of whole lines (``reader.blocks``, 6 MiB). A block
 becomes a polars Series, one row per physical line (so a row's index gives its
 line number). The lines holding one of the parser's needles are kept; those of a
 declared ``parsing.FieldShape`` whose head matches at the start are checked for
@@ -35,7 +35,7 @@ from .reader import (
     segments,
 )
 
-BLOCK_SIZE = 8 << 20
+BLOCK_SIZE = 6 << 20  # as fast as 8 MiB; peak RSS on a dense 1 GB log 322 -> 278 MB
 SEPARATORS = b"\x1f\x1e\x1d\x1c\x01\x02\x03\x04"  # one that a block lacks splits it into lines
 MAX_SIGNATURES = 16  # distinct label sequences of one shape decoded per block
 # a JSON number: an ``extra`` value stored as printed

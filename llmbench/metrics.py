@@ -202,9 +202,16 @@ def _quantiles(srt) -> Callable[[float], float]:
         k = (len(srt) - 1) * p
         lo, hi = math.floor(k), math.ceil(k)
         a, b = float(srt[lo]), float(srt[hi])
-        return a + (b - a) * (k - lo)
+        return _clean(a + (b - a) * (k - lo))
 
     return q
+
+
+def _clean(x: float) -> float:
+    """``x`` without the binary noise of its last bits: the median of 1.5392 and
+    1.5429 is 1.54105, not 1.5410499999999998 (15 significant digits are kept,
+    all a float holds reliably)."""
+    return float(f"{x:.15g}") if math.isfinite(x) else x
 
 
 def _steady(steady, stat: str) -> dict[str, Any]:
@@ -214,7 +221,7 @@ def _steady(steady, stat: str) -> dict[str, Any]:
     srt = np.sort(steady)
     q = _quantiles(srt)
     n = len(steady)
-    mean = math.fsum(steady.tolist()) / n
+    mean = _clean(math.fsum(steady.tolist()) / n)
     value = {
         "median": q(0.5),
         "mean": mean,

@@ -449,3 +449,15 @@ def test_megatron_lm_moe_log_is_reproduced_by_the_megatron_formula():
     assert r["logged_disagrees"] is False
     assert r["tflops_per_gpu"] == pytest.approx(r["tflops_per_gpu_logged"], rel=0.005)
     assert r["params"] == pytest.approx(46.7e9, rel=0.001)
+
+
+def test_step_time_statistics_carry_no_float_noise():
+    """A statistic of printed step times prints as a decimal: the median of 1.5392
+    and 1.5429 is 1.54105 (binary arithmetic gives 1.5410499999999998), the mean of
+    0.1, 0.2 and 0.3 is 0.2 (not 0.19999999999999998)."""
+    median = steady_state([9.0, 9.0, 1.5392, 1.5429], warmup=2)
+    assert repr(median["value"]) == "1.54105"
+    assert repr(median["p10"]) == "1.53957" and repr(median["p90"]) == "1.54253"
+    mean = steady_state([9.0, 9.0, 0.1, 0.2, 0.3], warmup=2, stat="mean")
+    assert repr(mean["value"]) == "0.2"
+    assert steady_state([5.0, 5.0, 1e-7, 3e-7], warmup=2)["value"] == 2e-7
