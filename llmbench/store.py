@@ -596,13 +596,7 @@ class Store:
             cols = ["run_id", *cols]
         frames = []
         for part, ids in sorted(by_part.items()):
-            path = os.path.join(self.parts_dir, part)
-            if not os.path.exists(path):
-                raise StoreError(
-                    f"part {part} of run(s) {', '.join(sorted(ids)[:3])} is missing",
-                    path=self.path,
-                    remedy="run `llmbench check`, then ingest those runs' sources again",
-                )
+            path = self._part_path(part, ids)
             frames.append(pl.scan_parquet(path).select(cols).filter(pl.col("run_id").is_in(ids)))
         if not frames:
             schema = polars_schema(TABLES[table])
@@ -611,6 +605,20 @@ class Store:
         if keys is not None:
             lf = lf.filter(pl.col("key").is_in(list(keys)))
         return lf
+
+    def _part_path(self, part: str, run_ids: Iterable[str] = ()) -> str:
+        """The path of ``part``; StoreError naming it (and some of ``run_ids``, the
+        runs it holds) when it is missing."""
+        path = os.path.join(self.parts_dir, part)
+        if not os.path.exists(path):
+            runs = sorted(run_ids)
+            of = f" of run(s) {', '.join(runs[:3])}" + (", ..." if len(runs) > 3 else "")
+            raise StoreError(
+                f"part {part}{of if runs else ''} is missing",
+                path=self.path,
+                remedy="run `llmbench check`, then ingest those runs' sources again",
+            )
+        return path
 
     def run_columns(self, table: str, run_ids: Iterable[str], columns: list[str]):
         """Yield (run_id, {column: numpy array}) for each of ``run_ids`` that has rows
@@ -635,13 +643,7 @@ class Store:
                 last_part[run_id] = part
         pending: dict[str, list[dict]] = {}
         for part in sorted(spans):
-            path = os.path.join(self.parts_dir, part)
-            if not os.path.exists(path):
-                raise StoreError(
-                    f"part {part} is missing",
-                    path=self.path,
-                    remedy="run `llmbench check`, then ingest those runs' sources again",
-                )
+            path = self._part_path(part, [r for r, _, _ in spans[part]])
             frame = pl.read_parquet(path, columns=columns)
             arrays = {
                 c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy() for c in columns
@@ -733,13 +735,7 @@ class Store:
             frames = []
             batch_ids = ids[k + 1 - runs_in_batch : k + 1]
             for part, (lo, hi) in sorted(by_part.items()):  # one part at a time
-                path = os.path.join(self.parts_dir, part)
-                if not os.path.exists(path):
-                    raise StoreError(
-                        f"part {part} is missing",
-                        path=self.path,
-                        remedy="run `llmbench check`, then ingest the named sources again",
-                    )
+                path = self._part_path(part, batch_ids)
                 frames.append(
                     pl.scan_parquet(path)
                     .slice(lo, hi - lo)
