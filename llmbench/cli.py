@@ -713,7 +713,8 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
             if not run["counted"]:
                 click.echo(f"dropped: {_rel(run['path'])}: {run['reason']}", err=True)
     if plot:
-        from .plots import close, plot_mlperf, save, use_agg
+        from .mlperf import plot_mlperf
+        from .plots import close, save, use_agg
 
         use_agg()
         ax = plot_mlperf(rows, benchmarks=list(benchmarks) or None)

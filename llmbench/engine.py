@@ -59,7 +59,8 @@ def items(
 
 def _items(parser: Parser, path: str, hasher) -> Iterator[Line | Batch]:
     keys = tuple(n.encode() for n in parser.needles) if parser.needles else None
-    shapes = [s.reader() for s in parser.shapes]
+    # a declared field table is read by the engine; another shape brings its reader
+    shapes = [FieldReader(s) if isinstance(s, FieldShape) else s.reader() for s in parser.shapes]
     for block, first, frame in _read_ahead(_kept_lines(parser, path, hasher)):
         if frame is None:
             yield from _python_block(block, first, keys, shapes)

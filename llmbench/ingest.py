@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import parts as partfiles
@@ -26,6 +26,8 @@ from .columns import EVENT_COLUMNS, STEP_COLUMNS
 from .engine import items as engine_items
 from .errors import InputError, LLMBenchError, StoreError, UnrecognisedLogError, UsageError
 from .frames import run_rows, segment, to_pandas
+from .logs import FileResult, Logs
+from .mlperf.tree import tree_layer
 from .parsing import Batch, NewRun, Note, Parser, Record, Step
 from .reader import Line, Source, expand_paths, head, iter_lines
 from .rows import Rows
@@ -85,19 +87,6 @@ class ParsedFile:
         self.rows.discard()
         for part in self.parts:
             part.discard()
-
-
-@dataclass
-class FileResult:
-    """What happened to one input."""
-
-    path: str
-    status: str  # ingested | unchanged | failed | skipped | duplicate
-    parser: str | None = None
-    runs: int = 0
-    steps: int = 0
-    warnings: list[str] = field(default_factory=list)
-    error: LLMBenchError | None = None
 
 
 @dataclass
@@ -219,6 +208,24 @@ class _Tracked:
             yield ln
 
 
+# settings layers a file's place gives, lowest precedence first: hook(path, cache)
+# -> (origin, values) or None; ``cache`` (a dict the hook may fill) lives as long as
+# one ingest
+LAYER_HOOKS: tuple[Callable[[str, dict | None], tuple[str, dict] | None], ...] = (tree_layer,)
+
+
+def file_layers(
+    settings: Settings, path: str, cache: dict | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The settings layers of ``path``: the ``LAYER_HOOKS``' then ``settings``'."""
+    found = []
+    for hook in LAYER_HOOKS:
+        layer = hook(path, None if cache is None else cache.setdefault(hook.__qualname__, {}))
+        if layer is not None:
+            found.append(layer)
+    return settings.layers(path, found)
+
+
 def parse_file(
     path: str,
     *,
@@ -226,6 +233,7 @@ def parse_file(
     settings: Settings | None = None,
     parts_dir: str | None = None,
     bulk: bool | None = None,
+    layer_cache: dict | None = None,
 ) -> ParsedFile:
     """Read one file into canonical rows. Raises InputError (with path:line).
 
@@ -236,7 +244,9 @@ def parse_file(
 
     With ``parts_dir`` (a store's parts folder), rows that outgrow memory spill
     there and are written as pending parts (``ParsedFile.parts``) for the store
-    to publish; without it they spill to the system's temporary folder."""
+    to publish; without it they spill to the system's temporary folder.
+    ``layer_cache``: what ``LAYER_HOOKS`` read (folder facts), kept by the caller
+    across the files of one ingest."""
     settings = settings or Settings()
     if path == "-":
         return _parse_stdin(parser=parser, settings=settings, parts_dir=parts_dir)
@@ -287,7 +297,7 @@ def parse_file(
         )
     sha = ahead.hexdigest() if ahead else hasher.hexdigest()
     abspath = os.path.abspath(path)
-    layers = settings.layers(path)
+    layers = file_layers(settings, path, layer_cache)
     runs, run_ids, more = run_rows(
         segments,
         run_key=sha,
@@ -372,16 +382,18 @@ def _parse_stdin(*, parser: str | None, settings: Settings, parts_dir: str | Non
     for row in parsed.runs:
         row["source"] = name
     parsed.path = parsed.display = name
-    parsed.settings_hash = settings.fingerprint("-", parser)
+    parsed.settings_hash = settings.fingerprint("-", parser, file_layers(settings, "-"))
     return parsed
 
 
 def parse_job(
-    args: tuple[str, str | None, Settings, str | None],
+    args: tuple[str, str | None, Settings, str | None], layer_cache: dict | None = None
 ) -> ParsedFile | LLMBenchError:
     path, parser, settings, parts_dir = args
     try:
-        return parse_file(path, parser=parser, settings=settings, parts_dir=parts_dir)
+        return parse_file(
+            path, parser=parser, settings=settings, parts_dir=parts_dir, layer_cache=layer_cache
+        )
     except LLMBenchError as e:
         return e
 
@@ -410,7 +422,7 @@ def ingest(
     from .store import Store
 
     settings = settings or Settings()
-    settings.clear_caches()  # a Settings kept in a notebook: read the folders afresh
+    layer_cache: dict = {}  # folder facts (LAYER_HOOKS) read once in this ingest
     if parser:
         registry.get(parser)  # fail fast on an unknown name, before any work
     configured_parsers(settings)  # and on a bad [generic] table
@@ -425,7 +437,7 @@ def ingest(
         todo: list[Source] = []
         stored = {f["path"]: f for f in store.files([os.path.abspath(s.path) for s in sources])}
         for src in sources:
-            res = _check_unchanged(stored, src, parser, settings)
+            res = _check_unchanged(stored, src, parser, settings, layer_cache)
             if res is not None:
                 results.append(res)
                 if progress:
@@ -448,7 +460,7 @@ def ingest(
             outcomes: Iterator[Any] = pool.map(parse_job, jobs, chunksize=4)
         else:
             pool = None
-            outcomes = map(parse_job, jobs)
+            outcomes = (parse_job(job, layer_cache) for job in jobs)
         batch_files = int(os.environ.get("LLMBENCH_BATCH_FILES") or BATCH_FILES)
         pending: list[tuple[Source, Any]] = []
 
@@ -496,7 +508,11 @@ def ingest(
 
 
 def _check_unchanged(
-    stored: dict[str, dict], src: Source, parser: str | None, settings: Settings
+    stored: dict[str, dict],
+    src: Source,
+    parser: str | None,
+    settings: Settings,
+    layer_cache: dict | None = None,
 ) -> FileResult | None:
     """The file's result when the store holds it as it is (``stored``: files rows by
     path), else None."""
@@ -512,7 +528,8 @@ def _check_unchanged(
         and old["status"] == "ok"
         and old["size"] == st.st_size
         and old["mtime"] == st.st_mtime
-        and old["settings_hash"] == settings.fingerprint(src.path, parser)
+        and old["settings_hash"]
+        == settings.fingerprint(src.path, parser, file_layers(settings, src.path, layer_cache))
     ):
         return FileResult(src.path, "unchanged", parser=old["parser"])
     return None
@@ -601,25 +618,6 @@ def _failed(store, src: Source, error: LLMBenchError) -> FileResult:
         str(error),
     )
     return result
-
-
-@dataclass
-class Logs:
-    """Logs read into the canonical tables (pandas DataFrames), without a store."""
-
-    runs: Any
-    steps: Any
-    events: Any
-    results: list[FileResult]
-
-    @property
-    def warnings(self) -> list[str]:
-        return [f"{r.path}: {w}" for r in self.results for w in r.warnings] + [
-            str(r.error) for r in self.results if r.error is not None
-        ]
-
-    def __repr__(self) -> str:
-        return f"<Logs: {len(self.runs)} runs, {len(self.steps)} steps, {len(self.events)} events>"
 
 
 def read_logs(

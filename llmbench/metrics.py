@@ -742,7 +742,7 @@ def summarize(
         ev = logs.read("events", mllog_ids, keys=["tracked_stats"])
     else:
         runs, steps, ev = logs.runs, logs.steps, logs.events
-        if hasattr(logs, "stats"):  # a store selection: the statistics are done
+        if getattr(logs, "stats", None) is not None:  # a store selection: done in the parts
             stats = logs.stats
         else:
             stats = step_stats(pandas_steps_frame(steps), warmup, stat) if len(steps) else {}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from types import SimpleNamespace
 from typing import Any
 
 from .errors import UsageError
 from .formats import records
+from .logs import Logs
 from .metrics import run_metrics, summarize
 from .specs import find_model
 from .store import Store
@@ -82,8 +82,8 @@ def load_selection(
     warmup: int | None = None,
     stat: str = "median",
     steps_limit: int | None = None,
-) -> SimpleNamespace:
-    """The selected runs (``.runs``), their ``tracked_stats`` events (``.events``),
+) -> Logs:
+    """A ``Logs`` of the selected runs (``.runs``), their ``tracked_stats`` events (``.events``),
     the steady-state statistics of their steps (``.stats``, computed from the
     columns they need, in the parts) and, with ``steps``, every step (``.steps``;
     only those columns when ``steps`` lists them; of the first ``steps_limit`` runs
@@ -96,13 +96,15 @@ def load_selection(
         if select and not len(runs):
             raise UsageError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
         ids = list(runs["run_id"])
-        view = SimpleNamespace(runs=runs)
-        view.stats = step_stats_in_store(store, ids, warmup, stat)
+        stats = step_stats_in_store(store, ids, warmup, stat)
         columns = steps if isinstance(steps, list) else None
         step_ids = _first_with_steps(runs, steps_limit) if steps_limit is not None else ids
-        view.steps = store.read("steps", step_ids, columns) if steps else None
-        view.events = store.read("events", ids, keys=["tracked_stats"])
-    return view
+        return Logs(
+            runs=runs,
+            steps=store.read("steps", step_ids, columns) if steps else None,
+            events=store.read("events", ids, keys=["tracked_stats"]),
+            stats=stats,
+        )
 
 
 def _first_with_steps(runs, limit: int) -> list[str]:

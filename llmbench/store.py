@@ -815,7 +815,7 @@ def read_store(path: str | None = None, engine: str = "pandas"):
     pandas DataFrames; polars LazyFrames of steps and events over the parts with
     ``engine="polars"``; Dask DataFrames with ``engine="dask"`` (the ``dask``
     extra). The runs are always a pandas DataFrame."""
-    from .ingest import Logs
+    from .logs import Logs
 
     if engine not in ENGINES:
         raise StoreError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")

@@ -15,7 +15,7 @@ other values in ``extra``). ``submission_*``, ``global_batch_size``,
 the token (rank prefixes, launcher text) is ignored, as the official parser does;
 a line with the token that does not parse is counted (``mllog_parse_errors``).
 A known benchmark (``submission_benchmark``) sets the model and sequence length
-its rules fix (``llmbench.mlperf.BENCHMARKS``).
+its rules fix (``llmbench.mlperf.rules.BENCHMARKS``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from llmbench.engine import ShapeReader, strip_prefixes
-from llmbench.mlperf import BENCHMARKS
+from llmbench.mlperf.rules import BENCHMARKS
 from llmbench.parsing import Batch, Config, CopyWindow, Event, Note, Parser, RawJSON, Record, Step
 from llmbench.reader import CheckedLine, Line
 

@@ -1,0 +1,119 @@
+"""The import graph runs one way: each module imports only from its own stage or
+the stages below it (module-level and function-level imports alike), and no
+module imports itself back through others. A new module must be given a stage
+here (and in docs/ARCHITECTURE.md): the test names it until it is."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+# lowest first: a module may import from its stage and the stages above it in this list
+STAGES = [
+    (
+        "base",
+        {"llmbench", "errors", "columns", "formats", "specs", "parts", "logs", "mlperf.rules"},
+    ),
+    ("reading", {"reader"}),
+    ("parsing", {"parsing"}),
+    ("bulk and rows", {"engine", "registry", "rows"}),
+    ("parsers, segmentation, settings", {"frames", "settings", "parsers.*"}),
+    ("places and clusters", {"distributed", "mlperf.tree", "mlperf.scoring"}),
+    ("store", {"store"}),
+    ("metrics", {"metrics"}),
+    ("figures", {"plots"}),
+    ("MLPerf summary", {"mlperf", "mlperf.summary", "mlperf.figure"}),
+    ("ingest and report", {"ingest", "report"}),
+    ("command line", {"cli"}),
+    ("entry point", {"__main__"}),
+]
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the installed package (``llmbench.parsers`` included) by name."""
+    out = {}
+    for package in ("llmbench", "llmbench.parsers"):
+        (folder,) = importlib.util.find_spec(package).submodule_search_locations
+        for path in sorted(Path(folder).rglob("*.py")):
+            rel = path.relative_to(folder).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            if package == "llmbench" and parts[:1] == ["parsers"]:
+                continue
+            out[".".join([package, *parts])] = path
+    return out
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package's modules that ``name`` imports, anywhere in its code."""
+    is_package = path.name == "__init__.py"
+    package = name if is_package else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            targets = [f"{mod}.{a.name}" for a in node.names] + [mod]
+        else:
+            continue
+        for t in targets:
+            while t and t not in known:  # llmbench.store.Store -> llmbench.store
+                t = t.rpartition(".")[0]
+            if t and t != name:
+                found.add(t)
+    return found
+
+
+def _stage(name: str) -> int:
+    short = name.removeprefix("llmbench.") if name != "llmbench" else "llmbench"
+    for k, (_, members) in enumerate(STAGES):
+        if short in members or any(m.endswith(".*") and short.startswith(m[:-1]) for m in members):
+            return k
+    raise AssertionError(f"{name} has no stage: place it in STAGES and docs/ARCHITECTURE.md")
+
+
+def test_every_import_runs_down_the_stages_and_none_comes_back():
+    mods = _modules()
+    assert {"llmbench.store", "llmbench.parsers.mllog", "llmbench.mlperf.rules"} <= set(mods)
+    graph = {name: _imports(name, path, set(mods)) for name, path in mods.items()}
+    upward = [
+        f"{a} ({STAGES[_stage(a)][0]}) imports {b} ({STAGES[_stage(b)][0]})"
+        for a, deps in sorted(graph.items())
+        for b in sorted(deps)
+        if _stage(b) > _stage(a)
+    ]
+    assert not upward, "imports that run back up:\n" + "\n".join(upward)
+    # within a stage, no circle either
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            assert state.get(nxt) != 1, "import circle: " + " -> ".join([*trail, node, nxt])
+            if nxt not in state:
+                visit(nxt, [*trail, node])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
+
+
+def test_the_check_sees_function_level_and_relative_imports(tmp_path):
+    """The graph reader finds what the rules are about (else the test above passes
+    on an empty graph)."""
+    mods = _modules()
+    known = set(mods)
+    assert "llmbench.store" in _imports("llmbench.ingest", mods["llmbench.ingest"], known)
+    assert "llmbench.errors" in _imports(
+        "llmbench.mlperf.figure", mods["llmbench.mlperf.figure"], known
+    )
+    fake = tmp_path / "x.py"
+    fake.write_text("def f():\n    from .cli import cli\n")
+    assert _imports("llmbench.store", fake, known) == {"llmbench.cli"}
+    assert _stage("llmbench.cli") > _stage("llmbench.store")
