@@ -183,39 +183,7 @@ def _ingest(
     from .store import default_path
 
     db = db or default_path()
-    bar = None
-    show_bar = sys.stderr.isatty() and not verbose
-
-    def progress(res, total: int) -> None:
-        nonlocal bar
-        if show_bar and bar is None and total > 20:
-            bar = click.progressbar(length=total, label="ingesting", file=sys.stderr)
-            bar.__enter__()
-        if bar is not None:
-            bar.update(1)
-        if res.status == "failed" and res.error is not None:
-            click.echo(f"error: {res.error}", err=True)
-            if res.error.remedy:
-                click.echo(f"  hint: {res.error.remedy}", err=True)
-        elif res.status == "duplicate":
-            click.echo(f"duplicate: {res.path}: {'; '.join(res.warnings)}", err=True)
-        elif verbose:
-            if res.status == "ingested":
-                click.echo(
-                    f"{res.path}: {res.parser}, {res.runs} run(s), {res.steps} step(s)",
-                    err=summary_err,
-                )
-            elif res.status == "skipped":
-                click.echo(
-                    f"{res.path}: skipped, {res.error.message if res.error else ''}",
-                    err=summary_err,
-                )
-            else:
-                click.echo(f"{res.path}: {res.status}", err=summary_err)
-        if verbose:
-            for w in res.warnings:
-                click.echo(f"  warning: {res.path}: {w}", err=True)
-
+    progress = _Progress(verbose, summary_err)
     try:
         report = run_ingest(
             paths,
@@ -228,24 +196,49 @@ def _ingest(
             scheduler=scheduler,
         )
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-    n = len(report.results)
-    parts = [
-        f"{report.count('ingested')} ingested",
-        f"{report.count('unchanged')} unchanged",
-        f"{len(report.failed)} failed",
-    ]
-    if report.count("skipped"):
-        parts.append(f"{report.count('skipped')} skipped (no parser recognises them)")
-    if report.count("duplicate"):
-        parts.append(f"{report.count('duplicate')} duplicate")
-    click.echo(
-        f"{n} file(s): {', '.join(parts)}; parsers: {', '.join(report.parsers) or '-'}; "
-        f"{report.runs} run(s), {report.steps} step(s), {report.warnings} warning(s) -> {db}",
-        err=summary_err,
-    )
+        progress.close()
+    click.echo(f"{report.summary()} -> {db}", err=summary_err)
     return report, db
+
+
+class _Progress:
+    """A progress bar on a terminal (over 20 files), a line per failure or
+    duplicate, and with ``verbose`` a line per file and its warnings."""
+
+    def __init__(self, verbose: bool, summary_err: bool) -> None:
+        self.verbose, self.err = verbose, summary_err
+        self.show_bar = sys.stderr.isatty() and not verbose
+        self.bar = None
+
+    def __call__(self, res, total: int) -> None:
+        if self.show_bar and self.bar is None and total > 20:
+            self.bar = click.progressbar(length=total, label="ingesting", file=sys.stderr)
+            self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.update(1)
+        if res.status == "failed" and res.error is not None:
+            click.echo(f"error: {res.error}", err=True)
+            if res.error.remedy:
+                click.echo(f"  hint: {res.error.remedy}", err=True)
+        elif res.status == "duplicate":
+            click.echo(f"duplicate: {res.path}: {'; '.join(res.warnings)}", err=True)
+        elif self.verbose:
+            click.echo(self._line(res), err=self.err)
+        if self.verbose:
+            for w in res.warnings:
+                click.echo(f"  warning: {res.path}: {w}", err=True)
+
+    @staticmethod
+    def _line(res) -> str:
+        if res.status == "ingested":
+            return f"{res.path}: {res.parser}, {res.runs} run(s), {res.steps} step(s)"
+        if res.status == "skipped":
+            return f"{res.path}: skipped, {res.error.message if res.error else ''}"
+        return f"{res.path}: {res.status}"
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
 
 
 RUN_VIEW = [

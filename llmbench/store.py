@@ -334,7 +334,15 @@ class Store:
     def replace_files(self, items: list[FileRows]) -> list[str | None]:
         """``replace_file`` for many files in one transaction (a few statements and
         one part per table in all, not per file): for each item, None when stored,
-        else the path of a twin. On an error nothing of the batch is stored."""
+        else the path of a twin. On an error nothing of the batch is stored
+        (StoreError naming the first file)."""
+        try:
+            return self._replace_files(items)
+        except sqlite3.Error as e:
+            where = items[0].file["path"] if len(items) == 1 else self.path
+            raise StoreError(f"the store refused the rows: {e}", path=where) from e
+
+    def _replace_files(self, items: list[FileRows]) -> list[str | None]:
         out: list[str | None] = []
         with self.transaction() as c:
             paths = [it.file["path"] for it in items]

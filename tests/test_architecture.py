@@ -117,3 +117,20 @@ def test_the_check_sees_function_level_and_relative_imports(tmp_path):
     fake.write_text("def f():\n    from .cli import cli\n")
     assert _imports("llmbench.store", fake, known) == {"llmbench.cli"}
     assert _stage("llmbench.cli") > _stage("llmbench.store")
+
+
+MAX_LINES = 60  # a function's code, its docstring not counted
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            first = node.body[0]
+            doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            start = first.end_lineno + 1 if doc and len(node.body) > 1 else node.lineno
+            if node.end_lineno - start + 1 > MAX_LINES:
+                long.append(f"{name}.{node.name}: {node.end_lineno - start + 1} lines")
+    assert not long, "split these:\n" + "\n".join(long)

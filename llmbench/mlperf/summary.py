@@ -96,11 +96,68 @@ def _merged(rows: list[dict]) -> tuple[dict, dict]:
 
 
 def _folder(folder: str, files: list, by_source: dict, by_run: dict) -> dict[str, Any]:
-    from ..metrics import run_metrics
-    from ..specs import find_accelerator
-
+    """One benchmark folder's summary row (its runs listed under ``runs``)."""
     loc = locate(os.path.join(folder, "result_0.txt"))
     assert loc is not None
+    results, metrics, first, first_config = _folder_runs(files, by_source, by_run)
+    row = _identity(loc, folder, first, first_config)
+    row.update(
+        n_runs=len(results),
+        **score(results, loc.benchmark, scaling_factor(folder)),
+        logged_benchmark=_logged_benchmark(first_config, loc.benchmark),
+        global_batch_size=first.get("global_batch_size"),
+        seq_len=first.get("seq_len"),
+        model=first.get("model"),
+    )
+    for key in ("step_time_s", "samples_per_s", "tokens_per_s", "tflops_per_gpu", "mfu"):
+        vals = [m[key] for m in metrics if m.get(key) is not None]
+        row[key] = sum(vals) / len(vals) if vals else None
+    row["throughput_from"] = next((m["from"] for m in metrics if m.get("from")), None)
+    row["folder"] = folder
+    row["runs"] = [
+        {
+            "path": r.path,
+            "time_to_train_min": r.time_to_train_min,
+            "status": r.status,
+            "counted": r.counted,
+            "reason": r.reason,
+        }
+        for r in results
+    ]
+    return row
+
+
+def _logged_benchmark(config: dict[str, Any], benchmark: str) -> str | None:
+    """The benchmark the log names, when it is not its folder's."""
+    bench = config.get("benchmark") or benchmark
+    return bench if bench != benchmark else None
+
+
+def _identity(loc, folder: str, first: dict, first_config: dict) -> dict[str, Any]:
+    """Who ran what on which system: the tree's place and the first run's settings."""
+    from ..specs import find_accelerator
+
+    acc = first.get("accelerator")
+    hw = find_accelerator(acc) if acc else None
+    return {
+        "round": first_config.get("round") or loc.round,
+        "submitter": loc.submitter,
+        "system": loc.system,
+        "benchmark": loc.benchmark,
+        "division": first_config.get("division"),
+        "availability": first_config.get("system_status"),
+        "accelerator": acc,
+        "hardware": hw.key if hw else None,
+        "num_gpus": first.get("num_gpus"),
+        "framework": first.get("framework"),
+    }
+
+
+def _folder_runs(files: list, by_source: dict, by_run: dict):
+    """(each result file's RunResult, the counted runs' throughput metrics, the
+    first read run and its config)."""
+    from ..metrics import run_metrics
+
     results: list[RunResult] = []
     metrics: list[dict] = []
     first: dict[str, Any] = {}
@@ -121,44 +178,7 @@ def _folder(folder: str, files: list, by_source: dict, by_run: dict) -> dict[str
                 steps += by_run[r["run_id"]][0]
                 events += by_run[r["run_id"]][1]
             metrics.append(_run_throughput(run, steps, events, config, run_metrics))
-    bench = first_config.get("benchmark") or loc.benchmark
-    scored = score(results, loc.benchmark, scaling_factor(folder))
-    acc = first.get("accelerator")
-    hw = find_accelerator(acc) if acc else None
-    row: dict[str, Any] = {
-        "round": first_config.get("round") or loc.round,
-        "submitter": loc.submitter,
-        "system": loc.system,
-        "benchmark": loc.benchmark,
-        "division": first_config.get("division"),
-        "availability": first_config.get("system_status"),
-        "accelerator": acc,
-        "hardware": hw.key if hw else None,
-        "num_gpus": first.get("num_gpus"),
-        "framework": first.get("framework"),
-        "n_runs": len(results),
-        **scored,
-        "logged_benchmark": bench if bench != loc.benchmark else None,
-        "global_batch_size": first.get("global_batch_size"),
-        "seq_len": first.get("seq_len"),
-        "model": first.get("model"),
-    }
-    for key in ("step_time_s", "samples_per_s", "tokens_per_s", "tflops_per_gpu", "mfu"):
-        vals = [m[key] for m in metrics if m.get(key) is not None]
-        row[key] = sum(vals) / len(vals) if vals else None
-    row["throughput_from"] = next((m["from"] for m in metrics if m.get("from")), None)
-    row["folder"] = folder
-    row["runs"] = [
-        {
-            "path": r.path,
-            "time_to_train_min": r.time_to_train_min,
-            "status": r.status,
-            "counted": r.counted,
-            "reason": r.reason,
-        }
-        for r in results
-    ]
-    return row
+    return results, metrics, first, first_config
 
 
 def _run_index(path: str) -> int:
