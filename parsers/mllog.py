@@ -387,16 +387,7 @@ def _steps(recs: list, nos: list[int], left: list[int], event_at: list[int]):
     if used is None or set(common) - {used, loss_key}:
         left += nos
         return None
-    metas = [r.metadata or {} for r in recs]
-    cols = {
-        "t": [v[used] if k == common else None for v, k in zip(vals, kinds, strict=True)],
-        "loss": [v[loss_key] if k == common else None for v, k in zip(vals, kinds, strict=True)]
-        if loss_key
-        else None,
-        "time": [r.time_ms for r in recs],
-        "mstep": [m.get("step") for m in metas],
-        "samples": [m.get("samples_count") for m in metas],
-    }
+    cols = _columns(recs, vals, kinds, common, used, loss_key)
     ok = _usual_types([k == common for k in kinds], cols)
     kept = {
         name: [x if o else None for x, o in zip(col, ok, strict=True)]
@@ -437,6 +428,21 @@ def _steps(recs: list, nos: list[int], left: list[int], event_at: list[int]):
         (pl.col("_mstep") > 0).alias("_mpos"),
         "_samples",
     )
+
+
+def _columns(recs: list, vals: list, kinds: list, common, used: str, loss_key: str | None):
+    """The records' step time, loss (of the usual kind of value), time and counters."""
+    metas = [r.metadata or {} for r in recs]
+    usual = [k == common for k in kinds]
+    return {
+        "t": [v[used] if u else None for v, u in zip(vals, usual, strict=True)],
+        "loss": [v[loss_key] if u else None for v, u in zip(vals, usual, strict=True)]
+        if loss_key
+        else None,
+        "time": [r.time_ms for r in recs],
+        "mstep": [m.get("step") for m in metas],
+        "samples": [m.get("samples_count") for m in metas],
+    }
 
 
 def _usual_types(ok: list[bool], cols: dict[str, list | None]) -> list[bool]:
