@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .columns import RUN_COLUMNS
+from .columns import REPORT_VIEW, RUN_COLUMNS, RUN_VIEW
 from .errors import LLMBenchError, UsageError
 from .formats import FORMATS
 from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
@@ -241,23 +241,6 @@ class _Progress:
             self.bar.__exit__(None, None, None)
 
 
-RUN_VIEW = [
-    "run_id",
-    "source",
-    "parser",
-    "n_steps",
-    "model",
-    "num_gpus",
-    "global_batch_size",
-    "seq_len",
-    "dtype",
-    "tp",
-    "pp",
-    "dp",
-    "status",
-]
-
-
 @cli.command()
 @db_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
@@ -347,21 +330,6 @@ def main() -> None:
     except BrokenPipeError:  # piping into `head`
         sys.stderr.close()
         sys.exit(EXIT_OK)
-
-
-REPORT_VIEW = [
-    "run_id",
-    "source",
-    "num_gpus",
-    "global_batch_size",
-    "step_time_s",
-    "tokens_per_s",
-    "tflops_per_gpu",
-    "mfu",
-    "days_per_1t_tokens",
-    "tflops_per_gpu_logged",
-    "tflops_logged_formula",
-]
 
 
 def _models(ctx: click.Context, param: click.Parameter, value: str | None):
@@ -471,7 +439,7 @@ def report(
     """
     from .formats import render
     from .metrics import explain as explain_run
-    from .report import summarize_store
+    from .report import arrange, summarize_store
 
     if plot:
         from .plots import check_path
@@ -488,24 +456,13 @@ def report(
             for key, value, origin in explain_run(run, models):
                 click.echo(f"  {key:<22} {'' if value is None else value!s:<24} {origin}")
         return
-    if group_by:
-        if group_by not in table.columns:
-            raise UsageError(f"--group-by: no column {group_by!r}")
-        table = table.sort_values([group_by, "num_gpus"], kind="stable")
-    if sort_by:
-        if sort_by not in table.columns:
-            raise UsageError(f"--sort: no column {sort_by!r}")
-        table = table.sort_values(sort_by, kind="stable")
     if columns:
         cols = [c.strip() for c in columns.split(",") if c.strip()]
-        unknown = [c for c in cols if c not in table.columns]
-        if unknown:
-            raise UsageError(
-                f"--columns: unknown {', '.join(unknown)} (columns: {', '.join(table.columns)})"
-            )
-        table = table[cols]
     elif fmt == "table":
-        table = table[REPORT_VIEW + (["time_for_tokens_s"] if tokens else [])]
+        cols = REPORT_VIEW + (["time_for_tokens_s"] if tokens else [])
+    else:
+        cols = None
+    table = arrange(table, cols, sort_by=sort_by, group_by=group_by)
     if "source" in table.columns and fmt in ("table", "markdown"):
         table = table.assign(source=[_rel(s) for s in table["source"]])
     click.echo(render(table, fmt), nl=False)

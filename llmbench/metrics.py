@@ -471,6 +471,7 @@ def _int(v: Any) -> int | None:
     return int(f) if f is not None else None
 
 
+# the run's own columns a report row starts with (then columns.METRIC_COLUMNS)
 IDENTITY = (
     "run_id",
     "source",

@@ -125,6 +125,27 @@ def _first_with_steps(runs, limit: int) -> list[str]:
     return ids[:limit]
 
 
+def arrange(table, columns: list[str] | None = None, *, sort_by=None, group_by=None):
+    """A metrics table grouped (by ``group_by``, then GPUs), sorted (by ``sort_by``)
+    and cut to ``columns``; UsageError names a column the table lacks."""
+    if group_by:
+        if group_by not in table.columns:
+            raise UsageError(f"--group-by: no column {group_by!r}")
+        table = table.sort_values([group_by, "num_gpus"], kind="stable")
+    if sort_by:
+        if sort_by not in table.columns:
+            raise UsageError(f"--sort: no column {sort_by!r}")
+        table = table.sort_values(sort_by, kind="stable")
+    if columns is not None:
+        unknown = [c for c in columns if c not in table.columns]
+        if unknown:
+            raise UsageError(
+                f"--columns: unknown {', '.join(unknown)} (columns: {', '.join(table.columns)})"
+            )
+        table = table[columns]
+    return table
+
+
 def summarize_store(db: str | None, select=(), **kw: Any):
     """(metrics table, selected run rows) for the store at ``db``."""
     view = load_selection(

@@ -134,3 +134,35 @@ def test_no_function_is_longer_than_a_screen():
             if node.end_lineno - start + 1 > MAX_LINES:
                 long.append(f"{name}.{node.name}: {node.end_lineno - start + 1} lines")
     assert not long, "split these:\n" + "\n".join(long)
+
+
+def test_every_report_column_is_defined_once_and_documented():
+    """The report's columns are the run's own (``metrics.IDENTITY``, all stored run
+    columns) then ``columns.METRIC_COLUMNS``, each with a unit and a meaning, and
+    README's "Metrics" names every one of them."""
+    from llmbench.columns import METRIC_COLUMNS, REPORT_VIEW, RUN_COLUMNS, RUN_VIEW
+    from llmbench.metrics import IDENTITY, run_metrics
+
+    run = {
+        "run_id": "x",
+        "config": "{}",
+        "num_gpus": 8,
+        "global_batch_size": 8,
+        "seq_len": 2048,
+        "model": "gpt3-175b",
+        "accelerator": "h100-sxm",
+        "dtype": "bf16",
+        "tp": 8,
+        "pp": 1,
+        "dp": 1,
+    }
+    steps = [{"step": i, "step_time_s": 1.0, "tflops_per_gpu_logged": 100.0} for i in range(9)]
+    got = list(run_metrics(run, steps, [], tokens=1e12))
+    assert got == [*IDENTITY, *METRIC_COLUMNS]
+    assert set(IDENTITY) <= set(RUN_COLUMNS) and set(RUN_VIEW) <= set(RUN_COLUMNS)
+    assert set(REPORT_VIEW) <= set(got)
+    assert all(len(v) == 2 and v[1] for v in METRIC_COLUMNS.values())
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    metrics = readme[readme.index("## Metrics") : readme.index("## Figures")]
+    undocumented = [c for c in METRIC_COLUMNS if f"`{c}`" not in metrics]
+    assert not undocumented, f"README's Metrics does not define {undocumented}"
