@@ -100,11 +100,7 @@ def read_parts(store, table: str):
     from .columns import TABLES
     from .frames import dataframe
 
-    live: dict[str, list[str]] = {}
-    for part, run_id in store.conn.execute(
-        "SELECT part, run_id FROM run_parts WHERE tbl = ? ORDER BY part", (table,)
-    ):
-        live.setdefault(part, []).append(run_id)
+    live = store.live_parts(table)
     meta = dataframe([], TABLES[table])
     if not live:
         return dd.from_pandas(meta, npartitions=1)

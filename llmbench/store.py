@@ -620,6 +620,16 @@ class Store:
             lf = lf.filter(pl.col("key").is_in(list(keys)))
         return lf
 
+    def live_parts(self, table: str) -> dict[str, list[str]]:
+        """Each part of ``table`` (file name) and the runs whose rows it holds (a
+        part may also hold rows of runs replaced since: read only these)."""
+        live: dict[str, list[str]] = {}
+        for part, run_id in self.conn.execute(
+            "SELECT part, run_id FROM run_parts WHERE tbl = ? ORDER BY part, run_id", (table,)
+        ):
+            live.setdefault(part, []).append(run_id)
+        return live
+
     def run_columns(self, table: str, run_ids: Iterable[str], columns: list[str]):
         """Yield (run_id, {column: numpy array}) for each of ``run_ids`` that has rows
         in ``table``, its rows in the order they were written (for steps: step

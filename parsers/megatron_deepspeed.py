@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator, Iterable, Iterator, Sequence
+from functools import lru_cache
 
 from llmbench.parsing import (
     Batch,
@@ -164,6 +165,7 @@ def _converter(field: Field | None):
     return int if field.kind is int else float
 
 
+@lru_cache(maxsize=256)  # a pure function of the labels: the lines of a run share them
 def _shape(labels: tuple[str, ...]) -> tuple[tuple[str, ...], tuple, tuple[str, ...]]:
     """(keys, converters, the keys that go to extra) for a line with these labels."""
     keys, convs = [], []
@@ -174,10 +176,6 @@ def _shape(labels: tuple[str, ...]) -> tuple[tuple[str, ...], tuple, tuple[str, 
         convs.append(_converter(field))
     extra = tuple(dict.fromkeys(k for k in keys if k in EXTRA_COLUMNS or k not in STEP_KEYS))
     return tuple(keys), tuple(convs), extra
-
-
-# the labels of a line -> how to read it: the lines of a run share one shape
-_SHAPES: dict[tuple[str, ...], tuple[tuple[str, ...], tuple, tuple[str, ...]]] = {}
 
 
 def iteration_match(text: str, at: int = 0) -> re.Match | None:
@@ -201,12 +199,7 @@ def parse_fields(rest: str) -> tuple[dict, dict, list[str]]:
     if len(pairs) != rest.count("|") or rest[-1:] != "|":
         return _parse_fields_slowly(rest)  # a segment without a colon, or cut short
     labels, texts = zip(*pairs, strict=True)
-    shape = _SHAPES.get(labels)
-    if shape is None:
-        if len(_SHAPES) > 256:
-            _SHAPES.clear()
-        shape = _SHAPES[labels] = _shape(labels)
-    keys, convs, extra_keys = shape
+    keys, convs, extra_keys = _shape(labels)
     try:
         found = dict(zip(keys, [f(t) for f, t in zip(convs, texts, strict=True)], strict=True))
     except (ValueError, OverflowError):  # 1,234, 12.0 in an integer field, not a number
