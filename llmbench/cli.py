@@ -3,6 +3,9 @@
 Errors funnel through ``LLMBenchGroup.invoke``: a library error becomes one line
 ``Error: path:line: message`` plus a hint, never a traceback. Exit codes: 0 ok,
 1 some inputs could not be read (the rest is stored), 2 usage error.
+
+Each command imports the library modules it uses when it runs (start-up:
+``llmbench --help`` loads click and this module's few light imports only).
 """
 
 from __future__ import annotations

@@ -21,16 +21,18 @@ from typing import Any
 
 from . import parts as partfiles
 from . import registry
-from .columns import EVENT_COLUMNS, PART_TABLES, STEP_COLUMNS
+from .columns import EVENT_COLUMNS, PART_TABLES, RUN_COLUMNS, STEP_COLUMNS
+from .distributed import outcomes as dask_outcomes
 from .engine import items as engine_items
 from .errors import InputError, LLMBenchError, StoreError, UnrecognisedLogError, UsageError
-from .frames import run_rows, segment, to_pandas
+from .frames import dataframe, run_rows, segment, to_pandas
 from .logs import FileResult, Logs
 from .mlperf.tree import tree_layer
 from .parsing import Batch, NewRun, Note, Parser, Record, Step
 from .reader import Line, Source, expand_paths, head, iter_lines
 from .rows import Rows
 from .settings import Settings
+from .store import FileRows, Store
 
 HEAD_LINES = 2000
 BATCH_FILES = 500  # files per commit, $LLMBENCH_BATCH_FILES (each file all-or-nothing)
@@ -446,7 +448,6 @@ def ingest(
     """
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
-    from .store import Store
 
     settings = settings or Settings()
     layer_cache: dict = {}  # folder facts (LAYER_HOOKS) read once in this ingest
@@ -493,8 +494,6 @@ def _run_jobs(jobs: list, engine: str, scheduler: str | None, workers: int, laye
     """(the jobs' outcomes in order, a function that releases the workers): on a Dask
     cluster, a pool of ``workers`` processes, or here, one job at a time."""
     if engine == "dask" and jobs:
-        from .distributed import outcomes as dask_outcomes  # the dask extra, only here
-
         return dask_outcomes(jobs, parse_job, scheduler, workers)
     if workers > 1 and len(jobs) > 1:
         # spawned, not forked: a fork of a process whose polars threads are running
@@ -589,7 +588,6 @@ def _store_batch(store, pending: list[tuple[Source, Any]]) -> list[FileResult]:
     """Store a batch of outcomes (inside the caller's transaction): failures are
     recorded, unchanged content only touched, the rest written together; if that
     fails, file by file, so one bad file costs only itself."""
-    from .store import FileRows
 
     results: list[FileResult | None] = [None] * len(pending)
     parsed = [(k, o) for k, (_, o) in enumerate(pending) if isinstance(o, ParsedFile)]
@@ -690,9 +688,6 @@ def read_logs(
     Files that cannot be read are listed in ``.results`` and ``.warnings``.
     """
     import polars as pl
-
-    from .columns import RUN_COLUMNS
-    from .frames import dataframe
 
     if isinstance(paths, str | os.PathLike):
         paths = [paths]

@@ -13,7 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import UsageError
+from .formats import records
 from .specs import find_accelerator, find_model
+from .store import Store
 
 SECONDS_PER_DAY = 86400.0
 # LoRA fine-tuning (run setting lora=true): the base weights are frozen, so a step is
@@ -165,8 +168,6 @@ FORMULA_HELP = {
 def check_formula(formula: str) -> None:
     """UsageError naming the valid formulas when ``formula`` is not one of them."""
     if formula not in FORMULAS:
-        from .errors import UsageError
-
         raise UsageError(f"unknown formula {formula!r} (formulas: {', '.join(FORMULAS)})")
 
 
@@ -234,8 +235,6 @@ def _steady(steady, stat: str) -> dict[str, Any]:
 
 def _check_stat(stat: str) -> None:
     if stat not in STATS:
-        from .errors import UsageError
-
         raise UsageError(f"unknown statistic {stat!r} (statistics: {', '.join(STATS)})")
 
 
@@ -782,9 +781,6 @@ def summarize(
     ``logs`` is what ``read_logs`` returns, a ``Store``, or a path to a store.
     """
     import pandas as pd
-
-    from .formats import records
-    from .store import Store
 
     if isinstance(logs, str):
         with Store(logs) as s:

@@ -15,6 +15,7 @@ import warnings
 from typing import Any
 
 from .errors import NoDataError, UsageError
+from .formats import records
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common
 # form of colour-vision deficiency.
@@ -117,7 +118,6 @@ def run_label(row: dict[str, Any]) -> str:
 
 
 def table_rows(table) -> list[dict[str, Any]]:
-    from .formats import records
 
     return records(table) if hasattr(table, "columns") else list(table)
 
@@ -297,8 +297,6 @@ def envelope(x, y, max_points: int = MAX_POINTS):
 def _steps_frame(steps):
     """(steps DataFrame, run rows by run_id) from a Logs-like object or a DataFrame."""
     if hasattr(steps, "steps") and hasattr(steps, "runs"):
-        from .formats import records
-
         return steps.steps, {r["run_id"]: r for r in records(steps.runs)}
     return steps, {}
 
@@ -318,7 +316,7 @@ def plot_steps(
     are left out (DataWarning); a long curve is drawn through its ``envelope``.
     Returns the Axes.
     """
-    from .metrics import steady_state
+    from .metrics import steady_state  # start-up: the CLI imports this module for names
 
     frame, runs = _steps_frame(steps)
     if frame is None or not len(frame) or "step_time_s" not in frame:

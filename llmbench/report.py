@@ -7,10 +7,12 @@ import json
 import os
 from typing import Any
 
+from . import plots
 from .errors import UsageError
-from .formats import records
+from .formats import records, write
 from .logs import Logs
-from .metrics import run_metrics, summarize
+from .metrics import run_metrics, step_stats_in_store, summarize
+from .plots import DataWarning
 from .specs import find_model
 from .store import Store
 
@@ -40,8 +42,6 @@ def export(db: str | None, table: str, fmt: str = "csv", output: str | None = No
     a chunk of rows at a time: memory stays bounded by the chunk, not the table."""
     import sys
     import tempfile
-
-    from .formats import write
 
     if fmt not in ("csv", "json", "parquet"):
         raise UsageError(f"unknown export format {fmt!r} (csv, json, parquet)")
@@ -89,7 +89,6 @@ def load_selection(
     only those columns when ``steps`` lists them; of the first ``steps_limit`` runs
     that have steps, the others left out with a DataWarning), like ``read_logs``
     gives them."""
-    from .metrics import step_stats_in_store
 
     with Store(db) as store:
         runs = select_runs(store.runs(), select)
@@ -111,8 +110,6 @@ def _first_with_steps(runs, limit: int) -> list[str]:
     """The run ids of the first ``limit`` runs with steps; a DataWarning names how
     many more there are."""
     import warnings
-
-    from .plots import DataWarning
 
     ids = [i for i, n in zip(runs["run_id"], runs["n_steps"], strict=True) if n and n > 0]
     if len(ids) > limit:
@@ -224,7 +221,6 @@ def draw(
     """Draw figure ``kind`` (scaling, steps, topology, loss) of the selected runs to
     ``path`` (png, svg, pdf). ``kw`` are ``summarize``'s metric options; ``table``,
     when given, is an already computed metrics table. Returns the path."""
-    from . import plots
 
     if kind not in plots.KINDS:
         raise UsageError(f"unknown figure {kind!r} (figures: {', '.join(plots.KINDS)})")

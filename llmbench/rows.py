@@ -21,6 +21,7 @@ import weakref
 from contextlib import suppress
 from typing import Any
 
+from . import parts as partfiles
 from .columns import EVENT_COLUMNS, STEP_COLUMNS, polars_schema
 from .parsing import Event, RawJSON, Step
 
@@ -332,8 +333,6 @@ class Rows:
     def _write_parts(self, key: str) -> None:
         """The rows in memory as pending parts, run ids made from ``key``."""
         import polars as pl
-
-        from . import parts as partfiles
 
         for table in ("steps", "events"):
             self._pack(table)

@@ -21,9 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import __version__
 from .columns import INT_SETTINGS
 from .errors import SettingsError
 from .parsing import literal
+from .specs import find_model
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _FIELD_RE = re.compile(r"\{([^{}]*)\}")
@@ -214,7 +216,6 @@ class Settings:
         """(origin, shape values) of a ``[models.NAME]`` table matching ``name``, or None."""
         if not self.models or name is None:
             return None
-        from .specs import find_model
 
         found = find_model(name, family, self.models)
         if found is None or found[0] not in self.models:
@@ -231,7 +232,6 @@ class Settings:
     ) -> str:
         """A hash of what applies to ``path`` (``layers``, when already computed) and
         of the llmbench version: a change means re-ingest."""
-        from . import __version__  # a new llmbench may read a file differently
 
         blob = json.dumps(
             [

@@ -24,7 +24,11 @@ from typing import Any, NamedTuple
 
 from . import parts as partfiles
 from .columns import FILE_COLUMNS, PART_TABLES, RUN_COLUMNS, TABLES, polars_schema
+from .distributed import read_parts
 from .errors import StoreError
+from .frames import dataframe, to_pandas
+from .logs import Logs
+from .rows import id_frame
 
 SCHEMA_VERSION = 3
 DEFAULT_DB = "llmbench.db"
@@ -391,8 +395,6 @@ class Store:
             return None
         import polars as pl
 
-        from .rows import id_frame
-
         lists: list[list] = []  # small files' rows, made one frame for the batch
         frames = []
         for r in sources:
@@ -556,7 +558,6 @@ class Store:
     def runs(self, run_ids: Iterable[str] | None = None, sources: Iterable[str] | None = None):
         """The ``runs`` rows (of ``run_ids`` or ``sources`` when given) as a typed
         DataFrame, ordered by source and segment."""
-        from .frames import dataframe
 
         return dataframe(self.run_rows(run_ids, sources), RUN_COLUMNS)
 
@@ -694,8 +695,6 @@ class Store:
             return self.runs(run_ids)
         import polars as pl
 
-        from .frames import dataframe, to_pandas
-
         if table not in PART_TABLES:
             raise StoreError(f"unknown table {table!r} (tables: {', '.join(TABLES)})")
         order = ["run_id", "step", "line_no"] if table == "steps" else ["run_id", "line_no"]
@@ -717,8 +716,6 @@ class Store:
         the whole table (an integer column missing a value anywhere is float64 in
         every chunk): memory holds one chunk, whatever the table's size."""
         import polars as pl
-
-        from .frames import dataframe, to_pandas
 
         if table == "runs":
             yield self.runs()
@@ -833,7 +830,6 @@ def read_store(path: str | None = None, engine: str = "pandas"):
     pandas DataFrames; polars LazyFrames of steps and events over the parts with
     ``engine="polars"``; Dask DataFrames with ``engine="dask"`` (the ``dask``
     extra). The runs are always a pandas DataFrame."""
-    from .logs import Logs
 
     if engine not in ENGINES:
         raise StoreError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
@@ -849,7 +845,5 @@ def read_store(path: str | None = None, engine: str = "pandas"):
         elif engine == "polars":
             steps, events = store.scan("steps"), store.scan("events")
         else:
-            from .distributed import read_parts
-
             steps, events = read_parts(store, "steps"), read_parts(store, "events")
     return Logs(runs=runs, steps=steps, events=events, results=[])

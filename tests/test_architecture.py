@@ -166,3 +166,23 @@ def test_every_report_column_is_defined_once_and_documented():
     metrics = readme[readme.index("## Metrics") : readme.index("## Figures")]
     undocumented = [c for c in METRIC_COLUMNS if f"`{c}`" not in metrics]
     assert not undocumented, f"README's Metrics does not define {undocumented}"
+
+
+def test_imports_inside_functions_say_why():
+    """A module of the package imported inside a function (not at the top) carries
+    its reason on the line (the command line's modules load per command)."""
+    silent = []
+    for name, path in _modules().items():
+        if name == "llmbench.cli":
+            continue
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for imp in ast.walk(node):
+                if isinstance(imp, ast.ImportFrom) and (
+                    imp.level or (imp.module or "").startswith("llmbench")
+                ):
+                    if "#" not in lines[imp.lineno - 1]:
+                        silent.append(f"{name}:{imp.lineno}: {lines[imp.lineno - 1].strip()}")
+    assert not silent, "say why these load late (or import them at the top):\n" + "\n".join(silent)

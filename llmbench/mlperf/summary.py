@@ -7,6 +7,10 @@ import json
 import os
 from typing import Any
 
+from ..formats import records
+from ..metrics import run_metrics, tracked_throughputs
+from ..specs import find_accelerator
+from ..store import Store
 from .rules import BENCHMARKS
 from .scoring import RunResult, _is_number, run_result, score
 from .tree import _RESULT_RE, locate, scaling_factor
@@ -41,8 +45,6 @@ def summarize_submissions(
     only those under ``paths``): identity, score (minutes) as the official summarizer
     computes it, step time, throughput and MFU averaged over counted runs, and
     ``runs``: [{path, time_to_train_min, status, counted, reason}]."""
-    from ..formats import records
-    from ..store import Store
 
     roots = [os.path.abspath(p) for p in paths]
     with Store(db) as store:
@@ -135,7 +137,6 @@ def _logged_benchmark(config: dict[str, Any], benchmark: str) -> str | None:
 
 def _identity(loc, folder: str, first: dict, first_config: dict) -> dict[str, Any]:
     """Who ran what on which system: the tree's place and the first run's settings."""
-    from ..specs import find_accelerator
 
     acc = first.get("accelerator")
     hw = find_accelerator(acc) if acc else None
@@ -156,7 +157,6 @@ def _identity(loc, folder: str, first: dict, first_config: dict) -> dict[str, An
 def _folder_runs(files: list, by_source: dict, by_run: dict):
     """(each result file's RunResult, the counted runs' throughput metrics, the
     first read run and its config)."""
-    from ..metrics import run_metrics
 
     results: list[RunResult] = []
     metrics: list[dict] = []
@@ -187,7 +187,6 @@ def _run_index(path: str) -> int:
 
 
 def _logged_throughput(events: list[dict]) -> float | None:
-    from ..metrics import tracked_throughputs
 
     vals = tracked_throughputs(events)
     return sum(vals) / len(vals) if vals else None
