@@ -25,7 +25,7 @@ _EXPORTS = {
     "read_store": "llmbench.store",
     "ingest": "llmbench.ingest",
     "parse_file": "llmbench.ingest",
-    "summarize": "llmbench.metrics",
+    "summarize": "llmbench.report",
     "estimate": "llmbench.report",
     "export": "llmbench.report",
     "plot_scaling": "llmbench.plots",

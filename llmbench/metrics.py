@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import UsageError
 from .formats import records
@@ -471,6 +471,18 @@ def _int(v: Any) -> int | None:
 
 
 # the run's own columns a report row starts with (then columns.METRIC_COLUMNS)
+class RunHook(Protocol):
+    """An extension's part of a run's metrics (``mlperf.metrics.HOOK``): it reads the
+    ``events`` keys of runs read by ``parsers`` and returns the values to set."""
+
+    events: tuple[str, ...]
+    parsers: tuple[str, ...]
+
+    def __call__(
+        self, run: dict[str, Any], config: dict[str, Any], events: list[dict], out: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+
 IDENTITY = (
     "run_id",
     "source",
@@ -502,9 +514,12 @@ def run_metrics(
     stat: str = "median",
     tokens: float | None = None,
     models: dict | None = None,
+    hooks: Sequence[RunHook] = (),
 ) -> dict[str, Any]:
     """Every metric for one run (a dict; None where an input is missing).
-    ``steps``: the run's ``StepStats`` (``step_stats``), or its step rows."""
+    ``steps``: the run's ``StepStats`` (``step_stats``), or its step rows;
+    ``events``: the run's events that ``hooks`` read; each hook's values are
+    written over the row's last (e.g. ``mlperf.metrics.HOOK``)."""
     config = json.loads(run.get("config") or "{}")
     out: dict[str, Any] = {k: run.get(k) for k in IDENTITY}
     sh, _, _ = resolve_shape(run, config, models)
@@ -532,10 +547,12 @@ def run_metrics(
     out.update(utilisation(out["tflops_per_gpu"], out["hw_tflops_per_gpu"], peak, n))
     out["model_state_bytes_per_gpu"] = _model_state_bytes(out["params"], run)
     out.update(comm_bytes_per_gpu(sh, out["params"], B, run))
-    out.update(logged_values(logged, n, _mllog_throughput(events, config, out["tokens_per_step"])))
+    out.update(logged_values(logged, n))
     out.update(reconcile(logged["tflops_per_gpu_logged"], out["tflops_per_gpu"], sh, B, t, n, run))
-    out["time_to_train_min"] = _time_to_train(run, config)
+    out["time_to_train_min"] = None
     out["missing"] = "; ".join(dict.fromkeys(notes + sh.assumed)) or None
+    for hook in hooks:  # what an extension knows of the run (MLPerf: time to train)
+        out.update(hook(run, config, events, out))
     return out
 
 
@@ -645,16 +662,16 @@ def utilisation(tflops, hw_tflops, peak, n) -> dict[str, Any]:
     }
 
 
-def logged_values(logged: dict[str, float | None], n, mllog_tps: float | None) -> dict[str, Any]:
+def logged_values(logged: dict[str, float | None], n) -> dict[str, Any]:
     """What the log printed itself: TFLOPs per GPU, tokens/s (per-GPU figures, as
-    torchtitan and MaxText print them, times the GPUs; else MLPerf's), MFU."""
+    torchtitan and MaxText print them, times the GPUs), MFU."""
     tps = logged["tokens_per_s"]
     if tps is None and n:
         per_gpu = logged["tokens_per_s_per_gpu"]
         tps = per_gpu * n if per_gpu is not None else None
     return {
         "tflops_per_gpu_logged": logged["tflops_per_gpu_logged"],
-        "tokens_per_s_logged": mllog_tps if tps is None else tps,
+        "tokens_per_s_logged": tps,
         "mfu_logged": logged["mfu_logged"],
     }
 
@@ -732,41 +749,6 @@ def comm_bytes_per_gpu(
     return out
 
 
-def tracked_throughputs(events: list[dict[str, Any]]) -> list[float]:
-    """The ``throughput`` values of MLPerf ``tracked_stats`` events, in order (units
-    as the benchmark logs them: tokens/s for NeMo GPT-3, samples/s otherwise)."""
-    out = []
-    for e in events:
-        if e.get("key") == "tracked_stats":
-            try:
-                v = json.loads(e.get("value") or "null")
-            except ValueError:
-                continue
-            if isinstance(v, dict) and isinstance(v.get("throughput"), int | float):
-                out.append(float(v["throughput"]))
-    return out
-
-
-def _mllog_throughput(
-    events: list[dict[str, Any]], config: dict[str, Any], tok_step: float | None
-) -> float | None:
-    """Tokens/s from MLPerf ``tracked_stats`` ``throughput`` (NeMo GPT-3 logs it in tokens/s)."""
-    found = tracked_throughputs(events)
-    if found and config.get("benchmark") == "gpt3":
-        return found[-1]
-    return None
-
-
-def _time_to_train(run: dict[str, Any], config: dict[str, Any]) -> float | None:
-    """MLPerf time to train (minutes) for a successful run: run_stop - run_start."""
-    if run.get("status") != "success":
-        return None
-    start, stop = config.get("run_start_ms"), config.get("run_stop_ms")
-    if isinstance(start, int | float) and isinstance(stop, int | float):
-        return (stop - start) / 60000.0
-    return None
-
-
 def summarize(
     logs: Any,
     formula: str = "megatron",
@@ -775,31 +757,34 @@ def summarize(
     stat: str = "median",
     tokens: float | None = None,
     models: dict | None = None,
+    hooks: Sequence[RunHook] = (),
 ):
     """One row of metrics per run, as a DataFrame.
 
-    ``logs`` is what ``read_logs`` returns, a ``Store``, or a path to a store.
+    ``logs`` is what ``read_logs`` returns, a ``Store``, or a path to a store;
+    ``hooks`` add what extensions know (``llmbench.summarize`` passes MLPerf's).
     """
     import pandas as pd
 
+    kw = dict(warmup=warmup, stat=stat, tokens=tokens, models=models, hooks=hooks)
     if isinstance(logs, str):
         with Store(logs) as s:
-            return summarize(s, formula, warmup=warmup, stat=stat, tokens=tokens, models=models)
+            return summarize(s, formula, **kw)
     check_formula(formula)
     if isinstance(logs, Store):
         runs = logs.runs()
         stats = step_stats_in_store(logs, list(runs["run_id"]), warmup, stat)
-        mllog_ids = list(runs.loc[runs["parser"] == "mllog", "run_id"]) if len(runs) else []
-        ev = logs.read("events", mllog_ids, keys=["tracked_stats"])
+        ids, keys = hooked_events(runs, hooks)
+        ev = logs.read("events", ids, keys=keys)
     else:
         runs, steps, ev = logs.runs, logs.steps, logs.events
         if getattr(logs, "stats", None) is not None:  # a store selection: done in the parts
             stats = logs.stats
         else:
             stats = step_stats(pandas_steps_frame(steps), warmup, stat) if len(steps) else {}
-        mllog_ids = set(runs.loc[runs["parser"] == "mllog", "run_id"]) if len(runs) else set()
+        ids, keys = hooked_events(runs, hooks)
         if len(ev):
-            ev = ev[ev["run_id"].isin(mllog_ids) & (ev["key"] == "tracked_stats")]
+            ev = ev[ev["run_id"].isin(ids) & ev["key"].isin(keys)]
     events_by = {k: records(g) for k, g in ev.groupby("run_id")} if len(ev) else {}
     rows = [
         run_metrics(
@@ -811,6 +796,7 @@ def summarize(
             stat=stat,
             tokens=tokens,
             models=models,
+            hooks=hooks,
         )
         for r in records(runs)
     ]
@@ -833,6 +819,15 @@ def summarize(
         ):
             df[c] = pd.to_numeric(df[c], errors="coerce")
     return df
+
+
+def hooked_events(runs, hooks: Sequence[RunHook]) -> tuple[list[str], list[str]]:
+    """(the runs whose events ``hooks`` read, the event keys they read)."""
+    parsers = {p for h in hooks for p in h.parsers}
+    keys = sorted({k for h in hooks for k in h.events})
+    if not keys or not len(runs):
+        return [], keys
+    return list(runs.loc[runs["parser"].isin(parsers), "run_id"]), keys
 
 
 def explain(run: dict[str, Any], models: dict | None = None) -> list[tuple[str, Any, str]]:

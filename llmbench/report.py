@@ -7,11 +7,12 @@ import json
 import os
 from typing import Any
 
-from . import plots
+from . import metrics, plots
 from .errors import UsageError
 from .formats import records, write
 from .logs import Logs
-from .metrics import run_metrics, step_stats_in_store, summarize
+from .metrics import hooked_events, run_metrics, step_stats_in_store
+from .mlperf.metrics import HOOK as MLPERF
 from .plots import DataWarning
 from .specs import find_model
 from .store import Store
@@ -83,7 +84,7 @@ def load_selection(
     stat: str = "median",
     steps_limit: int | None = None,
 ) -> Logs:
-    """A ``Logs`` of the selected runs (``.runs``), their ``tracked_stats`` events (``.events``),
+    """A ``Logs`` of the selected runs (``.runs``), the events ``HOOKS`` read (``.events``),
     the steady-state statistics of their steps (``.stats``, computed from the
     columns they need, in the parts) and, with ``steps``, every step (``.steps``;
     only those columns when ``steps`` lists them; of the first ``steps_limit`` runs
@@ -101,7 +102,7 @@ def load_selection(
         return Logs(
             runs=runs,
             steps=store.read("steps", step_ids, columns) if steps else None,
-            events=store.read("events", ids, keys=["tracked_stats"]),
+            events=store.read("events", *hooked_events(runs, HOOKS)),
             stats=stats,
         )
 
@@ -141,6 +142,17 @@ def arrange(table, columns: list[str] | None = None, *, sort_by=None, group_by=N
             )
         table = table[columns]
     return table
+
+
+# what extensions add to a run's metrics (``metrics.RunHook``)
+HOOKS = (MLPERF,)
+
+
+def summarize(logs: Any, formula: str = "megatron", **kw: Any):
+    """``metrics.summarize`` with the extensions' ``HOOKS`` (MLPerf time to train):
+    one row of metrics per run of ``logs`` (``read_logs``' result, a Store, or a
+    store's path), as a DataFrame."""
+    return metrics.summarize(logs, formula, hooks=HOOKS, **kw)
 
 
 def summarize_store(db: str | None, select=(), **kw: Any):

@@ -19,7 +19,7 @@ STAGES = [
     ("parsing", {"parsing"}),
     ("bulk and rows", {"engine", "registry", "rows"}),
     ("parsers, segmentation, settings", {"frames", "settings", "parsers.*"}),
-    ("places and clusters", {"distributed", "mlperf.tree", "mlperf.scoring"}),
+    ("places and clusters", {"distributed", "mlperf.tree", "mlperf.scoring", "mlperf.metrics"}),
     ("store", {"store"}),
     ("metrics", {"metrics"}),
     ("figures", {"plots"}),

@@ -8,9 +8,10 @@ import os
 from typing import Any
 
 from ..formats import records
-from ..metrics import run_metrics, tracked_throughputs
+from ..metrics import run_metrics
 from ..specs import find_accelerator
 from ..store import Store
+from .metrics import tracked_throughputs
 from .rules import BENCHMARKS
 from .scoring import RunResult, _is_number, run_result, score
 from .tree import _RESULT_RE, locate, scaling_factor
