@@ -307,23 +307,16 @@ def export(db, table, fmt, output) -> None:
 @cli.command("parsers")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def list_parsers(fmt) -> None:
-    """List the installed log parsers: name, framework, origin.
+    """List the installed log parsers: name, framework, origin (JSON: and the step
+    columns each can fill, `produces`).
 
     Third-party parsers register in the entry-point group `llmbench.parsers`.
     """
-    import pandas as pd
-
     from . import registry
     from .formats import render
 
-    rows = [
-        {"name": i.name, "framework": i.framework, "origin": i.origin, "description": i.description}
-        for i in registry.available().values()
-    ]
-    click.echo(
-        render(pd.DataFrame(rows, columns=["name", "framework", "origin", "description"]), fmt),
-        nl=False,
-    )
+    full = fmt == "json"
+    click.echo(render(registry.table(None if full else registry.PARSER_VIEW), fmt), nl=False)
 
 
 def main() -> None:
@@ -636,55 +629,36 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
       llmbench mlperf training_results_v4.0/ --benchmark gpt3 --plot gpt3.png
       llmbench mlperf NVIDIA/results/eos_n8_ngc24.04_nemo/llama2_70b_lora --format json
     """
-    from .errors import NoDataError
     from .formats import render
-    from .mlperf import SUMMARY_VIEW, summarize_submissions
+    from .mlperf import SUMMARY_VIEW, save_figure, submissions_table, summarize_submissions
+    from .plots import check_path
+    from .settings import Settings
 
     if plot:
-        from .plots import check_path
-
         check_path(plot)
     failed = False
     if paths:
-        from .settings import Settings
-
         report, db = _ingest(
             paths, db, settings=Settings(), workers=workers, verbose=verbose, summary_err=True
         )
         failed = bool(report.failed)
-    rows = summarize_submissions(db, paths)
-    if benchmarks:
-        rows = [r for r in rows if r["benchmark"] in benchmarks]
-    if not rows:
-        raise NoDataError(
-            "no MLPerf result files found"
-            + (f" under {' '.join(paths)}" if paths else " in the store"),
-            remedy="point at a submission tree: <submitter>/results/<system>/<benchmark>/result_N.txt",
-        )
+    rows = summarize_submissions(db, paths, benchmarks, required=True)
     for r in rows:
         for run in r["runs"]:
             if not run["counted"]:
                 click.echo(f"dropped: {_rel(run['path'])}: {run['reason']}", err=True)
     if plot:
-        from .mlperf import plot_mlperf
-        from .plots import close, save, use_agg
-
-        use_agg()
-        ax = plot_mlperf(rows, benchmarks=list(benchmarks) or None)
-        save(ax, plot)
-        close(ax)
+        save_figure(rows, plot, list(benchmarks) or None)
         click.echo(f"wrote MLPerf scaling figure -> {plot}", err=True)
     if fmt == "json":
         import json
 
         click.echo(json.dumps(rows, indent=1))
     else:
-        import pandas as pd
-
-        table = pd.DataFrame([{k: v for k, v in r.items() if k != "runs"} for r in rows])
-        if fmt in ("table", "markdown"):
-            table = table[SUMMARY_VIEW]
-        click.echo(render(table, fmt), nl=False)
+        view = fmt in ("table", "markdown")
+        click.echo(
+            render(submissions_table(rows, None if not view else SUMMARY_VIEW), fmt), nl=False
+        )
     if failed:
         sys.exit(EXIT_INPUT)
 

@@ -26,7 +26,9 @@ _EXPORTS = {
     "score": "scoring",
     "SUMMARY_VIEW": "summary",
     "summarize_submissions": "summary",
+    "submissions_table": "summary",
     "plot_mlperf": "figure",
+    "save_figure": "figure",
 }
 
 __all__ = list(_EXPORTS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..errors import NoDataError
-from ..plots import MARKERS, PALETTE, gpu_ticks, styled, table_rows, usable
+from ..plots import MARKERS, PALETTE, close, gpu_ticks, save, styled, table_rows, usable, use_agg
 
 
 def plot_mlperf(rows, ax=None, *, benchmarks: list[str] | None = None):
@@ -91,3 +91,14 @@ def _rounds(a, pts: list[dict], colour: str) -> None:
         if len(set(xs)) > 1:
             a.plot(xs, ys, color=colour)
             a.plot(xs, [ys[0] * xs[0] / x for x in xs], color=colour, linestyle="--", alpha=0.5)
+
+
+def save_figure(rows: list[dict], path: str, benchmarks: list[str] | None = None) -> str:
+    """``plot_mlperf`` of ``rows`` drawn off-screen and written to ``path`` (png, svg,
+    pdf); returns the path."""
+    use_agg()
+    ax = plot_mlperf(rows, benchmarks=benchmarks)
+    try:
+        return save(ax, path)
+    finally:
+        close(ax)

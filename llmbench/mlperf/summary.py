@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any
 
+from ..errors import NoDataError
 from ..formats import records
 from ..metrics import run_metrics
 from ..specs import find_accelerator
@@ -40,12 +41,36 @@ def _under(path: str, roots: list[str]) -> bool:
 
 
 def summarize_submissions(
-    db: str | None = None, paths: list[str] | tuple[str, ...] = ()
+    db: str | None = None,
+    paths: list[str] | tuple[str, ...] = (),
+    benchmarks: list[str] | tuple[str, ...] = (),
+    *,
+    required: bool = False,
 ) -> list[dict]:
     """One dict per benchmark folder of the MLPerf results in the store (optionally
-    only those under ``paths``): identity, score (minutes) as the official summarizer
-    computes it, step time, throughput and MFU averaged over counted runs, and
-    ``runs``: [{path, time_to_train_min, status, counted, reason}]."""
+    only those under ``paths``, of ``benchmarks``): identity, score (minutes) as the
+    official summarizer computes it, step time, throughput and MFU averaged over
+    counted runs, and ``runs``: [{path, time_to_train_min, status, counted, reason}].
+    With ``required``, NoDataError when there is none."""
+    out = [row for row in _summaries(db, paths) if not benchmarks or row["benchmark"] in benchmarks]
+    if required and not out:
+        raise NoDataError(
+            "no MLPerf result files found"
+            + (f" under {' '.join(paths)}" if paths else " in the store"),
+            remedy="point at a submission tree: <submitter>/results/<system>/<benchmark>/result_N.txt",
+        )
+    return out
+
+
+def submissions_table(rows: list[dict], columns: list[str] | None = SUMMARY_VIEW):
+    """The summaries as a DataFrame (their ``runs`` left out), cut to ``columns``."""
+    import pandas as pd  # start-up: loads with the first table
+
+    table = pd.DataFrame([{k: v for k, v in r.items() if k != "runs"} for r in rows])
+    return table[columns] if columns is not None else table
+
+
+def _summaries(db: str | None, paths) -> list[dict]:
 
     roots = [os.path.abspath(p) for p in paths]
     with Store(db) as store:
