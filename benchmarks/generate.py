@@ -21,7 +21,7 @@ import json
 import os
 import random
 
-from llmbench.mlperf import mllog_line
+from llmbench.mlperf.rules import mllog_line
 
 MB = 1 << 20
 

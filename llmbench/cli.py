@@ -3,6 +3,9 @@
 Errors funnel through ``LLMBenchGroup.invoke``: a library error becomes one line
 ``Error: path:line: message`` plus a hint, never a traceback. Exit codes: 0 ok,
 1 some inputs could not be read (the rest is stored), 2 usage error.
+
+Each command imports the library modules it uses when it runs (start-up:
+``llmbench --help`` loads click and this module's few light imports only).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .columns import RUN_COLUMNS
+from .columns import REPORT_VIEW, RUN_COLUMNS, RUN_VIEW
 from .errors import LLMBenchError, UsageError
 from .formats import FORMATS
 from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
@@ -183,39 +186,7 @@ def _ingest(
     from .store import default_path
 
     db = db or default_path()
-    bar = None
-    show_bar = sys.stderr.isatty() and not verbose
-
-    def progress(res, total: int) -> None:
-        nonlocal bar
-        if show_bar and bar is None and total > 20:
-            bar = click.progressbar(length=total, label="ingesting", file=sys.stderr)
-            bar.__enter__()
-        if bar is not None:
-            bar.update(1)
-        if res.status == "failed" and res.error is not None:
-            click.echo(f"error: {res.error}", err=True)
-            if res.error.remedy:
-                click.echo(f"  hint: {res.error.remedy}", err=True)
-        elif res.status == "duplicate":
-            click.echo(f"duplicate: {res.path}: {'; '.join(res.warnings)}", err=True)
-        elif verbose:
-            if res.status == "ingested":
-                click.echo(
-                    f"{res.path}: {res.parser}, {res.runs} run(s), {res.steps} step(s)",
-                    err=summary_err,
-                )
-            elif res.status == "skipped":
-                click.echo(
-                    f"{res.path}: skipped, {res.error.message if res.error else ''}",
-                    err=summary_err,
-                )
-            else:
-                click.echo(f"{res.path}: {res.status}", err=summary_err)
-        if verbose:
-            for w in res.warnings:
-                click.echo(f"  warning: {res.path}: {w}", err=True)
-
+    progress = _Progress(verbose, summary_err)
     try:
         report = run_ingest(
             paths,
@@ -228,41 +199,49 @@ def _ingest(
             scheduler=scheduler,
         )
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-    n = len(report.results)
-    parts = [
-        f"{report.count('ingested')} ingested",
-        f"{report.count('unchanged')} unchanged",
-        f"{len(report.failed)} failed",
-    ]
-    if report.count("skipped"):
-        parts.append(f"{report.count('skipped')} skipped (no parser recognises them)")
-    if report.count("duplicate"):
-        parts.append(f"{report.count('duplicate')} duplicate")
-    click.echo(
-        f"{n} file(s): {', '.join(parts)}; parsers: {', '.join(report.parsers) or '-'}; "
-        f"{report.runs} run(s), {report.steps} step(s), {report.warnings} warning(s) -> {db}",
-        err=summary_err,
-    )
+        progress.close()
+    click.echo(f"{report.summary()} -> {db}", err=summary_err)
     return report, db
 
 
-RUN_VIEW = [
-    "run_id",
-    "source",
-    "parser",
-    "n_steps",
-    "model",
-    "num_gpus",
-    "global_batch_size",
-    "seq_len",
-    "dtype",
-    "tp",
-    "pp",
-    "dp",
-    "status",
-]
+class _Progress:
+    """A progress bar on a terminal (over 20 files), a line per failure or
+    duplicate, and with ``verbose`` a line per file and its warnings."""
+
+    def __init__(self, verbose: bool, summary_err: bool) -> None:
+        self.verbose, self.err = verbose, summary_err
+        self.show_bar = sys.stderr.isatty() and not verbose
+        self.bar = None
+
+    def __call__(self, res, total: int) -> None:
+        if self.show_bar and self.bar is None and total > 20:
+            self.bar = click.progressbar(length=total, label="ingesting", file=sys.stderr)
+            self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.update(1)
+        if res.status == "failed" and res.error is not None:
+            click.echo(f"error: {res.error}", err=True)
+            if res.error.remedy:
+                click.echo(f"  hint: {res.error.remedy}", err=True)
+        elif res.status == "duplicate":
+            click.echo(f"duplicate: {res.path}: {'; '.join(res.warnings)}", err=True)
+        elif self.verbose:
+            click.echo(self._line(res), err=self.err)
+        if self.verbose:
+            for w in res.warnings:
+                click.echo(f"  warning: {res.path}: {w}", err=True)
+
+    @staticmethod
+    def _line(res) -> str:
+        if res.status == "ingested":
+            return f"{res.path}: {res.parser}, {res.runs} run(s), {res.steps} step(s)"
+        if res.status == "skipped":
+            return f"{res.path}: skipped, {res.error.message if res.error else ''}"
+        return f"{res.path}: {res.status}"
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
 
 
 @cli.command()
@@ -328,23 +307,16 @@ def export(db, table, fmt, output) -> None:
 @cli.command("parsers")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def list_parsers(fmt) -> None:
-    """List the installed log parsers: name, framework, origin.
+    """List the installed log parsers: name, framework, origin (JSON: and the step
+    columns each can fill, `produces`).
 
     Third-party parsers register in the entry-point group `llmbench.parsers`.
     """
-    import pandas as pd
-
     from . import registry
     from .formats import render
 
-    rows = [
-        {"name": i.name, "framework": i.framework, "origin": i.origin, "description": i.description}
-        for i in registry.available().values()
-    ]
-    click.echo(
-        render(pd.DataFrame(rows, columns=["name", "framework", "origin", "description"]), fmt),
-        nl=False,
-    )
+    full = fmt == "json"
+    click.echo(render(registry.table(None if full else registry.PARSER_VIEW), fmt), nl=False)
 
 
 def main() -> None:
@@ -354,21 +326,6 @@ def main() -> None:
     except BrokenPipeError:  # piping into `head`
         sys.stderr.close()
         sys.exit(EXIT_OK)
-
-
-REPORT_VIEW = [
-    "run_id",
-    "source",
-    "num_gpus",
-    "global_batch_size",
-    "step_time_s",
-    "tokens_per_s",
-    "tflops_per_gpu",
-    "mfu",
-    "days_per_1t_tokens",
-    "tflops_per_gpu_logged",
-    "tflops_logged_formula",
-]
 
 
 def _models(ctx: click.Context, param: click.Parameter, value: str | None):
@@ -478,7 +435,7 @@ def report(
     """
     from .formats import render
     from .metrics import explain as explain_run
-    from .report import summarize_store
+    from .report import arrange, summarize_store
 
     if plot:
         from .plots import check_path
@@ -495,24 +452,13 @@ def report(
             for key, value, origin in explain_run(run, models):
                 click.echo(f"  {key:<22} {'' if value is None else value!s:<24} {origin}")
         return
-    if group_by:
-        if group_by not in table.columns:
-            raise UsageError(f"--group-by: no column {group_by!r}")
-        table = table.sort_values([group_by, "num_gpus"], kind="stable")
-    if sort_by:
-        if sort_by not in table.columns:
-            raise UsageError(f"--sort: no column {sort_by!r}")
-        table = table.sort_values(sort_by, kind="stable")
     if columns:
         cols = [c.strip() for c in columns.split(",") if c.strip()]
-        unknown = [c for c in cols if c not in table.columns]
-        if unknown:
-            raise UsageError(
-                f"--columns: unknown {', '.join(unknown)} (columns: {', '.join(table.columns)})"
-            )
-        table = table[cols]
     elif fmt == "table":
-        table = table[REPORT_VIEW + (["time_for_tokens_s"] if tokens else [])]
+        cols = REPORT_VIEW + (["time_for_tokens_s"] if tokens else [])
+    else:
+        cols = None
+    table = arrange(table, cols, sort_by=sort_by, group_by=group_by)
     if "source" in table.columns and fmt in ("table", "markdown"):
         table = table.assign(source=[_rel(s) for s in table["source"]])
     click.echo(render(table, fmt), nl=False)
@@ -683,54 +629,36 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
       llmbench mlperf training_results_v4.0/ --benchmark gpt3 --plot gpt3.png
       llmbench mlperf NVIDIA/results/eos_n8_ngc24.04_nemo/llama2_70b_lora --format json
     """
-    from .errors import NoDataError
     from .formats import render
-    from .mlperf import SUMMARY_VIEW, summarize_submissions
+    from .mlperf import SUMMARY_VIEW, save_figure, submissions_table, summarize_submissions
+    from .plots import check_path
+    from .settings import Settings
 
     if plot:
-        from .plots import check_path
-
         check_path(plot)
     failed = False
     if paths:
-        from .settings import Settings
-
         report, db = _ingest(
             paths, db, settings=Settings(), workers=workers, verbose=verbose, summary_err=True
         )
         failed = bool(report.failed)
-    rows = summarize_submissions(db, paths)
-    if benchmarks:
-        rows = [r for r in rows if r["benchmark"] in benchmarks]
-    if not rows:
-        raise NoDataError(
-            "no MLPerf result files found"
-            + (f" under {' '.join(paths)}" if paths else " in the store"),
-            remedy="point at a submission tree: <submitter>/results/<system>/<benchmark>/result_N.txt",
-        )
+    rows = summarize_submissions(db, paths, benchmarks, required=True)
     for r in rows:
         for run in r["runs"]:
             if not run["counted"]:
                 click.echo(f"dropped: {_rel(run['path'])}: {run['reason']}", err=True)
     if plot:
-        from .plots import close, plot_mlperf, save, use_agg
-
-        use_agg()
-        ax = plot_mlperf(rows, benchmarks=list(benchmarks) or None)
-        save(ax, plot)
-        close(ax)
+        save_figure(rows, plot, list(benchmarks) or None)
         click.echo(f"wrote MLPerf scaling figure -> {plot}", err=True)
     if fmt == "json":
         import json
 
         click.echo(json.dumps(rows, indent=1))
     else:
-        import pandas as pd
-
-        table = pd.DataFrame([{k: v for k, v in r.items() if k != "runs"} for r in rows])
-        if fmt in ("table", "markdown"):
-            table = table[SUMMARY_VIEW]
-        click.echo(render(table, fmt), nl=False)
+        view = fmt in ("table", "markdown")
+        click.echo(
+            render(submissions_table(rows, None if not view else SUMMARY_VIEW), fmt), nl=False
+        )
     if failed:
         sys.exit(EXIT_INPUT)
 

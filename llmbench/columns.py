@@ -123,3 +123,77 @@ def polars_schema(columns: dict[str, str]) -> dict:
 
     kinds = {"INTEGER": pl.Int64, "REAL": pl.Float64, "TEXT": pl.String}
     return {name: kinds[sql.split()[0]] for name, sql in columns.items()}
+
+
+# The report's columns (``llmbench report``, ``llmbench.summarize``, ``metrics.run_metrics``)
+# beyond the run's own (``RUN_COLUMNS``): name -> (unit, meaning). README's "Metrics"
+# defines each; tests/test_metrics.py checks that run_metrics gives exactly these.
+METRIC_COLUMNS: dict[str, tuple[str, str]] = {
+    "step_time_s": ("s", "steady-state step time (--stat over the steps after the warm-up)"),
+    "stat": ("", "the statistic of step_time_s: median, mean, last, min or p90"),
+    "warmup_steps": ("steps", "steps left out as warm-up"),
+    "n_steady": ("steps", "steps the statistic is taken over"),
+    "step_time_p10_s": ("s", "10th percentile of the steady step times"),
+    "step_time_p90_s": ("s", "90th percentile of the steady step times"),
+    "step_time_cv": ("", "coefficient of variation of the steady step times"),
+    "tokens_per_step": ("tokens", "global batch x sequence length"),
+    "tokens_per_s": ("1/s", "tokens per second"),
+    "tokens_per_s_per_gpu": ("1/s", "tokens per second per GPU"),
+    "samples_per_s": ("1/s", "sequences per second"),
+    "days_per_1t_tokens": ("days", "days to train on 10^12 tokens"),
+    "tokens": ("tokens", "--tokens, when given"),
+    "iterations_for_tokens": ("steps", "steps to train on --tokens"),
+    "time_for_tokens_s": ("s", "time to train on --tokens"),
+    "params": ("parameters", "the model's parameter count"),
+    "formula": ("", "the model-FLOPs formula (--formula)"),
+    "model_flops_per_step": ("FLOP", "model FLOPs of one step"),
+    "tflops_per_gpu": ("TFLOP/s", "model FLOPs per second per GPU"),
+    "hw_tflops_per_gpu": ("TFLOP/s", "executed FLOPs (recompute counted) per second per GPU"),
+    "peak_tflops": ("TFLOP/s", "the accelerator's dense peak for the run's dtype"),
+    "mfu": ("fraction", "model FLOPs utilisation: tflops_per_gpu / peak_tflops"),
+    "hfu": ("fraction", "hardware FLOPs utilisation: hw_tflops_per_gpu / peak_tflops"),
+    "aggregate_pflops": ("PFLOP/s", "tflops_per_gpu x GPUs / 1000"),
+    "model_state_bytes_per_gpu": ("bytes", "weights, gradients and optimizer state per GPU"),
+    "comm_dp_bytes_per_gpu": ("bytes", "data-parallel gradient all-reduce per GPU per step"),
+    "comm_tp_bytes_per_gpu": ("bytes", "tensor-parallel all-reduces per GPU per step"),
+    "comm_pp_bytes_per_gpu": ("bytes", "pipeline point-to-point per GPU per step"),
+    "tflops_per_gpu_logged": ("TFLOP/s", "TFLOPs per GPU as the log printed them"),
+    "tokens_per_s_logged": ("1/s", "tokens per second as the log printed them"),
+    "mfu_logged": ("fraction", "MFU as the log printed it"),
+    "tflops_logged_formula": ("", "the formula that reproduces the logged TFLOPs"),
+    "logged_disagrees": ("", "logged TFLOPs differ from tflops_per_gpu by over 2 %"),
+    "time_to_train_min": ("min", "MLPerf time to train: run_stop - run_start"),
+    "missing": ("", "what to --set for the metrics left empty"),
+}
+
+# what `llmbench runs` shows without --all
+RUN_VIEW = [
+    "run_id",
+    "source",
+    "parser",
+    "n_steps",
+    "model",
+    "num_gpus",
+    "global_batch_size",
+    "seq_len",
+    "dtype",
+    "tp",
+    "pp",
+    "dp",
+    "status",
+]
+
+# what `llmbench report` shows as a terminal table without --columns
+REPORT_VIEW = [
+    "run_id",
+    "source",
+    "num_gpus",
+    "global_batch_size",
+    "step_time_s",
+    "tokens_per_s",
+    "tflops_per_gpu",
+    "mfu",
+    "days_per_1t_tokens",
+    "tflops_per_gpu_logged",
+    "tflops_logged_formula",
+]

@@ -17,7 +17,9 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .columns import TABLES
 from .errors import InputError, UsageError
+from .frames import dataframe, to_pandas
 
 RETRIES = 1  # a task whose worker died runs once more, on another worker
 
@@ -97,14 +99,7 @@ def read_parts(store, table: str):
         ) from None
     import os
 
-    from .columns import TABLES
-    from .frames import dataframe
-
-    live: dict[str, list[str]] = {}
-    for part, run_id in store.conn.execute(
-        "SELECT part, run_id FROM run_parts WHERE tbl = ? ORDER BY part", (table,)
-    ):
-        live.setdefault(part, []).append(run_id)
+    live = store.live_parts(table)
     meta = dataframe([], TABLES[table])
     if not live:
         return dd.from_pandas(meta, npartitions=1)
@@ -114,9 +109,6 @@ def read_parts(store, table: str):
 
 def _read_part(spec: tuple[str, list[str]]):
     import polars as pl
-
-    from .columns import TABLES
-    from .frames import to_pandas
 
     path, ids = spec
     frame = pl.read_parquet(path).filter(pl.col("run_id").is_in(ids))

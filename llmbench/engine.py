@@ -59,7 +59,8 @@ def items(
 
 def _items(parser: Parser, path: str, hasher) -> Iterator[Line | Batch]:
     keys = tuple(n.encode() for n in parser.needles) if parser.needles else None
-    shapes = [s.reader() for s in parser.shapes]
+    # a declared field table is read by the engine; another shape brings its reader
+    shapes = [FieldReader(s) if isinstance(s, FieldShape) else s.reader() for s in parser.shapes]
     for block, first, frame in _read_ahead(_kept_lines(parser, path, hasher)):
         if frame is None:
             yield from _python_block(block, first, keys, shapes)
@@ -509,6 +510,53 @@ def _signature(shape: FieldShape, text: str) -> _Signature | None:
 NEGATIVE_ZERO = r"-0+(?:[^0-9.eE]|$)"
 
 
+def _field_exprs(sig: _Signature, names: list[str]):
+    """(each field's text and number, computed once; the checks a line must pass to
+    be decoded exactly; the column expressions; the extra keys and their text
+    columns), for the fields of ``sig`` split into columns ``names``."""
+    import polars as pl
+
+    stage, checks, out_cols, extras = [], [], [], []
+    floats = False
+    for i, (prefix, (key, field)) in enumerate(zip(sig.prefixes, sig.targets, strict=True), 1):
+        v = pl.col(names[i]).str.strip_prefix(prefix).str.strip_chars(" ")
+        t, x = f"_t{i}", f"_x{i}"
+        if field is None:  # kept in extra as printed
+            stage += [v.alias(t), v.cast(pl.Float64, strict=False).alias(x)]
+            checks += [pl.col(t).str.contains(JSON_NUMBER), pl.col(x).is_finite()]
+            extras.append((key, t))
+            continue
+        if field.scale != 1.0:  # a decimal shift of the printed digits, never a multiply
+            e = _power_of_ten(field.scale)
+            stage.append((v + f"e{e}").cast(pl.Float64, strict=False).alias(x))
+            checks.append(pl.col(x).is_finite())
+        elif field.kind is int:
+            stage.append(v.cast(pl.Int64, strict=False).alias(x))
+            checks.append(pl.col(x).is_not_null())
+        else:
+            stage.append(v.cast(pl.Float64, strict=False).alias(x))
+            checks.append(pl.col(x).is_finite())
+            floats = True
+        if field.column == "step_time_s":
+            checks.append(pl.col(x) > 0)
+        out_cols.append(pl.col(x).alias(field.column))
+    if floats:
+        checks.append(~pl.col("text").str.contains(NEGATIVE_ZERO))
+    return stage, checks, out_cols, extras
+
+
+def _extra_json(extras: list[tuple[str, str]]):
+    """The ``extra`` column: a JSON object of the extra fields as printed, keys sorted."""
+    import polars as pl
+
+    pieces: list[Any] = []
+    for k, (key, t) in enumerate(sorted(extras)):
+        pieces.append(pl.lit(("{" if k == 0 else ",") + json.dumps(key, ensure_ascii=False) + ":"))
+        pieces.append(pl.col(t))
+    pieces.append(pl.lit("}"))
+    return pl.concat_str(pieces).alias("extra")
+
+
 def _decode_signature(shape: FieldShape, sig: _Signature, sub):
     """(rows of the lines of ``sub`` that have signature ``sig`` and decode exactly,
     their mask over ``sub``). A field whose label differs keeps its label after
@@ -528,33 +576,7 @@ def _decode_signature(shape: FieldShape, sig: _Signature, sub):
         )
         .unnest("_s")
     )
-    # stage 1: each field's text and number, computed once
-    stage, checks, out_cols, extras = [], [], [], []
-    floats = False
-    for i, (prefix, (key, field)) in enumerate(zip(sig.prefixes, sig.targets, strict=True), 1):
-        v = pl.col(names[i]).str.strip_prefix(prefix).str.strip_chars(" ")
-        t, x = f"_t{i}", f"_x{i}"
-        if field is None:  # kept in extra as printed
-            stage += [v.alias(t), v.cast(pl.Float64, strict=False).alias(x)]
-            checks += [pl.col(t).str.contains(JSON_NUMBER), pl.col(x).is_finite()]
-            extras.append((key, t))
-            continue
-        if field.scale != 1.0:
-            e = _power_of_ten(field.scale)
-            stage.append((v + f"e{e}").cast(pl.Float64, strict=False).alias(x))
-            checks.append(pl.col(x).is_finite())
-        elif field.kind is int:
-            stage.append(v.cast(pl.Int64, strict=False).alias(x))
-            checks.append(pl.col(x).is_not_null())
-        else:
-            stage.append(v.cast(pl.Float64, strict=False).alias(x))
-            checks.append(pl.col(x).is_finite())
-            floats = True
-        if field.column == "step_time_s":
-            checks.append(pl.col(x) > 0)
-        out_cols.append(pl.col(x).alias(field.column))
-    if floats:
-        checks.append(~pl.col("text").str.contains(NEGATIVE_ZERO))
+    stage, checks, out_cols, extras = _field_exprs(sig, names)
     head = shape.head.rstrip("|").removesuffix("\\")
     stage.append(pl.col(names[0]).str.extract_groups(head).alias("_head"))
     tail = pl.col(names[n])
@@ -572,14 +594,7 @@ def _decode_signature(shape: FieldShape, sig: _Signature, sub):
         ts = pl.col("_head").struct.field("ts").str.replace_all(" ", "T", literal=True)
         exprs.append(ts.alias("timestamp"))
     if extras:
-        pieces: list[Any] = []
-        for k, (key, t) in enumerate(sorted(extras)):
-            pieces.append(
-                pl.lit(("{" if k == 0 else ",") + json.dumps(key, ensure_ascii=False) + ":")
-            )
-            pieces.append(pl.col(t))
-        pieces.append(pl.lit("}"))
-        exprs.append(pl.concat_str(pieces).alias("extra"))
+        exprs.append(_extra_json(extras))
     out = lf.with_columns(stage).select(ok.alias("_ok"), *exprs).collect()
     mask = out["_ok"]
     out = out.drop("_ok")

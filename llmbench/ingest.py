@@ -11,25 +11,28 @@ import hashlib
 import multiprocessing
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import parts as partfiles
 from . import registry
-from .columns import EVENT_COLUMNS, STEP_COLUMNS
+from .columns import EVENT_COLUMNS, PART_TABLES, RUN_COLUMNS, STEP_COLUMNS
+from .distributed import outcomes as dask_outcomes
 from .engine import items as engine_items
 from .errors import InputError, LLMBenchError, StoreError, UnrecognisedLogError, UsageError
-from .frames import run_rows, segment, to_pandas
+from .frames import dataframe, run_rows, segment, to_pandas
+from .logs import FileResult, Logs
+from .mlperf.tree import tree_layer
 from .parsing import Batch, NewRun, Note, Parser, Record, Step
 from .reader import Line, Source, expand_paths, head, iter_lines
 from .rows import Rows
 from .settings import Settings
+from .store import FileRows, Store
 
 HEAD_LINES = 2000
 BATCH_FILES = 500  # files per commit, $LLMBENCH_BATCH_FILES (each file all-or-nothing)
@@ -88,19 +91,6 @@ class ParsedFile:
 
 
 @dataclass
-class FileResult:
-    """What happened to one input."""
-
-    path: str
-    status: str  # ingested | unchanged | failed | skipped | duplicate
-    parser: str | None = None
-    runs: int = 0
-    steps: int = 0
-    warnings: list[str] = field(default_factory=list)
-    error: LLMBenchError | None = None
-
-
-@dataclass
 class IngestReport:
     results: list[FileResult]
 
@@ -126,6 +116,23 @@ class IngestReport:
     @property
     def warnings(self) -> int:
         return sum(len(r.warnings) for r in self.results)
+
+    def summary(self) -> str:
+        """One line: files by outcome, parsers, runs, steps, warnings."""
+        parts = [
+            f"{self.count('ingested')} ingested",
+            f"{self.count('unchanged')} unchanged",
+            f"{len(self.failed)} failed",
+        ]
+        if self.count("skipped"):
+            parts.append(f"{self.count('skipped')} skipped (no parser recognises them)")
+        if self.count("duplicate"):
+            parts.append(f"{self.count('duplicate')} duplicate")
+        return (
+            f"{len(self.results)} file(s): {', '.join(parts)}; "
+            f"parsers: {', '.join(self.parsers) or '-'}; "
+            f"{self.runs} run(s), {self.steps} step(s), {self.warnings} warning(s)"
+        )
 
 
 def configured_parsers(settings: Settings | None) -> list[Parser]:
@@ -219,6 +226,24 @@ class _Tracked:
             yield ln
 
 
+# settings layers a file's place gives, lowest precedence first: hook(path, cache)
+# -> (origin, values) or None; ``cache`` (a dict the hook may fill) lives as long as
+# one ingest
+LAYER_HOOKS: tuple[Callable[[str, dict | None], tuple[str, dict] | None], ...] = (tree_layer,)
+
+
+def file_layers(
+    settings: Settings, path: str, cache: dict | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The settings layers of ``path``: the ``LAYER_HOOKS``' then ``settings``'."""
+    found = []
+    for hook in LAYER_HOOKS:
+        layer = hook(path, None if cache is None else cache.setdefault(hook.__qualname__, {}))
+        if layer is not None:
+            found.append(layer)
+    return settings.layers(path, found)
+
+
 def parse_file(
     path: str,
     *,
@@ -226,6 +251,7 @@ def parse_file(
     settings: Settings | None = None,
     parts_dir: str | None = None,
     bulk: bool | None = None,
+    layer_cache: dict | None = None,
 ) -> ParsedFile:
     """Read one file into canonical rows. Raises InputError (with path:line).
 
@@ -236,7 +262,9 @@ def parse_file(
 
     With ``parts_dir`` (a store's parts folder), rows that outgrow memory spill
     there and are written as pending parts (``ParsedFile.parts``) for the store
-    to publish; without it they spill to the system's temporary folder."""
+    to publish; without it they spill to the system's temporary folder.
+    ``layer_cache``: what ``LAYER_HOOKS`` read (folder facts), kept by the caller
+    across the files of one ingest."""
     settings = settings or Settings()
     if path == "-":
         return _parse_stdin(parser=parser, settings=settings, parts_dir=parts_dir)
@@ -245,18 +273,7 @@ def parse_file(
     except OSError:
         raise InputError("no such file", path=path) from None
     chosen, others = _choose(path, parser, settings)
-    hasher = hashlib.sha256()
-    ahead = None
-    if parts_dir and st.st_size >= HASH_AHEAD:
-        # hashed by a thread of its own: the run ids are known early, so rows can be
-        # written as parts while the file is read
-        ahead, hasher = _HashAhead(path), None
-    if others:
-        tracked = _Tracked(iter_lines(path, hasher))
-    else:
-        if bulk is None and st.st_size < BULK_MIN_BYTES:
-            bulk = False
-        tracked = _Tracked(engine_items(chosen, path, hasher, bulk))
+    tracked, hasher, ahead = _open_lines(path, st.st_size, chosen, others, parts_dir, bulk)
     if parts_dir:
         os.makedirs(parts_dir, exist_ok=True)
     rows = Rows(
@@ -264,30 +281,10 @@ def parse_file(
         parts_dir=parts_dir if ahead else None,
         run_key=ahead.hexdigest if ahead else None,
     )
-    try:
-        if others:
-            records, chosen = _read_together(chosen, others, tracked, path)
-        else:
-            records = chosen.parse(tracked)
-        segments, notes = segment(records, rows)
-    except BaseException as e:
-        rows.discard()
-        if isinstance(e, LLMBenchError) or not isinstance(e, Exception):
-            raise
-        # a parser bug (or a plug-in's) costs this file only
-        raise InputError(
-            f"parser {chosen.name} failed: {type(e).__name__}: {e}",
-            path=path,
-            line=tracked.last or None,
-        ) from e
-    if not segments:
-        rows.discard()
-        raise InputError(
-            f"parser {chosen.name} found no steps, events or settings in this file", path=path
-        )
+    segments, notes, chosen = _segments(chosen, others, tracked, rows, path)
     sha = ahead.hexdigest() if ahead else hasher.hexdigest()
     abspath = os.path.abspath(path)
-    layers = settings.layers(path)
+    layers = file_layers(settings, path, layer_cache)
     runs, run_ids, more = run_rows(
         segments,
         run_key=sha,
@@ -297,25 +294,7 @@ def parse_file(
         layers=layers,
         model_shape=settings.model_shape,
     )
-    written: tuple = ()
-    try:
-        rows.finish(run_ids)
-        if parts_dir and rows.spilled:
-            written = tuple(rows.release_parts())
-            if rows.spills["steps"] or rows.spills["events"]:
-                written += tuple(
-                    p
-                    for p in (
-                        partfiles.write(rows.lazy(t), parts_dir, t) for t in ("steps", "events")
-                    )
-                    if p is not None
-                )
-    except BaseException:
-        for p in written:
-            p.discard()
-        raise
-    if written:
-        rows.discard()  # the spill files, once their rows are in parts
+    written = _finish_rows(rows, run_ids, parts_dir)
     return ParsedFile(
         path=abspath,
         display=path,
@@ -329,6 +308,66 @@ def parse_file(
         settings_hash=settings.fingerprint(path, parser, layers),
         parts=written,
     )
+
+
+def _open_lines(path: str, size: int, chosen: Parser, others: list[Parser], parts_dir, bulk):
+    """(the file's items as the parser reads them, its sha256 hasher, or the thread
+    that hashes it ahead for a large file going to a store: then its run ids are
+    known early and rows can be written as parts while the file is read)."""
+    hasher = hashlib.sha256()
+    ahead = None
+    if parts_dir and size >= HASH_AHEAD:
+        ahead, hasher = _HashAhead(path), None
+    if others:
+        return _Tracked(iter_lines(path, hasher)), hasher, ahead
+    if bulk is None and size < BULK_MIN_BYTES:
+        bulk = False  # the engine's set-up costs a small file more than it saves
+    return _Tracked(engine_items(chosen, path, hasher, bulk)), hasher, ahead
+
+
+def _segments(chosen: Parser, others: list[Parser], tracked: _Tracked, rows: Rows, path: str):
+    """(run segments, notes, the parser whose steps count) of the file; a parser
+    bug costs this file only (InputError at the line it was reading)."""
+    try:
+        if others:
+            records, chosen = _read_together(chosen, others, tracked, path)
+        else:
+            records = chosen.parse(tracked)
+        segments, notes = segment(records, rows)
+    except BaseException as e:
+        rows.discard()
+        if isinstance(e, LLMBenchError) or not isinstance(e, Exception):
+            raise
+        raise InputError(
+            f"parser {chosen.name} failed: {type(e).__name__}: {e}",
+            path=path,
+            line=tracked.last or None,
+        ) from e
+    if not segments:
+        rows.discard()
+        raise InputError(
+            f"parser {chosen.name} found no steps, events or settings in this file", path=path
+        )
+    return segments, notes, chosen
+
+
+def _finish_rows(rows: Rows, run_ids, parts_dir: str | None) -> tuple:
+    """Give ``rows`` their run ids; rows that spilled go to pending parts (returned)."""
+    written: tuple = ()
+    try:
+        rows.finish(run_ids)
+        if parts_dir and rows.spilled:
+            written = tuple(rows.release_parts())
+            if rows.spills["steps"] or rows.spills["events"]:
+                pending = (partfiles.write(rows.lazy(t), parts_dir, t) for t in PART_TABLES)
+                written += tuple(p for p in pending if p is not None)
+    except BaseException:
+        for p in written:
+            p.discard()
+        raise
+    if written:
+        rows.discard()  # the spill files, once their rows are in parts
+    return written
 
 
 def _read_together(
@@ -372,16 +411,18 @@ def _parse_stdin(*, parser: str | None, settings: Settings, parts_dir: str | Non
     for row in parsed.runs:
         row["source"] = name
     parsed.path = parsed.display = name
-    parsed.settings_hash = settings.fingerprint("-", parser)
+    parsed.settings_hash = settings.fingerprint("-", parser, file_layers(settings, "-"))
     return parsed
 
 
 def parse_job(
-    args: tuple[str, str | None, Settings, str | None],
+    args: tuple[str, str | None, Settings, str | None], layer_cache: dict | None = None
 ) -> ParsedFile | LLMBenchError:
     path, parser, settings, parts_dir = args
     try:
-        return parse_file(path, parser=parser, settings=settings, parts_dir=parts_dir)
+        return parse_file(
+            path, parser=parser, settings=settings, parts_dir=parts_dir, layer_cache=layer_cache
+        )
     except LLMBenchError as e:
         return e
 
@@ -407,10 +448,9 @@ def ingest(
     """
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
-    from .store import Store
 
     settings = settings or Settings()
-    settings.clear_caches()  # a Settings kept in a notebook: read the folders afresh
+    layer_cache: dict = {}  # folder facts (LAYER_HOOKS) read once in this ingest
     if parser:
         registry.get(parser)  # fail fast on an unknown name, before any work
     configured_parsers(settings)  # and on a bad [generic] table
@@ -422,81 +462,100 @@ def ingest(
             progress(r, total)
     with Store(db) as store:
         store.clean_strays()  # parts a killed ingest left behind
-        todo: list[Source] = []
-        stored = {f["path"]: f for f in store.files([os.path.abspath(s.path) for s in sources])}
-        for src in sources:
-            res = _check_unchanged(stored, src, parser, settings)
-            if res is not None:
-                results.append(res)
-                if progress:
-                    progress(res, total)
-            else:
-                todo.append(src)
+        todo = _changed(store, sources, parser, settings, layer_cache, results, total, progress)
         jobs = [(s.path, parser, settings, store.parts_dir) for s in todo]
-        close = None
-        if engine == "dask" and jobs:
-            from .distributed import outcomes as dask_outcomes
-
-            pool = None
-            outcomes, close = dask_outcomes(jobs, parse_job, scheduler, workers)
-        elif workers > 1 and len(jobs) > 1:
-            # spawned, not forked: a fork of a process whose polars threads are running
-            # can deadlock in the child
-            pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
-            )
-            outcomes: Iterator[Any] = pool.map(parse_job, jobs, chunksize=4)
-        else:
-            pool = None
-            outcomes = map(parse_job, jobs)
-        batch_files = int(os.environ.get("LLMBENCH_BATCH_FILES") or BATCH_FILES)
-        pending: list[tuple[Source, Any]] = []
-
-        def flush() -> None:
-            # one commit for the batch (each file whole or absent, file by file if SQLite
-            # refuses the batch); the write lock is held only here, never while parsing
-            try:
-                with store.transaction():
-                    done = _store_batch(store, pending)
-            finally:
-                for _, o in pending:
-                    if isinstance(o, ParsedFile):
-                        o.discard()
-            pending.clear()
-            for res in done:
-                results.append(res)
-                if progress:
-                    progress(res, total)
-
+        outcomes, close = _run_jobs(jobs, engine, scheduler, workers, layer_cache)
+        batch = _Batch(store, results, total, progress)
         try:
-            rows, since = 0, 0.0
             for src, outcome in zip(todo, outcomes, strict=True):
-                if not pending:
-                    since = time.monotonic()
-                pending.append((src, outcome))
-                if isinstance(outcome, ParsedFile):
-                    # a file written as parts has more rows than a batch holds: flushed at once
-                    rows += outcome.n_rows
-                if (
-                    len(pending) >= batch_files
-                    or rows > BATCH_ROWS
-                    or (isinstance(outcome, ParsedFile) and outcome.parts)
-                    or time.monotonic() - since > BATCH_SECONDS
-                ):
-                    flush()
-                    rows = 0
-            if pending:
-                flush()
+                batch.add(src, outcome)
+            batch.flush()
         finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-            if close is not None:
-                close()
+            close()
     return IngestReport(results)
 
 
+def _changed(store, sources, parser, settings, layer_cache, results, total, progress):
+    """The sources to parse: the others, stored as they are, get their result now."""
+    todo: list[Source] = []
+    stored = {f["path"]: f for f in store.files([os.path.abspath(s.path) for s in sources])}
+    for src in sources:
+        res = _check_unchanged(stored, src, parser, settings, layer_cache)
+        if res is None:
+            todo.append(src)
+            continue
+        results.append(res)
+        if progress:
+            progress(res, total)
+    return todo
+
+
+def _run_jobs(jobs: list, engine: str, scheduler: str | None, workers: int, layer_cache: dict):
+    """(the jobs' outcomes in order, a function that releases the workers): on a Dask
+    cluster, a pool of ``workers`` processes, or here, one job at a time."""
+    if engine == "dask" and jobs:
+        return dask_outcomes(jobs, parse_job, scheduler, workers)
+    if workers > 1 and len(jobs) > 1:
+        # spawned, not forked: a fork of a process whose polars threads are running
+        # can deadlock in the child
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        )
+        return pool.map(parse_job, jobs, chunksize=4), lambda: pool.shutdown(cancel_futures=True)
+    return (parse_job(job, layer_cache) for job in jobs), lambda: None
+
+
+class _Batch:
+    """Parsed files waiting for their commit: one transaction per batch (each file
+    whole or absent, file by file if the store refuses the batch), written when it
+    holds ``BATCH_FILES`` files or ``BATCH_ROWS`` rows, a file already written as
+    parts, or is ``BATCH_SECONDS`` old. The write lock is held only here."""
+
+    def __init__(self, store, results: list, total: int, progress) -> None:
+        self.store, self.results, self.total, self.progress = store, results, total, progress
+        self.files = int(os.environ.get("LLMBENCH_BATCH_FILES") or BATCH_FILES)
+        self.pending: list[tuple[Source, Any]] = []
+        self.rows, self.since = 0, 0.0
+
+    def add(self, src: Source, outcome: Any) -> None:
+        if not self.pending:
+            self.since = time.monotonic()
+        self.pending.append((src, outcome))
+        parsed = isinstance(outcome, ParsedFile)
+        if parsed:
+            self.rows += outcome.n_rows
+        if (
+            len(self.pending) >= self.files
+            or self.rows > BATCH_ROWS
+            or (parsed and outcome.parts)  # more rows than a batch holds: at once
+            or time.monotonic() - self.since > BATCH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        try:
+            with self.store.transaction():
+                done = _store_batch(self.store, self.pending)
+        finally:
+            for _, o in self.pending:
+                if isinstance(o, ParsedFile):
+                    o.discard()
+            self.pending.clear()
+            self.rows = 0
+        for res in done:
+            self.results.append(res)
+            if self.progress:
+                self.progress(res, self.total)
+
+
 def _check_unchanged(
-    stored: dict[str, dict], src: Source, parser: str | None, settings: Settings
+    stored: dict[str, dict],
+    src: Source,
+    parser: str | None,
+    settings: Settings,
+    layer_cache: dict | None = None,
 ) -> FileResult | None:
     """The file's result when the store holds it as it is (``stored``: files rows by
     path), else None."""
@@ -512,7 +571,8 @@ def _check_unchanged(
         and old["status"] == "ok"
         and old["size"] == st.st_size
         and old["mtime"] == st.st_mtime
-        and old["settings_hash"] == settings.fingerprint(src.path, parser)
+        and old["settings_hash"]
+        == settings.fingerprint(src.path, parser, file_layers(settings, src.path, layer_cache))
     ):
         return FileResult(src.path, "unchanged", parser=old["parser"])
     return None
@@ -525,11 +585,10 @@ def _unreadable(src: Source, error: LLMBenchError) -> FileResult:
 
 
 def _store_batch(store, pending: list[tuple[Source, Any]]) -> list[FileResult]:
-    from .store import FileRows
-
     """Store a batch of outcomes (inside the caller's transaction): failures are
     recorded, unchanged content only touched, the rest written together; if that
     fails, file by file, so one bad file costs only itself."""
+
     results: list[FileResult | None] = [None] * len(pending)
     parsed = [(k, o) for k, (_, o) in enumerate(pending) if isinstance(o, ParsedFile)]
     old = {row["path"]: row for row in store.files([p.path for _, p in parsed])}
@@ -537,55 +596,67 @@ def _store_batch(store, pending: list[tuple[Source, Any]]) -> list[FileResult]:
     for k, (src, outcome) in enumerate(pending):
         if isinstance(outcome, LLMBenchError):
             results[k] = _failed(store, src, outcome)
-            continue
-        p: ParsedFile = outcome
-        prev = old.get(p.path)
-        if (
-            prev is not None
-            and prev["status"] == "ok"
-            and prev["sha256"] == p.sha256
-            and prev["settings_hash"] == p.settings_hash
-        ):
-            store.touch(p.path, p.size, p.mtime)
-            results[k] = FileResult(src.path, "unchanged", parser=p.parser)
-            continue
-        row = {
-            "path": p.path,
-            "size": p.size,
-            "mtime": p.mtime,
-            "sha256": p.sha256,
-            "parser": p.parser,
-            "settings_hash": p.settings_hash,  # computed by the worker that read the file
-        }
-        items.append(FileRows(row, p.runs, None if p.parts else p.rows, p.parts))
-        where.append(k)
+        elif _same(old.get(outcome.path), outcome):
+            store.touch(outcome.path, outcome.size, outcome.mtime)
+            results[k] = FileResult(src.path, "unchanged", parser=outcome.parser)
+        else:
+            items.append(FileRows(_file_row(outcome), outcome.runs, *_rows_or_parts(outcome)))
+            where.append(k)
+    for k, twin in zip(where, _replace(store, items), strict=True):
+        results[k] = _stored(*pending[k], twin)
+    return results  # type: ignore[return-value]
+
+
+def _same(prev: dict | None, p: ParsedFile) -> bool:
+    """Whether the store holds ``p``'s content, read under the same settings."""
+    return (
+        prev is not None
+        and prev["status"] == "ok"
+        and prev["sha256"] == p.sha256
+        and prev["settings_hash"] == p.settings_hash
+    )
+
+
+def _file_row(p: ParsedFile) -> dict[str, Any]:
+    return {
+        "path": p.path,
+        "size": p.size,
+        "mtime": p.mtime,
+        "sha256": p.sha256,
+        "parser": p.parser,
+        "settings_hash": p.settings_hash,  # computed by the worker that read the file
+    }
+
+
+def _rows_or_parts(p: ParsedFile) -> tuple:
+    """(rows to write, parts already written): a file is one or the other."""
+    return (None if p.parts else p.rows), p.parts
+
+
+def _replace(store, items: list) -> list:
+    """Each item's outcome: None (stored), a twin's path, or the StoreError that
+    refused it (the batch together, else file by file)."""
     try:
-        twins: list[Any] = store.replace_files(items)
-    except sqlite3.Error:
-        twins = []
+        return store.replace_files(items)
+    except StoreError:
+        twins: list[Any] = []
         for item in items:
             try:
                 twins.append(store.replace_file(item))
-            except sqlite3.Error as e:
+            except StoreError as e:
                 twins.append(e)
-    for k, twin in zip(where, twins, strict=True):
-        src, p = pending[k]
-        if isinstance(twin, sqlite3.Error):
-            results[k] = FileResult(
-                src.path, "failed", parser=p.parser, error=StoreError(str(twin), path=src.path)
-            )
-        elif twin is not None:
-            results[k] = FileResult(
-                src.path,
-                "duplicate",
-                parser=p.parser,
-                warnings=[f"same content as {twin}: not stored twice"],
-            )
-        else:
-            results[k] = FileResult(
-                src.path, "ingested", p.parser, len(p.runs), p.rows.n_steps, p.warnings
-            )
-    return results  # type: ignore[return-value]
+        return twins
+
+
+def _stored(src: Source, p: ParsedFile, twin: Any) -> FileResult:
+    if isinstance(twin, StoreError):
+        return FileResult(
+            src.path, "failed", parser=p.parser, error=StoreError(twin.message, path=src.path)
+        )
+    if twin is not None:
+        warning = f"same content as {twin}: not stored twice"
+        return FileResult(src.path, "duplicate", parser=p.parser, warnings=[warning])
+    return FileResult(src.path, "ingested", p.parser, len(p.runs), p.rows.n_steps, p.warnings)
 
 
 def _failed(store, src: Source, error: LLMBenchError) -> FileResult:
@@ -603,25 +674,6 @@ def _failed(store, src: Source, error: LLMBenchError) -> FileResult:
     return result
 
 
-@dataclass
-class Logs:
-    """Logs read into the canonical tables (pandas DataFrames), without a store."""
-
-    runs: Any
-    steps: Any
-    events: Any
-    results: list[FileResult]
-
-    @property
-    def warnings(self) -> list[str]:
-        return [f"{r.path}: {w}" for r in self.results for w in r.warnings] + [
-            str(r.error) for r in self.results if r.error is not None
-        ]
-
-    def __repr__(self) -> str:
-        return f"<Logs: {len(self.runs)} runs, {len(self.steps)} steps, {len(self.events)} events>"
-
-
 def read_logs(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     settings: dict[str, Any] | Settings | None = None,
@@ -636,9 +688,6 @@ def read_logs(
     Files that cannot be read are listed in ``.results`` and ``.warnings``.
     """
     import polars as pl
-
-    from .columns import RUN_COLUMNS
-    from .frames import dataframe
 
     if isinstance(paths, str | os.PathLike):
         paths = [paths]

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from .errors import UsageError
+from .formats import records
 from .specs import find_accelerator, find_model
+from .store import Store
 
 SECONDS_PER_DAY = 86400.0
 # LoRA fine-tuning (run setting lora=true): the base weights are frozen, so a step is
@@ -165,8 +168,6 @@ FORMULA_HELP = {
 def check_formula(formula: str) -> None:
     """UsageError naming the valid formulas when ``formula`` is not one of them."""
     if formula not in FORMULAS:
-        from .errors import UsageError
-
         raise UsageError(f"unknown formula {formula!r} (formulas: {', '.join(FORMULAS)})")
 
 
@@ -241,8 +242,6 @@ def _steady(steady, stat: str) -> dict[str, Any]:
 
 def _check_stat(stat: str) -> None:
     if stat not in STATS:
-        from .errors import UsageError
-
         raise UsageError(f"unknown statistic {stat!r} (statistics: {', '.join(STATS)})")
 
 
@@ -478,6 +477,40 @@ def _int(v: Any) -> int | None:
     return int(f) if f is not None else None
 
 
+# the run's own columns a report row starts with (then columns.METRIC_COLUMNS)
+class RunHook(Protocol):
+    """An extension's part of a run's metrics (``mlperf.metrics.HOOK``): it reads the
+    ``events`` keys of runs read by ``parsers`` and returns the values to set."""
+
+    events: tuple[str, ...]
+    parsers: tuple[str, ...]
+
+    def __call__(
+        self, run: dict[str, Any], config: dict[str, Any], events: list[dict], out: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+
+IDENTITY = (
+    "run_id",
+    "source",
+    "parser",
+    "model",
+    "num_gpus",
+    "global_batch_size",
+    "seq_len",
+    "dtype",
+    "accelerator",
+    "tp",
+    "pp",
+    "dp",
+    "micro_batch_size",
+    "recompute",
+    "zero_stage",
+    "status",
+    "n_steps",
+)
+
+
 def run_metrics(
     run: dict[str, Any],
     steps: list[dict[str, Any]] | StepStats | None,
@@ -488,143 +521,181 @@ def run_metrics(
     stat: str = "median",
     tokens: float | None = None,
     models: dict | None = None,
+    hooks: Sequence[RunHook] = (),
 ) -> dict[str, Any]:
     """Every metric for one run (a dict; None where an input is missing).
-    ``steps``: the run's ``StepStats`` (``step_stats``), or its step rows."""
+    ``steps``: the run's ``StepStats`` (``step_stats``), or its step rows;
+    ``events``: the run's events that ``hooks`` read; each hook's values are
+    written over the row's last (e.g. ``mlperf.metrics.HOOK``)."""
     config = json.loads(run.get("config") or "{}")
-    notes: list[str] = []
-    out: dict[str, Any] = {
-        k: run.get(k)
-        for k in (
-            "run_id",
-            "source",
-            "parser",
-            "model",
-            "num_gpus",
-            "global_batch_size",
-            "seq_len",
-            "dtype",
-            "accelerator",
-            "tp",
-            "pp",
-            "dp",
-            "micro_batch_size",
-            "recompute",
-            "zero_stage",
-            "status",
-            "n_steps",
-        )
-    }
+    out: dict[str, Any] = {k: run.get(k) for k in IDENTITY}
     sh, _, _ = resolve_shape(run, config, models)
     out["seq_len"] = sh.s
     if not isinstance(steps, StepStats):
         steps = step_stats(rows_frame(steps or [], "r"), warmup, stat).get("r")
     st = steps.st if steps else {"value": None, "n": 0, "warmup": 0}
-    logged_stats = steps.logged if steps else dict.fromkeys(LOGGED)
+    logged = steps.logged if steps else dict.fromkeys(LOGGED)
     t = st["value"]
-    out.update(
-        step_time_s=t,
-        stat=stat,
-        warmup_steps=st.get("warmup"),
-        n_steady=st["n"],
-        step_time_p10_s=st.get("p10"),
-        step_time_p90_s=st.get("p90"),
-        step_time_cv=st.get("cv"),
-    )
+    out.update(step_time_stats(st, stat))
+    B, n, notes = batch_and_gpus(run, logged, out)
+    notes += _missing_inputs(t, B, sh.s, n)
+    out.update(throughput(B, sh.s, t, n, tokens))
+    out["params"] = param_count(sh)
+    out["formula"] = formula
+    notes += _missing_shape(sh)
+    flops, hw = step_flops(formula, sh, B, run.get("recompute"), bool(config.get("lora")))
+    out["model_flops_per_step"] = flops
+    out["tflops_per_gpu"] = per_gpu_tflops(flops, t, n)
+    if hw is None and sh.dense_ok and run.get("recompute") is None:
+        notes.append("set recompute=none|selective|full for hw_tflops_per_gpu/hfu")
+    out["hw_tflops_per_gpu"] = per_gpu_tflops(hw, t, n)
+    peak, why = peak_of(run.get("accelerator"), run.get("dtype"))
+    notes += why
+    out.update(utilisation(out["tflops_per_gpu"], out["hw_tflops_per_gpu"], peak, n))
+    out["model_state_bytes_per_gpu"] = _model_state_bytes(out["params"], run)
+    out.update(comm_bytes_per_gpu(sh, out["params"], B, run))
+    out.update(logged_values(logged, n))
+    out.update(reconcile(logged["tflops_per_gpu_logged"], out["tflops_per_gpu"], sh, B, t, n, run))
+    out["time_to_train_min"] = None
+    out["missing"] = "; ".join(dict.fromkeys(notes + sh.assumed)) or None
+    for hook in hooks:  # what an extension knows of the run (MLPerf: time to train)
+        out.update(hook(run, config, events, out))
+    return out
+
+
+def step_time_stats(st: dict[str, Any], stat: str) -> dict[str, Any]:
+    """The report's step-time columns (seconds) from a steady-state result."""
+    return {
+        "step_time_s": st["value"],
+        "stat": stat,
+        "warmup_steps": st.get("warmup"),
+        "n_steady": st["n"],
+        "step_time_p10_s": st.get("p10"),
+        "step_time_p90_s": st.get("p90"),
+        "step_time_cv": st.get("cv"),
+    }
+
+
+def batch_and_gpus(
+    run: dict[str, Any], logged: dict[str, float | None], out: dict[str, Any]
+) -> tuple[float | None, float | None, list[str]]:
+    """(global batch, GPUs, notes): the run's, else the logged batch and tp x pp x dp
+    (written into ``out`` where they come from there)."""
+    notes = []
     B = _num(run.get("global_batch_size"))
     if B is None:
-        B = logged_stats["global_batch_size"]
+        B = logged["global_batch_size"]
         out["global_batch_size"] = B
     n = _num(run.get("num_gpus"))
     if n is None and None not in (_num(run.get("tp")), _num(run.get("pp")), _num(run.get("dp"))):
         n = _num(run["tp"]) * _num(run["pp"]) * _num(run["dp"])
         out["num_gpus"] = n
         notes.append("num_gpus = tp x pp x dp")
-    if t is None:
-        notes.append("no step times")
-    if B is None:
-        notes.append("set global_batch_size")
-    if sh.s is None:
-        notes.append("set seq_len")
-    if n is None:
-        notes.append("set num_gpus")
-    tok_step = B * sh.s if B is not None and sh.s is not None else None
-    out["tokens_per_step"] = tok_step
-    out["tokens_per_s"] = tok_step / t if tok_step and t else None
-    out["tokens_per_s_per_gpu"] = out["tokens_per_s"] / n if out["tokens_per_s"] and n else None
-    out["samples_per_s"] = B / t if B and t else None
-    out["days_per_1t_tokens"] = (
-        1e12 / out["tokens_per_s"] / SECONDS_PER_DAY if out["tokens_per_s"] else None
-    )
+    return B, n, notes
+
+
+def _missing_inputs(t, B, s, n) -> list[str]:
+    need = (("no step times", t), ("set global_batch_size", B), ("set seq_len", s))
+    return [note for note, v in (*need, ("set num_gpus", n)) if v is None]
+
+
+def _missing_shape(sh: Shape) -> list[str]:
+    if sh.dense_ok:
+        return []
+    need = [
+        k
+        for k, v in (("num_layers", sh.l), ("hidden_size", sh.h), ("vocab_size", sh.V))
+        if v is None
+    ]
+    return ["set model (a catalog name) or " + ", ".join(need)] if need else []
+
+
+def throughput(B, s, t, n, tokens: float | None = None) -> dict[str, Any]:
+    """Tokens per step, tokens/s (and per GPU), samples/s, days per 10^12 tokens, and
+    with ``tokens`` the iterations and seconds to train on them."""
+    tok_step = B * s if B is not None and s is not None else None
+    tps = tok_step / t if tok_step and t else None
+    out = {
+        "tokens_per_step": tok_step,
+        "tokens_per_s": tps,
+        "tokens_per_s_per_gpu": tps / n if tps and n else None,
+        "samples_per_s": B / t if B and t else None,
+        "days_per_1t_tokens": 1e12 / tps / SECONDS_PER_DAY if tps else None,
+    }
     if tokens:
         out["tokens"] = tokens
         out["iterations_for_tokens"] = tokens / tok_step if tok_step else None
-        out["time_for_tokens_s"] = tokens / out["tokens_per_s"] if out["tokens_per_s"] else None
-    out["params"] = param_count(sh)
-    out["formula"] = formula
-    if not sh.dense_ok:
-        need = [
-            k
-            for k, v in (("num_layers", sh.l), ("hidden_size", sh.h), ("vocab_size", sh.V))
-            if v is None
-        ]
-        if need:
-            notes.append("set model (a catalog name) or " + ", ".join(need))
-    flops = model_flops(formula, sh, B or 0, run.get("recompute"))
-    hw = hardware_flops(sh, B or 0, run.get("recompute"))
-    if config.get("lora"):
-        # frozen base weights: forward and input gradients, no weight gradients
+        out["time_for_tokens_s"] = tokens / tps if tps else None
+    return out
+
+
+def step_flops(formula: str, sh: Shape, B, recompute, lora: bool = False):
+    """(model FLOPs, hardware FLOPs) of one step; LoRA (frozen base weights: forward
+    and input gradients, no weight gradients) counts ``LORA_FRACTION`` of both."""
+    flops = model_flops(formula, sh, B or 0, recompute)
+    hw = hardware_flops(sh, B or 0, recompute)
+    if lora:
         flops, hw = (f * LORA_FRACTION if f else f for f in (flops, hw))
-    out["model_flops_per_step"] = flops
+    return flops, hw
 
-    def per_gpu(f: float | None) -> float | None:
-        return f / t / n / 1e12 if f and t and n else None
 
-    out["tflops_per_gpu"] = per_gpu(flops)
-    if hw is None and sh.dense_ok and run.get("recompute") is None:
-        notes.append("set recompute=none|selective|full for hw_tflops_per_gpu/hfu")
-    out["hw_tflops_per_gpu"] = per_gpu(hw)
-    acc = find_accelerator(run.get("accelerator"))
-    peak = acc.peak(run.get("dtype")) if acc else None
-    if run.get("accelerator") is None:
-        notes.append("set accelerator for mfu")
-    elif acc is None:
-        notes.append(f"accelerator {run.get('accelerator')!r} not in the catalog")
-    elif run.get("dtype") is None:
-        notes.append("set dtype for mfu")
-    elif peak is None:
-        notes.append(f"{acc.name} has no {run.get('dtype')} peak in the catalog")
-    out["peak_tflops"] = peak
-    out["mfu"] = out["tflops_per_gpu"] / peak if out["tflops_per_gpu"] and peak else None
-    out["hfu"] = out["hw_tflops_per_gpu"] / peak if out["hw_tflops_per_gpu"] and peak else None
-    out["aggregate_pflops"] = (
-        out["tflops_per_gpu"] * n / 1000 if out["tflops_per_gpu"] and n else None
-    )
-    out["model_state_bytes_per_gpu"] = _model_state_bytes(out["params"], run)
-    out.update(comm_bytes_per_gpu(sh, out["params"], B, run))
-    # what the log printed itself
-    logged = logged_stats["tflops_per_gpu_logged"]
-    out["tflops_per_gpu_logged"] = logged
-    out["tokens_per_s_logged"] = logged_stats["tokens_per_s"]
-    out["mfu_logged"] = logged_stats["mfu_logged"]
-    if out["tokens_per_s_logged"] is None and n:  # torchtitan, MaxText: per GPU
-        per_gpu = logged_stats["tokens_per_s_per_gpu"]
-        out["tokens_per_s_logged"] = per_gpu * n if per_gpu is not None else None
-    if out["tokens_per_s_logged"] is None:
-        out["tokens_per_s_logged"] = _mllog_throughput(events, config, tok_step)
-    out["tflops_logged_formula"] = None
-    out["logged_disagrees"] = None
-    if logged and t and n:
-        best = None
-        for name in FORMULAS:
-            f = model_flops(name, sh, B or 0, run.get("recompute"))
-            if f and abs(f / t / n / 1e12 / logged - 1) <= 0.005:
-                best = best or name
-        out["tflops_logged_formula"] = best
-        if out["tflops_per_gpu"]:
-            out["logged_disagrees"] = abs(logged / out["tflops_per_gpu"] - 1) > 0.02
-    out["time_to_train_min"] = _time_to_train(run, config)
-    out["missing"] = "; ".join(dict.fromkeys(notes + sh.assumed)) or None
+def per_gpu_tflops(flops: float | None, t: float | None, n: float | None) -> float | None:
+    """TFLOP/s per GPU of ``flops`` per step over ``t`` seconds on ``n`` GPUs."""
+    return flops / t / n / 1e12 if flops and t and n else None
+
+
+def peak_of(accelerator: Any, dtype: Any) -> tuple[float | None, list[str]]:
+    """(the catalog's dense peak TFLOP/s for ``dtype``, why there is none)."""
+    acc = find_accelerator(accelerator)
+    peak = acc.peak(dtype) if acc else None
+    if accelerator is None:
+        return peak, ["set accelerator for mfu"]
+    if acc is None:
+        return peak, [f"accelerator {accelerator!r} not in the catalog"]
+    if dtype is None:
+        return peak, ["set dtype for mfu"]
+    if peak is None:
+        return peak, [f"{acc.name} has no {dtype} peak in the catalog"]
+    return peak, []
+
+
+def utilisation(tflops, hw_tflops, peak, n) -> dict[str, Any]:
+    """MFU and HFU (fractions of ``peak``) and the aggregate PFLOP/s."""
+    return {
+        "peak_tflops": peak,
+        "mfu": tflops / peak if tflops and peak else None,
+        "hfu": hw_tflops / peak if hw_tflops and peak else None,
+        "aggregate_pflops": tflops * n / 1000 if tflops and n else None,
+    }
+
+
+def logged_values(logged: dict[str, float | None], n) -> dict[str, Any]:
+    """What the log printed itself: TFLOPs per GPU, tokens/s (per-GPU figures, as
+    torchtitan and MaxText print them, times the GPUs), MFU."""
+    tps = logged["tokens_per_s"]
+    if tps is None and n:
+        per_gpu = logged["tokens_per_s_per_gpu"]
+        tps = per_gpu * n if per_gpu is not None else None
+    return {
+        "tflops_per_gpu_logged": logged["tflops_per_gpu_logged"],
+        "tokens_per_s_logged": tps,
+        "mfu_logged": logged["mfu_logged"],
+    }
+
+
+def reconcile(logged, computed, sh: Shape, B, t, n, run: dict[str, Any]) -> dict[str, Any]:
+    """Which formula gives the logged TFLOPs (within 0.5 %), and whether the logged
+    figure disagrees with the computed one by more than 2 %."""
+    out = {"tflops_logged_formula": None, "logged_disagrees": None}
+    if not (logged and t and n):
+        return out
+    for name in FORMULAS:
+        f = model_flops(name, sh, B or 0, run.get("recompute"))
+        if f and abs(f / t / n / 1e12 / logged - 1) <= 0.005:
+            out["tflops_logged_formula"] = name
+            break
+    if computed:
+        out["logged_disagrees"] = abs(logged / computed - 1) > 0.02
     return out
 
 
@@ -685,41 +756,6 @@ def comm_bytes_per_gpu(
     return out
 
 
-def tracked_throughputs(events: list[dict[str, Any]]) -> list[float]:
-    """The ``throughput`` values of MLPerf ``tracked_stats`` events, in order (units
-    as the benchmark logs them: tokens/s for NeMo GPT-3, samples/s otherwise)."""
-    out = []
-    for e in events:
-        if e.get("key") == "tracked_stats":
-            try:
-                v = json.loads(e.get("value") or "null")
-            except ValueError:
-                continue
-            if isinstance(v, dict) and isinstance(v.get("throughput"), int | float):
-                out.append(float(v["throughput"]))
-    return out
-
-
-def _mllog_throughput(
-    events: list[dict[str, Any]], config: dict[str, Any], tok_step: float | None
-) -> float | None:
-    """Tokens/s from MLPerf ``tracked_stats`` ``throughput`` (NeMo GPT-3 logs it in tokens/s)."""
-    found = tracked_throughputs(events)
-    if found and config.get("benchmark") == "gpt3":
-        return found[-1]
-    return None
-
-
-def _time_to_train(run: dict[str, Any], config: dict[str, Any]) -> float | None:
-    """MLPerf time to train (minutes) for a successful run: run_stop - run_start."""
-    if run.get("status") != "success":
-        return None
-    start, stop = config.get("run_start_ms"), config.get("run_stop_ms")
-    if isinstance(start, int | float) and isinstance(stop, int | float):
-        return (stop - start) / 60000.0
-    return None
-
-
 def summarize(
     logs: Any,
     formula: str = "megatron",
@@ -728,34 +764,34 @@ def summarize(
     stat: str = "median",
     tokens: float | None = None,
     models: dict | None = None,
+    hooks: Sequence[RunHook] = (),
 ):
     """One row of metrics per run, as a DataFrame.
 
-    ``logs`` is what ``read_logs`` returns, a ``Store``, or a path to a store.
+    ``logs`` is what ``read_logs`` returns, a ``Store``, or a path to a store;
+    ``hooks`` add what extensions know (``llmbench.summarize`` passes MLPerf's).
     """
     import pandas as pd
 
-    from .formats import records
-    from .store import Store
-
+    kw = dict(warmup=warmup, stat=stat, tokens=tokens, models=models, hooks=hooks)
     if isinstance(logs, str):
         with Store(logs) as s:
-            return summarize(s, formula, warmup=warmup, stat=stat, tokens=tokens, models=models)
+            return summarize(s, formula, **kw)
     check_formula(formula)
     if isinstance(logs, Store):
         runs = logs.runs()
         stats = step_stats_in_store(logs, list(runs["run_id"]), warmup, stat)
-        mllog_ids = list(runs.loc[runs["parser"] == "mllog", "run_id"]) if len(runs) else []
-        ev = logs.read("events", mllog_ids, keys=["tracked_stats"])
+        ids, keys = hooked_events(runs, hooks)
+        ev = logs.read("events", ids, keys=keys)
     else:
         runs, steps, ev = logs.runs, logs.steps, logs.events
-        if hasattr(logs, "stats"):  # a store selection: the statistics are done
+        if getattr(logs, "stats", None) is not None:  # a store selection: done in the parts
             stats = logs.stats
         else:
             stats = step_stats(pandas_steps_frame(steps), warmup, stat) if len(steps) else {}
-        mllog_ids = set(runs.loc[runs["parser"] == "mllog", "run_id"]) if len(runs) else set()
+        ids, keys = hooked_events(runs, hooks)
         if len(ev):
-            ev = ev[ev["run_id"].isin(mllog_ids) & (ev["key"] == "tracked_stats")]
+            ev = ev[ev["run_id"].isin(ids) & ev["key"].isin(keys)]
     events_by = {k: records(g) for k, g in ev.groupby("run_id")} if len(ev) else {}
     rows = [
         run_metrics(
@@ -767,6 +803,7 @@ def summarize(
             stat=stat,
             tokens=tokens,
             models=models,
+            hooks=hooks,
         )
         for r in records(runs)
     ]
@@ -789,6 +826,15 @@ def summarize(
         ):
             df[c] = pd.to_numeric(df[c], errors="coerce")
     return df
+
+
+def hooked_events(runs, hooks: Sequence[RunHook]) -> tuple[list[str], list[str]]:
+    """(the runs whose events ``hooks`` read, the event keys they read)."""
+    parsers = {p for h in hooks for p in h.parsers}
+    keys = sorted({k for h in hooks for k in h.events})
+    if not keys or not len(runs):
+        return [], keys
+    return list(runs.loc[runs["parser"].isin(parsers), "run_id"]), keys
 
 
 def explain(run: dict[str, Any], models: dict | None = None) -> list[tuple[str, Any, str]]:

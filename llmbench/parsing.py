@@ -166,12 +166,6 @@ class FieldShape(NamedTuple):
     reject: str | None = None
     sep: str = "|"
 
-    def reader(self):
-        """What reads this shape in bulk over one file (``llmbench.engine``)."""
-        from .engine import FieldReader
-
-        return FieldReader(self)
-
 
 class Parser:
     """Base class of log-format parsers (built-in and third-party alike)."""
@@ -186,9 +180,11 @@ class Parser:
     #: substrings every line the parser uses contains: other lines are skipped by the
     #: reader in bulk, never decoded (None: every line)
     needles: ClassVar[tuple[str, ...] | None] = None
-    #: line shapes the bulk engine may read in bulk (``FieldShape``); a parser that
-    #: declares them receives ``Batch`` records in its line stream and yields them on
-    shapes: ClassVar[tuple[FieldShape, ...]] = ()
+    #: line shapes the bulk engine may read in bulk: a ``FieldShape`` (the engine
+    #: reads its field table), or an object whose ``reader()`` gives an
+    #: ``engine.ShapeReader``; a parser that declares them receives ``Batch``
+    #: records in its line stream and yields them on
+    shapes: ClassVar[tuple[Any, ...]] = ()
 
     def detect(self, head: Sequence[str]) -> float:
         """Confidence 0..1 that ``head`` (the first cleaned lines) is this format."""

@@ -15,6 +15,7 @@ import warnings
 from typing import Any
 
 from .errors import NoDataError, UsageError
+from .formats import records
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common
 # form of colour-vision deficiency.
@@ -58,7 +59,7 @@ def _pyplot():
     return plt
 
 
-def _styled(figsize: tuple[float, float] | None):
+def styled(figsize: tuple[float, float] | None):
     """(style context, new Figure or None). The figure is made before entering the
     style context: Jupyter's inline backend switches interactive mode on when the
     first figure is made, and leaving an ``rc_context`` would switch it off again,
@@ -116,13 +117,12 @@ def run_label(row: dict[str, Any]) -> str:
     return str(row.get("run_id"))
 
 
-def _rows(table) -> list[dict[str, Any]]:
-    from .formats import records
+def table_rows(table) -> list[dict[str, Any]]:
 
     return records(table) if hasattr(table, "columns") else list(table)
 
 
-def _usable(rows: list[dict], needed: tuple[str, ...], figure: str) -> list[dict]:
+def usable(rows: list[dict], needed: tuple[str, ...], figure: str) -> list[dict]:
     keep = []
     for r in rows:
         missing = [k for k in needed if not _present(r.get(k))]
@@ -164,11 +164,11 @@ def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool 
     Ideal: linear from the series' smallest GPU count (its best run there).
     Efficiency: (tokens/s per GPU) / (the same at the smallest count), in %.
     """
-    rows = _usable(_rows(table), ("num_gpus", "tokens_per_s"), "scaling")
+    rows = usable(table_rows(table), ("num_gpus", "tokens_per_s"), "scaling")
     series = _series(rows, group_by)
     if annotate is None:
         annotate = len(rows) <= ANNOTATE_MAX
-    style, fig = _styled((11, 4.5) if ax is None else None)
+    style, fig = styled((11, 4.5) if ax is None else None)
     with style:
         if fig is not None:
             axes = list(fig.subplots(1, 2))
@@ -186,7 +186,7 @@ def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool 
         left.set_xlabel("GPUs")
         left.set_ylabel("Throughput (tokens/s)")
         left.set_title("Throughput against GPUs (log-log)")
-        _gpu_ticks(left, rows)
+        gpu_ticks(left, rows)
         left.legend(loc="upper left")
         if right is not None:
             right.set_xscale("log", base=2)
@@ -194,7 +194,7 @@ def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool 
             right.set_ylabel("Percent (%)")
             right.set_title("Scaling efficiency and MFU")
             right.set_ylim(0, max(105.0, right.get_ylim()[1]))
-            _gpu_ticks(right, rows)
+            gpu_ticks(right, rows)
             right.legend(loc="lower left")
     return axes
 
@@ -258,7 +258,7 @@ def _scaling_series(left, right, name, rows, colour, marker, annotate) -> None:
             )
 
 
-def _gpu_ticks(ax, rows) -> None:
+def gpu_ticks(ax, rows) -> None:
     from matplotlib.ticker import FixedLocator, NullLocator
 
     counts = sorted({float(r["num_gpus"]) for r in rows})
@@ -297,8 +297,6 @@ def envelope(x, y, max_points: int = MAX_POINTS):
 def _steps_frame(steps):
     """(steps DataFrame, run rows by run_id) from a Logs-like object or a DataFrame."""
     if hasattr(steps, "steps") and hasattr(steps, "runs"):
-        from .formats import records
-
         return steps.steps, {r["run_id"]: r for r in records(steps.runs)}
     return steps, {}
 
@@ -318,13 +316,13 @@ def plot_steps(
     are left out (DataWarning); a long curve is drawn through its ``envelope``.
     Returns the Axes.
     """
-    from .metrics import steady_state
+    from .metrics import steady_state  # start-up: the CLI imports this module for names
 
     frame, runs = _steps_frame(steps)
     if frame is None or not len(frame) or "step_time_s" not in frame:
         raise NoDataError("no step times to plot")
     drawn = 0
-    style, fig = _styled((9, 4.5) if ax is None else None)
+    style, fig = styled((9, 4.5) if ax is None else None)
     with style:
         if fig is not None:
             ax = fig.subplots()
@@ -372,7 +370,7 @@ def plot_topology(table, ax=None, *, value: str = "step_time_s", limit: int = 60
     if value not in VALUE_LABELS:
         raise UsageError(f"unknown value {value!r} (values: {', '.join(VALUE_LABELS)})")
     title, scale, lower_is_better = VALUE_LABELS[value]
-    rows = _usable(_rows(table), (value,), "topology")
+    rows = usable(table_rows(table), (value,), "topology")
     rows.sort(key=lambda r: r[value], reverse=not lower_is_better)
     if len(rows) > limit:
         warnings.warn(
@@ -381,7 +379,7 @@ def plot_topology(table, ax=None, *, value: str = "step_time_s", limit: int = 60
             stacklevel=2,
         )
         rows = rows[:limit]
-    style, fig = _styled((8, 1.2 + 0.35 * len(rows)) if ax is None else None)
+    style, fig = styled((8, 1.2 + 0.35 * len(rows)) if ax is None else None)
     with style:
         if fig is not None:
             ax = fig.subplots()
@@ -410,7 +408,7 @@ def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
     frame, runs = _steps_frame(steps)
     if frame is None or not len(frame) or "loss" not in frame or frame["loss"].isna().all():
         raise NoDataError("no run logs a loss")
-    style, fig = _styled((8, 4.5) if ax is None else None)
+    style, fig = styled((8, 4.5) if ax is None else None)
     with style:
         if fig is not None:
             ax = fig.subplots()
@@ -439,86 +437,6 @@ def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
         if len(ax.get_lines()) <= 12:
             ax.legend(loc="upper right")
     return ax
-
-
-def plot_mlperf(rows, ax=None, *, benchmarks: list[str] | None = None):
-    """MLPerf time to train (score, minutes) against accelerators, one panel per
-    benchmark and one marker style per submitter and accelerator, log-log. Systems
-    of one series in the same round are joined, with ideal scaling (dashed) from
-    the smallest. ``rows`` are ``llmbench.summarize_submissions()`` dicts (or a
-    DataFrame of them). Returns the list of Axes."""
-    data = [dict(r, source=r.get("folder")) for r in _rows(rows)]
-    data = _usable(data, ("num_gpus", "score_min"), "MLPerf scaling")
-    names = [n for n in (benchmarks or sorted({str(r["benchmark"]) for r in data}))]
-    data = [r for r in data if r["benchmark"] in names]
-    names = [n for n in names if any(r["benchmark"] == n for r in data)]
-    if not names:
-        raise NoDataError(
-            "no scored MLPerf result for " + ", ".join(benchmarks or ["any benchmark"])
-        )
-
-    def series(r: dict) -> str:
-        return f"{r['submitter']} · {r.get('hardware') or r.get('accelerator')}"
-
-    cols, nrows = min(len(names), 3), math.ceil(len(names) / 3)
-    style, fig = _styled((4.8 * cols, 4.2 * nrows) if ax is None else None)
-    with style:
-        if fig is not None:
-            axes = [a for row in fig.subplots(nrows, cols, squeeze=False) for a in row]
-            for spare in axes[len(names) :]:
-                spare.remove()
-            axes = axes[: len(names)]
-        else:
-            axes = list(ax) if isinstance(ax, list | tuple) else [ax]
-        keys = sorted({series(r) for r in data})
-        looks = {
-            k: (PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]) for i, k in enumerate(keys)
-        }
-        for a, name in zip(axes, names, strict=False):
-            mine = [r for r in data if r["benchmark"] == name]
-            for key in sorted({series(r) for r in mine}):
-                colour, marker = looks[key]
-                pts = [r for r in mine if series(r) == key]
-                a.scatter(
-                    [r["num_gpus"] for r in pts],
-                    [r["score_min"] for r in pts],
-                    color=colour,
-                    marker=marker,
-                    label=key,
-                    zorder=3,
-                )
-                for rnd in sorted({str(r.get("round")) for r in pts}):
-                    same = sorted(
-                        (r for r in pts if str(r.get("round")) == rnd), key=lambda r: r["num_gpus"]
-                    )
-                    xs = [float(r["num_gpus"]) for r in same]
-                    ys = [float(r["score_min"]) for r in same]
-                    if len(set(xs)) > 1:
-                        a.plot(xs, ys, color=colour)
-                        a.plot(
-                            xs,
-                            [ys[0] * xs[0] / x for x in xs],
-                            color=colour,
-                            linestyle="--",
-                            alpha=0.5,
-                        )
-                for r in pts:
-                    a.annotate(
-                        f"{r['score_min']:.3g} min\n{r.get('round') or ''}",
-                        (r["num_gpus"], r["score_min"]),
-                        textcoords="offset points",
-                        xytext=(4, 4),
-                        fontsize=7,
-                        color=colour,
-                    )
-            a.set_xscale("log", base=2)
-            a.set_yscale("log")
-            a.set_xlabel("Accelerators")
-            a.set_ylabel("Time to train, score (minutes)")
-            a.set_title(f"MLPerf {name}")
-            _gpu_ticks(a, mine)
-            a.legend(loc="best")
-    return axes
 
 
 def check_path(path: str) -> str:

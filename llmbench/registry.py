@@ -90,6 +90,27 @@ def reset() -> None:
     _cache = None
 
 
+PARSER_VIEW = ["name", "framework", "origin", "description"]
+
+
+def table(columns: list[str] | None = PARSER_VIEW):
+    """The installed parsers as a DataFrame: ``PARSER_VIEW``, or with
+    ``columns=None`` also ``produces`` (the step columns each can fill)."""
+    import pandas as pd  # start-up: loads with the first table
+
+    rows = [
+        {
+            "name": i.name,
+            "framework": i.framework,
+            "origin": i.origin,
+            "description": i.description,
+            "produces": list(getattr(i.parser, "produces", ())),
+        }
+        for i in available().values()
+    ]
+    return pd.DataFrame(rows, columns=columns or [*PARSER_VIEW, "produces"])
+
+
 def get(name: str) -> Parser:
     """The parser called ``name``; UnknownParserError lists the valid names."""
     parsers = available()

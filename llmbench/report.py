@@ -5,12 +5,15 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from types import SimpleNamespace
 from typing import Any
 
+from . import metrics, plots
 from .errors import UsageError
-from .formats import records
-from .metrics import run_metrics, summarize
+from .formats import records, write
+from .logs import Logs
+from .metrics import hooked_events, run_metrics, step_stats_in_store
+from .mlperf.metrics import HOOK as MLPERF
+from .plots import DataWarning
 from .specs import find_model
 from .store import Store
 
@@ -40,8 +43,6 @@ def export(db: str | None, table: str, fmt: str = "csv", output: str | None = No
     a chunk of rows at a time: memory stays bounded by the chunk, not the table."""
     import sys
     import tempfile
-
-    from .formats import write
 
     if fmt not in ("csv", "json", "parquet"):
         raise UsageError(f"unknown export format {fmt!r} (csv, json, parquet)")
@@ -82,35 +83,35 @@ def load_selection(
     warmup: int | None = None,
     stat: str = "median",
     steps_limit: int | None = None,
-) -> SimpleNamespace:
-    """The selected runs (``.runs``), their ``tracked_stats`` events (``.events``),
+) -> Logs:
+    """A ``Logs`` of the selected runs (``.runs``), the events ``HOOKS`` read (``.events``),
     the steady-state statistics of their steps (``.stats``, computed from the
     columns they need, in the parts) and, with ``steps``, every step (``.steps``;
     only those columns when ``steps`` lists them; of the first ``steps_limit`` runs
     that have steps, the others left out with a DataWarning), like ``read_logs``
     gives them."""
-    from .metrics import step_stats_in_store
 
     with Store(db) as store:
         runs = select_runs(store.runs(), select)
         if select and not len(runs):
             raise UsageError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
         ids = list(runs["run_id"])
-        view = SimpleNamespace(runs=runs)
-        view.stats = step_stats_in_store(store, ids, warmup, stat)
+        stats = step_stats_in_store(store, ids, warmup, stat)
+        event_runs, event_keys = hooked_events(runs, HOOKS)
         columns = steps if isinstance(steps, list) else None
         step_ids = _first_with_steps(runs, steps_limit) if steps_limit is not None else ids
-        view.steps = store.read("steps", step_ids, columns) if steps else None
-        view.events = store.read("events", ids, keys=["tracked_stats"])
-    return view
+        return Logs(
+            runs=runs,
+            steps=store.read("steps", step_ids, columns) if steps else None,
+            events=store.read("events", event_runs, keys=event_keys),
+            stats=stats,
+        )
 
 
 def _first_with_steps(runs, limit: int) -> list[str]:
     """The run ids of the first ``limit`` runs with steps; a DataWarning names how
     many more there are."""
     import warnings
-
-    from .plots import DataWarning
 
     ids = [i for i, n in zip(runs["run_id"], runs["n_steps"], strict=True) if n and n > 0]
     if len(ids) > limit:
@@ -121,6 +122,38 @@ def _first_with_steps(runs, limit: int) -> list[str]:
             stacklevel=3,
         )
     return ids[:limit]
+
+
+def arrange(table, columns: list[str] | None = None, *, sort_by=None, group_by=None):
+    """A metrics table grouped (by ``group_by``, then GPUs), sorted (by ``sort_by``)
+    and cut to ``columns``; UsageError names a column the table lacks."""
+    if group_by:
+        if group_by not in table.columns:
+            raise UsageError(f"--group-by: no column {group_by!r}")
+        table = table.sort_values([group_by, "num_gpus"], kind="stable")
+    if sort_by:
+        if sort_by not in table.columns:
+            raise UsageError(f"--sort: no column {sort_by!r}")
+        table = table.sort_values(sort_by, kind="stable")
+    if columns is not None:
+        unknown = [c for c in columns if c not in table.columns]
+        if unknown:
+            raise UsageError(
+                f"--columns: unknown {', '.join(unknown)} (columns: {', '.join(table.columns)})"
+            )
+        table = table[columns]
+    return table
+
+
+# what extensions add to a run's metrics (``metrics.RunHook``)
+HOOKS = (MLPERF,)
+
+
+def summarize(logs: Any, formula: str = "megatron", **kw: Any):
+    """``metrics.summarize`` with the extensions' ``HOOKS`` (MLPerf time to train):
+    one row of metrics per run of ``logs`` (``read_logs``' result, a Store, or a
+    store's path), as a DataFrame."""
+    return metrics.summarize(logs, formula, hooks=HOOKS, **kw)
 
 
 def summarize_store(db: str | None, select=(), **kw: Any):
@@ -201,7 +234,6 @@ def draw(
     """Draw figure ``kind`` (scaling, steps, topology, loss) of the selected runs to
     ``path`` (png, svg, pdf). ``kw`` are ``summarize``'s metric options; ``table``,
     when given, is an already computed metrics table. Returns the path."""
-    from . import plots
 
     if kind not in plots.KINDS:
         raise UsageError(f"unknown figure {kind!r} (figures: {', '.join(plots.KINDS)})")

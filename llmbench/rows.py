@@ -21,11 +21,12 @@ import weakref
 from contextlib import suppress
 from typing import Any
 
+from . import parts as partfiles
 from .columns import EVENT_COLUMNS, STEP_COLUMNS, polars_schema
 from .parsing import Event, RawJSON, Step
 
 # step and event rows of a file held in memory before they go to a spill file
-SPILL_ROWS = int(os.environ.get("LLMBENCH_SPILL_ROWS") or 50_000)
+SPILL_ROWS = 50_000  # rows a file holds in memory before spilling ($LLMBENCH_SPILL_ROWS)
 INT64 = (-(2**63), 2**63 - 1)
 
 COLUMNS = {"steps": STEP_COLUMNS, "events": EVENT_COLUMNS}
@@ -257,7 +258,7 @@ class Rows:
         self._held = 0  # rows in memory
         self.spills: dict[str, list[str]] = {"steps": [], "events": []}
         self.parts: list = []  # parts.PendingPart written so far
-        self.spill_rows = spill_rows or SPILL_ROWS
+        self.spill_rows = spill_rows or int(os.environ.get("LLMBENCH_SPILL_ROWS") or SPILL_ROWS)
         self.spill_dir = spill_dir
         self.parts_dir = parts_dir
         self.run_key = run_key
@@ -332,8 +333,6 @@ class Rows:
     def _write_parts(self, key: str) -> None:
         """The rows in memory as pending parts, run ids made from ``key``."""
         import polars as pl
-
-        from . import parts as partfiles
 
         for table in ("steps", "events"):
             self._pack(table)

@@ -1,7 +1,8 @@
 """Settings a log does not contain, with where each value came from.
 
-Precedence, last wins (DESIGN.md): the log itself, then an MLPerf submission
-tree's layout and system description (``llmbench.mlperf``), then ``--path-pattern``, then
+Precedence, last wins (DESIGN.md): the log itself, then what the file's place tells
+(an MLPerf submission tree's layout and system description: ``ingest.LAYER_HOOKS``),
+then ``--path-pattern``, then
 the settings file (TOML), then ``--set key=value``. A settings file holds
 top-level keys that apply to every file, ``[files."<glob>"]`` tables that apply
 to matching paths, an optional ``path_pattern``, and ``[models.<name>]`` tables
@@ -16,12 +17,15 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import __version__
 from .columns import INT_SETTINGS
 from .errors import SettingsError
 from .parsing import literal
+from .specs import find_model
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _FIELD_RE = re.compile(r"\{([^{}]*)\}")
@@ -116,16 +120,6 @@ class Settings:
     generic: dict[str, Any] = field(default_factory=dict)  # the [generic] parser's patterns
     settings_file: str | None = None
     path_pattern: PathPattern | None = None
-    # MLPerf benchmark folder -> its tree layer: read once per Settings (one ingest)
-    _tree: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    def clear_caches(self) -> None:
-        """Forget the folder facts read so far (files may have changed since)."""
-        self._tree.clear()
-
-    def __getstate__(self) -> dict[str, Any]:
-        # worker processes get the settings without the folder cache (it can be large)
-        return {**self.__dict__, "_tree": {}}
 
     @classmethod
     def build(
@@ -193,14 +187,13 @@ class Settings:
                 k = normalise_key(key)
                 self.defaults[k] = coerce(k, value)
 
-    def layers(self, path: str) -> list[tuple[str, dict[str, Any]]]:
-        """The (origin, values) layers that apply to ``path``, lowest precedence first."""
-        from .mlperf import tree_layer
-
-        out: list[tuple[str, dict[str, Any]]] = []
-        tree = tree_layer(path, self._tree)
-        if tree is not None:
-            out.append(tree)
+    def layers(
+        self, path: str, found: Iterable[tuple[str, dict[str, Any]]] = ()
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The (origin, values) layers that apply to ``path``, lowest precedence first:
+        ``found`` (what the file's place tells, e.g. an MLPerf submission tree: see
+        ``ingest.LAYER_HOOKS``), then the path pattern, the settings file and --set."""
+        out: list[tuple[str, dict[str, Any]]] = list(found)
         if self.path_pattern is not None:
             found = self.path_pattern.match(path)
             if found:
@@ -223,7 +216,6 @@ class Settings:
         """(origin, shape values) of a ``[models.NAME]`` table matching ``name``, or None."""
         if not self.models or name is None:
             return None
-        from .specs import find_model
 
         found = find_model(name, family, self.models)
         if found is None or found[0] not in self.models:
@@ -240,7 +232,6 @@ class Settings:
     ) -> str:
         """A hash of what applies to ``path`` (``layers``, when already computed) and
         of the llmbench version: a change means re-ingest."""
-        from . import __version__  # a new llmbench may read a file differently
 
         blob = json.dumps(
             [

@@ -24,7 +24,11 @@ from typing import Any, NamedTuple
 
 from . import parts as partfiles
 from .columns import FILE_COLUMNS, PART_TABLES, RUN_COLUMNS, TABLES, polars_schema
+from .distributed import read_parts
 from .errors import StoreError
+from .frames import dataframe, to_pandas
+from .logs import Logs
+from .rows import id_frame
 
 SCHEMA_VERSION = 3
 DEFAULT_DB = "llmbench.db"
@@ -334,7 +338,15 @@ class Store:
     def replace_files(self, items: list[FileRows]) -> list[str | None]:
         """``replace_file`` for many files in one transaction (a few statements and
         one part per table in all, not per file): for each item, None when stored,
-        else the path of a twin. On an error nothing of the batch is stored."""
+        else the path of a twin. On an error nothing of the batch is stored
+        (StoreError naming the first file)."""
+        try:
+            return self._replace_files(items)
+        except sqlite3.Error as e:
+            where = items[0].file["path"] if len(items) == 1 else self.path
+            raise StoreError(f"the store refused the rows: {e}", path=where) from e
+
+    def _replace_files(self, items: list[FileRows]) -> list[str | None]:
         out: list[str | None] = []
         with self.transaction() as c:
             paths = [it.file["path"] for it in items]
@@ -382,8 +394,6 @@ class Store:
         if not any(r.n[table] for r in sources):
             return None
         import polars as pl
-
-        from .rows import id_frame
 
         lists: list[list] = []  # small files' rows, made one frame for the batch
         frames = []
@@ -548,7 +558,6 @@ class Store:
     def runs(self, run_ids: Iterable[str] | None = None, sources: Iterable[str] | None = None):
         """The ``runs`` rows (of ``run_ids`` or ``sources`` when given) as a typed
         DataFrame, ordered by source and segment."""
-        from .frames import dataframe
 
         return dataframe(self.run_rows(run_ids, sources), RUN_COLUMNS)
 
@@ -620,6 +629,16 @@ class Store:
             )
         return path
 
+    def live_parts(self, table: str) -> dict[str, list[str]]:
+        """Each part of ``table`` (file name) and the runs whose rows it holds (a
+        part may also hold rows of runs replaced since: read only these)."""
+        live: dict[str, list[str]] = {}
+        for part, run_id in self.conn.execute(
+            "SELECT part, run_id FROM run_parts WHERE tbl = ? ORDER BY part, run_id", (table,)
+        ):
+            live.setdefault(part, []).append(run_id)
+        return live
+
     def run_columns(self, table: str, run_ids: Iterable[str], columns: list[str]):
         """Yield (run_id, {column: numpy array}) for each of ``run_ids`` that has rows
         in ``table``, its rows in the order they were written (for steps: step
@@ -678,8 +697,6 @@ class Store:
             return self.runs(run_ids)
         import polars as pl
 
-        from .frames import dataframe, to_pandas
-
         if table not in PART_TABLES:
             raise StoreError(f"unknown table {table!r} (tables: {', '.join(TABLES)})")
         order = ["run_id", "step", "line_no"] if table == "steps" else ["run_id", "line_no"]
@@ -701,8 +718,6 @@ class Store:
         the whole table (an integer column missing a value anywhere is float64 in
         every chunk): memory holds one chunk, whatever the table's size."""
         import polars as pl
-
-        from .frames import dataframe, to_pandas
 
         if table == "runs":
             yield self.runs()
@@ -811,7 +826,6 @@ def read_store(path: str | None = None, engine: str = "pandas"):
     pandas DataFrames; polars LazyFrames of steps and events over the parts with
     ``engine="polars"``; Dask DataFrames with ``engine="dask"`` (the ``dask``
     extra). The runs are always a pandas DataFrame."""
-    from .ingest import Logs
 
     if engine not in ENGINES:
         raise StoreError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
@@ -827,7 +841,5 @@ def read_store(path: str | None = None, engine: str = "pandas"):
         elif engine == "polars":
             steps, events = store.scan("steps"), store.scan("events")
         else:
-            from .distributed import read_parts
-
             steps, events = read_parts(store, "steps"), read_parts(store, "events")
     return Logs(runs=runs, steps=steps, events=events, results=[])

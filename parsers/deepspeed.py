@@ -68,67 +68,91 @@ class DeepSpeedParser(Parser):
         return score
 
     def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
-        profile_step: int | None = None
-        profile: dict = {}
+        profile = _Profile()
         for no, text, rank in lines:
-            if "iter time (s):" in text:
-                m = PIPE_RE.search(text)
-                if m:
-                    values = {
-                        "step_time_s": number(m["t"]),
-                        "loss": number(m["loss"]),
-                        "samples_per_s": number(m["sps"]),
-                    }
-                    yield Step(
-                        int(m["step"]), {k: v for k, v in values.items() if v is not None}, no, rank
-                    )
-                    continue
-            if "iteration" in text and "|" in text:
-                m = ITER_RE.search(text)
-                if m:
-                    values, extra, _ = parse_fields(m["rest"])
-                    yield Step(int(m["step"]), {**values, **extra}, no, rank)
-                    continue
-            if "] step=" in text:
-                m = PROGRESS_RE.search(text)
-                if m:
-                    values = {"skipped_iterations": int(m["skipped"])}
-                    lr = number(m["lr"])
-                    if lr is not None:
-                        values["learning_rate"] = lr
-                    yield Step(int(m["step"]), values, no, rank)
-                    continue
-            if "CurrSamplesPerSec=" in text:
-                m = TIMER_RE.search(text)
-                if m:
-                    found = {
-                        "samples_per_s": number(m["cur"]),
-                        "running_avg_samples_per_s": number(m["avg"]),
-                        "max_allocated_gb": number(m["maxmem"] or ""),
-                    }
-                    values = {k: v for k, v in found.items() if v is not None}
-                    yield Step(int(m["step"]), values, no, rank)
-                    continue
-            if "Profile Summary at step" in text:
-                m = PROFILE_STEP_RE.search(text)
-                profile_step, profile = int(m["step"]), {}
-                continue
-            if profile_step is not None:
-                m = PROFILE_RE.match(text)
-                if m:
-                    v = number(m["v"])
-                    if v is None:
-                        continue
-                    profile[m["k"]] = v * SI[m["unit"]]
-                    if m["k"].startswith("FLOPS per GPU"):
-                        yield Event(
-                            "flops_profiler",
-                            {
-                                "tflops_per_gpu": profile[m["k"]] / 1e12,
-                                "iter_latency_s": profile.get("iter latency"),
-                                "samples_per_s": profile.get("samples/second"),
-                            },
-                            no,
-                            step=profile_step,
-                        )
-                        profile_step = None
+            step = _step_line(text)
+            if step is not None:
+                yield Step(step[0], step[1], no, rank)
+            else:
+                yield from profile.line(text, no)
+
+
+def _pipe(m: re.Match) -> tuple[int, dict]:
+    values = {
+        "step_time_s": number(m["t"]),
+        "loss": number(m["loss"]),
+        "samples_per_s": number(m["sps"]),
+    }
+    return int(m["step"]), {k: v for k, v in values.items() if v is not None}
+
+
+def _iteration(m: re.Match) -> tuple[int, dict]:
+    values, extra, _ = parse_fields(m["rest"])
+    return int(m["step"]), {**values, **extra}
+
+
+def _progress(m: re.Match) -> tuple[int, dict]:
+    values: dict = {"skipped_iterations": int(m["skipped"])}
+    lr = number(m["lr"])
+    if lr is not None:
+        values["learning_rate"] = lr
+    return int(m["step"]), values
+
+
+def _timer(m: re.Match) -> tuple[int, dict]:
+    found = {
+        "samples_per_s": number(m["cur"]),
+        "running_avg_samples_per_s": number(m["avg"]),
+        "max_allocated_gb": number(m["maxmem"] or ""),
+    }
+    return int(m["step"]), {k: v for k, v in found.items() if v is not None}
+
+
+# the step lines, tried in order: (substrings the line holds, pattern, its values)
+STEP_LINES = (
+    (("iter time (s):",), PIPE_RE, _pipe),
+    (("iteration", "|"), ITER_RE, _iteration),
+    (("] step=",), PROGRESS_RE, _progress),
+    (("CurrSamplesPerSec=",), TIMER_RE, _timer),
+)
+
+
+def _step_line(text: str) -> tuple[int, dict] | None:
+    """(step, values) of the first step line shape ``text`` has, else None."""
+    for needles, pattern, values in STEP_LINES:
+        if all(n in text for n in needles):
+            m = pattern.search(text)
+            if m:
+                return values(m)
+    return None
+
+
+class _Profile:
+    """The flops profiler's summary being read: its step and the values so far."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+        self.values: dict = {}
+
+    def line(self, text: str, no: int) -> Iterator[Record]:
+        if "Profile Summary at step" in text:
+            m = PROFILE_STEP_RE.search(text)
+            self.step, self.values = int(m["step"]), {}
+            return
+        m = PROFILE_RE.match(text) if self.step is not None else None
+        v = number(m["v"]) if m else None
+        if v is None:
+            return
+        self.values[m["k"]] = v * SI[m["unit"]]
+        if m["k"].startswith("FLOPS per GPU"):
+            yield Event(
+                "flops_profiler",
+                {
+                    "tflops_per_gpu": self.values[m["k"]] / 1e12,
+                    "iter_latency_s": self.values.get("iter latency"),
+                    "samples_per_s": self.values.get("samples/second"),
+                },
+                no,
+                step=self.step,
+            )
+            self.step = None

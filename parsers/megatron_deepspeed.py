@@ -16,7 +16,8 @@ run segment (a counter that goes back does too, in the frames layer).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from functools import lru_cache
 
 from llmbench.parsing import (
     Batch,
@@ -164,6 +165,7 @@ def _converter(field: Field | None):
     return int if field.kind is int else float
 
 
+@lru_cache(maxsize=256)  # a pure function of the labels: the lines of a run share them
 def _shape(labels: tuple[str, ...]) -> tuple[tuple[str, ...], tuple, tuple[str, ...]]:
     """(keys, converters, the keys that go to extra) for a line with these labels."""
     keys, convs = [], []
@@ -174,10 +176,6 @@ def _shape(labels: tuple[str, ...]) -> tuple[tuple[str, ...], tuple, tuple[str, 
         convs.append(_converter(field))
     extra = tuple(dict.fromkeys(k for k in keys if k in EXTRA_COLUMNS or k not in STEP_KEYS))
     return tuple(keys), tuple(convs), extra
-
-
-# the labels of a line -> how to read it: the lines of a run share one shape
-_SHAPES: dict[tuple[str, ...], tuple[tuple[str, ...], tuple, tuple[str, ...]]] = {}
 
 
 def iteration_match(text: str, at: int = 0) -> re.Match | None:
@@ -201,12 +199,7 @@ def parse_fields(rest: str) -> tuple[dict, dict, list[str]]:
     if len(pairs) != rest.count("|") or rest[-1:] != "|":
         return _parse_fields_slowly(rest)  # a segment without a colon, or cut short
     labels, texts = zip(*pairs, strict=True)
-    shape = _SHAPES.get(labels)
-    if shape is None:
-        if len(_SHAPES) > 256:
-            _SHAPES.clear()
-        shape = _SHAPES[labels] = _shape(labels)
-    keys, convs, extra_keys = shape
+    keys, convs, extra_keys = _shape(labels)
     try:
         found = dict(zip(keys, [f(t) for f, t in zip(convs, texts, strict=True)], strict=True))
     except (ValueError, OverflowError):  # 1,234, 12.0 in an integer field, not a number
@@ -315,124 +308,143 @@ class MegatronDeepSpeedParser(Parser):
         return score if kind == self.claims else score * 0.6
 
     def parse(self, lines: Iterable[Line | Batch]) -> Iterator[Record]:
-        in_args = False
-        args: dict = {}
-        args_line = 0
-        steps_since_header = False  # a header line after steps starts a new run
-        bar_lines = 0
-        window = CopyWindow()  # iteration lines printed again by other ranks
-        repeats = 0
+        reading = _Reading()
         for item in lines:
             if type(item) is Batch:  # iteration lines the engine read (and their copies)
-                if in_args:
-                    in_args = False
-                    yield Note(
-                        "arguments dump has no end line: ends at the first iteration", item.first
-                    )
-                    yield _args_config(args, args_line)
-                repeats += item.n_lines - item.frame.height
-                bar_lines += item.frame.height
-                steps_since_header = steps_since_header or item.frame.height > 0
-                yield item
+                yield from reading.batch(item)
                 continue
             no, text, rank = item
-            checked = type(item) is CheckedLine
-            if in_args:
-                m = ARG_RE.match(text)
-                if m:
-                    args[m.group("name")] = _literal(m.group("value"))
-                    continue
-                if ARGS_END_RE.search(text):
-                    in_args = False
-                    yield _args_config(args, args_line)
-                    continue
-                if "iteration" not in text or ITER_RE.search(text) is None:
-                    continue  # other ranks' output inside the dump
-                in_args = False  # a dump cut short: training has started
-                yield Note("arguments dump has no end line: ends at the first iteration", no)
-                yield _args_config(args, args_line)
-            at = text.find("iteration")
-            if at >= 0:
-                m = iteration_match(text, at)
-                if m is not None and "|" in m.group("rest"):
-                    rest = m.group("rest")
-                    # the same record (from its head on) printed by another rank; records at
-                    # a line's start (the engine's) and elsewhere are told apart
-                    key = (HEAD_RE.match(text) is not None, text[m.start() :])
-                    if not checked and window.copy(key, no):
-                        repeats += 1
-                        continue
-                    if "iteration" in rest and SECOND_ITER_RE.search(rest):
-                        yield Note(
-                            "two iteration lines on one line (ranks interleaved): skipped", no
-                        )
-                        continue
-                    terminated = text.rstrip().endswith("|")
-                    if terminated:
-                        bar_lines += 1
-                    elif bar_lines:
-                        yield Note(f"iteration {m.group('step')} line is cut off: dropped", no)
-                        continue
-                    values, extra, bad = parse_fields(rest)
-                    if bad:
-                        yield Note(f"unreadable field(s) {', '.join(bad)}: ignored", no)
-                    if m.group("ts"):
-                        values["timestamp"] = m.group("ts").replace(" ", "T")
-                    values.update(extra)
-                    yield Step(int(m.group("step")), values, no, rank)
-                    steps_since_header = True
-                    continue
-                if "memory (" in text:
-                    yield from self._memory(text, no)
-                    continue
-            if ARGS_START in text:
-                if steps_since_header:
-                    yield NewRun(no, "new arguments dump")
-                    steps_since_header = False
-                in_args, args, args_line = True, {}, no
+            if reading.in_args and (yield from reading.dump_line(text, no)):
                 continue
-            if "using world size" in text:
-                m = WORLD_RE.search(text)
-                if m:
-                    if steps_since_header:
-                        yield NewRun(no, "new launch (world size line)")
-                        steps_since_header = False
-                    cfg = {
-                        "num_gpus": int(m["world"]),
-                        "dp": int(m["dp"]),
-                        "tp": int(m["tp"]),
-                        "pp": int(m["pp"]),
-                    }
-                    if m["cp"]:
-                        cfg["cp"] = int(m["cp"])
-                    yield Config(cfg, no)
+            if (yield from reading.iteration(text, no, rank, type(item) is CheckedLine)):
                 continue
-            if "padded vocab" in text:
-                m = VOCAB_RE.search(text)
-                if m:
-                    yield Config(
-                        {"vocab_size": int(m["new"]), "orig_vocab_size": int(m["orig"])}, no
-                    )
-                continue
-        if repeats:
-            yield Note(f"{repeats} iteration line(s) printed again by other ranks: read once")
-        if in_args:
-            yield Note("arguments dump has no end line", args_line)
-            yield _args_config(args, args_line)
+            yield from reading.header(text, no)
+        yield from reading.close()
 
-    @staticmethod
-    def _memory(text: str, no: int) -> Iterator[Record]:
-        for m in MEMORY_RE.finditer(text):
-            scale = 1024.0 if m["unit"] == "GB" else 1.0
-            yield Event(
-                "memory",
-                {
-                    "allocated_mb": float(m["alloc"]) * scale,
-                    "max_allocated_mb": float(m["max_alloc"]) * scale,
-                    "reserved_mb": float(m["res"]) * scale,
-                    "max_reserved_mb": float(m["max_res"]) * scale,
-                },
-                no,
-                step=int(m["step"]),
-                metadata={"rank": int(m["rank"])},
-            )
+
+def _memory(text: str, no: int) -> Iterator[Record]:
+    """A memory report (MB, GB converted) as an event per rank it names."""
+    for m in MEMORY_RE.finditer(text):
+        scale = 1024.0 if m["unit"] == "GB" else 1.0
+        yield Event(
+            "memory",
+            {
+                "allocated_mb": float(m["alloc"]) * scale,
+                "max_allocated_mb": float(m["max_alloc"]) * scale,
+                "reserved_mb": float(m["res"]) * scale,
+                "max_reserved_mb": float(m["max_res"]) * scale,
+            },
+            no,
+            step=int(m["step"]),
+            metadata={"rank": int(m["rank"])},
+        )
+
+
+class _Reading:
+    """One parse's state: the arguments dump being read, whether steps came since
+    the last run header, how many iteration lines ended with ``|`` (after one
+    has, a line that does not is cut off), and the rank-copy window. Each
+    ``*_line``/``iteration``/``header`` method yields records and returns whether
+    it took the line."""
+
+    def __init__(self) -> None:
+        self.in_args = False
+        self.args: dict = {}
+        self.args_line = 0
+        self.steps_since_header = False  # a header line after steps starts a new run
+        self.bar_lines = 0
+        self.window = CopyWindow()  # iteration lines printed again by other ranks
+        self.repeats = 0
+
+    def _end_dump(self, no: int) -> Iterator[Record]:
+        self.in_args = False
+        yield Note("arguments dump has no end line: ends at the first iteration", no)
+        yield _args_config(self.args, self.args_line)
+
+    def batch(self, item: Batch) -> Iterator[Record]:
+        if self.in_args:
+            yield from self._end_dump(item.first)
+        self.repeats += item.n_lines - item.frame.height
+        self.bar_lines += item.frame.height
+        self.steps_since_header = self.steps_since_header or item.frame.height > 0
+        yield item
+
+    def dump_line(self, text: str, no: int) -> Generator[Record, None, bool]:
+        m = ARG_RE.match(text)
+        if m:
+            self.args[m.group("name")] = _literal(m.group("value"))
+            return True
+        if ARGS_END_RE.search(text):
+            self.in_args = False
+            yield _args_config(self.args, self.args_line)
+            return True
+        if "iteration" not in text or ITER_RE.search(text) is None:
+            return True  # other ranks' output inside the dump
+        yield from self._end_dump(no)  # a dump cut short: training has started
+        return False
+
+    def iteration(self, text: str, no: int, rank, checked: bool) -> Generator[Record, None, bool]:
+        at = text.find("iteration")
+        if at < 0:
+            return False
+        m = iteration_match(text, at)
+        if m is None or "|" not in m.group("rest"):
+            if "memory (" in text:
+                yield from _memory(text, no)
+                return True
+            return False
+        rest = m.group("rest")
+        # the same record (from its head on) printed by another rank; records at a
+        # line's start (the engine's) and elsewhere are told apart
+        key = (HEAD_RE.match(text) is not None, text[m.start() :])
+        if not checked and self.window.copy(key, no):
+            self.repeats += 1
+        elif "iteration" in rest and SECOND_ITER_RE.search(rest):
+            yield Note("two iteration lines on one line (ranks interleaved): skipped", no)
+        elif not text.rstrip().endswith("|") and self.bar_lines:
+            yield Note(f"iteration {m.group('step')} line is cut off: dropped", no)
+        else:
+            self.bar_lines += text.rstrip().endswith("|")
+            values, extra, bad = parse_fields(rest)
+            if bad:
+                yield Note(f"unreadable field(s) {', '.join(bad)}: ignored", no)
+            yield _step(m, values, extra, no, rank)
+            self.steps_since_header = True
+        return True
+
+    def header(self, text: str, no: int) -> Iterator[Record]:
+        if ARGS_START in text:
+            if self.steps_since_header:
+                yield NewRun(no, "new arguments dump")
+                self.steps_since_header = False
+            self.in_args, self.args, self.args_line = True, {}, no
+        elif "using world size" in text:
+            m = WORLD_RE.search(text)
+            if m:
+                if self.steps_since_header:
+                    yield NewRun(no, "new launch (world size line)")
+                    self.steps_since_header = False
+                cfg = {k: int(m[k]) for k in ("dp", "tp", "pp")}
+                cfg = {"num_gpus": int(m["world"]), **cfg}
+                if m["cp"]:
+                    cfg["cp"] = int(m["cp"])
+                yield Config(cfg, no)
+        elif "padded vocab" in text:
+            m = VOCAB_RE.search(text)
+            if m:
+                yield Config({"vocab_size": int(m["new"]), "orig_vocab_size": int(m["orig"])}, no)
+
+    def close(self) -> Iterator[Record]:
+        if self.repeats:
+            yield Note(f"{self.repeats} iteration line(s) printed again by other ranks: read once")
+        if self.in_args:
+            yield Note("arguments dump has no end line", self.args_line)
+            yield _args_config(self.args, self.args_line)
+
+
+def _step(m: re.Match, values: dict, extra: dict, no: int, rank) -> Step:
+    """An iteration line's step: its fields, the timestamp, unknown fields as extra."""
+    if m.group("ts"):
+        values["timestamp"] = m.group("ts").replace(" ", "T")
+    values.update(extra)
+    return Step(int(m.group("step")), values, no, rank)

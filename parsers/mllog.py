@@ -15,20 +15,20 @@ other values in ``extra``). ``submission_*``, ``global_batch_size``,
 the token (rank prefixes, launcher text) is ignored, as the official parser does;
 a line with the token that does not parse is counted (``mllog_parse_errors``).
 A known benchmark (``submission_benchmark``) sets the model and sequence length
-its rules fix (``llmbench.mlperf.BENCHMARKS``).
+its rules fix (``llmbench.mlperf.rules.BENCHMARKS``).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
 
 from llmbench.engine import ShapeReader, strip_prefixes
-from llmbench.mlperf import BENCHMARKS
+from llmbench.mlperf.rules import BENCHMARKS
 from llmbench.parsing import Batch, Config, CopyWindow, Event, Note, Parser, RawJSON, Record, Step
 from llmbench.reader import CheckedLine, Line
 
@@ -210,94 +210,114 @@ class MllogParser(Parser):
         return 0.0
 
     def parse(self, lines: Iterable[Line | Batch]) -> Iterator[Record]:
-        window = CopyWindow()  # records every rank printed are read once
-        config_seen: set[str] = set()
-        gbs = seq = None
-        malformed = 0
-        benchmark = None
-        last = 0
-        stopped = False
+        reading = _Reading()
         for item in lines:
             if type(item) is Batch:  # records the engine read: events and steps
-                last = item.last
-                if item.table == "steps":
-                    item = item._replace(frame=_counted(item.frame, gbs, seq))
-                yield item
-                continue
-            no, text, rank = item
-            last = no
-            if ":::ML" not in text:
-                continue
-            at, decode = text.find(TOKEN), _mllog
-            if at < 0:
-                found = next(
-                    ((at, decode) for token, decode in DECODERS if (at := text.find(token)) >= 0),
-                    None,
-                )
-                if found is None:
-                    continue
-                at, decode = found
-            if type(item) is not CheckedLine and window.copy(text[at:], no):
-                continue  # every rank printed it
-            try:
-                rec = decode(text, at)
-            except _Malformed as e:
-                malformed += 1
-                yield Note(f"malformed MLPerf log line skipped ({e})", no)
-                continue
-            key, value = str(rec.get("key")), rec.get("value")
-            meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
-            time_ms = rec.get("time_ms")
-            time_ms = _float(time_ms) if isinstance(time_ms, int | float) else None
-            mstep = meta.get("step")
-            if rec.get("benchmark") and "submission_benchmark" not in config_seen:
-                config_seen.add("submission_benchmark")
-                yield Config({"benchmark": rec["benchmark"]}, no)
-            step = _step_values(value, rec.get("time_ms")) if key == "tracked_stats" else None
-            if step is not None:  # a step, not repeated as an event
-                step.update(_consumed(*_counters(mstep, meta.get("samples_count")), gbs, seq))
-                yield Step(None, step, no, rank)
-                continue
-            mllog = decode is _mllog  # MLLOG values are stored as encoded; older as read
-            yield Event(
-                key,
-                _encode(value) if mllog else value,
-                no,
-                time_ms=time_ms,
-                event_type=rec.get("event_type"),
-                step=int(mstep) if isinstance(mstep, int | float) and mstep - mstep == 0 else None,
-                metadata=(_encode(meta) if mllog else meta) if meta else None,
-            )
-            if key in CONFIG_KEYS and key not in config_seen and not isinstance(value, dict | list):
-                config_seen.add(key)
-                if key == "global_batch_size" and isinstance(value, int | float):
-                    gbs = int(value)
-                elif key == "max_sequence_length" and isinstance(value, int | float):
-                    seq = int(value)
-                yield Config({CONFIG_KEYS[key]: value}, no)
-                if key == "submission_benchmark":
-                    benchmark = (value, no)
-            elif key.startswith("opt_") and key not in config_seen:
-                config_seen.add(key)
-                yield Config({key: value}, no)
-            elif key == "run_start" and "run_start" not in config_seen and time_ms is not None:
-                config_seen.add("run_start")
-                yield Config({"start_time": time_ms / 1000.0, "run_start_ms": time_ms}, no)
-            elif key == "run_stop" and not stopped and time_ms is not None:
-                stopped = True
-                yield Config(
-                    {
-                        "end_time": time_ms / 1000.0,
-                        "run_stop_ms": time_ms,
-                        "status": meta.get("status"),
-                    },
-                    no,
-                )
-        if benchmark is not None:  # last: what the log itself says wins
-            yield from _benchmark_defaults(*benchmark)
-        if malformed:
+                yield reading.batch(item)
+            else:
+                yield from reading.line(item)
+        yield from reading.close()
+
+
+def _locate(text: str) -> tuple[int, Callable] | None:
+    """(where a record starts in ``text``, its decoder) for each log version."""
+    at = text.find(TOKEN)
+    if at >= 0:
+        return at, _mllog
+    return next(((at, decode) for token, decode in DECODERS if (at := text.find(token)) >= 0), None)
+
+
+class _Reading:
+    """One parse's state: the records every rank printed (read once), the run
+    settings seen (the first value wins), the batch size and sequence length the
+    step counters need, malformed lines, the benchmark named, the last line."""
+
+    def __init__(self) -> None:
+        self.window = CopyWindow()
+        self.config_seen: set[str] = set()
+        self.gbs = self.seq = None
+        self.malformed = 0
+        self.benchmark = None
+        self.last = 0
+        self.stopped = False
+
+    def batch(self, item: Batch) -> Batch:
+        self.last = item.last
+        if item.table == "steps":
+            return item._replace(frame=_counted(item.frame, self.gbs, self.seq))
+        return item
+
+    def line(self, item: Line) -> Iterator[Record]:
+        no, text, rank = item
+        self.last = no
+        found = _locate(text) if ":::ML" in text else None
+        if found is None:
+            return
+        at, decode = found
+        if type(item) is not CheckedLine and self.window.copy(text[at:], no):
+            return  # every rank printed it
+        try:
+            rec = decode(text, at)
+        except _Malformed as e:
+            self.malformed += 1
+            yield Note(f"malformed MLPerf log line skipped ({e})", no)
+            return
+        key, value = str(rec.get("key")), rec.get("value")
+        meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+        time_ms = rec.get("time_ms")
+        time_ms = _float(time_ms) if isinstance(time_ms, int | float) else None
+        mstep = meta.get("step")
+        if rec.get("benchmark") and "submission_benchmark" not in self.config_seen:
+            self.config_seen.add("submission_benchmark")
+            yield Config({"benchmark": rec["benchmark"]}, no)
+        step = _step_values(value, rec.get("time_ms")) if key == "tracked_stats" else None
+        if step is not None:  # a step, not repeated as an event
+            step.update(_consumed(*_counters(mstep, meta.get("samples_count")), self.gbs, self.seq))
+            yield Step(None, step, no, rank)
+            return
+        mllog = decode is _mllog  # MLLOG values are stored as encoded; older as read
+        yield Event(
+            key,
+            _encode(value) if mllog else value,
+            no,
+            time_ms=time_ms,
+            event_type=rec.get("event_type"),
+            step=int(mstep) if isinstance(mstep, int | float) and mstep - mstep == 0 else None,
+            metadata=(_encode(meta) if mllog else meta) if meta else None,
+        )
+        yield from self.config(key, value, meta, time_ms, no)
+
+    def config(self, key: str, value: Any, meta: dict, time_ms, no: int) -> Iterator[Record]:
+        """The run settings a record gives: config keys, ``opt_*``, start and stop."""
+        seen = self.config_seen
+        if key in CONFIG_KEYS and key not in seen and not isinstance(value, dict | list):
+            seen.add(key)
+            if key == "global_batch_size" and isinstance(value, int | float):
+                self.gbs = int(value)
+            elif key == "max_sequence_length" and isinstance(value, int | float):
+                self.seq = int(value)
+            yield Config({CONFIG_KEYS[key]: value}, no)
+            if key == "submission_benchmark":
+                self.benchmark = (value, no)
+        elif key.startswith("opt_") and key not in seen:
+            seen.add(key)
+            yield Config({key: value}, no)
+        elif key == "run_start" and "run_start" not in seen and time_ms is not None:
+            seen.add("run_start")
+            yield Config({"start_time": time_ms / 1000.0, "run_start_ms": time_ms}, no)
+        elif key == "run_stop" and not self.stopped and time_ms is not None:
+            self.stopped = True
+            stop = {"end_time": time_ms / 1000.0, "run_stop_ms": time_ms}
+            yield Config({**stop, "status": meta.get("status")}, no)
+
+    def close(self) -> Iterator[Record]:
+        if self.benchmark is not None:  # last: what the log itself says wins
+            yield from _benchmark_defaults(*self.benchmark)
+        if self.malformed:
             # the official summarizer drops a run with any line it cannot parse
-            yield Config({"mllog_parse_errors": malformed}, last, "log (malformed MLPerf lines)")
+            yield Config(
+                {"mllog_parse_errors": self.malformed}, self.last, "log (malformed MLPerf lines)"
+            )
 
 
 class _MllogReader(ShapeReader):
@@ -367,58 +387,22 @@ def _steps(recs: list, nos: list[int], left: list[int], event_at: list[int]):
     if used is None or set(common) - {used, loss_key}:
         left += nos
         return None
-    metas = [r.metadata or {} for r in recs]
-    cols = {
-        "t": [v[used] if k == common else None for v, k in zip(vals, kinds, strict=True)],
-        "loss": [v[loss_key] if k == common else None for v, k in zip(vals, kinds, strict=True)]
-        if loss_key
-        else None,
-        "time": [r.time_ms for r in recs],
-        "mstep": [m.get("step") for m in metas],
-        "samples": [m.get("samples_count") for m in metas],
+    cols = _columns(recs, vals, kinds, common, used, loss_key)
+    ok = _usual_types([k == common for k in kinds], cols)
+    kept = {
+        name: [x if o else None for x, o in zip(col, ok, strict=True)]
+        for name, col in cols.items()
+        if col is not None
     }
-    ok = [k == common for k in kinds]
-    none = type(None)
-    for name, col in cols.items():  # numbers of the usual types only: no bool, and no
-        if col is None:  # float for time or counters (their text would read otherwise)
-            continue
-        allowed = {int, float, none} if name in ("t", "loss") else {int, none}
-        if set(map(type, col)) <= allowed:
-            continue
-        for i, x in enumerate(col):
-            if type(x) not in allowed:
-                ok[i] = False
     frame = pl.DataFrame(
         {
             "line_no": nos,
             "_ok": ok,
-            "step_time_s": pl.Series(
-                [x if o else None for x, o in zip(cols["t"], ok, strict=True)],
-                dtype=pl.Float64,
-                strict=False,
-            ),
-            "loss": pl.Series(
-                [x if o else None for x, o in zip(cols["loss"], ok, strict=True)]
-                if loss_key
-                else [None] * len(ok),
-                dtype=pl.Float64,
-                strict=False,
-            ),
-            "_t": pl.Series(
-                [x if o else None for x, o in zip(cols["time"], ok, strict=True)],
-                dtype=pl.Int64,
-                strict=False,
-            ),
-            "_mstep": pl.Series(
-                [x if o else None for x, o in zip(cols["mstep"], ok, strict=True)],
-                dtype=pl.Int64,
-                strict=False,
-            ),
-            "_samples": pl.Series(
-                [x if o else None for x, o in zip(cols["samples"], ok, strict=True)],
-                dtype=pl.Int64,
-                strict=False,
-            ),
+            "step_time_s": pl.Series(kept["t"], dtype=pl.Float64, strict=False),
+            "loss": pl.Series(kept.get("loss", [None] * len(ok)), dtype=pl.Float64, strict=False),
+            "_t": pl.Series(kept["time"], dtype=pl.Int64, strict=False),
+            "_mstep": pl.Series(kept["mstep"], dtype=pl.Int64, strict=False),
+            "_samples": pl.Series(kept["samples"], dtype=pl.Int64, strict=False),
         }
     )
     st, loss = pl.col("step_time_s"), pl.col("loss")
@@ -444,6 +428,37 @@ def _steps(recs: list, nos: list[int], left: list[int], event_at: list[int]):
         (pl.col("_mstep") > 0).alias("_mpos"),
         "_samples",
     )
+
+
+def _columns(recs: list, vals: list, kinds: list, common, used: str, loss_key: str | None):
+    """The records' step time, loss (of the usual kind of value), time and counters."""
+    metas = [r.metadata or {} for r in recs]
+    usual = [k == common for k in kinds]
+    return {
+        "t": [v[used] if u else None for v, u in zip(vals, usual, strict=True)],
+        "loss": [v[loss_key] if u else None for v, u in zip(vals, usual, strict=True)]
+        if loss_key
+        else None,
+        "time": [r.time_ms for r in recs],
+        "mstep": [m.get("step") for m in metas],
+        "samples": [m.get("samples_count") for m in metas],
+    }
+
+
+def _usual_types(ok: list[bool], cols: dict[str, list | None]) -> list[bool]:
+    """``ok`` cleared for each record with a value of an unusual type: numbers only,
+    no bool, and no float for time or counters (their text would read otherwise)."""
+    none = type(None)
+    for name, col in cols.items():
+        if col is None:
+            continue
+        allowed = {int, float, none} if name in ("t", "loss") else {int, none}
+        if set(map(type, col)) <= allowed:
+            continue
+        for i, x in enumerate(col):
+            if type(x) not in allowed:
+                ok[i] = False
+    return ok
 
 
 def _events(recs: list, nos: list[int], left: list[int]):

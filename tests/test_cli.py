@@ -149,6 +149,10 @@ def test_parsers_lists_builtins_with_origin():
     got = {p["name"]: p for p in json.loads(r.output)}
     assert set(got) >= {"mllog", "pax", "megatron_deepspeed"}
     assert got["pax"]["origin"].startswith("llmbench ") and "built-in" in got["pax"]["origin"]
+    assert got["pax"]["produces"] == ["step_time_s", "loss", "timestamp"]
+    assert "tflops_per_gpu_logged" in got["megatron_deepspeed"]["produces"]
+    table = run("parsers").output
+    assert "produces" not in table and "megatron_deepspeed" in table
 
 
 def test_runs_formats():

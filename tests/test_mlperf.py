@@ -224,7 +224,8 @@ def test_rank_prefixed_lines_and_markdown_and_plot(tmp_path):
     assert len(rows) == 2 and "| 32 |" in rows[0] and "| 30 |" in rows[0] and "| 16 |" in rows[1]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    from llmbench.plots import close, plot_mlperf
+    from llmbench.mlperf import plot_mlperf
+    from llmbench.plots import close
 
     ax = plot_mlperf(summarize_submissions(str(tmp_path / "s.db")))
     pts = ax[0].collections[0].get_offsets()
@@ -310,18 +311,21 @@ def summarize_submissions_for(root: Path, db: Path) -> list[dict]:
     return json.loads(r.stdout)
 
 
-def test_folder_facts_are_read_once_per_settings_and_not_shipped_to_workers(tmp_path):
+def test_folder_facts_are_read_once_per_ingest_and_settings_stay_values(tmp_path):
     import pickle
 
+    from llmbench.ingest import file_layers
     from llmbench.settings import Settings
 
     t0 = 1727700000000
     folder = _tree(tmp_path, [_result(t0, m) for m in (1.0, 2.0, 3.0)])
-    s = Settings()
-    first = s.layers(str(folder / "result_0.txt"))
+    s, cache = Settings(), {}
+    first = file_layers(s, str(folder / "result_0.txt"), cache)
     (folder.parent.parent.parent / "systems" / "acme_n4.json").write_text("{}")  # later edit
-    second = s.layers(str(folder / "result_2.txt"))
+    second = file_layers(s, str(folder / "result_2.txt"), cache)
     assert first[0][1]["num_gpus"] == second[0][1]["num_gpus"] == 32  # one read per folder
     assert (first[0][1]["mlperf_run"], second[0][1]["mlperf_run"]) == (0, 2)
-    assert len(s._tree) == 1 and pickle.loads(pickle.dumps(s))._tree == {}
-    assert "num_gpus" not in Settings().layers(str(folder / "result_0.txt"))[0][1]  # fresh read
+    assert sum(len(c) for c in cache.values()) == 1
+    assert pickle.loads(pickle.dumps(s)) == s == Settings()  # a value: nothing cached in it
+    fresh = file_layers(s, str(folder / "result_0.txt"), {})  # another ingest reads afresh
+    assert "num_gpus" not in fresh[0][1]
