@@ -9,6 +9,8 @@ import ast
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 # lowest first: a module may import from its stage and the stages above it in this list
 STAGES = [
     (
@@ -186,3 +188,20 @@ def test_imports_inside_functions_say_why():
                 if ours and "#" not in lines[imp.lineno - 1]:
                     silent.append(f"{name}:{imp.lineno}: {lines[imp.lineno - 1].strip()}")
     assert not silent, "say why these load late (or import them at the top):\n" + "\n".join(silent)
+
+
+def test_no_function_is_too_tangled():
+    """Cyclomatic complexity at most 15 (``[tool.ruff.lint.mccabe]``), checked here
+    so that CI, which runs the tests, keeps it."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("ruff")
+    root = Path(__file__).parents[1]
+    out = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--select", "C901", "llmbench", "parsers"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
