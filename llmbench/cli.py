@@ -18,7 +18,7 @@ import click
 
 from . import __version__
 from .columns import REPORT_VIEW, RUN_COLUMNS, RUN_VIEW
-from .errors import LLMBenchError, UsageError
+from .errors import LLMBenchError, UsageError, storage_error
 from .formats import FORMATS
 from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
 
@@ -47,6 +47,12 @@ class LLMBenchGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted: every file is either fully stored or absent.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except Exception as e:  # a write the disk refused (a figure, an export, ...)
+            fault = storage_error(e, getattr(e, "filename", None) or os.getcwd())
+            if fault is None:
+                raise
+            _fail(fault)
+            ctx.exit(EXIT_INPUT)
 
 
 def workers_option(f):

@@ -61,3 +61,75 @@ class StoreError(LLMBenchError):
 
 class NoDataError(LLMBenchError):
     """What was asked for needs values that no selected run has (e.g. nothing to plot)."""
+
+
+class StorageError(StoreError):
+    """The disk refused a write (full, read-only, an I/O error, ...): the command
+    stops; what was stored before stays, and running it again completes the rest."""
+
+
+# errno -> (what happened, what to do); ``{where}`` is the folder written to
+_FAULTS = {
+    "ENOSPC": (
+        "no space left on the device",
+        "free space on {where} and run the same command again",
+    ),
+    "EDQUOT": ("disk quota exceeded", "free space in your quota on {where} and run it again"),
+    "EROFS": (
+        "the file system is read-only",
+        "write the store elsewhere (--db), or remount {where}",
+    ),
+    "EACCES": ("permission denied", "check who may write {where}, or write elsewhere (--db)"),
+    "EPERM": ("operation not permitted", "check who may write {where}, or write elsewhere (--db)"),
+    "EIO": ("input/output error", "check the disk (dmesg), then run the same command again"),
+    "ENOENT": ("the folder is gone", "check that {where} still exists, then run it again"),
+}
+# how SQLite and polars (Rust: "os error N") say the same
+_TEXTS = {
+    "database or disk is full": "ENOSPC",
+    "readonly database": "EROFS",
+    "disk i/o error": "EIO",
+    "no space left on device": "ENOSPC",
+    "read-only file system": "EROFS",
+    "quota exceeded": "EDQUOT",
+    "input/output error": "EIO",
+    "permission denied": "EACCES",
+}
+
+
+def storage_error(e: BaseException, where: str) -> StorageError | None:
+    """``e`` as a StorageError naming ``where`` (the folder or file written), when
+    it is a refusal of the disk (an OSError, or SQLite's or polars' word for one);
+    None for anything else."""
+    import errno as errnos
+
+    if isinstance(e, StorageError):
+        return e
+    name = errnos.errorcode.get(e.errno, "") if isinstance(e, OSError) and e.errno else ""
+    if name not in _FAULTS:
+        text = str(e).lower()
+        name = next((code for words, code in _TEXTS.items() if words in text), "")
+        if not name and "os error" in text:
+            for code in _FAULTS:
+                if f"(os error {getattr(errnos, code)})" in text:
+                    name = code
+    if name not in _FAULTS or (name == "ENOENT" and not isinstance(e, OSError)):
+        return None
+    if name == "EIO" and _full(where):  # SQLite says "disk I/O error" for a full disk too
+        name = "ENOSPC"
+    what, remedy = _FAULTS[name]
+    return StorageError(what, path=where, remedy=remedy.format(where=where))
+
+
+def _full(where: str) -> bool:
+    """Whether the file system holding ``where`` has (almost) no space left."""
+    import os
+
+    folder = where
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        st = os.statvfs(folder or ".")
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024

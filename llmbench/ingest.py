@@ -24,7 +24,15 @@ from . import registry
 from .columns import EVENT_COLUMNS, PART_TABLES, RUN_COLUMNS, STEP_COLUMNS
 from .distributed import outcomes as dask_outcomes
 from .engine import items as engine_items
-from .errors import InputError, LLMBenchError, StoreError, UnrecognisedLogError, UsageError
+from .errors import (
+    InputError,
+    LLMBenchError,
+    StorageError,
+    StoreError,
+    UnrecognisedLogError,
+    UsageError,
+    storage_error,
+)
 from .frames import dataframe, run_rows, segment, to_pandas
 from .logs import FileResult, Logs
 from .mlperf.tree import tree_layer
@@ -338,6 +346,9 @@ def _segments(chosen: Parser, others: list[Parser], tracked: _Tracked, rows: Row
         rows.discard()
         if isinstance(e, LLMBenchError) or not isinstance(e, Exception):
             raise
+        fault = storage_error(e, rows.spill_dir or tempfile.gettempdir())
+        if fault is not None:  # a spill the disk refused: no fault of the file
+            raise fault from e
         raise InputError(
             f"parser {chosen.name} failed: {type(e).__name__}: {e}",
             path=path,
@@ -364,6 +375,7 @@ def _finish_rows(rows: Rows, run_ids, parts_dir: str | None) -> tuple:
     except BaseException:
         for p in written:
             p.discard()
+        rows.discard()  # its spills and pending parts: the file is not stored
         raise
     if written:
         rows.discard()  # the spill files, once their rows are in parts
@@ -425,6 +437,11 @@ def parse_job(
         )
     except LLMBenchError as e:
         return e
+    except Exception as e:  # the disk refused a part or spill: the ingest stops
+        fault = storage_error(e, parts_dir or tempfile.gettempdir())
+        if fault is None:
+            raise
+        return fault
 
 
 def ingest(
@@ -470,6 +487,13 @@ def ingest(
             for src, outcome in zip(todo, outcomes, strict=True):
                 batch.add(src, outcome)
             batch.flush()
+        except StorageError as e:
+            done = sum(r.status in ("ingested", "unchanged", "duplicate") for r in results)
+            raise StorageError(
+                f"{e.message} ({done} of {total} file(s) stored before it)",
+                path=e.path,
+                remedy=e.remedy,
+            ) from e
         finally:
             close()
     return IngestReport(results)
@@ -499,10 +523,27 @@ def _run_jobs(jobs: list, engine: str, scheduler: str | None, workers: int, laye
         # spawned, not forked: a fork of a process whose polars threads are running
         # can deadlock in the child
         pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=watch_parent,
+            initargs=(os.getpid(),),
         )
         return pool.map(parse_job, jobs, chunksize=4), lambda: pool.shutdown(cancel_futures=True)
     return (parse_job(job, layer_cache) for job in jobs), lambda: None
+
+
+def watch_parent(parent: int, every: float = 0.5) -> None:
+    """In a worker process: exit as soon as ``parent`` is gone. A parent killed with
+    SIGKILL (the OOM killer, a batch scheduler) cannot stop its workers, and they
+    would sleep on their job queue for ever; a thread polls the parent instead."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="llmbench-watch-parent", daemon=True).start()
 
 
 class _Batch:
@@ -518,6 +559,9 @@ class _Batch:
         self.rows, self.since = 0, 0.0
 
     def add(self, src: Source, outcome: Any) -> None:
+        if isinstance(outcome, StorageError):  # the disk is full (or worse): stop here
+            self.flush()
+            raise outcome
         if not self.pending:
             self.since = time.monotonic()
         self.pending.append((src, outcome))
@@ -638,6 +682,8 @@ def _replace(store, items: list) -> list:
     refused it (the batch together, else file by file)."""
     try:
         return store.replace_files(items)
+    except StorageError:
+        raise  # the disk, not a file: no use trying them one by one
     except StoreError:
         twins: list[Any] = []
         for item in items:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from . import parts as partfiles
 from .columns import FILE_COLUMNS, PART_TABLES, RUN_COLUMNS, TABLES, polars_schema
 from .distributed import read_parts
-from .errors import StoreError
+from .errors import StoreError, storage_error
 from .frames import dataframe, to_pandas
 from .logs import Logs
 from .rows import id_frame
@@ -151,7 +151,8 @@ class Store:
         try:
             self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as e:
-            raise StoreError(f"cannot open store: {e}", path=self.path) from None
+            fault = storage_error(e, self._folder)
+            raise fault or StoreError(f"cannot open store: {e}", path=self.path) from None
         try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -165,7 +166,8 @@ class Store:
                     path=self.path,
                     remedy="wait for the other llmbench to finish, then retry",
                 ) from None
-            raise StoreError(f"cannot open store: {e}", path=self.path) from None
+            fault = storage_error(e, self._folder)
+            raise fault or StoreError(f"cannot open store: {e}", path=self.path) from None
         except sqlite3.DatabaseError as e:
             self.conn.close()
             raise StoreError(
@@ -221,8 +223,9 @@ class Store:
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute(f"ROLLBACK TO {name}")
-                self.conn.execute(f"RELEASE {name}")
+                if self.conn.in_transaction:  # SQLite ends it itself on some faults
+                    self.conn.execute(f"ROLLBACK TO {name}")
+                    self.conn.execute(f"RELEASE {name}")
                 partfiles.remove(self.parts_dir, self._published[published:])
                 del self._published[published:]
                 raise
@@ -249,15 +252,27 @@ class Store:
             yield self.conn
             if self._published:  # the renames on disk before the commit that lists them
                 partfiles.fsync(self.parts_dir)
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._commit()
+        except BaseException as e:
+            if self.conn.in_transaction:  # SQLite ends it itself on some faults
+                self.conn.execute("ROLLBACK")
             partfiles.remove(self.parts_dir, self._published)
+            fault = storage_error(e, self._folder) if isinstance(e, Exception) else None
+            if fault is not None and fault is not e:
+                raise fault from e
             raise
         else:
-            self.conn.execute("COMMIT")
             partfiles.remove(self.parts_dir, self._after_commit)
         finally:
             self._published, self._after_commit = [], []
+
+    def _commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    @property
+    def _folder(self) -> str:
+        """Where the store writes: the folder of its catalog and parts."""
+        return os.path.dirname(os.path.abspath(self.path))
 
     # -- files ---------------------------------------------------------------
 
@@ -292,7 +307,11 @@ class Store:
         """Publish a pending part and list it with its runs (inside a transaction)."""
         if part is None:
             return None
-        name = partfiles.publish(part, self.parts_dir)
+        try:
+            name = partfiles.publish(part, self.parts_dir)
+        except BaseException:
+            part.discard()  # never listed: gone with the transaction
+            raise
         self._published.append(name)
         size = os.path.getsize(os.path.join(self.parts_dir, name))
         now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -343,6 +362,9 @@ class Store:
         try:
             return self._replace_files(items)
         except sqlite3.Error as e:
+            fault = storage_error(e, self._folder)
+            if fault is not None:
+                raise fault from e
             where = items[0].file["path"] if len(items) == 1 else self.path
             raise StoreError(f"the store refused the rows: {e}", path=where) from e
 

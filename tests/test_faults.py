@@ -1,0 +1,196 @@
+"""Faults of the disk, the way SQLite tests itself: the n-th write, fsync, rename,
+spill or commit of an ingest fails (n = 1, 2, ... until the ingest gets through),
+and after each failure the store opens, `check` finds nothing, every file it
+holds has exactly the rows of a clean ingest, and running the ingest again
+completes it with each file stored once."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from conftest import FIXTURES
+
+import llmbench.ingest as ingest_mod
+import llmbench.parts as parts
+import llmbench.rows as rows
+from llmbench.errors import StorageError
+from llmbench.ingest import ingest
+from llmbench.store import Store
+
+BEFORE = [str(FIXTURES / "pax")]
+FILES = [str(FIXTURES / "megatron_deepspeed"), str(FIXTURES / "mllog")]
+
+
+def _disk_full(*_a, **_k):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _sqlite_full(*_a, **_k):
+    raise sqlite3.OperationalError("database or disk is full")
+
+
+# (where the fault strikes, what it raises)
+FAULTS = {
+    "part write": (parts, "write", _disk_full),
+    "fsync": (parts, "fsync", _disk_full),
+    "rename": (parts, "publish", _disk_full),
+    "spill": (rows.Rows, "_spill", _disk_full),
+    "commit": (Store, "_commit", _sqlite_full),
+}
+
+
+def _small_limits(monkeypatch):
+    """Spills and hashed-ahead parts on small files (the paths big logs take)."""
+    monkeypatch.setattr(rows, "SPILL_ROWS", 40)
+    monkeypatch.setattr(ingest_mod, "HASH_AHEAD", 4096)
+
+
+def _content(db: str) -> dict[str, tuple]:
+    """Per source: its runs, steps and events, as sorted row tuples."""
+    with Store(db) as s:
+        runs = s.runs()
+        out: dict[str, tuple] = {}
+        for table in ("steps", "events"):
+            df = s.read(table)
+            for src, ids in runs.groupby("source")["run_id"]:
+                mine = df[df["run_id"].isin(set(ids))]
+                rows_ = sorted(map(repr, mine.drop(columns=["run_id"]).itertuples(index=False)))
+                out.setdefault(src, ())
+                out[src] += (table, tuple(rows_))
+        for src, g in runs.groupby("source"):
+            out[src] += ("runs", tuple(sorted(g["run_id"])))
+        return out
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """What a clean ingest of BEFORE then FILES stores, per source."""
+    mp = pytest.MonkeyPatch()
+    _small_limits(mp)
+    db = str(tmp_path_factory.mktemp("clean") / "s.db")
+    ingest(BEFORE, db, workers=1)
+    ingest(FILES, db, workers=1)
+    mp.undo()
+    return _content(db)
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_every_failing_write_leaves_the_store_whole_and_a_rerun_completes_it(
+    fault, clean, tmp_path, monkeypatch
+):
+    _small_limits(monkeypatch)
+    owner, name, raise_ = FAULTS[fault]
+    real = getattr(owner, name)
+    n, struck = 0, True
+    while struck:
+        n += 1
+        db = str(tmp_path / f"n{n}.db")
+        ingest(BEFORE, db, workers=1)
+        calls = [0]
+
+        def failing(*a, _n=n, _calls=calls, **k):
+            _calls[0] += 1
+            if _calls[0] == _n:
+                raise_()
+            return real(*a, **k)
+
+        monkeypatch.setattr(owner, name, failing)
+        try:
+            ingest(FILES, db, workers=1)
+            struck = False  # the n-th call never came: every fault point was tried
+        except StorageError as e:
+            assert "no space left" in e.message and e.remedy.startswith("free space on")
+        finally:
+            monkeypatch.setattr(owner, name, real)
+        with Store(db) as s:
+            assert s.check() == [], (fault, n)
+            stray = [p for p in os.listdir(s.parts_dir) if p.startswith(".")]
+        assert stray == [], (fault, n)
+        got = _content(db)
+        for src, content in got.items():
+            assert content == clean[src], (fault, n, src)  # each stored file whole
+        again = ingest(FILES, db, workers=1)
+        assert not again.failed
+        assert _content(db) == clean, (fault, n)  # the rerun completes, nothing twice
+    assert n > 1, f"{fault}: the ingest never reached this fault point"
+
+
+def test_disk_full_is_one_line_and_exit_1(tmp_path):
+    """On the command line: one line naming the folder, a hint, exit 1, no traceback."""
+    db = tmp_path / "s.db"
+    code = (
+        "import errno, sys\n"
+        "import llmbench.parts as parts\n"
+        "def full(*a, **k): raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "parts.write = full\n"
+        "from llmbench.cli import main\n"
+        f"sys.argv = ['llmbench', 'ingest', {str(FIXTURES / 'pax')!r}, '--db', {str(db)!r}]\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert lines[0].startswith("Error: ") and "no space left on the device" in lines[0]
+    assert "stored before it" in lines[0] and lines[1].startswith("  hint: free space on")
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_workers_exit_when_the_ingest_is_killed(tmp_path):
+    import signal
+    import time
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    text = (FIXTURES / "megatron_deepspeed" / "seed002-20b-fp16.log").read_text()
+    for k in range(600):
+        (logs / f"run{k:03d}.log").write_text(text + f"\n# copy {k}\n")
+    cmd = [sys.executable, "-m", "llmbench", "ingest", str(logs), "--workers", "2"]
+    proc = subprocess.Popen(
+        [*cmd, "--db", str(tmp_path / "s.db")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        workers = _children(proc.pid)
+    assert len(workers) >= 2 and proc.poll() is None, "the ingest ended before it was killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"worker(s) {left} outlived the killed ingest"
