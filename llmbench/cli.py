@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -447,9 +448,10 @@ def report(
         from .plots import check_path
 
         check_path(plot)
-    table, runs = summarize_store(
-        db, select, formula=formula, warmup=warmup, stat=stat, tokens=tokens, models=models
-    )
+    with _notes():
+        table, runs = summarize_store(
+            db, select, formula=formula, warmup=warmup, stat=stat, tokens=tokens, models=models
+        )
     if plot:
         _draw("scaling", plot, table=table, group_by=group_by)
     if explain:
@@ -470,20 +472,30 @@ def report(
     click.echo(render(table, fmt), nl=False)
 
 
-def _draw(kind: str, output: str, **kw: Any) -> None:
-    """Draw a figure; runs left out of it are noted on stderr."""
+@contextmanager
+def _notes():
+    """The library's DataWarnings (runs left out, rows that could not be read) as
+    ``note:`` lines on stderr."""
     import warnings
 
-    from .plots import DataWarning, use_agg
-    from .report import draw
+    from .plots import DataWarning
 
-    use_agg()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
-        draw(kind, output, **kw)
+        yield
     for w in caught:
         if issubclass(w.category, DataWarning):
             click.echo(f"note: {w.message}", err=True)
+
+
+def _draw(kind: str, output: str, **kw: Any) -> None:
+    """Draw a figure; runs left out of it are noted on stderr."""
+    from .plots import use_agg
+    from .report import draw
+
+    use_agg()
+    with _notes():
+        draw(kind, output, **kw)
     click.echo(f"wrote {kind} figure -> {output}", err=True)
 
 
@@ -694,12 +706,20 @@ def forget(targets, db) -> None:
 
 @cli.command()
 @db_option
-def check(db) -> None:
-    """Verify the store: SQLite integrity, rows without their run or file, and
-    stored files whose source changed (or is gone) since it was ingested.
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Remove what damaged parts break, then list what to ingest again.",
+)
+def check(db, repair) -> None:
+    """Verify the store: SQLite integrity, rows without their run or file, parts
+    missing, damaged or not listed, and stored files whose source changed (or is
+    gone) since it was ingested.
 
     Exit 1 when the store is damaged or a source changed; a source that is gone
-    is only noted (the store keeps its rows).
+    is only noted (the store keeps its rows). With --repair, what damaged parts
+    break is removed (healthy runs stay) and the sources to ingest again are
+    listed.
     """
     from .store import Store, default_path
 
@@ -707,6 +727,17 @@ def check(db) -> None:
     if not os.path.exists(db):
         raise UsageError(f"no store at {db}", remedy="ingest something first, or give --db")
     with Store(db) as store:
+        if repair:
+            again = store.repair()
+            for path in again:
+                click.echo(
+                    f"repaired: {_rel(path)}: its rows were removed; ingest it again", err=True
+                )
+            if again:
+                names = " ".join(_rel(p) for p in again)
+                click.echo(
+                    f"  hint: llmbench ingest {names} (with the options used before)", err=True
+                )
         found = store.check()
         counts = store.counts()
     for kind, detail in found:

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -411,14 +412,20 @@ def _read_together(
 
 
 def _parse_stdin(*, parser: str | None, settings: Settings, parts_dir: str | None) -> ParsedFile:
-    with tempfile.NamedTemporaryFile(prefix="llmbench-stdin-", delete=False) as tmp:
-        shutil.copyfileobj(sys.stdin.buffer, tmp)
+    """Standard input, copied to a temporary file beside the store (removed on
+    every way out) and read as a file."""
+    if parts_dir:
+        os.makedirs(parts_dir, exist_ok=True)
+    name = partfiles.temporary_path(parts_dir or tempfile.gettempdir(), ".llmbench-stdin-", "")
     try:
-        parsed = parse_file(tmp.name, parser=parser, settings=settings, parts_dir=parts_dir)
+        with open(name, "xb") as tmp:
+            shutil.copyfileobj(sys.stdin.buffer, tmp)
+        parsed = parse_file(name, parser=parser, settings=settings, parts_dir=parts_dir)
     except InputError as e:
         raise InputError(e.message, path="<stdin>", line=e.line, remedy=e.remedy) from None
     finally:
-        os.unlink(tmp.name)
+        with suppress(FileNotFoundError):
+            os.unlink(name)
     name = f"<stdin:{parsed.sha256[:12]}>"
     for row in parsed.runs:
         row["source"] = name
@@ -479,10 +486,13 @@ def ingest(
             progress(r, total)
     with Store(db) as store:
         store.clean_strays()  # parts a killed ingest left behind
-        todo = _changed(store, sources, parser, settings, layer_cache, results, total, progress)
+        broken = store.sources_missing_parts()
+        todo = _changed(
+            store, sources, parser, settings, layer_cache, results, total, progress, broken
+        )
         jobs = [(s.path, parser, settings, store.parts_dir) for s in todo]
         outcomes, close = _run_jobs(jobs, engine, scheduler, workers, layer_cache)
-        batch = _Batch(store, results, total, progress)
+        batch = _Batch(store, results, total, progress, broken)
         try:
             for src, outcome in zip(todo, outcomes, strict=True):
                 batch.add(src, outcome)
@@ -499,10 +509,13 @@ def ingest(
     return IngestReport(results)
 
 
-def _changed(store, sources, parser, settings, layer_cache, results, total, progress):
-    """The sources to parse: the others, stored as they are, get their result now."""
+def _changed(store, sources, parser, settings, layer_cache, results, total, progress, broken):
+    """The sources to parse: the others, stored as they are, get their result now
+    (``broken``: stored files whose rows went with a part: parsed again)."""
     todo: list[Source] = []
     stored = {f["path"]: f for f in store.files([os.path.abspath(s.path) for s in sources])}
+    for path in broken:  # their rows are lost with a part: read them again
+        stored.pop(path, None)
     for src in sources:
         res = _check_unchanged(stored, src, parser, settings, layer_cache)
         if res is None:
@@ -552,8 +565,9 @@ class _Batch:
     holds ``BATCH_FILES`` files or ``BATCH_ROWS`` rows, a file already written as
     parts, or is ``BATCH_SECONDS`` old. The write lock is held only here."""
 
-    def __init__(self, store, results: list, total: int, progress) -> None:
+    def __init__(self, store, results: list, total: int, progress, broken=frozenset()) -> None:
         self.store, self.results, self.total, self.progress = store, results, total, progress
+        self.broken = broken
         self.files = int(os.environ.get("LLMBENCH_BATCH_FILES") or BATCH_FILES)
         self.pending: list[tuple[Source, Any]] = []
         self.rows, self.since = 0, 0.0
@@ -581,7 +595,7 @@ class _Batch:
             return
         try:
             with self.store.transaction():
-                done = _store_batch(self.store, self.pending)
+                done = _store_batch(self.store, self.pending, self.broken)
         finally:
             for _, o in self.pending:
                 if isinstance(o, ParsedFile):
@@ -628,7 +642,7 @@ def _unreadable(src: Source, error: LLMBenchError) -> FileResult:
     return FileResult(src.path, "skipped" if skipped else "failed", error=error)
 
 
-def _store_batch(store, pending: list[tuple[Source, Any]]) -> list[FileResult]:
+def _store_batch(store, pending: list[tuple[Source, Any]], broken=frozenset()) -> list[FileResult]:
     """Store a batch of outcomes (inside the caller's transaction): failures are
     recorded, unchanged content only touched, the rest written together; if that
     fails, file by file, so one bad file costs only itself."""
@@ -640,7 +654,7 @@ def _store_batch(store, pending: list[tuple[Source, Any]]) -> list[FileResult]:
     for k, (src, outcome) in enumerate(pending):
         if isinstance(outcome, LLMBenchError):
             results[k] = _failed(store, src, outcome)
-        elif _same(old.get(outcome.path), outcome):
+        elif outcome.path not in broken and _same(old.get(outcome.path), outcome):
             store.touch(outcome.path, outcome.size, outcome.mtime)
             results[k] = FileResult(src.path, "unchanged", parser=outcome.parser)
         else:

@@ -337,15 +337,20 @@ def step_stats(frame, warmup: int | None = None, stat: str = "median") -> dict[s
     }
 
 
-def step_stats_in_store(store, run_ids, warmup: int | None = None, stat: str = "median"):
+def step_stats_in_store(
+    store, run_ids, warmup: int | None = None, stat: str = "median", damaged: list | None = None
+):
     """``step_stats`` of the runs ``run_ids`` in a store: each run's columns read
     from its parts (``Store.run_columns``: rows in step order, no sort, one part
-    in memory at a time)."""
+    in memory at a time; with ``damaged``, runs in unreadable parts are left out
+    and the parts listed there)."""
     import numpy as np
 
     _check_stat(stat)
     out: dict[str, StepStats] = {}
-    for run_id, cols in store.run_columns("steps", run_ids, ["step_time_s", *LOGGED]):
+    for run_id, cols in store.run_columns(
+        "steps", run_ids, ["step_time_s", *LOGGED], damaged=damaged
+    ):
         t = cols["step_time_s"]
         timed = ~np.isnan(t)
         if not timed.all():

@@ -45,9 +45,14 @@ def directory(db_path: str) -> str:
     return os.path.abspath(db_path) + ".parts"
 
 
-def temporary_path(folder: str) -> str:
-    """A new temporary part name in ``folder`` that says who writes it."""
-    return os.path.join(folder, f"{TMP_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}{SUFFIX}")
+# the other temporary files a writer keeps beside the store: spilled rows, stdin
+SCRATCH_PREFIXES = (".llmbench-spill-", ".llmbench-stdin-")
+
+
+def temporary_path(folder: str, prefix: str = TMP_PREFIX, suffix: str = SUFFIX) -> str:
+    """A new temporary file name in ``folder`` that says who writes it (host and
+    process: the next writer removes it once that process is gone)."""
+    return os.path.join(folder, f"{prefix}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}{suffix}")
 
 
 def final_name(table: str) -> str:
@@ -139,10 +144,11 @@ def strays(folder: str, listed: set[str]) -> tuple[list[str], list[str]]:
     unlisted, abandoned = [], []
     now = time.time()
     for name in names:
-        if not name.endswith(SUFFIX):
+        prefix = next((p for p in (TMP_PREFIX, *SCRATCH_PREFIXES) if name.startswith(p)), None)
+        if prefix is None and not name.endswith(SUFFIX):
             continue
-        if name.startswith(TMP_PREFIX):
-            host, _, rest = name[len(TMP_PREFIX) :].partition("-")
+        if prefix is not None:
+            host, _, rest = name[len(prefix) :].partition("-")
             pid = rest.partition("-")[0]
             try:
                 age = now - os.stat(os.path.join(folder, name)).st_mtime

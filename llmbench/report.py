@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import warnings
 from typing import Any
 
 from . import metrics, plots
@@ -96,23 +97,36 @@ def load_selection(
         if select and not len(runs):
             raise UsageError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
         ids = list(runs["run_id"])
-        stats = step_stats_in_store(store, ids, warmup, stat)
+        damaged: list = []  # parts that cannot be read: their runs reported without rows
+        stats = step_stats_in_store(store, ids, warmup, stat, damaged)
         event_runs, event_keys = hooked_events(runs, HOOKS)
         columns = steps if isinstance(steps, list) else None
         step_ids = _first_with_steps(runs, steps_limit) if steps_limit is not None else ids
-        return Logs(
+        logs = Logs(
             runs=runs,
-            steps=store.read("steps", step_ids, columns) if steps else None,
-            events=store.read("events", event_runs, keys=event_keys),
+            steps=store.read("steps", step_ids, columns, damaged=damaged) if steps else None,
+            events=store.read("events", event_runs, keys=event_keys, damaged=damaged),
             stats=stats,
+        )
+    _note_damage(damaged)
+    return logs
+
+
+def _note_damage(damaged: list) -> None:
+    """A DataWarning naming the runs whose rows could not be read."""
+    for d in {d.part: d for d in damaged}.values():
+        warnings.warn(
+            f"{d.path}: {d.problem}: run(s) {', '.join(d.runs[:5])}"
+            + (f" and {len(d.runs) - 5} more" if len(d.runs) > 5 else "")
+            + " reported without its rows; run `llmbench check --repair`",
+            DataWarning,
+            stacklevel=3,
         )
 
 
 def _first_with_steps(runs, limit: int) -> list[str]:
     """The run ids of the first ``limit`` runs with steps; a DataWarning names how
     many more there are."""
-    import warnings
-
     ids = [i for i, n in zip(runs["run_id"], runs["n_steps"], strict=True) if n and n > 0]
     if len(ids) > limit:
         warnings.warn(

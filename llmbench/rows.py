@@ -16,7 +16,6 @@ import json
 import math
 import os
 import tempfile
-import uuid
 import weakref
 from contextlib import suppress
 from typing import Any
@@ -322,9 +321,7 @@ class Rows:
                 continue
             import polars as pl
 
-            path = os.path.join(
-                directory, f".llmbench-spill-{os.getpid()}-{uuid.uuid4().hex}.arrow"
-            )
+            path = partfiles.temporary_path(directory, ".llmbench-spill-", ".arrow")
             self.spills[table].append(path)
             pl.concat(frames, how="vertical").write_ipc(path, compression="lz4")
             self._frames[table] = []

@@ -139,6 +139,15 @@ class FileRows(NamedTuple):
     parts: tuple = ()
 
 
+class Damage(NamedTuple):
+    """A part that fails the catalog: its name, path, what is wrong, its runs."""
+
+    part: str
+    path: str
+    problem: str
+    runs: list[str]
+
+
 class Store:
     """An open llmbench store. Use as a context manager or call close()."""
 
@@ -541,6 +550,21 @@ class Store:
         return found
 
     def _check_parts(self) -> list[tuple[str, str]]:
+        found = []
+        for d in self.damage():
+            runs = ", ".join(d.runs) or "no run"
+            if d.problem == "unknown":
+                found.append(("orphan", f"runs {runs} refer to unknown part {d.part}"))
+            elif d.problem == "stray":
+                found.append(("part", f"{d.path}: not listed (stray)"))
+            else:
+                found.append(("part", f"{d.path}: {d.problem} (runs {runs})"))
+        return found
+
+    def damage(self) -> list[Damage]:
+        """The parts that fail their catalog: listed but missing, unreadable, holding
+        other rows than listed, referred to but unknown, or on disk but not listed
+        (strays); each with the runs whose rows it should hold."""
         import polars as pl
 
         found = []
@@ -549,33 +573,59 @@ class Store:
         for run_id, part, n in self.conn.execute("SELECT run_id, part, rows FROM run_parts"):
             live.setdefault(part, {})[run_id] = n
         for part in sorted(set(live) - set(listed)):
-            found.append(
-                ("orphan", f"runs {', '.join(sorted(live[part]))} refer to unknown part {part}")
-            )
+            found.append(Damage(part, "", "unknown", sorted(live[part])))
         for name, rows in sorted(listed.items()):
             path = os.path.join(self.parts_dir, name)
-            runs = ", ".join(sorted(live.get(name, {}))) or "no run"
+            runs = sorted(live.get(name, {}))
             try:
                 counts = pl.scan_parquet(path).group_by("run_id").len().collect()
             except FileNotFoundError:
-                found.append(("part", f"{path}: missing (runs {runs}; ingest their sources again)"))
+                found.append(Damage(name, path, "missing", runs))
                 continue
             except Exception as e:  # noqa: BLE001 - any decoding failure means a damaged part
-                found.append(
-                    ("part", f"{path}: unreadable, {type(e).__name__} (runs {runs}; ingest again)")
-                )
+                found.append(Damage(name, path, f"unreadable, {type(e).__name__}", runs))
                 continue
             have = dict(zip(counts["run_id"], counts["len"], strict=True))
             if sum(have.values()) != rows or any(
                 have.get(r) != n for r, n in live.get(name, {}).items()
             ):
-                found.append(("part", f"{path}: holds other rows than listed (runs {runs})"))
+                found.append(Damage(name, path, "holds other rows than listed", runs))
         unlisted, abandoned = partfiles.strays(self.parts_dir, set(listed))
         for name in unlisted + abandoned:
-            found.append(("part", f"{os.path.join(self.parts_dir, name)}: not listed (stray)"))
+            found.append(Damage(name, os.path.join(self.parts_dir, name), "stray", []))
         return found
 
-    # -- reading -------------------------------------------------------------
+    def sources_missing_parts(self) -> set[str]:
+        """The stored files some of whose rows are in a part gone from the disk
+        (cheap: one query and a stat per part), to be read again."""
+        parts = [r[0] for r in self.conn.execute("SELECT name FROM parts")]
+        gone = [p for p in parts if not os.path.exists(os.path.join(self.parts_dir, p))]
+        if not gone:
+            return set()
+        ids = [r[0] for r in self._select_in("SELECT run_id FROM run_parts", "part", gone)]
+        return {r[0] for r in self._select_in("SELECT source FROM runs", "run_id", ids)}
+
+    def repair(self) -> list[str]:
+        """Remove what damaged parts break: the stored files whose runs lost rows
+        (their rows and catalog entries, so that ingesting them again reads them
+        afresh), the damaged parts themselves and strays. Healthy runs are not
+        touched. Returns the sources to ingest again."""
+        damage = self.damage()
+        runs = sorted({r for d in damage for r in d.runs})
+        with self.transaction():
+            sources = sorted(
+                {r[0] for r in self._select_in("SELECT source FROM runs", "run_id", runs)}
+            )
+            self._delete_sources(sources)
+            self._select_in("DELETE FROM files", "path", sources)
+            self._select_in(
+                "DELETE FROM parts", "name", [d.part for d in damage if d.problem != "stray"]
+            )
+            self._drop_unused_parts()
+            self._after_commit += [d.part for d in damage if d.problem != "unknown"]
+        return sources
+
+        # -- reading -------------------------------------------------------------
 
     def runs(self, run_ids: Iterable[str] | None = None, sources: Iterable[str] | None = None):
         """The ``runs`` rows (of ``run_ids`` or ``sources`` when given) as a typed
@@ -637,6 +687,25 @@ class Store:
             lf = lf.filter(pl.col("key").is_in(list(keys)))
         return lf
 
+    def _read_part(self, part: str, runs: list[str], columns, damaged: list | None, ids=None):
+        """A part's ``columns`` (of ``ids``' rows when given) as a polars frame; None
+        when it is missing or unreadable and ``damaged`` notes it, else StoreError."""
+        import polars as pl
+
+        try:
+            lf = pl.scan_parquet(self._part_path(part, runs)).select(columns)
+            return (lf if ids is None else lf.filter(pl.col("run_id").is_in(ids))).collect()
+        except (StoreError, OSError, pl.exceptions.PolarsError) as e:
+            why = "missing" if isinstance(e, StoreError) else f"unreadable, {type(e).__name__}"
+            if damaged is None:
+                raise StoreError(
+                    f"part {part} of run(s) {', '.join(sorted(runs)[:3])} is {why}",
+                    path=self.path,
+                    remedy="run `llmbench check --repair`, then ingest the sources it names",
+                ) from None
+            damaged.append(Damage(part, os.path.join(self.parts_dir, part), why, sorted(runs)))
+            return None
+
     def _part_path(self, part: str, run_ids: Iterable[str] = ()) -> str:
         """The path of ``part``; StoreError naming it (and some of ``run_ids``, the
         runs it holds) when it is missing."""
@@ -661,12 +730,19 @@ class Store:
             live.setdefault(part, []).append(run_id)
         return live
 
-    def run_columns(self, table: str, run_ids: Iterable[str], columns: list[str]):
+    def run_columns(
+        self,
+        table: str,
+        run_ids: Iterable[str],
+        columns: list[str],
+        damaged: list[Damage] | None = None,
+    ):
         """Yield (run_id, {column: numpy array}) for each of ``run_ids`` that has rows
         in ``table``, its rows in the order they were written (for steps: step
         order). Parts are read one at a time, only ``columns``, each run sliced
         from its part by the catalog's span: memory holds one part and the runs
-        not yet complete."""
+        not yet complete. A part missing or unreadable raises StoreError, or with
+        ``damaged`` (a list) is noted there and its runs are left out."""
         import numpy as np
         import polars as pl
 
@@ -683,9 +759,13 @@ class Store:
             for run_id, _, _ in spans[part]:
                 last_part[run_id] = part
         pending: dict[str, list[dict]] = {}
+        lost: set[str] = set()
         for part in sorted(spans):
-            path = self._part_path(part, [r for r, _, _ in spans[part]])
-            frame = pl.read_parquet(path, columns=columns)
+            runs = [r for r, _, _ in spans[part]]
+            frame = self._read_part(part, runs, columns, damaged)
+            if frame is None:
+                lost.update(runs)
+                continue
             arrays = {
                 c: frame[c].cast(pl.Float64).fill_null(float("nan")).to_numpy() for c in columns
             }
@@ -694,7 +774,7 @@ class Store:
                 pending.setdefault(run_id, []).append(
                     {c: a[first : first + n] for c, a in arrays.items()}
                 )
-                if last_part[run_id] == part:
+                if last_part[run_id] == part and run_id not in lost:
                     pieces = pending.pop(run_id)
                     yield (
                         run_id,
@@ -712,9 +792,11 @@ class Store:
         run_ids: Iterable[str] | None = None,
         columns=None,
         keys: Iterable[str] | None = None,
+        damaged: list[Damage] | None = None,
     ):
         """``table``'s rows (see ``scan``) as a typed pandas DataFrame, in run and
-        step (steps) or line (events) order."""
+        step (steps) or line (events) order. A part missing or unreadable raises
+        StoreError, or with ``damaged`` (a list) is noted there and left out."""
         if table == "runs":
             return self.runs(run_ids)
         import polars as pl
@@ -724,15 +806,31 @@ class Store:
         order = ["run_id", "step", "line_no"] if table == "steps" else ["run_id", "line_no"]
         try:
             frame = self.scan(table, run_ids, columns, keys).collect()
-        except pl.exceptions.PolarsError as e:
-            raise StoreError(
-                f"cannot read the {table} parts: {e}",
-                path=self.path,
-                remedy="run `llmbench check`, then ingest the named sources again",
-            ) from None
+        except (StoreError, pl.exceptions.PolarsError):
+            frame = self._read_one_by_one(table, run_ids, columns, keys, damaged)
         frame = frame.sort([c for c in order if c in frame.columns], maintain_order=True)
         cols = {c: TABLES[table][c] for c in frame.columns}
         return to_pandas(frame, cols) if frame.height else dataframe([], cols)
+
+    def _read_one_by_one(self, table, run_ids, columns, keys, damaged):
+        """``scan``'s rows part by part: a damaged part raises StoreError naming it,
+        or is noted in ``damaged`` and left out."""
+        import polars as pl
+
+        cols = list(columns) if columns is not None else list(TABLES[table])
+        cols = cols if "run_id" in cols else ["run_id", *cols]
+        live = self.live_parts(table)
+        wanted = set(run_ids) if run_ids is not None else None
+        frames = []
+        for part, ids in sorted(live.items()):
+            ids = [i for i in ids if wanted is None or i in wanted]
+            if ids:
+                frame = self._read_part(part, ids, cols, damaged, ids)
+                if frame is not None:
+                    frames.append(frame)
+        schema = polars_schema(TABLES[table])
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema={c: schema[c] for c in cols})
+        return frame.filter(pl.col("key").is_in(list(keys))) if keys is not None else frame
 
     def chunks(self, table: str, rows: int = 100_000) -> Iterator:
         """``table`` whole as typed pandas DataFrames of about ``rows`` rows each (a

@@ -7,6 +7,7 @@ completes it with each file stored once."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3
 import subprocess
@@ -194,3 +195,96 @@ def test_workers_exit_when_the_ingest_is_killed(tmp_path):
     for w in left:
         os.kill(w, signal.SIGKILL)
     assert not left, f"worker(s) {left} outlived the killed ingest"
+
+
+# --- damaged stores: found by check, repaired by check --repair or a re-ingest ---
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from llmbench.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def _damaged_store(tmp_path):
+    """A store of two ingests (two batches: two steps parts); returns (db, the
+    first batch's steps part, the second's)."""
+    db = str(tmp_path / "s.db")
+    ingest(BEFORE, db, workers=1)
+    with Store(db) as s:
+        first = set(s.live_parts("steps"))
+    ingest(FILES, db, workers=1)
+    with Store(db) as s:
+        parts_dir = s.parts_dir
+        (second,) = set(s.live_parts("steps")) - first
+        (first,) = first
+    return db, os.path.join(parts_dir, first), os.path.join(parts_dir, second)
+
+
+def test_a_missing_part_is_named_and_a_reingest_restores_it(tmp_path, clean):
+    db, _, lost = _damaged_store(tmp_path)
+    os.remove(lost)
+    r = _cli("check", "--db", db)
+    assert r.exit_code == 1 and f"{lost}: missing (runs " in r.stderr
+    again = ingest(FILES, db, workers=1)  # unchanged files whose rows went are read again
+    assert again.count("ingested") >= 1 and not again.failed
+    assert _cli("check", "--db", db).exit_code == 0
+    assert _content(db) == clean
+
+
+def test_a_damaged_part_is_reported_around_then_repaired(tmp_path, clean):
+    db, healthy, broken = _damaged_store(tmp_path)
+    with open(broken, "r+b") as f:  # cut in half: no Parquet footer
+        f.truncate(os.path.getsize(broken) // 2)
+    stray = os.path.join(os.path.dirname(broken), "01000000000000000000-000000000000.steps.parquet")
+    open(stray, "wb").close()
+    r = _cli("check", "--db", db)
+    assert r.exit_code == 1
+    assert f"{broken}: unreadable" in r.stderr and f"{stray}: not listed (stray)" in r.stderr
+    # report: every run, those in the broken part without their rows, and a note
+    r = _cli("report", "--db", db, "--format", "json")
+    assert r.exit_code == 0 and f"note: {broken}: unreadable" in r.stderr
+    table = {row["source"]: row for row in json.loads(r.stdout)}
+    assert set(table) == set(clean)  # every stored file's runs are listed
+    lost = [row for src, row in table.items() if "/megatron_deepspeed/" in src]
+    assert lost and all(row["step_time_s"] is None for row in lost)
+    pax = [row for src, row in table.items() if "/pax/" in src]
+    assert pax and all(row["step_time_s"] is not None for row in pax)  # healthy: untouched
+    before = os.path.getmtime(healthy)
+    r = _cli("check", "--repair", "--db", db)
+    assert r.exit_code == 0, r.stderr
+    assert "repaired: " in r.stderr and "hint: llmbench ingest " in r.stderr
+    assert not os.path.exists(stray) and os.path.getmtime(healthy) == before
+    ingest(FILES, db, workers=1)
+    assert _cli("check", "--db", db).exit_code == 0
+    assert _content(db) == clean
+
+
+def test_scratch_files_of_a_killed_writer_are_found_and_removed(tmp_path):
+    """Spills and stdin copies a SIGKILLed ingest left beside the store: `check`
+    names them, the next ingest removes them; a live writer's are left alone."""
+    from llmbench.parts import temporary_path
+
+    db = str(tmp_path / "s.db")
+    ingest(BEFORE, db, workers=1)
+    with Store(db) as s:
+        folder = s.parts_dir
+    dead = []
+    for prefix, suffix in ((".llmbench-spill-", ".arrow"), (".llmbench-stdin-", "")):
+        mine = temporary_path(folder, prefix, suffix)  # this (live) process's
+        open(mine, "wb").close()
+        head, _, tail = os.path.basename(mine).rpartition(f"-{os.getpid()}-")
+        gone = os.path.join(folder, f"{head}-999999999-{tail}")  # no such process
+        os.rename(mine, gone)
+        dead.append(gone)
+    live = temporary_path(folder, ".llmbench-spill-", ".arrow")
+    open(live, "wb").close()
+    r = _cli("check", "--db", db)
+    assert r.exit_code == 1 and all(f"{p}: not listed (stray)" in r.stderr for p in dead)
+    assert live not in r.stderr
+    ingest(FILES, db, workers=1)
+    assert not any(os.path.exists(p) for p in dead) and os.path.exists(live)
+    os.remove(live)
+    assert _cli("check", "--db", db).exit_code == 0
