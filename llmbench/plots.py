@@ -14,7 +14,7 @@ import os
 import warnings
 from typing import Any
 
-from .errors import NoDataError, UsageError
+from .errors import NoDataError, UsageError, storage_error
 from .formats import records
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common
@@ -504,6 +504,11 @@ def save(fig_or_ax, path: str) -> str:
     try:
         fig.savefig(tmp, format=fmt, bbox_inches="tight")
         os.replace(tmp, path)
+    except Exception as e:
+        fault = storage_error(e, folder)  # a full or read-only disk: one clear line
+        if fault is None:
+            raise
+        raise fault from e
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -9,7 +9,7 @@ import warnings
 from typing import Any
 
 from . import metrics, plots
-from .errors import UsageError
+from .errors import UsageError, storage_error
 from .formats import records, write
 from .logs import Logs
 from .metrics import hooked_events, run_metrics, step_stats_in_store
@@ -63,10 +63,13 @@ def export(db: str | None, table: str, fmt: str = "csv", output: str | None = No
                 with open(fd, "w", encoding="utf-8", newline="") as f:
                     write(store.chunks(table), fmt, f)
             os.replace(tmp, output)
-        except BaseException:
+        except BaseException as e:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-            raise
+            fault = storage_error(e, folder) if isinstance(e, Exception) else None
+            if fault is None:
+                raise
+            raise fault from e
 
 
 # the step columns a figure of steps reads (the rest stay in the parts)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -139,6 +140,22 @@ class FileRows(NamedTuple):
     parts: tuple = ()
 
 
+def _read_only(folder: str) -> bool:
+    """Whether ``folder`` is on a read-only file system (or may not be written)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
+    except OSError:
+        return False
+
+
+def _refused_write(folder: str) -> StoreError:
+    import errno
+
+    fault = storage_error(OSError(errno.EROFS, "read-only file system"), folder)
+    assert fault is not None
+    return fault
+
+
 class Damage(NamedTuple):
     """A part that fails the catalog: its name, path, what is wrong, its runs."""
 
@@ -157,6 +174,7 @@ class Store:
         self._savepoints = 0
         self._published: list[str] = []  # parts renamed in the open transaction
         self._after_commit: list[str] = []  # parts to delete once it commits
+        self.read_only = False  # opened as it is on a read-only file system
         try:
             self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as e:
@@ -175,6 +193,9 @@ class Store:
                     path=self.path,
                     remedy="wait for the other llmbench to finish, then retry",
                 ) from None
+            if _read_only(self._folder):
+                self._open_read_only()  # an archived store: reading works, writing says why
+                return
             fault = storage_error(e, self._folder)
             raise fault or StoreError(f"cannot open store: {e}", path=self.path) from None
         except sqlite3.DatabaseError as e:
@@ -184,6 +205,24 @@ class Store:
                 path=self.path,
                 remedy="point --db at another file, or move this one away",
             ) from None
+
+    def _open_read_only(self) -> None:
+        """Open the store on a read-only file system as it is (SQLite cannot keep its
+        WAL index there); a write then fails with StorageError."""
+        if not os.path.exists(self.path):
+            raise _refused_write(self._folder)
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?immutable=1"
+        self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        self.read_only = True
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            self.conn.close()
+            raise StoreError(
+                f"store schema {version} cannot be read on a read-only file system "
+                f"(this llmbench reads {SCHEMA_VERSION})",
+                path=self.path,
+                remedy="copy the store to a writable place and open it there",
+            )
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -224,6 +263,8 @@ class Store:
         parts published inside are deleted again, parts dropped are deleted after the
         commit. Inside another transaction it is a savepoint: its own rollback, the
         outer commit."""
+        if self.read_only:
+            raise _refused_write(self._folder)
         if self.conn.in_transaction:
             self._savepoints += 1
             name = f"sp{self._savepoints}"

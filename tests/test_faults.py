@@ -288,3 +288,65 @@ def test_scratch_files_of_a_killed_writer_are_found_and_removed(tmp_path):
     assert not any(os.path.exists(p) for p in dead) and os.path.exists(live)
     os.remove(live)
     assert _cli("check", "--db", db).exit_code == 0
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A real 3 MB file system (tmpfs) where the platform lets the tests mount one."""
+    where = tmp_path / "small"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(where)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (not root, or no mount)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_a_real_full_disk_then_a_read_only_one(small_fs, tmp_path):
+    """The scenario users met: a 3 MB file system holding a store of the fixtures,
+    then a 20 MB Megatron log. Then the file system turns read-only: reading works,
+    writing says why."""
+    db = str(small_fs / "s.db")
+    assert _cli("ingest", FIXTURES / "pax", "--db", db).exit_code == 0
+    import random
+
+    line = (
+        " iteration {:8d}/  300000 | consumed samples: {:12d} | elapsed time per iteration "
+        "(ms): {:.1f} | learning rate: {:.3E} | global batch size:  1536 | lm loss: "
+        "{:.6E} | loss scale: 1.0 | grad norm: {:.3f} | number of skipped iterations:   0 |"
+        " number of nan iterations:   0 | samples per second: {:.3f} | TFLOPs: {:.2f} |\n"
+    )
+    rng = random.Random(22)  # values as varied as a real run's: they do not compress away
+    big = tmp_path / "big.log"
+    with open(big, "w") as f:
+        for i in range(1, 60_000):
+            u = [rng.random() for _ in range(5)]
+            f.write(
+                line.format(
+                    i,
+                    i * 1536,
+                    12000 + 900 * u[0],
+                    u[1] * 1e-4,
+                    2 + u[2],
+                    u[3],
+                    120 + u[4] * 10,
+                    150 + u[0] * 5,
+                )
+            )
+    assert big.stat().st_size > 20e6
+    r = _cli("ingest", big, "--db", db)
+    assert r.exit_code == 1 and "Traceback" not in r.output + r.stderr
+    assert "no space left on the device (0 of 1 file(s) stored before it)" in r.stderr
+    assert _cli("check", "--db", db).exit_code == 0
+    assert [p for p in os.listdir(db + ".parts") if p.startswith(".")] == []
+    remount = subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], capture_output=True)
+    if remount.returncode != 0:
+        return
+    r = _cli("report", "--db", db, "--format", "json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 5  # the five Paxml runs
+    r = _cli("ingest", FIXTURES / "mllog", "--db", db)
+    assert r.exit_code == 1 and "the file system is read-only" in r.stderr
