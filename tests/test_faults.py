@@ -165,16 +165,20 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
-def test_workers_exit_when_the_ingest_is_killed(tmp_path):
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_workers_exit_when_the_ingest_is_killed(tmp_path, engine):
     import signal
     import time
 
     logs = tmp_path / "logs"
     logs.mkdir()
     text = (FIXTURES / "megatron_deepspeed" / "seed002-20b-fp16.log").read_text()
-    for k in range(600):
-        (logs / f"run{k:03d}.log").write_text(text + f"\n# copy {k}\n")
+    for k in range(3000 if engine == "dask" else 600):
+        (logs / f"run{k:04d}.log").write_text(text + f"\n# copy {k}\n")
+    if engine == "dask":
+        pytest.importorskip("distributed")
     cmd = [sys.executable, "-m", "llmbench", "ingest", str(logs), "--workers", "2"]
+    cmd += ["--engine", engine]
     proc = subprocess.Popen(
         [*cmd, "--db", str(tmp_path / "s.db")],
         stdout=subprocess.DEVNULL,
