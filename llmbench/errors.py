@@ -106,7 +106,10 @@ def storage_error(e: BaseException, where: str) -> StorageError | None:
     if isinstance(e, StorageError):
         return e
     name = errnos.errorcode.get(e.errno, "") if isinstance(e, OSError) and e.errno else ""
-    if name not in _FAULTS:
+    # words only from the libraries that write for us: a parser's ValueError quoting a
+    # log line ("No space left on device") is no fault of this disk
+    speaks = type(e).__module__.split(".")[0] in ("sqlite3", "polars", "pyarrow")
+    if name not in _FAULTS and speaks:
         text = str(e).lower()
         name = next((code for words, code in _TEXTS.items() if words in text), "")
         if not name and "os error" in text:

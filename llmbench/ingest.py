@@ -365,14 +365,16 @@ def _segments(chosen: Parser, others: list[Parser], tracked: _Tracked, rows: Row
 
 def _finish_rows(rows: Rows, run_ids, parts_dir: str | None) -> tuple:
     """Give ``rows`` their run ids; rows that spilled go to pending parts (returned)."""
-    written: tuple = ()
+    written: list = []
     try:
         rows.finish(run_ids)
         if parts_dir and rows.spilled:
-            written = tuple(rows.release_parts())
+            written += rows.release_parts()
             if rows.spills["steps"] or rows.spills["events"]:
-                pending = (partfiles.write(rows.lazy(t), parts_dir, t) for t in PART_TABLES)
-                written += tuple(p for p in pending if p is not None)
+                for table in PART_TABLES:  # each part kept as it is written: none leaks
+                    part = partfiles.write(rows.lazy(table), parts_dir, table)
+                    if part is not None:
+                        written.append(part)
     except BaseException:
         for p in written:
             p.discard()
@@ -380,7 +382,7 @@ def _finish_rows(rows: Rows, run_ids, parts_dir: str | None) -> tuple:
         raise
     if written:
         rows.discard()  # the spill files, once their rows are in parts
-    return written
+    return tuple(written)
 
 
 def _read_together(

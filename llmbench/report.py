@@ -104,7 +104,8 @@ def load_selection(
         stats = step_stats_in_store(store, ids, warmup, stat, damaged)
         event_runs, event_keys = hooked_events(runs, HOOKS)
         columns = steps if isinstance(steps, list) else None
-        step_ids = _first_with_steps(runs, steps_limit) if steps_limit is not None else ids
+        limit = steps and steps_limit is not None
+        step_ids = _first_with_steps(runs, steps_limit) if limit else ids
         logs = Logs(
             runs=runs,
             steps=store.read("steps", step_ids, columns, damaged=damaged) if steps else None,

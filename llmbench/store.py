@@ -141,17 +141,23 @@ class FileRows(NamedTuple):
 
 
 def _read_only(folder: str) -> bool:
-    """Whether ``folder`` is on a read-only file system (or may not be written)."""
+    """Whether ``folder`` is on a read-only file system (nobody writes the store
+    there, so reading it as immutable is safe)."""
     try:
-        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
 
 
 def _refused_write(folder: str) -> StoreError:
+    """The error of a write to a store in ``folder``, which may not be written."""
     import errno
 
-    fault = storage_error(OSError(errno.EROFS, "read-only file system"), folder)
+    try:
+        code = errno.EROFS if os.statvfs(folder).f_flag & os.ST_RDONLY else errno.EACCES
+    except OSError:
+        code = errno.EROFS
+    fault = storage_error(OSError(code, os.strerror(code)), folder)
     assert fault is not None
     return fault
 
@@ -174,6 +180,7 @@ class Store:
         self._savepoints = 0
         self._published: list[str] = []  # parts renamed in the open transaction
         self._after_commit: list[str] = []  # parts to delete once it commits
+        self._renamed: dict[str, str] = {}  # published name -> its temporary name
         self.read_only = False  # opened as it is on a read-only file system
         try:
             self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
@@ -196,6 +203,8 @@ class Store:
             if _read_only(self._folder):
                 self._open_read_only()  # an archived store: reading works, writing says why
                 return
+            if not os.access(self._folder, os.W_OK):
+                raise _refused_write(self._folder) from None
             fault = storage_error(e, self._folder)
             raise fault or StoreError(f"cannot open store: {e}", path=self.path) from None
         except sqlite3.DatabaseError as e:
@@ -276,7 +285,7 @@ class Store:
                 if self.conn.in_transaction:  # SQLite ends it itself on some faults
                     self.conn.execute(f"ROLLBACK TO {name}")
                     self.conn.execute(f"RELEASE {name}")
-                partfiles.remove(self.parts_dir, self._published[published:])
+                self._unpublish(self._published[published:])
                 del self._published[published:]
                 raise
             else:
@@ -306,7 +315,7 @@ class Store:
         except BaseException as e:
             if self.conn.in_transaction:  # SQLite ends it itself on some faults
                 self.conn.execute("ROLLBACK")
-            partfiles.remove(self.parts_dir, self._published)
+            self._unpublish(self._published)
             fault = storage_error(e, self._folder) if isinstance(e, Exception) else None
             if fault is not None and fault is not e:
                 raise fault from e
@@ -314,7 +323,19 @@ class Store:
         else:
             partfiles.remove(self.parts_dir, self._after_commit)
         finally:
-            self._published, self._after_commit = [], []
+            self._published, self._after_commit, self._renamed = [], [], {}
+
+    def _unpublish(self, names: list[str]) -> None:
+        """Undo the renames of a rolled-back transaction: each part gets its temporary
+        name back (its writer may try again, or discards it), or is deleted."""
+        for name in names:
+            tmp = self._renamed.pop(name, None)
+            try:
+                if tmp is None:
+                    raise OSError
+                os.replace(os.path.join(self.parts_dir, name), tmp)
+            except OSError:
+                partfiles.remove(self.parts_dir, [name])
 
     def _commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -353,16 +374,21 @@ class Store:
 
     # -- parts ---------------------------------------------------------------
 
-    def add_part(self, part: partfiles.PendingPart | None) -> str | None:
-        """Publish a pending part and list it with its runs (inside a transaction)."""
+    def add_part(self, part: partfiles.PendingPart | None, owner_keeps: bool = False) -> str | None:
+        """Publish a pending part and list it with its runs (inside a transaction).
+        If the transaction rolls back, the part is deleted, or with ``owner_keeps``
+        (a parsed file's part) gets its temporary name back for its owner."""
         if part is None:
             return None
         try:
             name = partfiles.publish(part, self.parts_dir)
         except BaseException:
-            part.discard()  # never listed: gone with the transaction
+            if not owner_keeps:
+                part.discard()  # never listed: gone with the transaction
             raise
         self._published.append(name)
+        if owner_keeps:
+            self._renamed[name] = part.tmp
         size = os.path.getsize(os.path.join(self.parts_dir, name))
         now = datetime.now(UTC).isoformat(timespec="seconds")
         self.conn.execute(
@@ -452,7 +478,7 @@ class Store:
                 self.add_part(self._batch_part(table, [it.rows for it in stored if it.rows]))
             for it in stored:
                 for part in it.parts:
-                    self.add_part(part)
+                    self.add_part(part, owner_keeps=True)
             self._put_files([{**it.file, "status": "ok", "error": None} for it in stored])
             self._drop_unused_parts()
         for item, twin in zip(items, out, strict=True):
@@ -651,22 +677,22 @@ class Store:
         (their rows and catalog entries, so that ingesting them again reads them
         afresh), the damaged parts themselves and strays. Healthy runs are not
         touched. Returns the sources to ingest again."""
-        damage = self.damage()
-        runs = sorted({r for d in damage for r in d.runs})
-        with self.transaction():
+        with self.transaction():  # under the write lock: a part being committed is no stray
+            damage = self.damage()
+            runs = sorted({r for d in damage for r in d.runs})
             sources = sorted(
                 {r[0] for r in self._select_in("SELECT source FROM runs", "run_id", runs)}
             )
+            broken = [d.part for d in damage if d.problem != "stray"]
             self._delete_sources(sources)
             self._select_in("DELETE FROM files", "path", sources)
-            self._select_in(
-                "DELETE FROM parts", "name", [d.part for d in damage if d.problem != "stray"]
-            )
+            self._select_in("DELETE FROM run_parts", "part", broken)  # runs without a source
+            self._select_in("DELETE FROM parts", "name", broken)
             self._drop_unused_parts()
             self._after_commit += [d.part for d in damage if d.problem != "unknown"]
         return sources
 
-        # -- reading -------------------------------------------------------------
+    # -- reading -------------------------------------------------------------
 
     def runs(self, run_ids: Iterable[str] | None = None, sources: Iterable[str] | None = None):
         """The ``runs`` rows (of ``run_ids`` or ``sources`` when given) as a typed
@@ -728,13 +754,17 @@ class Store:
             lf = lf.filter(pl.col("key").is_in(list(keys)))
         return lf
 
-    def _read_part(self, part: str, runs: list[str], columns, damaged: list | None, ids=None):
-        """A part's ``columns`` (of ``ids``' rows when given) as a polars frame; None
-        when it is missing or unreadable and ``damaged`` notes it, else StoreError."""
+    def _read_part(
+        self, part: str, runs: list[str], columns, damaged: list | None, ids=None, span=None
+    ):
+        """A part's ``columns`` (of its rows ``span`` = (first, count), of ``ids``'
+        rows, when given) as a polars frame; None when it is missing or unreadable
+        and ``damaged`` notes it, else StoreError."""
         import polars as pl
 
         try:
-            lf = pl.scan_parquet(self._part_path(part, runs)).select(columns)
+            lf = pl.scan_parquet(self._part_path(part, runs))
+            lf = (lf if span is None else lf.slice(*span)).select(columns)
             return (lf if ids is None else lf.filter(pl.col("run_id").is_in(ids))).collect()
         except (StoreError, OSError, pl.exceptions.PolarsError) as e:
             why = "missing" if isinstance(e, StoreError) else f"unreadable, {type(e).__name__}"
@@ -911,13 +941,8 @@ class Store:
             frames = []
             batch_ids = ids[k + 1 - runs_in_batch : k + 1]
             for part, (lo, hi) in sorted(by_part.items()):  # one part at a time
-                path = self._part_path(part, batch_ids)
                 frames.append(
-                    pl.scan_parquet(path)
-                    .slice(lo, hi - lo)
-                    .select(list(cols))
-                    .filter(pl.col("run_id").is_in(batch_ids))
-                    .collect()
+                    self._read_part(part, batch_ids, list(cols), None, batch_ids, (lo, hi - lo))
                 )
             frame = pl.concat(frames).sort(order, maintain_order=True)
             del frames
@@ -943,12 +968,15 @@ class Store:
             path = os.path.join(self.parts_dir, part)
             if not os.path.exists(path):
                 continue  # reported when its rows are read
-            counts = (
-                pl.scan_parquet(path)
-                .filter(pl.col("run_id").is_in(ids))
-                .select(pl.col(c).null_count() for c in left)
-                .collect()
-            )
+            try:
+                counts = (
+                    pl.scan_parquet(path)
+                    .filter(pl.col("run_id").is_in(ids))
+                    .select(pl.col(c).null_count() for c in left)
+                    .collect()
+                )
+            except pl.exceptions.PolarsError:
+                continue  # unreadable: reported when its rows are read
             gaps.update(c for c in left if counts[c][0])
         return [c for c in columns if c in gaps]
 
@@ -962,10 +990,18 @@ class Store:
         """Write ``table`` whole to one Parquet file at ``path`` (streaming)."""
         import polars as pl
 
-        if table == "runs":
-            pl.from_pandas(self.runs()).write_parquet(path)
-        else:
-            self.scan(table).sink_parquet(path)
+        try:
+            if table == "runs":
+                pl.from_pandas(self.runs()).write_parquet(path)
+            else:
+                self.scan(table).sink_parquet(path)
+        except pl.exceptions.PolarsError as e:
+            fault = storage_error(e, os.path.dirname(os.path.abspath(path)))
+            raise fault or StoreError(
+                f"cannot read the {table} parts: {e}",
+                path=self.path,
+                remedy="run `llmbench check --repair`, then ingest the sources it names",
+            ) from None
 
     def counts(self) -> dict[str, int]:
         """Rows of each table: runs, steps, events, files."""

@@ -45,10 +45,11 @@ FAULTS = {
 }
 
 
-def _small_limits(monkeypatch):
-    """Spills and hashed-ahead parts on small files (the paths big logs take)."""
+def _small_limits(monkeypatch, ahead: bool = True):
+    """Spills and parts on small files (the paths big logs take): files hashed
+    ahead write parts as they are read; the others spill, then write parts."""
     monkeypatch.setattr(rows, "SPILL_ROWS", 40)
-    monkeypatch.setattr(ingest_mod, "HASH_AHEAD", 4096)
+    monkeypatch.setattr(ingest_mod, "HASH_AHEAD", 4096 if ahead else 1 << 40)
 
 
 def _content(db: str) -> dict[str, tuple]:
@@ -80,11 +81,12 @@ def clean(tmp_path_factory):
     return _content(db)
 
 
+@pytest.mark.parametrize("ahead", [True, False], ids=["hashed-ahead", "spilled"])
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_every_failing_write_leaves_the_store_whole_and_a_rerun_completes_it(
-    fault, clean, tmp_path, monkeypatch
+    fault, ahead, clean, tmp_path, monkeypatch
 ):
-    _small_limits(monkeypatch)
+    _small_limits(monkeypatch, ahead)
     owner, name, raise_ = FAULTS[fault]
     real = getattr(owner, name)
     n, struck = 0, True
@@ -354,3 +356,99 @@ def test_a_real_full_disk_then_a_read_only_one(small_fs, tmp_path):
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 5  # the five Paxml runs
     r = _cli("ingest", FIXTURES / "mllog", "--db", db)
     assert r.exit_code == 1 and "the file system is read-only" in r.stderr
+
+
+def test_a_store_error_in_a_batch_with_parts_is_retried_file_by_file(tmp_path, clean, monkeypatch):
+    """The batch is refused once (not by the disk): its parts get their temporary
+    names back and every file is stored by the retry, one by one."""
+    _small_limits(monkeypatch)
+    db = str(tmp_path / "s.db")
+    ingest(BEFORE, db, workers=1)
+    real, calls = Store._put_files, [0]
+
+    def once(self, files):
+        calls[0] += 1
+        if calls[0] == 1:
+            raise sqlite3.IntegrityError("refused once")
+        return real(self, files)
+
+    monkeypatch.setattr(Store, "_put_files", once)
+    report = ingest(FILES, db, workers=1)
+    assert calls[0] > 1 and not report.failed
+    assert _content(db) == clean
+    with Store(db) as s:
+        assert s.check() == []
+
+
+def test_repair_under_the_lock_keeps_a_part_being_committed(tmp_path, monkeypatch):
+    """A part renamed but not yet committed looks like a stray; a repair running
+    then must wait for the lock and see it listed, not delete it."""
+    import threading
+    import time
+
+    db = str(tmp_path / "s.db")
+    ingest(BEFORE, db, workers=1)
+    real = Store._commit
+    published = threading.Event()
+
+    def slow(self):
+        if threading.current_thread().name == "writer":
+            published.set()
+            time.sleep(1.0)
+        return real(self)
+
+    monkeypatch.setattr(Store, "_commit", slow)
+    writer = threading.Thread(
+        target=ingest, args=([str(FIXTURES / "mllog")], db), kwargs={"workers": 1}, name="writer"
+    )
+    writer.start()
+    assert published.wait(30)
+    with Store(db) as s:
+        assert s.repair() == []
+    writer.join()
+    with Store(db) as s:
+        assert s.check() == []
+        assert s.counts()["steps"] > 0
+
+
+def test_repair_clears_runs_of_an_unknown_part(tmp_path):
+    db = str(tmp_path / "s.db")
+    ingest(BEFORE, db, workers=1)
+    with Store(db) as s, s.transaction() as c:
+        c.execute(
+            'INSERT INTO run_parts (run_id, tbl, part, rows, "first") VALUES '
+            "('deadbeef0000', 'steps', 'gone.steps.parquet', 3, 0)"
+        )
+    assert _cli("check", "--db", db).exit_code == 1
+    assert _cli("check", "--repair", "--db", db).exit_code == 0
+
+
+def test_a_parser_quoting_a_disk_error_costs_its_file_only(tmp_path, monkeypatch):
+    """A log line saying "No space left on device" (crashed runs print it) that
+    makes a parser raise is that file's failure, not a fault of this disk."""
+    from llmbench.parsers.pax import PaxParser
+
+    real = PaxParser.parse
+
+    def quoting(self, lines):
+        for record in real(self, lines):
+            yield record
+            raise ValueError("OSError: [Errno 28] No space left on device")
+
+    monkeypatch.setattr(PaxParser, "parse", quoting)
+    report = ingest([str(FIXTURES / "pax"), str(FIXTURES / "mllog")], str(tmp_path / "s.db"))
+    assert report.count("failed") == 5 and report.count("ingested") >= 3
+    assert all("parser pax failed" in str(r.error) for r in report.failed)
+
+
+def test_figures_that_draw_no_steps_warn_of_no_runs_left_out(tmp_path):
+    import warnings
+
+    from llmbench.report import load_selection
+
+    db = str(tmp_path / "s.db")
+    ingest([str(FIXTURES / "megatron_deepspeed")], db, workers=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        view = load_selection(db, steps=False, steps_limit=2)
+    assert view.steps is None and len(view.runs) > 2
