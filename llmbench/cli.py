@@ -265,7 +265,7 @@ def runs(db, fmt, all_columns) -> None:
     from .formats import layout, render
     from .store import Store
 
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         if fmt in ("table", "markdown"):  # the common case, without importing pandas
             cols = list(RUN_COLUMNS if all_columns else RUN_VIEW)
             rows = [
@@ -274,6 +274,8 @@ def runs(db, fmt, all_columns) -> None:
             ]
             right = [RUN_COLUMNS[c].startswith(("INTEGER", "REAL")) for c in cols]
             click.echo(layout(cols, rows, right, fmt), nl=False)
+            if not rows:
+                _empty_note()
             return
         df = store.table("runs")
     if not all_columns:
@@ -467,6 +469,8 @@ def report(
     else:
         cols = None
     table = arrange(table, cols, sort_by=sort_by, group_by=group_by)
+    if not len(table):
+        _empty_note()
     if "source" in table.columns and fmt in ("table", "markdown"):
         table = table.assign(source=[_rel(s) for s in table["source"]])
     click.echo(render(table, fmt), nl=False)
@@ -486,6 +490,10 @@ def _notes():
     for w in caught:
         if issubclass(w.category, DataWarning):
             click.echo(f"note: {w.message}", err=True)
+
+
+def _empty_note() -> None:
+    click.echo("note: the store holds no runs yet: llmbench ingest PATH first", err=True)
 
 
 def _draw(kind: str, output: str, **kw: Any) -> None:
@@ -698,7 +706,7 @@ def forget(targets, db) -> None:
     """
     from .store import Store
 
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         for target in targets:
             for path in store.forget(target):
                 click.echo(f"forgot {_rel(path)}")
@@ -724,9 +732,7 @@ def check(db, repair) -> None:
     from .store import Store, default_path
 
     db = db or default_path()
-    if not os.path.exists(db):
-        raise UsageError(f"no store at {db}", remedy="ingest something first, or give --db")
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         if repair:
             again = store.repair()
             for path in again:

@@ -113,6 +113,30 @@ RUN_SETTING_COLUMNS = frozenset(RUN_COLUMNS) - {
     "provenance",
 }
 
+# a model's shape, as settings or a [models.NAME] table give it (``metrics.Shape``)
+SHAPE_KEYS = (
+    "num_layers",
+    "hidden_size",
+    "num_attention_heads",
+    "num_query_groups",
+    "ffn_hidden_size",
+    "vocab_size",
+    "seq_len",
+    "swiglu",
+    "untied_embeddings",
+    "moe_topk",
+    "num_experts",
+    "params",
+)
+# every setting a name means something for (columns, shape, run facts the metrics and
+# MLPerf read); a name close to one of these is a typo, any other is kept free-form
+KNOWN_SETTINGS = (
+    RUN_SETTING_COLUMNS
+    | set(SHAPE_KEYS)
+    | {"lora", "benchmark", "round", "division", "system_status", "model_family", "submitter"}
+    | {"system", "mlperf_run", "mlperf_scaling_factor", "orig_vocab_size"}
+)
+
 # The tables whose rows live in Parquet parts (``store``), and the catalog tables.
 PART_TABLES = ("steps", "events")
 

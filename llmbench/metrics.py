@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .columns import METRIC_COLUMNS, SHAPE_KEYS
 from .errors import UsageError
 from .formats import records
 from .specs import find_accelerator, find_model
@@ -24,20 +25,6 @@ SECONDS_PER_DAY = 86400.0
 # token); the adapters' own FLOPs are negligible (rank 16 on 70B: < 0.1 %).
 LORA_FRACTION = 2 / 3
 STATS = ("median", "mean", "last", "min", "p90")
-SHAPE_KEYS = (
-    "num_layers",
-    "hidden_size",
-    "num_attention_heads",
-    "num_query_groups",
-    "ffn_hidden_size",
-    "vocab_size",
-    "seq_len",
-    "swiglu",
-    "untied_embeddings",
-    "moe_topk",
-    "num_experts",
-    "params",
-)
 
 
 @dataclass
@@ -780,7 +767,7 @@ def summarize(
 
     kw = dict(warmup=warmup, stat=stat, tokens=tokens, models=models, hooks=hooks)
     if isinstance(logs, str):
-        with Store(logs) as s:
+        with Store(logs, create=False) as s:
             return summarize(s, formula, **kw)
     check_formula(formula)
     if isinstance(logs, Store):
@@ -812,7 +799,7 @@ def summarize(
         )
         for r in records(runs)
     ]
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=None if rows else [*IDENTITY, *METRIC_COLUMNS])
     for c in df.columns:
         if c not in (
             "run_id",

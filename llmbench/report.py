@@ -15,6 +15,7 @@ from .logs import Logs
 from .metrics import hooked_events, run_metrics, step_stats_in_store
 from .mlperf.metrics import HOOK as MLPERF
 from .plots import DataWarning
+from .settings import check_setting
 from .specs import find_model
 from .store import Store
 
@@ -49,7 +50,7 @@ def export(db: str | None, table: str, fmt: str = "csv", output: str | None = No
         raise UsageError(f"unknown export format {fmt!r} (csv, json, parquet)")
     if fmt == "parquet" and not output:
         raise UsageError("parquet export needs an output file", remedy="add -o FILE")
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         if not output:
             write(store.chunks(table), fmt, sys.stdout)
             return
@@ -95,7 +96,7 @@ def load_selection(
     that have steps, the others left out with a DataWarning), like ``read_logs``
     gives them."""
 
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         runs = select_runs(store.runs(), select)
         if select and not len(runs):
             raise UsageError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
@@ -143,24 +144,31 @@ def _first_with_steps(runs, limit: int) -> list[str]:
 
 
 def arrange(table, columns: list[str] | None = None, *, sort_by=None, group_by=None):
-    """A metrics table grouped (by ``group_by``, then GPUs), sorted (by ``sort_by``)
-    and cut to ``columns``; UsageError names a column the table lacks."""
+    """A metrics table grouped (by ``group_by``, then GPUs), sorted (by ``sort_by``;
+    ``-COL`` descending) and cut to ``columns``; UsageError names a column the table
+    lacks, with the closest one."""
     if group_by:
-        if group_by not in table.columns:
-            raise UsageError(f"--group-by: no column {group_by!r}")
+        _known(table, [group_by], "--group-by")
         table = table.sort_values([group_by, "num_gpus"], kind="stable")
     if sort_by:
-        if sort_by not in table.columns:
-            raise UsageError(f"--sort: no column {sort_by!r}")
-        table = table.sort_values(sort_by, kind="stable")
+        name = sort_by.removeprefix("-")
+        _known(table, [name], "--sort")
+        table = table.sort_values(name, kind="stable", ascending=not sort_by.startswith("-"))
     if columns is not None:
-        unknown = [c for c in columns if c not in table.columns]
-        if unknown:
-            raise UsageError(
-                f"--columns: unknown {', '.join(unknown)} (columns: {', '.join(table.columns)})"
-            )
+        _known(table, columns, "--columns")
         table = table[columns]
     return table
+
+
+def _known(table, names: list[str], option: str) -> None:
+    """UsageError for the first of ``names`` that is no column of ``table``."""
+    import difflib
+
+    for name in names:
+        if name not in table.columns:
+            close = difflib.get_close_matches(name, list(table.columns), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "see `llmbench report --format json`"
+            raise UsageError(f"{option}: no column {name!r}", remedy=hint)
 
 
 # what extensions add to a run's metrics (``metrics.RunHook``)
@@ -202,7 +210,9 @@ def estimate(
     """The metrics of a run that is described, not logged (one-row DataFrame)."""
     import pandas as pd
 
+    check_setting("accelerator", accelerator, "--accelerator")
     if find_model(model, None, models) is None:
+        check_setting("model", model, "--model")  # a near miss: did you mean
         raise UsageError(
             f"unknown model {model!r}", remedy="use a catalog name such as gpt3-175b or llama3-70b"
         )

@@ -11,6 +11,7 @@ to matching paths, an optional ``path_pattern``, and ``[models.<name>]`` tables
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import hashlib
 import json
@@ -22,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
-from .columns import INT_SETTINGS
+from .columns import INT_SETTINGS, KNOWN_SETTINGS
 from .errors import SettingsError
 from .parsing import literal
-from .specs import find_model
+from .specs import find_accelerator, find_model, model_names, similar_accelerators
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _FIELD_RE = re.compile(r"\{([^{}]*)\}")
@@ -61,6 +62,32 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def check_setting(key: str, value: Any, origin: str) -> None:
+    """SettingsError when ``key`` looks like a misspelt setting, or ``value`` names an
+    accelerator the catalog lacks or a model a letter away from a catalogued one."""
+    if key not in KNOWN_SETTINGS:
+        close = difflib.get_close_matches(key, sorted(KNOWN_SETTINGS), n=1, cutoff=0.8)
+        if close:
+            raise SettingsError(
+                f"{origin}: unknown setting {key!r}",
+                remedy=f"did you mean {close[0]}? (names no setting is close to are kept as "
+                "free-form settings)",
+            )
+    if value is None or not isinstance(value, str):
+        return
+    if key == "accelerator" and find_accelerator(value) is None:
+        close = similar_accelerators(value)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see llmbench/data/hardware.csv"
+        raise SettingsError(f"{origin}: accelerator {value!r} is not in the catalog", remedy=hint)
+    if key == "model" and find_model(value) is None:
+        close = difflib.get_close_matches(value.lower(), model_names(), n=1, cutoff=0.85)
+        if close:
+            raise SettingsError(
+                f"{origin}: model {value!r} is not in the catalog",
+                remedy=f"did you mean {close[0]}? (another name needs its shape: num_layers, ...)",
+            )
+
+
 class PathPattern:
     """``'{dtype}/{model}/{num_gpus}/'``: settings taken from path components."""
 
@@ -81,7 +108,8 @@ class PathPattern:
             parts.append(f"(?P<{name}>[^/]+)")
             pos = m.end()
         parts.append(re.escape(pattern[pos:]))
-        if not names or "{" in pattern[pos:] or "}" in pattern[pos:]:
+        self.fields = names
+        if not names or pattern.count("{") != len(names) or pattern.count("}") != len(names):
             raise SettingsError(
                 f"--path-pattern {pattern!r} has no {{field}} or an unbalanced brace",
                 remedy="write fields in braces, e.g. '{dtype}/{model}/{num_gpus}/'",
@@ -137,7 +165,22 @@ class Settings:
             s._load_file(settings_file)
         if path_pattern:
             s.path_pattern = PathPattern(path_pattern)
+        s.validate()
         return s
+
+    def validate(self) -> None:
+        """SettingsError (exit 2) for a typo: a key close to a known setting but not
+        one (``num_gpu``), an accelerator not in the catalog, a model name close to a
+        catalogued one. Other keys are kept as free-form settings (in ``config``)."""
+        where = f"settings file {self.settings_file}" if self.settings_file else "the settings"
+        layers = [("--set", self.cli), (where, self.defaults)]
+        layers += [(f"{where} [files.{g!r}]", v) for g, v in self.files]
+        if self.path_pattern is not None:
+            fields = dict.fromkeys(self.path_pattern.fields, None)
+            layers.append((f"--path-pattern {self.path_pattern.pattern!r}", fields))
+        for origin, values in layers:
+            for key, value in values.items():
+                check_setting(key, value, origin)
 
     def _load_file(self, path: str) -> None:
         try:

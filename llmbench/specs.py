@@ -121,6 +121,21 @@ def accelerators() -> dict[str, Accelerator]:
     return _hardware()[0]
 
 
+def similar_accelerators(name: str, n: int = 3) -> list[str]:
+    """Catalog keys of the accelerators whose names (or aliases) are closest to
+    ``name``: what a misspelt name probably meant."""
+    import difflib
+
+    _, aliases = _hardware()
+    close = difflib.get_close_matches(_norm(name), sorted(aliases), n=10, cutoff=0.6)
+    return list(dict.fromkeys(aliases[c] for c in close))[:n]
+
+
+def model_names() -> list[str]:
+    """The catalogued model names."""
+    return sorted(models())
+
+
 def find_accelerator(name: Any) -> Accelerator | None:
     """The catalog entry for an accelerator name as logs print it, or None."""
     if name is None:

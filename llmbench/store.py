@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from . import parts as partfiles
 from .columns import FILE_COLUMNS, PART_TABLES, RUN_COLUMNS, TABLES, polars_schema
 from .distributed import read_parts
-from .errors import StoreError, storage_error
+from .errors import StoreError, UsageError, storage_error
 from .frames import dataframe, to_pandas
 from .logs import Logs
 from .rows import id_frame
@@ -174,8 +174,17 @@ class Damage(NamedTuple):
 class Store:
     """An open llmbench store. Use as a context manager or call close()."""
 
-    def __init__(self, path: str | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self, path: str | None = None, *, timeout: float = 60.0, create: bool = True
+    ) -> None:
+        """Open the store at ``path`` (default ``default_path()``); with
+        ``create=False`` (readers) a missing store is a UsageError, not a new file."""
         self.path = path or default_path()
+        if not create and not os.path.exists(self.path):
+            raise UsageError(
+                f"no store at {self.path}",
+                remedy="ingest logs first (llmbench ingest PATH), or point --db at a store",
+            )
         self.parts_dir = partfiles.directory(self.path)
         self._savepoints = 0
         self._published: list[str] = []  # parts renamed in the open transaction
@@ -1031,7 +1040,7 @@ def read_store(path: str | None = None, engine: str = "pandas"):
         raise StoreError(
             "no store here", path=path, remedy="ingest logs first: llmbench ingest PATH"
         )
-    with Store(path) as store:
+    with Store(path, create=False) as store:
         runs = store.runs()
         if engine == "pandas":
             steps, events = store.read("steps"), store.read("events")

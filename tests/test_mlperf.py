@@ -236,6 +236,9 @@ def test_rank_prefixed_lines_and_markdown_and_plot(tmp_path):
 
 
 def test_no_results_is_one_line_and_exit_1(tmp_path):
+    from llmbench.store import Store
+
+    Store(str(tmp_path / "empty.db")).close()  # a store, empty (a missing one: exit 2)
     r = _mlperf("--db", str(tmp_path / "empty.db"))
     assert r.exit_code == 1 and "no MLPerf result files found in the store" in r.stderr
 

@@ -73,7 +73,7 @@ def submissions_table(rows: list[dict], columns: list[str] | None = SUMMARY_VIEW
 def _summaries(db: str | None, paths) -> list[dict]:
 
     roots = [os.path.abspath(p) for p in paths]
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         folders: dict[str, list[tuple[str, str, str | None]]] = {}
         for f in store.files():
             path = f["path"]

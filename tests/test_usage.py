@@ -1,0 +1,127 @@
+"""Loud on bad input: a misspelt name is an error with the name meant; a missing
+store is one line and creates nothing; an empty store is an empty result and a hint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from conftest import FIXTURES, write
+
+from llmbench.cli import cli
+
+PAX = FIXTURES / "pax"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    "args, said, meant",
+    [
+        (["--set", "num_gpu=8"], "--set: unknown setting 'num_gpu'", "did you mean num_gpus?"),
+        (["--set", "seqlen=2048"], "unknown setting 'seqlen'", "did you mean seq_len?"),
+        (["--set", "model=llama2-7bb"], "model 'llama2-7bb' is not in the catalog", "llama2-7b?"),
+        (
+            ["--set", "accelerator=H100-SXM-80G"],
+            "accelerator 'H100-SXM-80G' is not in the catalog",
+            "did you mean h100-sxm",
+        ),
+        (["--path-pattern", "{dtype/{model}"], "unbalanced brace", "write fields in braces"),
+    ],
+)
+def test_a_misspelt_name_is_an_error_naming_what_was_meant(tmp_path, args, said, meant):
+    r = run("ingest", PAX, "--db", tmp_path / "s.db", *args)
+    assert r.exit_code == 2, r.output
+    assert said in r.stderr and meant in r.stderr
+    assert not (tmp_path / "s.db").exists()  # nothing was read or stored
+
+
+def test_settings_file_keys_are_checked_too(tmp_path):
+    bad = write(tmp_path / "s.toml", 'num_gpu = 8\n[files."*/128/*"]\nseq_len = 2048\n')
+    r = run("ingest", PAX, "--db", tmp_path / "s.db", "--settings", bad)
+    assert r.exit_code == 2 and "unknown setting 'num_gpu'" in r.stderr
+    bad = write(tmp_path / "t.toml", '[files."*/128/*"]\nglobal_batch_sze = 256\n')
+    r = run("ingest", PAX, "--db", tmp_path / "s.db", "--settings", bad)
+    assert r.exit_code == 2 and "did you mean global_batch_size?" in r.stderr
+
+
+def test_a_free_form_setting_is_kept(tmp_path):
+    db = tmp_path / "s.db"
+    assert (
+        run("ingest", PAX / "fp8" / "175b" / "128", "--db", db, "--set", "cluster=eos").exit_code
+        == 0
+    )
+    (row,) = json.loads(run("runs", "--db", db, "--format", "json", "--all").stdout)
+    assert json.loads(row["config"])["cluster"] == "eos"
+
+
+def test_estimate_names_the_accelerator_meant():
+    r = run(
+        "estimate",
+        "--model",
+        "gpt3-175b",
+        "--gpus",
+        "8",
+        "--global-batch-size",
+        "8",
+        "--step-time",
+        "1",
+        "--accelerator",
+        "h100-pcie-99",
+    )
+    assert r.exit_code == 2 and "did you mean h100-pcie" in r.stderr
+
+
+def test_report_columns_and_sort_check_their_names_and_sort_descending(tmp_path):
+    db = tmp_path / "s.db"
+    settings = FIXTURES / "settings.toml"
+    assert run("ingest", PAX, "--db", db, "--settings", settings).exit_code == 0
+    r = run("report", "--db", db, "--columns", "run_id,num_gpu")
+    assert r.exit_code == 2 and "--columns: no column 'num_gpu'" in r.stderr
+    assert "did you mean num_gpus?" in r.stderr
+    r = run("report", "--db", db, "--sort", "mfuu")
+    assert r.exit_code == 2 and "did you mean mfu?" in r.stderr
+    r = run("report", "--db", db, "--sort", "-num_gpus", "--format", "json")
+    gpus = [row["num_gpus"] for row in json.loads(r.stdout)]
+    assert gpus == sorted(gpus, reverse=True) and len(gpus) == 5
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs"],
+        ["report"],
+        ["export"],
+        ["plot", "scaling", "-o", "x.png"],
+        ["mlperf"],
+        ["check"],
+        ["forget", "abc"],
+    ],
+)
+def test_a_missing_store_is_one_line_and_creates_nothing(tmp_path, command):
+    db = tmp_path / "none.db"
+    r = run(*command, "--db", db)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.splitlines()[0] == f"Error: no store at {db}"
+    assert "hint: ingest logs first" in r.stderr and "Traceback" not in r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_store_gives_empty_results_and_a_hint(tmp_path):
+    from llmbench.store import Store
+
+    db = tmp_path / "empty.db"
+    Store(str(db)).close()
+    for command, empty in (
+        (["runs"], "run_id"),
+        (["report"], "run_id"),
+        (["report", "--format", "json"], "[]"),
+    ):
+        r = run(*command, "--db", db)
+        assert r.exit_code == 0 and empty in r.stdout, (command, r.output)
+        assert "the store holds no runs yet: llmbench ingest PATH first" in r.stderr
+    r = run("export", "--db", db)
+    assert r.exit_code == 0 and r.stdout.startswith("run_id,step,")
