@@ -93,7 +93,9 @@ def settings_options(f):
         "set_items",
         multiple=True,
         metavar="K=V",
-        help="A value the logs lack, e.g. --set num_gpus=128 (repeatable; wins over all else).",
+        help="A value the logs lack, e.g. --set num_gpus=128 (repeatable; wins over all else). "
+        "A name a letter away from a known setting is refused as a typo; other names are "
+        "kept as free-form settings.",
     )(f)
     return f
 

@@ -62,7 +62,7 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def check_setting(key: str, value: Any, origin: str) -> None:
+def check_setting(key: str, value: Any, origin: str, models: dict | None = None) -> None:
     """SettingsError when ``key`` looks like a misspelt setting, or ``value`` names an
     accelerator the catalog lacks or a model a letter away from a catalogued one."""
     if key not in KNOWN_SETTINGS:
@@ -79,7 +79,7 @@ def check_setting(key: str, value: Any, origin: str) -> None:
         close = similar_accelerators(value)
         hint = f"did you mean {' or '.join(close)}?" if close else "see llmbench/data/hardware.csv"
         raise SettingsError(f"{origin}: accelerator {value!r} is not in the catalog", remedy=hint)
-    if key == "model" and find_model(value) is None:
+    if key == "model" and find_model(value, None, models) is None:
         close = difflib.get_close_matches(value.lower(), model_names(), n=1, cutoff=0.85)
         if close:
             raise SettingsError(
@@ -180,7 +180,7 @@ class Settings:
             layers.append((f"--path-pattern {self.path_pattern.pattern!r}", fields))
         for origin, values in layers:
             for key, value in values.items():
-                check_setting(key, value, origin)
+                check_setting(key, value, origin, self.models)
 
     def _load_file(self, path: str) -> None:
         try:

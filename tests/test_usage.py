@@ -125,3 +125,13 @@ def test_an_empty_store_gives_empty_results_and_a_hint(tmp_path):
         assert "the store holds no runs yet: llmbench ingest PATH first" in r.stderr
     r = run("export", "--db", db)
     assert r.exit_code == 0 and r.stdout.startswith("run_id,step,")
+
+
+def test_a_model_the_settings_file_defines_is_no_typo(tmp_path):
+    spec = write(
+        tmp_path / "m.toml",
+        'model = "llama2-7bx"\n[models.llama2-7bx]\nnum_layers = 32\nhidden_size = 4096\n'
+        "num_attention_heads = 32\nvocab_size = 32000\n",
+    )
+    r = run("ingest", PAX / "fp8" / "175b" / "128", "--db", tmp_path / "s.db", "--settings", spec)
+    assert r.exit_code == 0, r.stderr
