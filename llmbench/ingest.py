@@ -747,7 +747,8 @@ def read_logs(
     """Read logs into ``.runs``, ``.steps``, ``.events`` DataFrames (no store).
 
     ``settings`` is a dict of values a log lacks (like ``--set``), or a Settings.
-    Files that cannot be read are listed in ``.results`` and ``.warnings``.
+    A path that does not exist (or a glob that matches nothing) raises InputError;
+    files that cannot be read are listed in ``.results`` and ``.warnings``.
     """
     import polars as pl
 
@@ -761,7 +762,9 @@ def read_logs(
         registry.get(parser)
     configured_parsers(settings)
     sources, errors = expand_paths(str(p) for p in paths)
-    results = [FileResult(e.path or "?", "failed", error=e) for e in errors]
+    if errors:  # a path that does not exist: raised, as pandas.read_csv raises
+        raise errors[0]
+    results: list[FileResult] = []
     runs: list[dict] = []
     frames: dict[str, list] = {"steps": [], "events": []}
     for src in sources:

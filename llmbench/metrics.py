@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -195,11 +196,20 @@ def _quantiles(srt) -> Callable[[float], float]:
     return q
 
 
+# the tail binary arithmetic leaves on a decimal: ...99999998, ...00000004
+_NOISE = re.compile(r"(?:0{4,}|9{4,})\d{0,2}$")
+
+
 def _clean(x: float) -> float:
     """``x`` without the binary noise of its last bits: the median of 1.5392 and
-    1.5429 is 1.54105, not 1.5410499999999998 (15 significant digits are kept,
-    all a float holds reliably)."""
-    return float(f"{x:.15g}") if math.isfinite(x) else x
+    1.5429 is 1.54105, not 1.5410499999999998. A value printed with 16 or 17
+    digits (5154997.267404211) has no such tail and is kept as it is."""
+    if not math.isfinite(x):
+        return x
+    digits = repr(x).split("e")[0].replace("-", "").replace(".", "")
+    if len(digits.strip("0")) < 16 or not _NOISE.search(digits):
+        return x
+    return float(f"{x:.15g}")
 
 
 def _steady(steady, stat: str) -> dict[str, Any]:
@@ -817,6 +827,8 @@ def summarize(
             "missing",
         ):
             df[c] = pd.to_numeric(df[c], errors="coerce")
+            if df[c].dtype == "float64":  # 136.9573, not 136.95729999999998
+                df[c] = [_clean(v) for v in df[c]]
     return df
 
 

@@ -135,3 +135,29 @@ def test_a_model_the_settings_file_defines_is_no_typo(tmp_path):
     )
     r = run("ingest", PAX / "fp8" / "175b" / "128", "--db", tmp_path / "s.db", "--settings", spec)
     assert r.exit_code == 0, r.stderr
+
+
+def test_notebook_api_is_listed_and_a_missing_path_raises(tmp_path):
+    import llmbench
+    from llmbench.errors import InputError
+
+    assert {"read_logs", "summarize", "plot_scaling", "read_store", "export"} <= set(dir(llmbench))
+    with pytest.raises(InputError, match="no such file"):
+        llmbench.read_logs(str(tmp_path / "nope"))
+
+
+def test_report_numbers_carry_no_float_noise(tmp_path):
+    db = tmp_path / "s.db"
+    assert (
+        run("ingest", FIXTURES, "--db", db, "--settings", FIXTURES / "settings.toml").exit_code == 0
+    )
+    rows = json.loads(run("report", "--db", db, "--format", "json").stdout)
+    floats = [v for row in rows for v in row.values() if isinstance(v, float)]
+    assert len(floats) > 100
+    import re
+
+    def noisy(v: float) -> bool:  # 136.95729999999998, 0.30000000000000004
+        digits = repr(v).split("e")[0].replace("-", "").replace(".", "")
+        return len(digits.strip("0")) >= 16 and re.search(r"(0{4,}|9{4,})\d{0,2}$", digits)
+
+    assert [v for v in floats if noisy(v)] == []
