@@ -411,8 +411,10 @@ def metric_options(f):
 @db_option
 @metric_options
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--columns", help="Comma-separated columns [default: a summary; json: all].")
-@click.option("--sort", "sort_by", help="Sort by this column.")
+@click.option(
+    "--columns", help="Comma-separated columns, or 'all' [default: a summary; json: all]."
+)
+@click.option("--sort", "sort_by", help="Sort by this column (-COL: descending).")
 @click.option("--group-by", help="Group rows by this column (sorted by it, then by num_gpus).")
 @models_option
 @click.option("--explain", is_flag=True, help="Show where every input of every run came from.")
@@ -464,7 +466,9 @@ def report(
             for key, value, origin in explain_run(run, models):
                 click.echo(f"  {key:<22} {'' if value is None else value!s:<24} {origin}")
         return
-    if columns:
+    if columns == "all":
+        cols = None
+    elif columns:
         cols = [c.strip() for c in columns.split(",") if c.strip()]
     elif fmt == "table":
         cols = REPORT_VIEW + (["time_for_tokens_s"] if tokens else [])

@@ -87,6 +87,8 @@ def test_report_columns_and_sort_check_their_names_and_sort_descending(tmp_path)
     r = run("report", "--db", db, "--sort", "-num_gpus", "--format", "json")
     gpus = [row["num_gpus"] for row in json.loads(r.stdout)]
     assert gpus == sorted(gpus, reverse=True) and len(gpus) == 5
+    header = run("report", "--db", db, "--columns", "all").stdout.splitlines()[0].split()
+    assert len(header) > 40 and {"hfu", "missing", "comm_dp_bytes_per_gpu"} <= set(header)
 
 
 @pytest.mark.parametrize(
