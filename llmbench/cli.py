@@ -421,6 +421,14 @@ def metric_options(f):
 @click.option(
     "--plot", type=click.Path(dir_okay=False), help="Also draw the scaling figure (png, svg, pdf)."
 )
+@click.option(
+    "--set",
+    "set_items",
+    multiple=True,
+    metavar="K=V",
+    help="An input for this report only, over what the runs hold, e.g. --set "
+    "accelerator=h100-sxm (repeatable; the store is not changed).",
+)
 def report(
     select,
     db,
@@ -435,11 +443,12 @@ def report(
     models,
     explain,
     plot,
+    set_items,
 ) -> None:
     """Metrics per run: step time, tokens/s, TFLOPs per GPU, MFU, time to train.
 
     A metric whose inputs are missing is empty, and the `missing` column says
-    what to --set when ingesting.
+    what to --set (here, for this report, or when ingesting, for good).
 
     \b
     Example:
@@ -449,14 +458,23 @@ def report(
     from .formats import render
     from .metrics import explain as explain_run
     from .report import arrange, summarize_store
+    from .settings import Settings
 
     if plot:
         from .plots import check_path
 
         check_path(plot)
+    overrides = Settings.build(set_items).cli if set_items else None  # typos: exit 2
     with _notes():
         table, runs = summarize_store(
-            db, select, formula=formula, warmup=warmup, stat=stat, tokens=tokens, models=models
+            db,
+            select,
+            formula=formula,
+            warmup=warmup,
+            stat=stat,
+            tokens=tokens,
+            models=models,
+            overrides=overrides,
         )
     if plot:
         _draw("scaling", plot, table=table, group_by=group_by)

@@ -9,6 +9,7 @@ import warnings
 from typing import Any
 
 from . import metrics, plots
+from .columns import RUN_SETTING_COLUMNS
 from .errors import UsageError, storage_error
 from .formats import records, write
 from .logs import Logs
@@ -88,18 +89,22 @@ def load_selection(
     warmup: int | None = None,
     stat: str = "median",
     steps_limit: int | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Logs:
     """A ``Logs`` of the selected runs (``.runs``), the events ``HOOKS`` read (``.events``),
     the steady-state statistics of their steps (``.stats``, computed from the
     columns they need, in the parts) and, with ``steps``, every step (``.steps``;
     only those columns when ``steps`` lists them; of the first ``steps_limit`` runs
     that have steps, the others left out with a DataWarning), like ``read_logs``
-    gives them."""
+    gives them. ``overrides`` (``report --set``) replace the runs' inputs for this
+    reading only; the store is not changed."""
 
     with Store(db, create=False) as store:
         runs = select_runs(store.runs(), select)
         if select and not len(runs):
             raise UsageError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
+        if overrides:
+            runs = override(runs, overrides)
         ids = list(runs["run_id"])
         damaged: list = []  # parts that cannot be read: their runs reported without rows
         stats = step_stats_in_store(store, ids, warmup, stat, damaged)
@@ -127,6 +132,25 @@ def _note_damage(damaged: list) -> None:
             DataWarning,
             stacklevel=3,
         )
+
+
+def override(runs, values: dict[str, Any], origin: str = "report --set"):
+    """``runs`` with ``values`` in place of their inputs (a run column, else a key of
+    ``config``), each noted in ``provenance`` as coming from ``origin``."""
+    runs = runs.copy()
+    configs = [json.loads(c or "{}") for c in runs["config"]]
+    provs = [json.loads(p or "{}") for p in runs["provenance"]]
+    for key, value in values.items():
+        if key in RUN_SETTING_COLUMNS:
+            runs[key] = [value] * len(runs)
+        else:
+            for config in configs:
+                config[key] = value
+        for prov in provs:
+            prov[key] = origin
+    runs["config"] = [json.dumps(c, sort_keys=True) for c in configs]
+    runs["provenance"] = [json.dumps(p, sort_keys=True) for p in provs]
+    return runs
 
 
 def _first_with_steps(runs, limit: int) -> list[str]:
@@ -184,8 +208,14 @@ def summarize(logs: Any, formula: str = "megatron", **kw: Any):
 
 def summarize_store(db: str | None, select=(), **kw: Any):
     """(metrics table, selected run rows) for the store at ``db``."""
+    overrides = kw.pop("overrides", None)
     view = load_selection(
-        db, select, steps=False, warmup=kw.get("warmup"), stat=kw.get("stat", "median")
+        db,
+        select,
+        steps=False,
+        warmup=kw.get("warmup"),
+        stat=kw.get("stat", "median"),
+        overrides=overrides,
     )
     return summarize(view, **kw), records(view.runs)
 

@@ -163,3 +163,24 @@ def test_report_numbers_carry_no_float_noise(tmp_path):
         return len(digits.strip("0")) >= 16 and re.search(r"(0{4,}|9{4,})\d{0,2}$", digits)
 
     assert [v for v in floats if noisy(v)] == []
+
+
+def test_report_set_supplies_a_missing_input_for_that_report_only(tmp_path):
+    db = tmp_path / "s.db"
+    seed = FIXTURES / "megatron_deepspeed" / "seed002-20b-fp16.log"
+    assert run("ingest", seed, "--db", db).exit_code == 0
+    cols = ("--columns", "run_id,tflops_per_gpu,mfu,missing", "--format", "json")
+    (before,) = json.loads(run("report", "--db", db, *cols).stdout)
+    assert before["mfu"] is None and "set accelerator for mfu" in before["missing"]
+    r = run("report", "--db", db, "--set", "accelerator=a100-sxm-40gb", *cols)
+    (after,) = json.loads(r.stdout)
+    assert after["mfu"] == pytest.approx(after["tflops_per_gpu"] / 312.0)  # A100 fp16 dense peak
+    explained = run("report", "--db", db, "--set", "accelerator=a100-sxm-40gb", "--explain")
+    assert any(
+        "a100-sxm-40gb" in line and line.rstrip().endswith("report --set")
+        for line in explained.stdout.splitlines()
+    )
+    (again,) = json.loads(run("report", "--db", db, *cols).stdout)
+    assert again["mfu"] is None  # the store is unchanged
+    r = run("report", "--db", db, "--set", "acelerator=a100")
+    assert r.exit_code == 2 and "did you mean accelerator?" in r.stderr
