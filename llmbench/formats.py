@@ -1,13 +1,17 @@
-"""Render a DataFrame as a terminal table, markdown, CSV or JSON (text)."""
+"""Render a DataFrame as a terminal table, markdown, CSV or JSON (text), and write
+an output file (a table, a figure) atomically."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import math
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
+
+from .errors import storage_error
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -110,3 +114,33 @@ def layout(cols: list[str], rows, right: list[bool], fmt: str = "table") -> str:
         out = [line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows]
         return "\n".join(out) + "\n"
     raise ValueError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str, prefix: str = ".llmbench-", suffix: str = "", public: bool = False
+) -> Iterator[str]:
+    """A temporary file beside ``path`` for the block to write; renamed to ``path``
+    when the block ends, removed on any error. ``public``: readable as the umask
+    allows (``mkstemp`` makes it private). A write the disk refuses leaves as a
+    StorageError naming the folder (one clear line, not a traceback)."""
+    import tempfile  # start-up: the command line imports this module for its names
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        if public:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        yield tmp
+        os.replace(tmp, path)
+    except Exception as e:
+        fault = storage_error(e, folder)
+        if fault is None or fault is e:
+            raise
+        raise fault from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -14,8 +14,8 @@ import os
 import warnings
 from typing import Any
 
-from .errors import NoDataError, UsageError, storage_error
-from .formats import records
+from .errors import NoDataError, UsageError
+from .formats import atomic_output, records
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common
 # form of colour-vision deficiency.
@@ -490,28 +490,10 @@ def _tokens(g, run: dict[str, Any]):
 
 def save(fig_or_ax, path: str) -> str:
     """Write a figure (png, svg or pdf by the suffix) atomically; returns the path."""
-    import tempfile
-
     fmt = check_path(path)
     fig = fig_or_ax if hasattr(fig_or_ax, "savefig") else _figure_of(fig_or_ax)
-    suffix = "." + fmt
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=folder, prefix=".llmbench-")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a figure is not
-    try:
+    with atomic_output(path, suffix="." + fmt, public=True) as tmp:  # a figure is not private
         fig.savefig(tmp, format=fmt, bbox_inches="tight")
-        os.replace(tmp, path)
-    except Exception as e:
-        fault = storage_error(e, folder)  # a full or read-only disk: one clear line
-        if fault is None:
-            raise
-        raise fault from e
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

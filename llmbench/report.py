@@ -10,8 +10,8 @@ from typing import Any
 
 from . import metrics, plots
 from .columns import RUN_SETTING_COLUMNS
-from .errors import UsageError, storage_error
-from .formats import records, write
+from .errors import UsageError
+from .formats import atomic_output, records, write
 from .logs import Logs
 from .metrics import hooked_events, run_metrics, step_stats_in_store
 from .mlperf.metrics import HOOK as MLPERF
@@ -45,7 +45,6 @@ def export(db: str | None, table: str, fmt: str = "csv", output: str | None = No
     (written to a temporary name, renamed when complete) or to stdout (csv, json),
     a chunk of rows at a time: memory stays bounded by the chunk, not the table."""
     import sys
-    import tempfile
 
     if fmt not in ("csv", "json", "parquet"):
         raise UsageError(f"unknown export format {fmt!r} (csv, json, parquet)")
@@ -55,23 +54,12 @@ def export(db: str | None, table: str, fmt: str = "csv", output: str | None = No
         if not output:
             write(store.chunks(table), fmt, sys.stdout)
             return
-        folder = os.path.dirname(os.path.abspath(output))
-        fd, tmp = tempfile.mkstemp(prefix=".llmbench-export-", dir=folder)
-        try:
+        with atomic_output(output, prefix=".llmbench-export-") as tmp:
             if fmt == "parquet":
-                os.close(fd)
                 store.export_parquet(table, tmp)
             else:
-                with open(fd, "w", encoding="utf-8", newline="") as f:
+                with open(tmp, "w", encoding="utf-8", newline="") as f:
                     write(store.chunks(table), fmt, f)
-            os.replace(tmp, output)
-        except BaseException as e:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            fault = storage_error(e, folder) if isinstance(e, Exception) else None
-            if fault is None:
-                raise
-            raise fault from e
 
 
 # the step columns a figure of steps reads (the rest stay in the parts)

@@ -140,6 +140,20 @@ class FileRows(NamedTuple):
     parts: tuple = ()
 
 
+def _with_run_id(table: str, columns) -> list[str]:
+    """``columns`` of ``table`` (all when None), ``run_id`` among them."""
+    cols = list(columns) if columns is not None else list(TABLES[table])
+    return cols if "run_id" in cols else ["run_id", *cols]
+
+
+def _no_rows(table: str, cols: list[str]):
+    """An empty polars frame of ``table``'s ``cols``, typed."""
+    import polars as pl
+
+    schema = polars_schema(TABLES[table])
+    return pl.DataFrame(schema={c: schema[c] for c in cols})
+
+
 def _read_only(folder: str) -> bool:
     """Whether ``folder`` is on a read-only file system (nobody writes the store
     there, so reading it as immutable is safe)."""
@@ -738,26 +752,13 @@ class Store:
 
         if table not in PART_TABLES:
             raise StoreError(f"unknown table {table!r} (tables: {', '.join(TABLES)})")
-        select = "SELECT part, run_id FROM run_parts WHERE tbl = ?"
-        if run_ids is None:
-            found = self.conn.execute(select, (table,)).fetchall()
-        else:
-            found = self._select_in(
-                "SELECT part, run_id FROM run_parts", "run_id", run_ids, f"AND tbl = '{table}'"
-            )
-        by_part: dict[str, list[str]] = {}
-        for part, run_id in found:
-            by_part.setdefault(part, []).append(run_id)
-        cols = list(columns) if columns is not None else list(TABLES[table])
-        if "run_id" not in cols:
-            cols = ["run_id", *cols]
+        cols = _with_run_id(table, columns)
         frames = []
-        for part, ids in sorted(by_part.items()):
+        for part, ids in self.live_parts(table, run_ids).items():
             path = self._part_path(part, ids)
             frames.append(pl.scan_parquet(path).select(cols).filter(pl.col("run_id").is_in(ids)))
         if not frames:
-            schema = polars_schema(TABLES[table])
-            return pl.LazyFrame(schema={c: schema[c] for c in cols})
+            return _no_rows(table, cols).lazy()
         lf = pl.concat(frames, how="vertical")
         if keys is not None:
             lf = lf.filter(pl.col("key").is_in(list(keys)))
@@ -800,13 +801,20 @@ class Store:
             )
         return path
 
-    def live_parts(self, table: str) -> dict[str, list[str]]:
-        """Each part of ``table`` (file name) and the runs whose rows it holds (a
-        part may also hold rows of runs replaced since: read only these)."""
+    def live_parts(self, table: str, run_ids: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """Each part of ``table`` (file name, in write order) and the runs (of
+        ``run_ids`` when given) whose rows it holds (a part may also hold rows of
+        runs replaced since: read only these)."""
+        if run_ids is None:
+            found = self.conn.execute(
+                "SELECT part, run_id FROM run_parts WHERE tbl = ?", (table,)
+            ).fetchall()
+        else:
+            found = self._select_in(
+                "SELECT part, run_id FROM run_parts", "run_id", run_ids, f"AND tbl = '{table}'"
+            )
         live: dict[str, list[str]] = {}
-        for part, run_id in self.conn.execute(
-            "SELECT part, run_id FROM run_parts WHERE tbl = ? ORDER BY part, run_id", (table,)
-        ):
+        for part, run_id in sorted(found):
             live.setdefault(part, []).append(run_id)
         return live
 
@@ -897,19 +905,13 @@ class Store:
         or is noted in ``damaged`` and left out."""
         import polars as pl
 
-        cols = list(columns) if columns is not None else list(TABLES[table])
-        cols = cols if "run_id" in cols else ["run_id", *cols]
-        live = self.live_parts(table)
-        wanted = set(run_ids) if run_ids is not None else None
+        cols = _with_run_id(table, columns)
         frames = []
-        for part, ids in sorted(live.items()):
-            ids = [i for i in ids if wanted is None or i in wanted]
-            if ids:
-                frame = self._read_part(part, ids, cols, damaged, ids)
-                if frame is not None:
-                    frames.append(frame)
-        schema = polars_schema(TABLES[table])
-        frame = pl.concat(frames) if frames else pl.DataFrame(schema={c: schema[c] for c in cols})
+        for part, ids in self.live_parts(table, run_ids).items():
+            frame = self._read_part(part, ids, cols, damaged, ids)
+            if frame is not None:
+                frames.append(frame)
+        frame = pl.concat(frames) if frames else _no_rows(table, cols)
         return frame.filter(pl.col("key").is_in(list(keys))) if keys is not None else frame
 
     def chunks(self, table: str, rows: int = 100_000) -> Iterator:
@@ -932,7 +934,7 @@ class Store:
         ):
             spans.setdefault(run_id, []).append((part, first, n))
         ints = [c for c, sql in cols.items() if sql.startswith("INTEGER")]
-        floats = self._with_gaps(table, ints, spans)
+        floats = self._with_gaps(table, ints)
         order = ["run_id", "step", "line_no"] if table == "steps" else ["run_id", "line_no"]
         batch: list[tuple[str, int, int]] = []
         held = runs_in_batch = 0
@@ -960,17 +962,13 @@ class Store:
         if not ids:
             yield dataframe([], cols)
 
-    def _with_gaps(self, table: str, columns: list[str], spans: dict) -> list[str]:
+    def _with_gaps(self, table: str, columns: list[str]) -> list[str]:
         """Which of ``columns`` miss a value in a stored row of ``table`` (part by
         part: memory holds one part's columns)."""
         import polars as pl
 
-        ids_in: dict[str, list[str]] = {}
-        for run_id, where in spans.items():
-            for part, *_ in where:
-                ids_in.setdefault(part, []).append(run_id)
         gaps: set[str] = set()
-        for part, ids in sorted(ids_in.items()):
+        for part, ids in self.live_parts(table).items():
             left = [c for c in columns if c not in gaps]
             if not left:
                 break

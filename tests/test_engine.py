@@ -236,11 +236,15 @@ def megatron_logs(draw):
     return data
 
 
-@settings(
+# the generated-log properties: examples from $LLMBENCH_ENGINE_EXAMPLES (more by hand)
+GENERATED = settings(
     max_examples=int(os.environ.get("LLMBENCH_ENGINE_EXAMPLES", 60)),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+
+
+@GENERATED
 @given(data=megatron_logs(), small=st.booleans())
 def test_generated_megatron_logs_read_the_same_in_bulk(tmp_path, monkeypatch, data, small):
     if small:  # many blocks: copies, restarts and Python-read blocks across their edges
@@ -423,11 +427,7 @@ def mllog_logs(draw):
     return ("\n".join(lines) + "\n").encode()
 
 
-@settings(
-    max_examples=int(os.environ.get("LLMBENCH_ENGINE_EXAMPLES", 60)),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@GENERATED
 @given(data=mllog_logs(), small=st.booleans())
 def test_generated_mllog_logs_read_the_same_in_bulk(tmp_path, monkeypatch, data, small):
     if small:
