@@ -337,6 +337,9 @@ def main() -> None:
     except BrokenPipeError:  # piping into `head`
         sys.stderr.close()
         sys.exit(EXIT_OK)
+    except KeyboardInterrupt:  # before or after a command ran: nothing to tell
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _models(ctx: click.Context, param: click.Parameter, value: str | None):

@@ -76,7 +76,7 @@ def outcomes(
                     remedy="run the ingest again: stored files are skipped",
                 )
 
-    def close() -> None:
+    def close(interrupted: bool = False) -> None:
         for f in futures:
             f.release()
         client.close()

@@ -11,13 +11,16 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from . import parts as partfiles
@@ -198,8 +201,6 @@ class _HashAhead:
     """The sha256 of a file, computed by a thread while the file is parsed."""
 
     def __init__(self, path: str) -> None:
-        import threading
-
         self._sha = hashlib.sha256()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(path,), daemon=True)
@@ -493,12 +494,14 @@ def ingest(
             store, sources, parser, settings, layer_cache, results, total, progress, broken
         )
         jobs = [(s.path, parser, settings, store.parts_dir) for s in todo]
-        outcomes, close = _run_jobs(jobs, engine, scheduler, workers, layer_cache)
         batch = _Batch(store, results, total, progress, broken)
+        close, interrupted = None, True  # until the loop ends: Ctrl-C, or any fault
         try:
+            outcomes, close = _run_jobs(jobs, engine, scheduler, workers, layer_cache)
             for src, outcome in zip(todo, outcomes, strict=True):
                 batch.add(src, outcome)
             batch.flush()
+            interrupted = False
         except StorageError as e:
             done = sum(r.status in ("ingested", "unchanged", "duplicate") for r in results)
             raise StorageError(
@@ -507,7 +510,8 @@ def ingest(
                 remedy=e.remedy,
             ) from e
         finally:
-            close()
+            if close is not None:
+                close(interrupted)
     return IngestReport(results)
 
 
@@ -530,28 +534,94 @@ def _changed(store, sources, parser, settings, layer_cache, results, total, prog
 
 
 def _run_jobs(jobs: list, engine: str, scheduler: str | None, workers: int, layer_cache: dict):
-    """(the jobs' outcomes in order, a function that releases the workers): on a Dask
-    cluster, a pool of ``workers`` processes, or here, one job at a time."""
+    """(the jobs' outcomes in order, a function ``close(interrupted)`` that releases
+    the workers): on a Dask cluster, a pool of ``workers`` processes, or here, one job
+    at a time."""
     if engine == "dask" and jobs:
         return dask_outcomes(jobs, parse_job, scheduler, workers)
     if workers > 1 and len(jobs) > 1:
-        # spawned, not forked: a fork of a process whose polars threads are running
-        # can deadlock in the child
+        return _pool_outcomes(jobs, workers)
+    return (parse_job(job, layer_cache) for job in jobs), lambda interrupted=False: None
+
+
+def _pool_outcomes(jobs: list, workers: int):
+    """The jobs mapped over ``workers`` spawned processes (not forked: a fork of a
+    process whose polars threads are running can deadlock in the child), and the
+    function that stops them.
+
+    Ctrl-C is the parent's alone: a terminal sends SIGINT to the whole process group,
+    and a worker that got it would print a traceback and could leave the pool's
+    shutdown waiting on it. The workers start with SIGINT ignored (an ignored signal
+    stays ignored across exec; blocked meanwhile, a Ctrl-C waits for the parent), and
+    on an interrupt they are terminated rather than waited for."""
+    sigint = _ignore_sigint()
+    pool = None
+    try:
         pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=watch_parent,
             initargs=(os.getpid(),),
         )
-        return pool.map(parse_job, jobs, chunksize=4), lambda: pool.shutdown(cancel_futures=True)
-    return (parse_job(job, layer_cache) for job in jobs), lambda: None
+        # chunks of a few files: one future per file costs more than a small file;
+        # submitted here, which starts every worker
+        futures = [pool.submit(_parse_jobs, jobs[i : i + 4]) for i in range(0, len(jobs), 4)]
+    finally:
+        try:
+            sigint()  # a Ctrl-C that came meanwhile lands here
+        except BaseException:
+            if pool is not None:
+                _stop(pool, interrupted=True)
+            raise
+    return (o for f in futures for o in f.result()), partial(_stop, pool)
+
+
+def _ignore_sigint() -> Callable[[], None]:
+    """Ignore SIGINT (held back, not lost) until the returned function is called.
+    Outside the main thread, where Python keeps no signal handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    return restore
+
+
+def _stop(pool: ProcessPoolExecutor, interrupted: bool = False) -> None:
+    """Release the workers: after the last job, or at once (``interrupted``)."""
+    procs = list((pool._processes or {}).values())  # shutdown() forgets them
+    results = pool._result_queue
+    # the pool cancels what has not started; a future cancelled from this thread while
+    # its worker is being terminated trips the pool's own thread (CPython 3.11)
+    pool.shutdown(wait=False, cancel_futures=True)
+    if interrupted:
+        for proc in procs:
+            with suppress(OSError):
+                proc.terminate()
+        for proc in procs:
+            proc.join()
+        # a worker terminated while sending its result leaves half a message, which
+        # the pool's thread would wait for, and the interpreter's exit on that
+        # thread: with every writer closed, it reads end-of-file instead
+        with suppress(OSError, AttributeError):
+            results._writer.close()
+    pool.shutdown(wait=True)
+
+
+def _parse_jobs(jobs: list) -> list:
+    return [parse_job(job) for job in jobs]
 
 
 def watch_parent(parent: int, every: float = 0.5) -> None:
-    """In a worker process: exit as soon as ``parent`` is gone. A parent killed with
-    SIGKILL (the OOM killer, a batch scheduler) cannot stop its workers, and they
-    would sleep on their job queue for ever; a thread polls the parent instead."""
-    import threading
+    """In a worker process: ignore Ctrl-C (the parent stops the pool), and exit as
+    soon as ``parent`` is gone. A parent killed with SIGKILL (the OOM killer, a batch
+    scheduler) cannot stop its workers, and they would sleep on their job queue for
+    ever; a thread polls the parent instead."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:
