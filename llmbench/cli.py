@@ -11,6 +11,7 @@ Each command imports the library modules it uses when it runs (start-up:
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +20,7 @@ import click
 
 from . import __version__
 from .columns import REPORT_VIEW, RUN_COLUMNS, RUN_VIEW
-from .errors import LLMBenchError, UsageError, storage_error
+from .errors import WARNING_KINDS, LLMBenchError, UsageError, storage_error
 from .formats import FORMATS
 from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
 
@@ -217,6 +218,8 @@ class _Progress:
     """A progress bar on a terminal (over 20 files), a line per failure or
     duplicate, and with ``verbose`` a line per file and its warnings."""
 
+    FIRST_WARNINGS = 3  # per file, without --verbose
+
     def __init__(self, verbose: bool, summary_err: bool) -> None:
         self.verbose, self.err = verbose, summary_err
         self.show_bar = sys.stderr.isatty() and not verbose
@@ -233,12 +236,23 @@ class _Progress:
             if res.error.remedy:
                 click.echo(f"  hint: {res.error.remedy}", err=True)
         elif res.status == "duplicate":
-            click.echo(f"duplicate: {res.path}: {'; '.join(res.warnings)}", err=True)
+            click.echo(f"duplicate: {res.path}: {'; '.join(map(str, res.warnings))}", err=True)
+            return
         elif self.verbose:
             click.echo(self._line(res), err=self.err)
-        if self.verbose:
-            for w in res.warnings:
-                click.echo(f"  warning: {res.path}: {w}", err=True)
+        if self.verbose or res.status == "ingested":
+            self._warnings(res)
+
+    def _warnings(self, res) -> None:
+        """Every warning with ``verbose``, else the first few and how many more."""
+        shown = res.warnings if self.verbose else res.warnings[: self.FIRST_WARNINGS]
+        for w in shown:
+            click.echo(f"  warning: {res.path}: {w}", err=True)
+        if len(res.warnings) > len(shown):
+            more = len(res.warnings) - len(shown)
+            click.echo(
+                f"  ... {more} more warning(s): llmbench warnings {shlex.quote(res.path)}", err=True
+            )
 
     @staticmethod
     def _line(res) -> str:
@@ -714,6 +728,38 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
         )
     if failed:
         sys.exit(EXIT_INPUT)
+
+
+def _kinds_help() -> str:
+    return "\n".join(f"  {k:<10} {v}" for k, v in WARNING_KINDS.items())
+
+
+@cli.command("warnings", epilog="\b\nKinds:\n" + _kinds_help())
+@click.argument("targets", nargs=-1, metavar="[PATH|RUN_ID]...")
+@db_option
+@click.option(
+    "--kind", "kinds", multiple=True, type=click.Choice(list(WARNING_KINDS)), help="Only these."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def list_warnings(targets, db, kinds, fmt) -> None:
+    """List what ingest noticed in the stored files, with file and line.
+
+    A TARGET is a path as ingested, a folder or a run_id (as for `forget`);
+    without one, every stored file. Files ingested by an llmbench older than
+    schema 4 have none listed: ingest them again after `forget` to list theirs.
+
+    \b
+    Example:
+      llmbench warnings logs/ --kind value
+    """
+    from .formats import rows_text
+    from .store import Store
+
+    with Store(db, create=False) as store:
+        found = store.warnings(targets)
+    cols = ["file", "line", "kind", "message"]
+    rows = [[_rel(p), w.line, w.kind, w.message] for p, w in found if not kinds or w.kind in kinds]
+    click.echo(rows_text(cols, rows, [False, True, False, False], fmt), nl=False)
 
 
 @cli.command()

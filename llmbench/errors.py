@@ -6,6 +6,36 @@ never shows a traceback for them.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+
+class FileWarning(NamedTuple):
+    """A problem in an input file that did not stop its reading (never fatal).
+
+    ``line``: 1-based line number, None for the file as a whole; ``kind``: one of
+    ``WARNING_KINDS``; ``message``: what was seen and what was done about it."""
+
+    line: int | None
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line is not None else self.message
+
+
+#: the kinds of FileWarning, and what each means (``llmbench warnings --help``)
+WARNING_KINDS = {
+    "value": "a value that is not a finite, positive or 64-bit number: stored as missing",
+    "line": "a line cut off, malformed or interleaved with another: skipped",
+    "repeated": "lines printed again (other ranks): read once",
+    "segment": "a restart or a new run inside the file: a new run segment",
+    "setting": "a setting whose value does not fit its column: ignored",
+    "format": "the log's layout is not the one its parser expects",
+    "parser": "how the file was read (several parsers, a slow pattern)",
+    "duplicate": "the same content as a file already stored: not stored twice",
+    "input": "anything else a parser noticed",
+}
+
 
 class LLMBenchError(Exception):
     """Base class of every error llmbench raises on purpose."""

@@ -4,6 +4,8 @@ an output file (a table, a figure) atomically."""
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import math
 import os
@@ -91,6 +93,20 @@ def render(df, fmt: str = "table") -> str:
         raise ValueError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
     right = [_numeric(df, c) for c in df.columns]
     return layout([str(c) for c in df.columns], df.itertuples(index=False), right, fmt)
+
+
+def rows_text(cols: list[str], rows: list, right: list[bool], fmt: str = "table") -> str:
+    """``rows`` (sequences of plain values) in ``fmt`` (one of FORMATS), without
+    pandas: JSON an array of objects, CSV with a header, else ``layout``."""
+    if fmt == "json":
+        return json.dumps([dict(zip(cols, map(plain, r), strict=True)) for r in rows], indent=1)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(cols)
+        writer.writerows(rows)
+        return out.getvalue()
+    return layout(cols, rows, right, fmt)
 
 
 def layout(cols: list[str], rows, right: list[bool], fmt: str = "table") -> str:

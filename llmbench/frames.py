@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .columns import INT_SETTINGS, RUN_COLUMNS, RUN_SETTING_COLUMNS
+from .errors import FileWarning
 from .parsing import Batch, Config, Event, NewRun, Note, Record, Step
 from .rows import Rows, _finite, conform, event_row, step_row, step_values, to_json
 
@@ -142,7 +143,7 @@ class Segmenter:
     def __init__(self, rows: Rows | None = None) -> None:
         self.rows = rows if rows is not None else Rows()
         self.segments: list[Segment] = []
-        self.notes: list[str] = []
+        self.notes: list[FileWarning] = []
         self.cur = Segment(0)
         self.held = _Held(self._write)
 
@@ -179,11 +180,13 @@ class Segmenter:
             cur.touch(rec.line_no)
         elif isinstance(rec, NewRun):
             if cur.n_steps:
-                self.notes.append(f"line {rec.line_no}: {rec.reason}: new run segment")
+                self.notes.append(
+                    FileWarning(rec.line_no, "segment", f"{rec.reason}: new run segment")
+                )
                 self._new_segment(carry_config=False)
             self.cur.touch(rec.line_no)
         elif isinstance(rec, Note):
-            self.notes.append(f"line {rec.line_no}: {rec.message}" if rec.line_no else rec.message)
+            self.notes.append(FileWarning(rec.line_no, rec.kind, rec.message))
 
     def _step(self, rec: Step) -> None:
         cur = self.cur
@@ -203,8 +206,11 @@ class Segmenter:
             return
         if cur.last_step is not None and step < cur.last_step:
             self.notes.append(
-                f"line {rec.line_no}: step {step} after step {cur.last_step}: "
-                "restart, new run segment"
+                FileWarning(
+                    rec.line_no,
+                    "segment",
+                    f"step {step} after step {cur.last_step}: restart, new run segment",
+                )
             )
             self._new_segment(carry_config=True)
             cur = self.cur
@@ -255,20 +261,26 @@ class Segmenter:
         cur.touch(lines.min())
         cur.touch(lines.max())
 
-    def close(self) -> tuple[list[Segment], list[str]]:
+    def close(self) -> tuple[list[Segment], list[FileWarning]]:
         self.held.trim(0)
         self.segments.append(self.cur)
         out = [s for s in self.segments if not s.empty]
         for s in out:
             if s.duplicates:
                 self.notes.append(
-                    f"run segment {s.index}: {s.duplicates} repeated step line(s) (other ranks) "
-                    "collapsed, first copy kept (fields it lacks taken from the others)"
+                    FileWarning(
+                        None,
+                        "repeated",
+                        f"run segment {s.index}: {s.duplicates} repeated step line(s) (other "
+                        "ranks) collapsed, first copy kept (fields it lacks taken from the others)",
+                    )
                 )
         return out, self.notes
 
 
-def segment(records: Iterable[Record], rows: Rows | None = None) -> tuple[list[Segment], list[str]]:
+def segment(
+    records: Iterable[Record], rows: Rows | None = None
+) -> tuple[list[Segment], list[FileWarning]]:
     """Group records into run segments, sending step and event rows to ``rows``
     as they come (memory does not grow with the file); returns the segments and
     warnings."""
@@ -303,7 +315,7 @@ def run_rows(
     framework: str,
     layers: list[tuple[str, dict[str, Any]]],
     model_shape: Callable[[Any, str | None], tuple[str, dict[str, Any]] | None] | None = None,
-) -> tuple[list[dict], dict[int, str], list[str]]:
+) -> tuple[list[dict], dict[int, str], list[FileWarning]]:
     """Rows for the runs table, and the run id of each segment index; ``run_key``
     is the content hash.
 
@@ -312,7 +324,7 @@ def run_rows(
     """
     runs: list[dict] = []
     run_ids: dict[int, str] = {}
-    notes: list[str] = []
+    notes: list[FileWarning] = []
     for seg in segments:
         run_id = run_key[:12] if seg.index == 0 else f"{run_key[:12]}-{seg.index}"
         run_ids[seg.index] = run_id
@@ -351,7 +363,12 @@ def run_rows(
                 cv = _column_value(k, v)
                 if cv is None and v is not None:
                     notes.append(
-                        f"setting {k}={v!r} ({origin.get(k)}) is not a valid {RUN_COLUMNS[k]}: ignored"
+                        FileWarning(
+                            None,
+                            "setting",
+                            f"setting {k}={v!r} ({origin.get(k)}) is not a valid "
+                            f"{RUN_COLUMNS[k]}: ignored",
+                        )
                     )
                 row[k] = cv
             else:

@@ -29,6 +29,7 @@ from .columns import EVENT_COLUMNS, PART_TABLES, RUN_COLUMNS, STEP_COLUMNS
 from .distributed import outcomes as dask_outcomes
 from .engine import items as engine_items
 from .errors import (
+    FileWarning,
     InputError,
     LLMBenchError,
     StorageError,
@@ -68,7 +69,7 @@ class ParsedFile:
     parser: str
     runs: list[dict]
     rows: Rows
-    warnings: list[str]
+    warnings: list[FileWarning]
     settings_hash: str = ""  # Settings.fingerprint of the file (computed where it was read)
     parts: tuple = ()  # parts.PendingPart per table, when the rows were written as parts
 
@@ -407,7 +408,8 @@ def _read_together(
             Note(
                 f"also read by {parsers[i].name}: its settings and events kept"
                 + (f", its {counts[i]} step record(s) not counted" if counts[i] else "")
-                + f" (steps from {parsers[lead].name})"
+                + f" (steps from {parsers[lead].name})",
+                kind="parser",
             )
         )
     merged.sort(key=lambda r: getattr(r, "line_no", None) or 0)
@@ -522,11 +524,16 @@ def _changed(store, sources, parser, settings, layer_cache, results, total, prog
     stored = {f["path"]: f for f in store.files([os.path.abspath(s.path) for s in sources])}
     for path in broken:  # their rows are lost with a part: read them again
         stored.pop(path, None)
+    same: list[FileResult] = []
     for src in sources:
         res = _check_unchanged(stored, src, parser, settings, layer_cache)
         if res is None:
             todo.append(src)
-            continue
+        else:
+            same.append(res)
+    noted = store.file_warnings([os.path.abspath(r.path) for r in same]) if same else {}
+    for res in same:
+        res.warnings = noted.get(os.path.abspath(res.path), [])
         results.append(res)
         if progress:
             progress(res, total)
@@ -730,7 +737,8 @@ def _store_batch(store, pending: list[tuple[Source, Any]], broken=frozenset()) -
             store.touch(outcome.path, outcome.size, outcome.mtime)
             results[k] = FileResult(src.path, "unchanged", parser=outcome.parser)
         else:
-            items.append(FileRows(_file_row(outcome), outcome.runs, *_rows_or_parts(outcome)))
+            rows, parts = _rows_or_parts(outcome)
+            items.append(FileRows(_file_row(outcome), outcome.runs, rows, parts, outcome.warnings))
             where.append(k)
     for k, twin in zip(where, _replace(store, items), strict=True):
         results[k] = _stored(*pending[k], twin)
@@ -786,7 +794,7 @@ def _stored(src: Source, p: ParsedFile, twin: Any) -> FileResult:
             src.path, "failed", parser=p.parser, error=StoreError(twin.message, path=src.path)
         )
     if twin is not None:
-        warning = f"same content as {twin}: not stored twice"
+        warning = FileWarning(None, "duplicate", f"same content as {twin}: not stored twice")
         return FileResult(src.path, "duplicate", parser=p.parser, warnings=[warning])
     return FileResult(src.path, "ingested", p.parser, len(p.runs), p.rows.n_steps, p.warnings)
 

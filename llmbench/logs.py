@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import LLMBenchError
+from .errors import FileWarning, LLMBenchError
 
 
 @dataclass
@@ -19,7 +19,7 @@ class FileResult:
     parser: str | None = None
     runs: int = 0
     steps: int = 0
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[FileWarning] = field(default_factory=list)
     error: LLMBenchError | None = None
 
 
@@ -36,10 +36,21 @@ class Logs:
     stats: dict[str, Any] | None = None
 
     @property
-    def warnings(self) -> list[str]:
-        return [f"{r.path}: {w}" for r in self.results for w in r.warnings] + [
-            str(r.error) for r in self.results if r.error is not None
+    def warnings(self):
+        """What reading the files noticed, one row per warning or error: a pandas
+        DataFrame (file, line, kind, message); a file that could not be read is one
+        row of kind ``error``. ``line`` is 1-based, missing for a whole file."""
+        import pandas as pd  # pandas is imported on use (start-up time)
+
+        rows = [(r.path, w.line, w.kind, w.message) for r in self.results for w in r.warnings]
+        rows += [
+            (r.error.path or r.path, r.error.line, "error", r.error.message)
+            for r in self.results
+            if r.error is not None
         ]
+        frame = pd.DataFrame(rows, columns=["file", "line", "kind", "message"])
+        frame["line"] = frame["line"].astype("Int64")
+        return frame
 
     def __repr__(self) -> str:
         n = [0 if t is None else len(t) for t in (self.runs, self.steps, self.events)]

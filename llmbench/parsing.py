@@ -62,6 +62,7 @@ class NewRun(NamedTuple):
 class Note(NamedTuple):
     message: str
     line_no: int | None = None
+    kind: str = "input"  # errors.WARNING_KINDS
 
 
 class Batch(NamedTuple):

@@ -22,6 +22,7 @@ from typing import Any
 
 from . import parts as partfiles
 from .columns import EVENT_COLUMNS, STEP_COLUMNS, polars_schema
+from .errors import FileWarning
 from .parsing import Event, RawJSON, Step
 
 # step and event rows of a file held in memory before they go to a spill file
@@ -79,15 +80,19 @@ def from_json(text: str | None) -> Any:
 # -- rows ---------------------------------------------------------------------
 
 
-def _finite(name: str, v: Any, line_no: Any, notes: list[str]) -> bool:
+def _finite(name: str, v: Any, line_no: Any, notes: list[FileWarning]) -> bool:
     """False (and a note) for a value a typed column cannot hold: NaN, an infinity,
     an integer beyond 64 bits."""
     t = type(v)
     if t is float and v - v != 0.0:  # NaN or an infinity (v - v is NaN)
-        notes.append(f"line {line_no}: {name} {v} is not a finite number: stored as missing")
+        notes.append(
+            FileWarning(line_no, "value", f"{name} {v} is not a finite number: stored as missing")
+        )
         return False
     if t is int and not INT64[0] <= v <= INT64[1]:
-        notes.append(f"line {line_no}: {name} {v} does not fit 64 bits: stored as missing")
+        notes.append(
+            FileWarning(line_no, "value", f"{name} {v} does not fit 64 bits: stored as missing")
+        )
         return False
     return True
 
@@ -114,7 +119,7 @@ def _cell(i: int, v: Any) -> Any:
 _NO = object()
 
 
-def step_row(s: Step, seg: int, notes: list[str]) -> list:
+def step_row(s: Step, seg: int, notes: list[FileWarning]) -> list:
     """A ``steps`` row (``STEP_COLUMNS`` order; run id = ``seg`` for now). Fields
     without a column, or whose value the column cannot hold, go to ``extra`` (JSON);
     a NaN or infinite value is noted and kept there as text."""
@@ -133,16 +138,26 @@ def step_row(s: Step, seg: int, notes: list[str]) -> list:
         if i == _I_TIME:
             t = float(v) if type(v) is RawJSON else v
             if not (type(t) in (int, float) and t > 0 and math.isfinite(t)):
-                notes.append(f"line {s.line_no}: step time {v!r} is not a positive number: dropped")
+                notes.append(
+                    FileWarning(
+                        s.line_no, "value", f"step time {v!r} is not a positive number: dropped"
+                    )
+                )
                 continue
         cell = _cell(i, v)
         if cell is not _NO:
             row[i] = cell
         elif type(v) is float and v - v != 0.0:
-            notes.append(f"line {s.line_no}: {k} {v} is not a finite number: stored as missing")
+            notes.append(
+                FileWarning(
+                    s.line_no, "value", f"{k} {v} is not a finite number: stored as missing"
+                )
+            )
             extra[k] = str(v)
         elif type(v) is int:
-            notes.append(f"line {s.line_no}: {k} {v} does not fit 64 bits: stored as missing")
+            notes.append(
+                FileWarning(s.line_no, "value", f"{k} {v} does not fit 64 bits: stored as missing")
+            )
         else:
             extra[k] = v
     if extra:
@@ -150,7 +165,7 @@ def step_row(s: Step, seg: int, notes: list[str]) -> list:
     return row
 
 
-def event_row(e: Event, seg: int, notes: list[str]) -> list:
+def event_row(e: Event, seg: int, notes: list[FileWarning]) -> list:
     """An ``events`` row (``EVENT_COLUMNS`` order; run id = ``seg`` for now)."""
     time_ms = e.time_ms if _finite("time_ms", e.time_ms, e.line_no, notes) else None
     if type(time_ms) is int:

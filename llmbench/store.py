@@ -26,12 +26,12 @@ from typing import Any, NamedTuple
 from . import parts as partfiles
 from .columns import FILE_COLUMNS, PART_TABLES, RUN_COLUMNS, TABLES, polars_schema
 from .distributed import read_parts
-from .errors import StoreError, UsageError, storage_error
+from .errors import FileWarning, StoreError, UsageError, storage_error
 from .frames import dataframe, to_pandas
 from .logs import Logs
 from .rows import id_frame
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_DB = "llmbench.db"
 CATALOG = {
     "parts": {
@@ -49,7 +49,11 @@ CATALOG = {
         "rows": "INTEGER",
         "first": "INTEGER",
     },
+    # what a file's reading noticed (errors.FileWarning), replaced with its rows
+    "warnings": {"path": "TEXT", "line": "INTEGER", "kind": "TEXT", "message": "TEXT"},
 }
+#: warnings stored per file at most (the rest are counted in one more)
+MAX_WARNINGS = 1000
 
 
 def default_path() -> str:
@@ -72,6 +76,7 @@ def _ddl() -> list[str]:
         "CREATE INDEX IF NOT EXISTS runs_source ON runs(source)",
         "CREATE INDEX IF NOT EXISTS files_sha ON files(sha256)",
         "CREATE INDEX IF NOT EXISTS run_parts_part ON run_parts(part)",
+        "CREATE INDEX IF NOT EXISTS warnings_path ON warnings(path)",
     ]
 
 
@@ -125,8 +130,21 @@ MIGRATIONS: dict[int, list[str] | Callable[[Store], None]] = {
     # v3: the catalog lists Parquet parts; steps and events rows move into them
     3: [_create(name, cols) for name, cols in CATALOG.items()]
     + ["CREATE INDEX IF NOT EXISTS run_parts_part ON run_parts(part)"],
+    # v4: warnings are stored per file (files ingested before have none listed)
+    4: [
+        _create("warnings", CATALOG["warnings"]),
+        "CREATE INDEX IF NOT EXISTS warnings_path ON warnings(path)",
+    ],
 }
 MIGRATIONS_AFTER: dict[int, Callable[[Store], None]] = {3: _migrate_v2_rows}
+
+
+def _capped(warnings, most: int) -> list:
+    """The first ``most`` warnings, and one more that counts the rest."""
+    if len(warnings) <= most:
+        return list(warnings)
+    rest = len(warnings) - most
+    return [*warnings[:most], FileWarning(None, "input", f"{rest} more warning(s) not stored")]
 
 
 class FileRows(NamedTuple):
@@ -138,6 +156,7 @@ class FileRows(NamedTuple):
     runs: list[dict]
     rows: Any = None
     parts: tuple = ()
+    warnings: list | tuple = ()  # errors.FileWarning
 
 
 def _with_run_id(table: str, columns) -> list[str]:
@@ -503,6 +522,14 @@ class Store:
                 for part in it.parts:
                     self.add_part(part, owner_keeps=True)
             self._put_files([{**it.file, "status": "ok", "error": None} for it in stored])
+            c.executemany(
+                _insert("warnings", CATALOG["warnings"]),
+                (
+                    (it.file["path"], *w)
+                    for it in stored
+                    for w in _capped(it.warnings, MAX_WARNINGS)
+                ),
+            )
             self._drop_unused_parts()
         for item, twin in zip(items, out, strict=True):
             if twin is not None:
@@ -547,6 +574,7 @@ class Store:
         ids = [r[0] for r in self._select_in("SELECT run_id FROM runs", "source", paths)]
         self._select_in("DELETE FROM run_parts", "run_id", ids)
         self._select_in("DELETE FROM runs", "source", paths)
+        self._select_in("DELETE FROM warnings", "path", paths)
 
     def mark_failed(self, file: dict[str, Any], error: str) -> None:
         """Record a failed read; rows stored from an earlier good version stay."""
@@ -567,16 +595,21 @@ class Store:
         """Remove what was ingested from a file: ``target`` is its path, a folder
         (every stored file under it) or a run_id (the file holding that run).
         Returns the paths removed; StoreError when nothing matches."""
+        paths = self._matching(target)
+        with self.transaction():
+            self._delete_sources(paths)
+            self._select_in("DELETE FROM files", "path", paths)
+            self._drop_unused_parts()
+        return paths
+
+    def _matching(self, target: str) -> list[str]:
+        """``_targets``, or StoreError when nothing matches."""
         paths = self._targets(target)
         if not paths:
             raise StoreError(
                 f"nothing stored matches {target!r}",
                 remedy="give a path as ingested, a folder, or a run_id from `llmbench runs`",
             )
-        with self.transaction():
-            self._delete_sources(paths)
-            self._select_in("DELETE FROM files", "path", paths)
-            self._drop_unused_parts()
         return paths
 
     def _targets(self, target: str) -> list[str]:
@@ -1009,6 +1042,26 @@ class Store:
                 path=self.path,
                 remedy="run `llmbench check --repair`, then ingest the sources it names",
             ) from None
+
+    def warnings(self, targets: Iterable[str] = ()) -> list[tuple[str, FileWarning]]:
+        """(path, warning) for every stored warning of the files ``targets`` name
+        (paths, folders or run ids, as ``forget`` reads them; all files when empty),
+        in path and line order. StoreError when a target matches nothing."""
+        paths = [p for t in targets for p in self._matching(t)]
+        found = self.file_warnings(paths if targets else None)
+        return [(path, w) for path in sorted(found) for w in found[path]]
+
+    def file_warnings(self, paths: Iterable[str] | None = None) -> dict[str, list[FileWarning]]:
+        """The stored warnings of the files at ``paths`` (absolute, as stored; every
+        file when None), by path, in line order (those of the whole file last)."""
+        select = "SELECT path, line, kind, message FROM warnings"
+        rows = self._all(select) if paths is None else self._select_in(select, "path", paths)
+        out: dict[str, list[FileWarning]] = {}
+        for path, line, kind, message in rows:
+            out.setdefault(path, []).append(FileWarning(line, kind, message))
+        for found in out.values():
+            found.sort(key=lambda w: (w.line is None, w.line or 0))
+        return out
 
     def counts(self) -> dict[str, int]:
         """Rows of each table: runs, steps, events, files."""

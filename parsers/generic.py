@@ -76,7 +76,9 @@ class GenericParser(Parser):
 
     def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
         if not self.steps:
-            yield Note("no [generic] step pattern in the settings file: nothing to read")
+            yield Note(
+                "no [generic] step pattern in the settings file: nothing to read", kind="format"
+            )
             return
         for no, text, rank in lines:
             for p in self.configs:
@@ -109,4 +111,7 @@ class GenericParser(Parser):
         try:
             return p.search(text, timeout=TIMEOUT_S)
         except TimeoutError:
-            return Note(f"pattern {p.pattern!r} took over {TIMEOUT_S} s on this line: skipped")
+            return Note(
+                f"pattern {p.pattern!r} took over {TIMEOUT_S} s on this line: skipped",
+                kind="parser",
+            )

@@ -358,7 +358,7 @@ class _Reading:
 
     def _end_dump(self, no: int) -> Iterator[Record]:
         self.in_args = False
-        yield Note("arguments dump has no end line: ends at the first iteration", no)
+        yield Note("arguments dump has no end line: ends at the first iteration", no, "format")
         yield _args_config(self.args, self.args_line)
 
     def batch(self, item: Batch) -> Iterator[Record]:
@@ -400,14 +400,14 @@ class _Reading:
         if not checked and self.window.copy(key, no):
             self.repeats += 1
         elif "iteration" in rest and SECOND_ITER_RE.search(rest):
-            yield Note("two iteration lines on one line (ranks interleaved): skipped", no)
+            yield Note("two iteration lines on one line (ranks interleaved): skipped", no, "line")
         elif not text.rstrip().endswith("|") and self.bar_lines:
-            yield Note(f"iteration {m.group('step')} line is cut off: dropped", no)
+            yield Note(f"iteration {m.group('step')} line is cut off: dropped", no, "line")
         else:
             self.bar_lines += text.rstrip().endswith("|")
             values, extra, bad = parse_fields(rest)
             if bad:
-                yield Note(f"unreadable field(s) {', '.join(bad)}: ignored", no)
+                yield Note(f"unreadable field(s) {', '.join(bad)}: ignored", no, "line")
             yield _step(m, values, extra, no, rank)
             self.steps_since_header = True
         return True
@@ -436,9 +436,12 @@ class _Reading:
 
     def close(self) -> Iterator[Record]:
         if self.repeats:
-            yield Note(f"{self.repeats} iteration line(s) printed again by other ranks: read once")
+            yield Note(
+                f"{self.repeats} iteration line(s) printed again by other ranks: read once",
+                kind="repeated",
+            )
         if self.in_args:
-            yield Note("arguments dump has no end line", self.args_line)
+            yield Note("arguments dump has no end line", self.args_line, "format")
             yield _args_config(self.args, self.args_line)
 
 

@@ -260,7 +260,7 @@ class _Reading:
             rec = decode(text, at)
         except _Malformed as e:
             self.malformed += 1
-            yield Note(f"malformed MLPerf log line skipped ({e})", no)
+            yield Note(f"malformed MLPerf log line skipped ({e})", no, "line")
             return
         key, value = str(rec.get("key")), rec.get("value")
         meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}

@@ -90,7 +90,9 @@ class NemoParser(Parser):
                 values, extra = _values(pairs)
                 if "step_time_s" not in values:
                     yield Note(
-                        f"iteration {m['it']} has no train_step_timing (cut off?): dropped", no
+                        f"iteration {m['it']} has no train_step_timing (cut off?): dropped",
+                        no,
+                        "line",
                     )
                     continue
                 step = extra.pop("global_step", None)

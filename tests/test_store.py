@@ -132,9 +132,10 @@ def test_schema_1_store_is_migrated_forward(tmp_path):
     _v1_store(db)
     with Store(db) as s:
         rows = _steps(s)
-        assert s.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert s.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         tables = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master")}
         assert "steps" not in tables and "events" not in tables  # schema 3: rows in parts
+        assert "warnings" in tables and s.warnings() == []  # schema 4: warnings per file
         assert s.counts()["steps"] == 4
     assert rows == [
         (1, 6000.0, '{"num_zeros":0}'),
@@ -234,7 +235,8 @@ def test_copies_in_one_batch_are_stored_once(tmp_path):
     shutil.copy(SEED2, b)
     report = ingest([str(a), str(b)], str(tmp_path / "x.db"))
     assert [r.status for r in report.results] == ["ingested", "duplicate"]
-    assert report.results[1].warnings == [f"same content as {a}: not stored twice"]
+    assert [str(w) for w in report.results[1].warnings] == [f"same content as {a}: not stored twice"]
+    assert report.results[1].warnings[0].kind == "duplicate"
     # the first copy changes: the second is now the only holder of the old content
     a.write_text(a.read_text() + "\n# changed\n")
     report = ingest([str(a), str(b)], str(tmp_path / "x.db"))

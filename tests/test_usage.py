@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES, write
@@ -184,3 +185,65 @@ def test_report_set_supplies_a_missing_input_for_that_report_only(tmp_path):
     assert again["mfu"] is None  # the store is unchanged
     r = run("report", "--db", db, "--set", "acelerator=a100")
     assert r.exit_code == 2 and "did you mean accelerator?" in r.stderr
+
+
+MESSY = FIXTURES / "messy" / "megatron-lm-8ranks-restart.log"
+# what reading the messy fixture notices, in (line, kind) order: checked by hand
+# against the file (line 78 holds two ranks' iteration lines, line 274 is cut off)
+MESSY_WARNINGS = [(78, "line"), (148, "segment"), (274, "line"), (None, "repeated")]
+
+
+def test_warnings_are_stored_per_file_and_listed(tmp_path):
+    db = str(tmp_path / "s.db")
+    first = run("ingest", str(MESSY), "--db", db)
+    assert first.exit_code == 0
+    # the first few per file, then how many more and where to see them all
+    assert first.stderr.count("  warning: ") == 3, first.stderr
+    assert f"... 1 more warning(s): llmbench warnings {MESSY}" in first.stderr
+    listed = json.loads(run("warnings", "--db", db, "--format", "json").stdout)
+    assert [(w["line"], w["kind"]) for w in listed] == MESSY_WARNINGS
+    assert listed[2]["message"] == "iteration 21 line is cut off: dropped"
+    only = json.loads(run("warnings", "--db", db, "--kind", "line", "--format", "json").stdout)
+    assert [w["line"] for w in only] == [78, 274]
+    table = run("warnings", str(MESSY), "--db", db).stdout
+    assert table.splitlines()[0].split() == ["file", "line", "kind", "message"]
+    assert "274  line      iteration 21 line is cut off: dropped" in table
+
+    again = run("ingest", "-v", str(MESSY), "--db", db)  # unchanged: the stored ones, all
+    assert "1 unchanged" in again.output and again.stderr.count("  warning: ") == 4
+    assert "4 warning(s)" in again.output
+
+    nothing = run("warnings", str(tmp_path / "other.log"), "--db", db)
+    assert nothing.exit_code == 1 and "nothing stored matches" in nothing.stderr
+    run_id = json.loads(run("runs", "--db", db, "--format", "json").stdout)[0]["run_id"]
+    by_run = json.loads(run("warnings", run_id[:8], "--db", db, "--format", "json").stdout)
+    assert len(by_run) == 4
+    assert run("forget", str(MESSY), "--db", db).exit_code == 0
+    assert json.loads(run("warnings", "--db", db, "--format", "json").stdout) == []
+
+
+def test_a_file_with_very_many_warnings_stores_the_first_and_counts_the_rest(tmp_path, monkeypatch):
+    from llmbench import store as store_module
+    from llmbench.ingest import ingest
+    from llmbench.store import Store
+
+    monkeypatch.setattr(store_module, "MAX_WARNINGS", 2)
+    db = str(tmp_path / "s.db")
+    ingest([str(MESSY)], db)
+    with Store(db) as s:
+        kept = [w for _, w in s.warnings()]
+    assert [(w.line, w.kind) for w in kept] == [(78, "line"), (148, "segment"), (None, "input")]
+    assert kept[2].message == "2 more warning(s) not stored"
+
+
+def test_notebook_warnings_are_a_dataframe(tmp_path):
+    import llmbench
+
+    broken = write(tmp_path / "broken.log", b"\x00\x01binary\x00" * 50)
+    logs = llmbench.read_logs([str(MESSY), str(broken)], parser="megatron_lm")
+    w = logs.warnings
+    assert list(w.columns) == ["file", "line", "kind", "message"]
+    assert [(ln if ln is not pd.NA else None, k) for ln, k in zip(w["line"], w["kind"])][:4] == (
+        MESSY_WARNINGS
+    )
+    assert w.iloc[-1]["kind"] == "error" and w.iloc[-1]["file"] == str(broken)
