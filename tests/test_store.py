@@ -235,7 +235,9 @@ def test_copies_in_one_batch_are_stored_once(tmp_path):
     shutil.copy(SEED2, b)
     report = ingest([str(a), str(b)], str(tmp_path / "x.db"))
     assert [r.status for r in report.results] == ["ingested", "duplicate"]
-    assert [str(w) for w in report.results[1].warnings] == [f"same content as {a}: not stored twice"]
+    assert [str(w) for w in report.results[1].warnings] == [
+        f"same content as {a}: not stored twice"
+    ]
     assert report.results[1].warnings[0].kind == "duplicate"
     # the first copy changes: the second is now the only holder of the old content
     a.write_text(a.read_text() + "\n# changed\n")

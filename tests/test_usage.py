@@ -243,7 +243,6 @@ def test_notebook_warnings_are_a_dataframe(tmp_path):
     logs = llmbench.read_logs([str(MESSY), str(broken)], parser="megatron_lm")
     w = logs.warnings
     assert list(w.columns) == ["file", "line", "kind", "message"]
-    assert [(ln if ln is not pd.NA else None, k) for ln, k in zip(w["line"], w["kind"])][:4] == (
-        MESSY_WARNINGS
-    )
+    got = [(None if ln is pd.NA else ln, k) for ln, k in zip(w["line"], w["kind"], strict=True)]
+    assert got[:4] == MESSY_WARNINGS
     assert w.iloc[-1]["kind"] == "error" and w.iloc[-1]["file"] == str(broken)
