@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .columns import REPORT_VIEW, RUN_COLUMNS, RUN_VIEW
+from .columns import LABELS, REPORT_VIEW, RUN_COLUMNS, RUN_VIEW, TABLE_WIDTH
 from .errors import WARNING_KINDS, LLMBenchError, UsageError, storage_error
 from .formats import FORMATS
 from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
@@ -278,26 +278,35 @@ def runs(db, fmt, all_columns) -> None:
     Example:
       llmbench runs --format markdown
     """
-    from .formats import layout, render
+    from .formats import cell, render, screen, short_paths
     from .store import Store
 
     with Store(db, create=False) as store:
         if fmt in ("table", "markdown"):  # the common case, without importing pandas
             cols = list(RUN_COLUMNS if all_columns else RUN_VIEW)
-            rows = [
-                [_rel(v) if k == "source" and not all_columns else v for k, v in r.items()]
-                for r in ({k: r[k] for k in cols} for r in store.run_rows())
-            ]
+            found = sorted(store.run_rows(), key=_natural)
+            short = short_paths([r["source"] for r in found])
+            rows = [[cell(r[k]) for k in cols] for r in found]
+            if not all_columns:
+                for row, s in zip(rows, short, strict=True):
+                    row[1] = s
             right = [RUN_COLUMNS[c].startswith(("INTEGER", "REAL")) for c in cols]
-            click.echo(layout(cols, rows, right, fmt), nl=False)
+            view = {} if all_columns else {"labels": LABELS, "width": TABLE_WIDTH}
+            click.echo(screen(cols, rows, right, fmt, everything="--all", **view), nl=False)
             if not rows:
                 _empty_note()
             return
         df = store.table("runs")
     if not all_columns:
         df = df[RUN_VIEW].copy()
-        df["source"] = [_rel(s) for s in df["source"]]
     click.echo(render(df, fmt), nl=False)
+
+
+def _natural(run: dict) -> tuple:
+    """Runs by model, GPU count, source and segment (those without a model or GPU
+    count last), as ``report.natural_order`` orders a table."""
+    model, gpus = run.get("model"), run.get("num_gpus")
+    return (model is None, model or "", gpus is None, gpus or 0, run["source"], run["segment"])
 
 
 @cli.command()
@@ -474,7 +483,7 @@ def report(
     """
     from .formats import render
     from .metrics import explain as explain_run
-    from .report import arrange, summarize_store
+    from .report import arrange, for_screen, summarize_store
     from .settings import Settings
 
     if plot:
@@ -512,9 +521,14 @@ def report(
     table = arrange(table, cols, sort_by=sort_by, group_by=group_by)
     if not len(table):
         _empty_note()
-    if "source" in table.columns and fmt in ("table", "markdown"):
-        table = table.assign(source=[_rel(s) for s in table["source"]])
-    click.echo(render(table, fmt), nl=False)
+    if fmt not in ("table", "markdown"):
+        click.echo(render(table, fmt), nl=False)
+        return
+    width = TABLE_WIDTH if fmt == "table" and not columns else None
+    click.echo(render(for_screen(table), fmt, labels=LABELS, width=width), nl=False)
+    if fmt == "table" and len(table):
+        skipped = "10% of steps, at least 2" if warmup is None else f"{warmup}"
+        click.echo(f"step_s: the {stat} step time after the warm-up steps ({skipped})")
 
 
 @contextmanager
@@ -723,9 +737,9 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
         click.echo(json.dumps(rows, indent=1))
     else:
         view = fmt in ("table", "markdown")
-        click.echo(
-            render(submissions_table(rows, None if not view else SUMMARY_VIEW), fmt), nl=False
-        )
+        table = submissions_table(rows, None if not view else SUMMARY_VIEW)
+        width = TABLE_WIDTH if fmt == "table" else None
+        click.echo(render(table, fmt, labels=LABELS, width=width), nl=False)
     if failed:
         sys.exit(EXIT_INPUT)
 

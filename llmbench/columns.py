@@ -207,17 +207,48 @@ RUN_VIEW = [
     "status",
 ]
 
-# what `llmbench report` shows as a terminal table without --columns
+# what `llmbench report` shows as a terminal table without --columns, most useful
+# first: columns that do not fit the table's width are left out from the right
 REPORT_VIEW = [
     "run_id",
     "source",
+    "model",
     "num_gpus",
-    "global_batch_size",
     "step_time_s",
     "tokens_per_s",
     "tflops_per_gpu",
     "mfu",
-    "days_per_1t_tokens",
     "tflops_per_gpu_logged",
+    "global_batch_size",
+    "days_per_1t_tokens",
     "tflops_logged_formula",
 ]
+
+#: headers of terminal and markdown tables (short, with units, as the field writes
+#: them); CSV and JSON keep the column names, and options accept either
+LABELS = {
+    "num_gpus": "GPUs",
+    "num_nodes": "nodes",
+    "global_batch_size": "GBS",
+    "micro_batch_size": "MBS",
+    "seq_len": "seq",
+    "n_steps": "steps",
+    "tp": "TP",
+    "pp": "PP",
+    "dp": "DP",
+    "cp": "CP",
+    "ep": "EP",
+    "step_time_s": "step_s",
+    "tokens_per_s": "tokens/s",
+    "tokens_per_s_per_gpu": "tokens/s/GPU",
+    "tflops_per_gpu": "TFLOP/s/GPU",
+    "hw_tflops_per_gpu": "HW_TFLOP/s/GPU",
+    "mfu": "MFU",
+    "hfu": "HFU",
+    "days_per_1t_tokens": "days/1T",
+    "tflops_per_gpu_logged": "logged_TFLOP/s",
+    "tflops_logged_formula": "formula",
+}
+
+#: width a terminal table is fitted to (wider ones lose columns from the right)
+TABLE_WIDTH = 120

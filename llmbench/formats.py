@@ -83,16 +83,91 @@ def _numeric(df, col: str) -> bool:
     return pd.api.types.is_numeric_dtype(df[col].dtype)
 
 
-def render(df, fmt: str = "table") -> str:
-    """``df`` as text in ``fmt`` (one of FORMATS)."""
+def render(df, fmt: str = "table", **view: Any) -> str:
+    """``df`` as text in ``fmt`` (one of FORMATS); ``view``: ``screen``'s options
+    for a table or markdown (headers, width)."""
     if fmt == "json":
         return json.dumps(records(df), indent=1, default=str)
     if fmt == "csv":
         return df.to_csv(index=False)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
+    cols = [str(c) for c in df.columns]
     right = [_numeric(df, c) for c in df.columns]
-    return layout([str(c) for c in df.columns], df.itertuples(index=False), right, fmt)
+    rows = [[cell(v) for v in r] for r in df.itertuples(index=False)]
+    return screen(cols, rows, right, fmt, **view)
+
+
+def screen(
+    cols: list[str],
+    rows: list[list[str]],
+    right: list[bool],
+    fmt: str = "table",
+    *,
+    labels: dict | None = None,
+    width: int | None = None,
+    everything: str = "--columns all",
+) -> str:
+    """Text cells as a terminal table or markdown: headers ``labels[column]``
+    where given; a table wider than ``width`` is fitted (``fit``), with a last
+    line naming the columns left out and the option (``everything``) that shows
+    them."""
+    dropped: list[str] = []
+    if width and fmt == "table":
+        cols, rows, right, dropped = fit(cols, rows, right, width, labels or {})
+    text = layout([(labels or {}).get(c, c) for c in cols], rows, right, fmt)
+    if dropped and rows:
+        text += f"({len(dropped)} more column(s): {', '.join(dropped)}; {everything})\n"
+    return text
+
+
+def fit(cols: list[str], rows: list[list[str]], right: list[bool], width: int, labels: dict):
+    """(columns, rows, right, the columns left out) of a table of text cells made
+    to fit ``width`` characters: a ``source`` column is cut in the middle (down
+    to 32 characters), then columns go from the right (the first two stay)."""
+
+    def wide(k: int) -> int:
+        return max([len(labels.get(cols[k], cols[k]))] + [len(r[k]) for r in rows])
+
+    def total() -> int:
+        return sum(wide(k) for k in range(len(cols))) + 2 * (len(cols) - 1)
+
+    dropped: list[str] = []
+    if "source" in cols and total() > width:
+        k = cols.index("source")
+        keep = max(32, wide(k) - (total() - width))
+        for r in rows:
+            r[k] = path_cut(r[k], keep)
+    while total() > width and len(cols) > 2:
+        dropped.insert(0, cols.pop())
+        right = right[:-1]
+        for r in rows:
+            r.pop()
+    return cols, rows, right, dropped
+
+
+def path_cut(path: str, most: int) -> str:
+    """``path`` in at most ``most`` characters: the folders cut in the middle
+    ('...'), the file name kept whole while it fits, else cut in the middle too."""
+    if len(path) <= most:
+        return path
+    folder, name = os.path.split(path)
+    if folder and len(name) + 5 <= most:
+        return folder[: most - len(name) - 4] + ".../" + name
+    head = (most - 3) // 2
+    return path[:head] + "..." + path[len(path) - (most - 3 - head) :]
+
+
+def short_paths(paths: list[str]) -> list[str]:
+    """Paths without the folders they all share (``<stdin>`` and the like kept)."""
+    real = [p for p in paths if p and not p.startswith("<")]
+    if len(set(real)) < 2:
+        return [os.path.basename(p) if p in real else p for p in paths]
+    try:
+        common = os.path.commonpath(real)
+    except ValueError:  # relative and absolute mixed
+        return paths
+    return [os.path.relpath(p, common) if p in real else p for p in paths]
 
 
 def rows_text(cols: list[str], rows: list, right: list[bool], fmt: str = "table") -> str:
@@ -112,7 +187,7 @@ def rows_text(cols: list[str], rows: list, right: list[bool], fmt: str = "table"
 def layout(cols: list[str], rows, right: list[bool], fmt: str = "table") -> str:
     """``rows`` (sequences of values) as a terminal table or markdown, the columns
     flagged in ``right`` (numbers) right-aligned; no pandas needed."""
-    rows = [[cell(v) for v in row] for row in rows]
+    rows = [[v if type(v) is str else cell(v) for v in row] for row in rows]
     if fmt == "markdown":
         out = ["| " + " | ".join(cols) + " |"]
         out.append("| " + " | ".join("---:" if r else "---" for r in right) + " |")

@@ -9,9 +9,9 @@ import warnings
 from typing import Any
 
 from . import metrics, plots
-from .columns import RUN_SETTING_COLUMNS
+from .columns import LABELS, RUN_SETTING_COLUMNS
 from .errors import UsageError
-from .formats import atomic_output, records, write
+from .formats import atomic_output, records, short_paths, write
 from .logs import Logs
 from .metrics import hooked_events, run_metrics, step_stats_in_store
 from .mlperf.metrics import HOOK as MLPERF
@@ -160,15 +160,44 @@ def arrange(table, columns: list[str] | None = None, *, sort_by=None, group_by=N
     ``-COL`` descending) and cut to ``columns``; UsageError names a column the table
     lacks, with the closest one."""
     if group_by:
+        group_by = _named(group_by)
         _known(table, [group_by], "--group-by")
         table = table.sort_values([group_by, "num_gpus"], kind="stable")
     if sort_by:
-        name = sort_by.removeprefix("-")
+        name = _named(sort_by.removeprefix("-"))
         _known(table, [name], "--sort")
         table = table.sort_values(name, kind="stable", ascending=not sort_by.startswith("-"))
+    if not group_by and not sort_by:
+        table = natural_order(table)
     if columns is not None:
+        columns = [_named(c) for c in columns]
         _known(table, columns, "--columns")
         table = table[columns]
+    return table
+
+
+def natural_order(table):
+    """Rows by model, then GPU count (as numbers: 128 before 1024), then source;
+    runs without a model or a GPU count last."""
+    keys = [k for k in ("model", "num_gpus", "source", "segment") if k in table.columns]
+    return table.sort_values(keys, kind="stable", na_position="last") if keys else table
+
+
+def _named(name: str) -> str:
+    """A column's name from its table header (``LABELS``), in any case."""
+    by_label = {v.lower(): k for k, v in LABELS.items()}
+    return by_label.get(name.lower(), name)
+
+
+def for_screen(table):
+    """A metrics table as a terminal or markdown table shows it: sources without
+    the folders they share, byte counts in GiB."""
+    table = table.copy()
+    if "source" in table.columns:
+        table["source"] = short_paths([str(s) for s in table["source"]])
+    for col in [c for c in table.columns if "_bytes" in c]:
+        table[col] = (table[col] / 2**30).round(2)
+        table = table.rename(columns={col: col.replace("_bytes", "_GiB")})
     return table
 
 

@@ -170,20 +170,29 @@ def test_runs_formats():
 def test_runs_lists_without_pandas_as_the_dataframe_renders(tmp_path):
     """`runs` (table, markdown) reads the catalog without importing pandas (start-up
     is most of its time) and prints what rendering the runs DataFrame prints."""
-    from llmbench.cli import RUN_VIEW, _rel
-    from llmbench.formats import render
+    from llmbench.cli import RUN_VIEW
+    from llmbench.columns import LABELS, TABLE_WIDTH
+    from llmbench.formats import render, short_paths
+    from llmbench.report import natural_order
     from llmbench.store import Store
 
     db = str(tmp_path / "r.db")
     assert run("ingest", SEED2, SEED0, PAX128, "--db", db).exit_code == 0
     with Store(db) as store:
-        df = store.table("runs")
+        df = natural_order(store.table("runs"))
+    # the run with a model first, then by GPU count, those with neither last
+    assert [os.path.basename(p) for p in df["source"]] == [SEED0.name, SEED2.name, PAX128.name]
     for fmt in ("table", "markdown"):
-        for extra, frame in (([], df[RUN_VIEW]), (["--all"], df)):
-            got = run("runs", "--db", db, "--format", fmt, *extra).output
-            if not extra:
-                frame = frame.assign(source=[_rel(s) for s in frame["source"]])
-            assert got == render(frame, fmt) and len(got.splitlines()) == 2 + len(df)
+        got = run("runs", "--db", db, "--format", fmt, "--all").output
+        assert got == render(df, fmt) and len(got.splitlines()) == 2 + len(df)
+        got = run("runs", "--db", db, "--format", fmt).output
+        view = df[RUN_VIEW].assign(source=short_paths(list(df["source"])))
+        assert got == render(view, fmt, labels=LABELS, width=TABLE_WIDTH, everything="--all")
+        assert max(len(line) for line in got.splitlines()) <= (
+            TABLE_WIDTH if fmt == "table" else 999
+        )
+        heads = got.replace("|", " ").split()[:6]
+        assert heads == ["run_id", "source", "parser", "steps", "model", "GPUs"]
     code = (
         "import sys; from llmbench.cli import cli\n"
         f"try: cli(['runs', '--db', {db!r}])\n"

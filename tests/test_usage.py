@@ -88,8 +88,41 @@ def test_report_columns_and_sort_check_their_names_and_sort_descending(tmp_path)
     r = run("report", "--db", db, "--sort", "-num_gpus", "--format", "json")
     gpus = [row["num_gpus"] for row in json.loads(r.stdout)]
     assert gpus == sorted(gpus, reverse=True) and len(gpus) == 5
-    header = run("report", "--db", db, "--columns", "all").stdout.splitlines()[0].split()
-    assert len(header) > 40 and {"hfu", "missing", "comm_dp_bytes_per_gpu"} <= set(header)
+    out = run("report", "--db", db, "--columns", "all").stdout
+    header = out.splitlines()[0].split()
+    assert len(header) > 40 and {"HFU", "missing", "model_state_GiB_per_gpu"} <= set(header)
+    # the headers' short names (any case) name the columns too
+    r = run("report", "--db", db, "--sort", "-gpus", "--columns", "GPUs,mfu", "--format", "json")
+    assert [row["num_gpus"] for row in json.loads(r.stdout)] == [2048, 1024, 512, 256, 128]
+
+
+def test_report_table_fits_120_columns_and_says_what_it_shows(tmp_path):
+    db = tmp_path / "s.db"
+    assert (
+        run("ingest", FIXTURES, "--db", db, "--settings", FIXTURES / "settings.toml").exit_code == 0
+    )
+    out = run("report", "--db", db).stdout.splitlines()
+    assert max(map(len, out)) <= 120
+    assert out[0].split() == [
+        "run_id", "source", "model", "GPUs", "step_s", "tokens/s", "TFLOP/s/GPU", "MFU"
+    ]  # fmt: skip
+    assert out[-2].startswith("(4 more column(s): tflops_per_gpu_logged, global_batch_size")
+    assert (
+        out[-1] == "step_s: the median step time after the warm-up steps (10% of steps, at least 2)"
+    )
+    rows = [line.split() for line in out[2:-2]]
+    # sources without the folders all share, the file name kept whole when cut
+    assert rows[0][1] == "pax/fp8/175b/128/log.out"
+    assert any(r[1].endswith(".../dp4-tp8-pp12-mbs1.log") for r in rows)
+    # by model, then GPUs as numbers (128 before 1024)
+    pax = [int(r[3]) for r in rows if r[1].startswith("pax/")]
+    assert pax == [128, 256, 512, 1024, 2048]
+    # bytes as GiB on screen (CSV and JSON keep bytes)
+    js = json.loads(run("report", "--db", db, "--format", "json").stdout)
+    state = next(r["model_state_bytes_per_gpu"] for r in js if r["num_gpus"] == 128)
+    wide = run("report", "--db", db, "--columns", "num_gpus,model_state_bytes_per_gpu").stdout
+    shown = [line.split() for line in wide.splitlines() if line.split()[:1] == ["128"]]
+    assert shown == [["128", f"{state / 2**30:.2f}".rstrip("0").rstrip(".")]]
 
 
 @pytest.mark.parametrize(
