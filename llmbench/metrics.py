@@ -73,7 +73,7 @@ def param_count(sh: Shape, active: bool = False) -> float | None:
         return None
     l, h, V, s = sh.l, sh.h, sh.V, sh.s
     if sh.experts == 1 and not sh.swiglu and sh.groups_ratio() == 1.0 and sh.f in (None, 4 * h):
-        return 12 * l * h * h * (1 + 13 / (12 * h) + (V + s) / (12 * l * h))
+        return float(round(12 * l * h * h * (1 + 13 / (12 * h) + (V + s) / (12 * l * h))))
     kv = 2 * h * h * sh.groups_ratio()
     experts = min(sh.topk, sh.experts) if active else sh.experts
     mlp = (3 if sh.swiglu else 2) * h * sh.ffn() * experts

@@ -90,7 +90,7 @@ ARGS: dict[str, str] = {
     "num_experts": "num_experts",
     "moe_router_topk": "moe_topk",
     "swiglu": "swiglu",
-    "untied_embeddings_and_output_weights": "untied_embeddings",
+    "untie_embeddings_and_output_weights": "untied_embeddings",  # Megatron-LM: --untie-embeddings-and-output-weights
 }
 
 ITER_RE = re.compile(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from llmbench.ingest import parse_file
+from llmbench.metrics import run_metrics
 from llmbench.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -43,11 +44,18 @@ def test_fixture(expected_path: Path):
     assert parsed.parser == exp["parser"]
     assert len(parsed.runs) == exp["runs"]
     assert len(parsed.steps) == exp["steps"]
+    first = parsed.runs[0]["run_id"]
     for key, value in exp.get("run", {}).items():
         assert _same(parsed.runs[0][key], value), (key, parsed.runs[0][key], value)
+    config = json.loads(parsed.runs[0]["config"] or "{}")
+    for key, value in exp.get("config", {}).items():
+        assert _same(config.get(key), value), (key, config.get(key), value)
+    if exp.get("metrics"):
+        got = run_metrics(parsed.runs[0], [s for s in parsed.steps if s["run_id"] == first], [])
+        for key, value in exp["metrics"].items():
+            assert _same(got[key], value), (key, got[key], value)
     for key, value in exp.get("last_run", {}).items():
         assert _same(parsed.runs[-1][key], value), (key, parsed.runs[-1][key], value)
-    first = parsed.runs[0]["run_id"]
     last = parsed.runs[-1]["run_id"]
     for which, run_id in (("step_values", first), ("last_run_step_values", last)):
         by_step = {s["step"]: s for s in parsed.steps if s["run_id"] == run_id}

@@ -10,7 +10,14 @@ from click.testing import CliRunner
 from conftest import FIXTURES, write
 
 from llmbench.cli import cli
-from llmbench.metrics import Shape, hardware_flops, model_flops, param_count, steady_state
+from llmbench.metrics import (
+    Shape,
+    hardware_flops,
+    model_flops,
+    param_count,
+    resolve_shape,
+    steady_state,
+)
 from llmbench.specs import find_accelerator, find_model, models
 
 GPT3 = Shape(l=96, h=12288, a=96, V=51200, s=2048, f=4 * 12288)
@@ -461,3 +468,50 @@ def test_step_time_statistics_carry_no_float_noise():
     mean = steady_state([9.0, 9.0, 0.1, 0.2, 0.3], warmup=2, stat="mean")
     assert repr(mean["value"]) == "0.2"
     assert steady_state([5.0, 5.0, 1e-7, 3e-7], warmup=2)["value"] == 2e-7
+
+
+# published parameter counts: GPT-3 as Brown et al. 2020 Table 2.1 rounds them; the
+# others exact, from the models' HF config.json-built checkpoints (BLOOM: model card)
+PUBLISHED_PARAMS = {
+    "gpt3-125m": 125e6,
+    "gpt3-350m": 350e6,
+    "gpt3-760m": 760e6,
+    "gpt3-1.3b": 1.3e9,
+    "gpt3-2.7b": 2.7e9,
+    "gpt3-6.7b": 6.7e9,
+    "gpt3-13b": 13e9,
+    "gpt3-175b": 175e9,
+    "bloom-176b": 176_247_271_424,
+    "llama2-7b": 6_738_415_616,
+    "llama2-13b": 13_015_864_320,
+    "llama2-70b": 68_976_648_192,
+    "llama3-8b": 8_030_261_248,
+    "llama3-70b": 70_553_706_496,
+    "llama3-405b": 405_853_388_800,
+    "mixtral-8x7b": 46_702_792_704,
+    "mixtral-8x22b": 140_630_071_296,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
+def test_every_catalog_model_is_found_by_its_name_and_its_shape_gives_its_size(name):
+    """The shape alone (the catalog's exact count set aside) gives the published
+    size: exactly where it is published exactly, within GPT-3's rounding."""
+    from llmbench.specs import find_model
+
+    key, spec = find_model(name)
+    assert key == name  # 'gpt3-6.7b' was a nested TOML table once
+    shape = {k: v for k, v in spec.items() if k != "params"}
+    sh, _, _ = resolve_shape({"model": name}, {}, {name: shape})
+    n = param_count(sh)
+    assert n == round(n)
+    tolerance = 0.02 if name.startswith("gpt3") else 2e-4  # BLOOM: its layer norms
+    assert abs(n / PUBLISHED_PARAMS[name] - 1) <= tolerance, n
+    if "params" in spec:
+        assert spec["params"] == PUBLISHED_PARAMS[name]
+
+
+def test_every_catalog_model_has_a_published_size():
+    from llmbench.specs import models
+
+    assert sorted(models()) == sorted(PUBLISHED_PARAMS)
