@@ -141,5 +141,10 @@ def find_accelerator(name: Any) -> Accelerator | None:
     if name is None:
         return None
     table, aliases = _hardware()
-    key = aliases.get(_norm(name)) or aliases.get(_norm(re.sub(r"\(.*?\)", "", str(name))))
-    return table[key] if key else None
+    text = str(name)
+    inside = re.findall(r"\((.*?)\)", text)  # "NVIDIA Blackwell GPU (B200-SXM-180GB)"
+    for candidate in (text, re.sub(r"\(.*?\)", "", text), *inside):
+        key = aliases.get(_norm(candidate))
+        if key:
+            return table[key]
+    return None

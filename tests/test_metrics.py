@@ -515,3 +515,43 @@ def test_every_catalog_model_has_a_published_size():
     from llmbench.specs import models
 
     assert sorted(models()) == sorted(PUBLISHED_PARAMS)
+
+
+# accelerator names as MLPerf Training system descriptions (v4.0-v5.1) and logs print them
+@pytest.mark.parametrize(
+    "name, key, bf16",
+    [
+        ("NVIDIA H200-SXM5-141GB", "h200", 989.4),
+        ("NVIDIA Blackwell GPU (B200-SXM-180GB)", "b200", 2250),
+        ("NVIDIA Blackwell GPU (GB200)", "gb200", 2500),
+        ("NVIDIA Blackwell Ultra GPU (B300-SXM-270GB)", "b300", 2250),
+        ("NVIDIA Blackwell Ultra GPU (GB300)", "gb300", 2500),
+        ("NVIDIA H100-SXM-80GB", "h100-sxm", 989.4),
+        ("NVIDIA L40S", "l40s", 362.05),
+        ("AMD Instinct MI300X 192GB HBM3", "mi300x", 1307.4),
+        ("AMD Instinct MI325X 256GB HBM3e", "mi325x", 1307.4),
+        ("AMD Instinct MI355X", "mi355x", 2516.6),
+        ("AMD Instinct MI250X", "mi250x", 191.5),  # per GCD, as world_size counts it
+        ("TPU-trillium", "tpu-v6e", 918),
+        ("tpu-v3", "tpu-v3", 123),
+    ],
+)
+def test_mlperf_system_names_find_their_accelerator(name, key, bf16):
+    acc = find_accelerator(name)
+    assert acc is not None and acc.key == key and acc.peak("bf16") == bf16
+
+
+def test_catalog_aliases_are_unambiguous_and_every_row_has_a_source():
+    import csv
+    from importlib.resources import files
+
+    from llmbench.specs import _norm
+
+    seen: dict[str, str] = {}
+    with files("llmbench").joinpath("data/hardware.csv").open() as f:
+        for row in csv.DictReader(f):
+            assert row["source"].strip(), row["key"]
+            for name in {row["key"], row["name"], *row["aliases"].split(";")} - {""}:
+                assert seen.setdefault(_norm(name), row["key"]) == row["key"], name
+            peaks = [float(row[d]) for d in ("fp32", "bf16", "fp8") if row[d]]
+            assert peaks == sorted(peaks), row["key"]  # lower precision, higher peak
