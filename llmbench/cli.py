@@ -518,7 +518,11 @@ def report(
         cols = REPORT_VIEW + (["time_for_tokens_s"] if tokens else [])
     else:
         cols = None
+    flagged = table[table["flags"].notna()] if "flags" in table.columns else table.iloc[:0]
+    if cols is not None and len(flagged) and "flags" not in cols and not columns:
+        cols.insert(cols.index("mfu") + 1, "flags")
     table = arrange(table, cols, sort_by=sort_by, group_by=group_by)
+    _flag_notes(flagged)
     if not len(table):
         _empty_note()
     if fmt not in ("table", "markdown"):
@@ -545,6 +549,15 @@ def _notes():
     for w in caught:
         if issubclass(w.category, DataWarning):
             click.echo(f"note: {w.message}", err=True)
+
+
+def _flag_notes(flagged) -> None:
+    """A warning on stderr per flagged row: what its flags mean."""
+    from .columns import FLAGS
+
+    for run_id, flags in zip(flagged["run_id"], flagged["flags"], strict=True):
+        for code in flags.split(","):
+            click.echo(f"warning: {run_id}: {code}: {FLAGS.get(code, '')}", err=True)
 
 
 def _empty_note() -> None:
@@ -616,7 +629,12 @@ def plot(kind, select, output, db, formula, warmup, stat, tokens, group_by, valu
 @click.option("--model", required=True, help="Catalog name, e.g. gpt3-175b, llama3-70b.")
 @click.option("--gpus", type=click.IntRange(1), required=True)
 @click.option("--global-batch-size", type=click.IntRange(1), required=True)
-@click.option("--step-time", type=float, required=True, help="Seconds per step.")
+@click.option(
+    "--step-time",
+    type=click.FloatRange(0, min_open=True),
+    required=True,
+    help="Seconds per step (more than 0).",
+)
 @click.option("--seq-len", type=click.IntRange(1), help="[default: the model's]")
 @click.option("--dtype", default="bf16", show_default=True)
 @click.option("--accelerator", default="h100-sxm", show_default=True)
@@ -673,6 +691,7 @@ def estimate(
         formula=formula,
         tokens=tokens,
     )
+    _flag_notes(table[table["flags"].notna()])
     if fmt == "table":
         table = table.drop(
             columns=["run_id", "source", "parser", "status", "n_steps", "missing"]

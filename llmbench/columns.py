@@ -188,6 +188,22 @@ METRIC_COLUMNS: dict[str, tuple[str, str]] = {
     "logged_disagrees": ("", "logged TFLOPs differ from tflops_per_gpu by over 2 %"),
     "time_to_train_min": ("min", "MLPerf time to train: run_stop - run_start"),
     "missing": ("", "what to --set for the metrics left empty"),
+    "flags": ("", "what is impossible or doubtful in this row's numbers (FLAGS)"),
+}
+
+#: the ``flags`` a report row can carry, and what each means: never an impossible
+#: number shown plainly
+FLAGS = {
+    "mfu>1": "MFU above 1 is impossible: the model, num_gpus, global batch, dtype (an FP8 "
+    "run against the BF16 peak) or accelerator is wrong",
+    "hfu>1": "HFU above 1 is impossible: the model, num_gpus, batch, dtype, accelerator or "
+    "recompute setting is wrong",
+    "logged_off": "the logged TFLOP/s differ from the computed ones by more than 2x (the "
+    "formulas differ by less than 1.5x): a unit slip (GFLOP/s printed as TFLOP/s, a per-job "
+    "figure as per GPU) or a wrong model",
+    "dtype_assumed": "the precision is assumed, not logged: MFU is against the BF16 peak; "
+    "an FP8 run's is lower by the FP8/BF16 peak ratio (2x on H100, B200, MI300X)",
+    "nonpositive": "a global batch or GPU count of 0 or less: metrics left empty",
 }
 
 # what `llmbench runs` shows without --all

@@ -562,7 +562,27 @@ def run_metrics(
     out["missing"] = "; ".join(dict.fromkeys(notes + sh.assumed)) or None
     for hook in hooks:  # what an extension knows of the run (MLPerf: time to train)
         out.update(hook(run, config, events, out))
+    out["flags"] = ",".join(sanity_flags(out, run)) or None
     return out
+
+
+def sanity_flags(out: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    """The ``columns.FLAGS`` codes a report row earns: impossible utilisation, a
+    logged figure no formula comes near, an assumed precision, a non-positive
+    input. The numbers stay; the flags say they cannot be trusted."""
+    flags = []
+    for key, code in (("mfu", "mfu>1"), ("hfu", "hfu>1")):
+        if (out.get(key) or 0) > 1:
+            flags.append(code)
+    logged, computed = out.get("tflops_per_gpu_logged"), out.get("tflops_per_gpu")
+    if logged and computed and not 0.5 <= logged / computed <= 2:
+        flags.append("logged_off")
+    origin = json.loads(run.get("provenance") or "{}").get("dtype", "")
+    if origin.startswith("assumed") and out.get("mfu") is not None:
+        flags.append("dtype_assumed")
+    if any((_num(run.get(k)) or 1) <= 0 for k in ("global_batch_size", "num_gpus")):
+        flags.append("nonpositive")
+    return flags
 
 
 def step_time_stats(st: dict[str, Any], stat: str) -> dict[str, Any]:
@@ -593,7 +613,8 @@ def batch_and_gpus(
         n = _num(run["tp"]) * _num(run["pp"]) * _num(run["dp"])
         out["num_gpus"] = n
         notes.append("num_gpus = tp x pp x dp")
-    return B, n, notes
+    # 0 or less cannot be divided by (flagged by sanity_flags)
+    return (B if B is None or B > 0 else None), (n if n is None or n > 0 else None), notes
 
 
 def _missing_inputs(t, B, s, n) -> list[str]:
@@ -825,6 +846,7 @@ def summarize(
             "tflops_logged_formula",
             "logged_disagrees",
             "missing",
+            "flags",
         ):
             df[c] = pd.to_numeric(df[c], errors="coerce")
             if df[c].dtype == "float64":  # 136.9573, not 136.95729999999998

@@ -258,6 +258,8 @@ def estimate(
     import pandas as pd
 
     check_setting("accelerator", accelerator, "--accelerator")
+    if not step_time > 0:
+        raise UsageError(f"--step-time {step_time}: a step takes more than 0 seconds")
     if find_model(model, None, models) is None:
         check_setting("model", model, "--model")  # a near miss: did you mean
         raise UsageError(

@@ -272,7 +272,9 @@ def _args_config(args: dict, line_no: int) -> Config:
             values[column] = args[name]
     if args.get("group_query_attention") is False:  # num_query_groups is printed but unused
         values["num_query_groups"] = args.get("num_attention_heads")
-    if args.get("bf16") is True:
+    if args.get("fp8") not in (None, False, "None"):  # --fp8-format e4m3|hybrid
+        values["dtype"] = "fp8"  # the GEMMs run in FP8: MFU against the FP8 peak
+    elif args.get("bf16") is True:
         values["dtype"] = "bf16"
     elif args.get("fp16") is True:
         values["dtype"] = "fp16"

@@ -555,3 +555,71 @@ def test_catalog_aliases_are_unambiguous_and_every_row_has_a_source():
                 assert seen.setdefault(_norm(name), row["key"]) == row["key"], name
             peaks = [float(row[d]) for d in ("fp32", "bf16", "fp8") if row[d]]
             assert peaks == sorted(peaks), row["key"]  # lower precision, higher peak
+
+
+LLAMA3_8B = FIXTURES / "megatron_lm" / "llama3-8b-8xh100.log"
+
+
+def _report(db, *args):
+    r = CliRunner().invoke(cli, ["report", "--db", str(db), "--format", "json", *args])
+    return r, json.loads(r.stdout)
+
+
+def test_impossible_numbers_are_flagged_never_shown_plainly(tmp_path):
+    db = tmp_path / "s.db"
+    assert CliRunner().invoke(cli, ["ingest", str(LLAMA3_8B), "--db", str(db)]).exit_code == 0
+    r, rows = _report(db, "--set", "accelerator=h100-sxm")
+    assert rows[0]["flags"] is None and 0.4 < rows[0]["mfu"] < 0.43  # 417 / 989.4
+    # a wrong GPU count: the work of 8 GPUs credited to 1
+    r, rows = _report(db, "--set", "accelerator=h100-sxm", "--set", "num_gpus=1")
+    assert r.exit_code == 0 and rows[0]["mfu"] > 1
+    assert rows[0]["flags"] == "mfu>1,hfu>1,logged_off"  # recompute none: HFU = MFU
+    assert "warning: " in r.stderr and "mfu>1: MFU above 1 is impossible" in r.stderr
+    table = (
+        CliRunner()
+        .invoke(
+            cli, ["report", "--db", str(db), "--set", "accelerator=h100-sxm", "--set", "num_gpus=1"]
+        )
+        .stdout
+    )
+    head, row = table.splitlines()[0].split(), table.splitlines()[2].split()
+    assert head[head.index("MFU") + 1] == "flags" and "mfu>1,hfu>1,logged_off" in row
+
+
+def test_estimate_refuses_a_step_time_of_zero_or_less_and_flags_mfu_above_one():
+    base = ["estimate", "--model", "llama3-70b", "--gpus", "64", "--global-batch-size", "512"]
+    for bad in ("-1", "0"):
+        r = CliRunner().invoke(cli, [*base, "--step-time", bad])
+        assert r.exit_code == 2 and "--step-time" in r.stderr
+    r = CliRunner().invoke(cli, [*base, "--step-time", "10", "--format", "json"])
+    row = json.loads(r.stdout)[0]
+    # 6N: 6 x 70.55e9 x 512 x 8192 / 10 s / 64 GPUs = 2,774 TFLOP/s per GPU, above any peak
+    assert row["mfu"] > 2.8 and row["flags"] == "mfu>1,hfu>1"
+    assert r.exit_code == 0 and "mfu>1" in r.stderr
+
+
+def test_mlperf_precision_is_assumed_and_flagged(tmp_path):
+    db = tmp_path / "s.db"
+    seed = FIXTURES / "mllog" / "seed000-eos-gpt3.txt"
+    assert CliRunner().invoke(cli, ["ingest", str(seed), "--db", str(db)]).exit_code == 0
+    _, rows = _report(db, "--set", "accelerator=h100-sxm", "--set", "num_gpus=10752")
+    assert rows[0]["dtype"] == "bf16" and rows[0]["flags"] == "dtype_assumed"
+    # NVIDIA's EOS GPT-3 run used FP8: against the assumed BF16 peak its MFU reads
+    # 0.52, twice what the FP8 peak gives (0.26, fixtures/settings.toml says fp8)
+    assert 0.52 < rows[0]["mfu"] < 0.53
+
+
+def test_megatron_fp8_runs_are_measured_against_the_fp8_peak(tmp_path):
+    from llmbench.ingest import parse_file
+
+    text = LLAMA3_8B.read_text().replace(
+        "  fp16 ............................................ False\n",
+        "  fp16 ............................................ False\n"
+        "  fp8 ............................................. hybrid\n",
+    )
+    assert "fp8 ....." in text
+    log = tmp_path / "fp8.log"
+    log.write_text(text)
+    run = parse_file(str(log)).runs[0]
+    assert run["dtype"] == "fp8"
+    assert json.loads(run["provenance"])["dtype"].startswith("log line")
