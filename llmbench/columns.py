@@ -119,6 +119,7 @@ SHAPE_KEYS = (
     "hidden_size",
     "num_attention_heads",
     "num_query_groups",
+    "kv_channels",
     "ffn_hidden_size",
     "vocab_size",
     "seq_len",

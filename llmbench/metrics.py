@@ -43,6 +43,7 @@ class Shape:
     untied: bool = False
     topk: int = 1
     experts: int = 1
+    d: int | None = None  # head dimension (kv_channels); None: h / a
     params: float | None = None  # exact count where published
     assumed: list[str] = field(default_factory=list)
 
@@ -59,6 +60,16 @@ class Shape:
         if self.a and self.g:
             return self.g / self.a
         return 1.0
+
+    def attention_width(self) -> float:
+        """a x d: the width of the query projection (h unless the head dimension
+        is not h / a: PaLM, Gemma, some Qwen sizes)."""
+        return float(self.a * self.d) if self.a and self.d else float(self.h)  # type: ignore[arg-type]
+
+    @property
+    def learned_positions(self) -> bool:
+        """GPT-style (seed 000 arithmetic): a learned position table of s x h."""
+        return not self.swiglu and not self.params
 
 
 def param_count(sh: Shape, active: bool = False) -> float | None:
@@ -86,14 +97,26 @@ def nonembedding_params(sh: Shape) -> float | None:
     n = param_count(sh, active=True)
     if n is None:
         return None
-    if not sh.swiglu and not sh.params:
+    if sh.learned_positions:
         return n - (sh.V + sh.s) * sh.h  # learned positions too (GPT)
     return n - sh.V * sh.h * (2 if sh.untied else 1)
 
 
-def _megatron(sh: Shape, B: float) -> float:
+def matmul_params(sh: Shape, active: bool = True) -> float | None:
+    """N as the matmuls use it: every parameter but the input embedding table (a
+    tied table is the output projection's weight, so it stays) and learned
+    positions; active experts only (``active``)."""
+    n = param_count(sh, active=active)
+    if n is None:
+        return None
+    return n - (sh.s * sh.h if sh.learned_positions else 0) - (sh.V * sh.h if sh.untied else 0)
+
+
+def _megatron(sh: Shape, B: float, causal: bool = False) -> float:
+    """Megatron-LM's ``num_floating_point_operations``; ``causal``: since MR !2789
+    (March 2025) the attention scores count half (only half the mask is non-zero)."""
     l, h, s, V = sh.l, sh.h, sh.s, sh.V
-    attention = 1 + sh.groups_ratio() + s / h
+    attention = (1 + sh.groups_ratio() + s / h / (2 if causal else 1)) * sh.attention_width() / h
     mlp = (sh.ffn() / h) * sh.topk * (1.5 if sh.swiglu else 1.0)
     return 12 * B * s * l * h * h * (attention + mlp) + 6 * B * s * V * h
 
@@ -124,8 +147,13 @@ def _6n(sh: Shape, B: float) -> float | None:
 
 
 def _palm(sh: Shape, B: float) -> float | None:
-    n = nonembedding_params(sh)
-    return None if n is None else (6 * n + 12 * sh.l * sh.h * sh.s) * B * sh.s
+    n = matmul_params(sh)
+    return None if n is None else (6 * n + 12 * sh.l * sh.attention_width() * sh.s) * B * sh.s
+
+
+def _torchtitan_2024(sh: Shape, B: float) -> float | None:
+    n = param_count(sh, active=True)
+    return None if n is None else (6 * n + 12 * sh.l * sh.attention_width() * sh.s) * B * sh.s
 
 
 def _8n(sh: Shape, B: float) -> float | None:
@@ -135,20 +163,29 @@ def _8n(sh: Shape, B: float) -> float | None:
 
 FORMULAS: dict[str, Callable[..., float | None]] = {
     "megatron": lambda sh, B, rc: _megatron(sh, B),
+    "megatron-causal": lambda sh, B, rc: _megatron(sh, B, causal=True),
     "ptdp": lambda sh, B, rc: _ptdp(sh, B),
     "bigscience": _bigscience,
     "dgxc": lambda sh, B, rc: _dgxc(sh, B),
     "6n": lambda sh, B, rc: _6n(sh, B),
     "palm": lambda sh, B, rc: _palm(sh, B),
+    "torchtitan-2024": lambda sh, B, rc: _torchtitan_2024(sh, B),
     "8n": lambda sh, B, rc: _8n(sh, B),
 }
 FORMULA_HELP = {
-    "megatron": "Megatron-LM num_floating_point_operations (GQA, SwiGLU, MoE; no recompute)",
+    "megatron": "Megatron-LM num_floating_point_operations before MR !2789 (GQA, SwiGLU, MoE, "
+    "kv_channels; no recompute): what Megatron-Core <= 0.11 (2023-11 to 2025-03), NeMo <= 25.07 "
+    "and Megatron-Bridge < 0.2 print",
+    "megatron-causal": "the same with the attention scores halved (causal mask; MR !2789, "
+    "2025-03-06): Megatron-Core >= 0.12 / 25.04, NeMo >= 25.09, Megatron-Bridge >= 0.2",
     "ptdp": "96Bslh^2(1+s/6h+V/16lh), Narayanan et al. 2021 eq. 3, full recompute counted",
     "bigscience": "Megatron-DeepSpeed throughput_calculator: 24cBslh^2(1+s/6h+V/16lh), c=4 with recompute else 3",
     "dgxc": "NVIDIA dgxc recipe: Bs(72lh^2+12lhs+6Vh)",
     "6n": "6N per token",
-    "palm": "PaLM App. B: 6N_nonembedding + 12lhs per token",
+    "palm": "PaLM App. B: 6N + 12l(a.d)s per token, N without the input embedding (a tied "
+    "table counted once, as the output projection); torchtitan since 2024-05-01 (PR 280)",
+    "torchtitan-2024": "6N + 12l(a.d)s per token, N every parameter: torchtitan 2024-03-20 to "
+    "2024-04-30 (its April 2024 MFU tables) and llm-foundry's benchmarks",
     "8n": "8N_nonembedding per token (bigscience's early estimate, 96Bslh^2)",
 }
 
@@ -180,7 +217,7 @@ def hardware_flops(sh: Shape, B: float, recompute: str | None) -> float | None:
     if recompute == "full":
         return (flops - _logit(sh, B)) * 4 / 3 + _logit(sh, B)
     if recompute == "selective":
-        return flops + 4 * B * sh.s * sh.s * sh.l * sh.h  # QK^T and AV forward again
+        return flops + 4 * B * sh.s * sh.s * sh.l * sh.attention_width()  # QK^T, AV again
     return flops
 
 
@@ -453,6 +490,7 @@ def resolve_shape(
         s=_int(values.get("seq_len")),
         swiglu=bool(values.get("swiglu", False)),
         untied=bool(values.get("untied_embeddings", False)),
+        d=_int(values.get("kv_channels")),
         topk=_int(values.get("moe_topk")) or 1,
         experts=_int(values.get("num_experts")) or 1,
         params=(
