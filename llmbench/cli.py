@@ -863,3 +863,54 @@ def check(db, repair) -> None:
     )
     if bad:
         sys.exit(EXIT_INPUT)
+
+
+@cli.command("hardware")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def list_hardware(fmt) -> None:
+    """List the accelerators MFU can be computed for: dense peak TFLOP/s per dtype
+    as frameworks count devices (an MI250X GCD, a TPU chip), memory, bandwidth,
+    the names logs and MLPerf systems give them (matched ignoring case, spaces,
+    dashes and a parenthesised part), and the datasheet each figure is from.
+
+    \b
+    Example:
+      llmbench hardware --format json
+    """
+    from .formats import cell, rows_text, screen
+    from .specs import hardware_table
+
+    cols, rows = hardware_table()
+    if fmt in ("table", "markdown"):
+        keep = [c for c in cols if c not in ("aliases", "int8")]
+        rows = [[cell(r[cols.index(c)]) for c in keep] for r in rows]
+        right = [c not in ("key", "name", "source") for c in keep]
+        view = {"labels": LABELS, "width": TABLE_WIDTH, "everything": "--format json"}
+        click.echo(screen(keep, rows, right, fmt, **view), nl=False)
+        return
+    click.echo(rows_text(cols, rows, [], fmt), nl=False)
+
+
+@cli.command("models")
+@models_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def list_models(models, fmt) -> None:
+    """List the models whose shapes llmbench knows (with --settings, the settings
+    file's [models.NAME] too): layers, hidden size, heads, query groups, FFN size,
+    vocabulary, sequence length, MoE experts and top-k, and the parameter count.
+
+    \b
+    Example:
+      llmbench models --format markdown
+    """
+    from .formats import cell, rows_text, screen
+    from .metrics import model_table
+
+    cols, rows = model_table(models)
+    if fmt in ("table", "markdown"):
+        text = [[cell(v) for v in r] for r in rows]
+        right = [c not in ("model", "family") for c in cols]
+        view = {"labels": LABELS, "width": TABLE_WIDTH, "everything": "--format json"}
+        click.echo(screen(cols, text, right, fmt, **view), nl=False)
+        return
+    click.echo(rows_text(cols, rows, [], fmt), nl=False)

@@ -265,6 +265,16 @@ LABELS = {
     "days_per_1t_tokens": "days/1T",
     "tflops_per_gpu_logged": "logged_TFLOP/s",
     "tflops_logged_formula": "formula",
+    "num_layers": "layers",
+    "hidden_size": "hidden",
+    "num_attention_heads": "heads",
+    "num_query_groups": "groups",
+    "ffn_hidden_size": "ffn",
+    "vocab_size": "vocab",
+    "num_experts": "experts",
+    "moe_topk": "top-k",
+    "memory_gb": "GB",
+    "memory_bw_tbs": "TB/s",
 }
 
 #: width a terminal table is fitted to (wider ones lose columns from the right)

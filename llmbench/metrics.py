@@ -18,6 +18,7 @@ from .columns import METRIC_COLUMNS, SHAPE_KEYS
 from .errors import UsageError
 from .formats import records
 from .specs import find_accelerator, find_model
+from .specs import models as catalog_models
 from .store import Store
 
 SECONDS_PER_DAY = 86400.0
@@ -890,6 +891,18 @@ def summarize(
             if df[c].dtype == "float64":  # 136.9573, not 136.95729999999998
                 df[c] = [_clean(v) for v in df[c]]
     return df
+
+
+def model_table(models: dict | None = None) -> tuple[list[str], list[list[Any]]]:
+    """(columns, rows): every catalogued model's shape and parameter count (the
+    published one where the catalog has it, else computed from the shape)."""
+    keys = ["num_layers", "hidden_size", "num_attention_heads", "num_query_groups"]
+    keys += ["ffn_hidden_size", "vocab_size", "seq_len", "num_experts", "moe_topk"]
+    rows = []
+    for name, spec in sorted(catalog_models(models).items()):
+        sh, _, values = resolve_shape({"model": name}, {}, models)
+        rows.append([name, spec.get("family"), *(values.get(k) for k in keys), param_count(sh)])
+    return ["model", "family", *keys, "params"], rows
 
 
 def hooked_events(runs, hooks: Sequence[RunHook]) -> tuple[list[str], list[str]]:

@@ -87,6 +87,7 @@ class Accelerator:
     memory_gb: float | None
     memory_bw_tbs: float | None
     source: str
+    aliases: tuple[str, ...] = ()  # names as logs and MLPerf systems print them
 
     def peak(self, dtype: Any) -> float | None:
         """Dense peak TFLOP/s for ``dtype`` (None if the chip has no such unit)."""
@@ -109,6 +110,7 @@ def _hardware() -> tuple[dict[str, Accelerator], dict[str, str]]:
                 memory_gb=float(row["memory_gb"]) if row["memory_gb"] else None,
                 memory_bw_tbs=float(row["memory_bw_tbs"]) if row["memory_bw_tbs"] else None,
                 source=row["source"],
+                aliases=tuple(a.strip() for a in row["aliases"].split(";") if a.strip()),
             )
             for name in [key, row["name"], *row["aliases"].split(";")]:
                 if name.strip():
@@ -129,6 +131,18 @@ def similar_accelerators(name: str, n: int = 3) -> list[str]:
     _, aliases = _hardware()
     close = difflib.get_close_matches(_norm(name), sorted(aliases), n=10, cutoff=0.6)
     return list(dict.fromkeys(aliases[c] for c in close))[:n]
+
+
+def hardware_table() -> tuple[list[str], list[list[Any]]]:
+    """(columns, rows): every catalogued accelerator with its aliases, dense peak
+    TFLOP/s per dtype, memory (GB), bandwidth (TB/s) and source."""
+    cols = ["key", "name", *DTYPES, "memory_gb", "memory_bw_tbs", "aliases", "source"]
+    rows = [
+        [a.key, a.name, *(a.peaks.get(d) for d in DTYPES), a.memory_gb, a.memory_bw_tbs]
+        + ["; ".join(a.aliases), a.source]
+        for a in accelerators().values()
+    ]
+    return cols, rows
 
 
 def model_names() -> list[str]:

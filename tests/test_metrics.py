@@ -623,3 +623,28 @@ def test_megatron_fp8_runs_are_measured_against_the_fp8_peak(tmp_path):
     run = parse_file(str(log)).runs[0]
     assert run["dtype"] == "fp8"
     assert json.loads(run["provenance"])["dtype"].startswith("log line")
+
+
+def test_hardware_and_models_list_what_names_are_accepted(tmp_path):
+    r = CliRunner().invoke(cli, ["hardware", "--format", "json"])
+    rows = {row["key"]: row for row in json.loads(r.stdout)}
+    assert rows["mi250x"]["bf16"] == 191.5 and "GCD" in rows["mi250x"]["source"]
+    assert "nvidia blackwell ultra gpu (gb300)" in rows["gb300"]["aliases"]
+    assert all(row["source"] for row in rows.values())
+    table = CliRunner().invoke(cli, ["hardware"]).stdout.splitlines()
+    assert max(map(len, table)) <= 120 and table[0].split()[:5] == [
+        "key",
+        "name",
+        "fp32",
+        "tf32",
+        "bf16",
+    ]
+
+    settings = write(
+        tmp_path / "s.toml",
+        "[models.tiny]\nnum_layers = 2\nhidden_size = 64\nvocab_size = 128\nseq_len = 32\n",
+    )
+    r = CliRunner().invoke(cli, ["models", "--settings", str(settings), "--format", "json"])
+    models_ = {row["model"]: row for row in json.loads(r.stdout)}
+    assert models_["gpt3-6.7b"]["num_layers"] == 32 and models_["llama3-8b"]["params"] == 8030261248
+    assert models_["tiny"]["hidden_size"] == 64
