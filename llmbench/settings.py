@@ -77,14 +77,16 @@ def check_setting(key: str, value: Any, origin: str, models: dict | None = None)
         return
     if key == "accelerator" and find_accelerator(value) is None:
         close = similar_accelerators(value)
-        hint = f"did you mean {' or '.join(close)}?" if close else "see llmbench/data/hardware.csv"
+        known = "`llmbench hardware` lists the names known"
+        hint = f"did you mean {' or '.join(close)}? ({known})" if close else known
         raise SettingsError(f"{origin}: accelerator {value!r} is not in the catalog", remedy=hint)
     if key == "model" and find_model(value, None, models) is None:
         close = difflib.get_close_matches(value.lower(), model_names(), n=1, cutoff=0.85)
         if close:
             raise SettingsError(
                 f"{origin}: model {value!r} is not in the catalog",
-                remedy=f"did you mean {close[0]}? (another name needs its shape: num_layers, ...)",
+                remedy=f"did you mean {close[0]}? (`llmbench models` lists the catalog; another "
+                "name needs its shape: num_layers, ...)",
             )
 
 
