@@ -648,3 +648,10 @@ def test_hardware_and_models_list_what_names_are_accepted(tmp_path):
     models_ = {row["model"]: row for row in json.loads(r.stdout)}
     assert models_["gpt3-6.7b"]["num_layers"] == 32 and models_["llama3-8b"]["params"] == 8030261248
     assert models_["tiny"]["hidden_size"] == 64
+
+
+def test_readme_peak_catalog_is_the_catalog():
+    readme = (FIXTURES.parent / "README.md").read_text()
+    start = readme.index("<!-- llmbench hardware --format markdown -->\n") + 46
+    shown = readme[start : readme.index("<!-- end -->", start)]
+    assert shown == CliRunner().invoke(cli, ["hardware", "--format", "markdown"]).stdout
