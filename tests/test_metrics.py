@@ -652,6 +652,7 @@ def test_hardware_and_models_list_what_names_are_accepted(tmp_path):
 
 def test_readme_peak_catalog_is_the_catalog():
     readme = (FIXTURES.parent / "README.md").read_text()
-    start = readme.index("<!-- llmbench hardware --format markdown -->\n") + 46
+    marker = "<!-- llmbench hardware --format markdown -->\n"
+    start = readme.index(marker) + len(marker)
     shown = readme[start : readme.index("<!-- end -->", start)]
     assert shown == CliRunner().invoke(cli, ["hardware", "--format", "markdown"]).stdout
