@@ -748,7 +748,8 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
             if not run["counted"]:
                 click.echo(f"dropped: {_rel(run['path'])}: {run['reason']}", err=True)
     if plot:
-        save_figure(rows, plot, list(benchmarks) or None)
+        with _notes():  # folders left out of the figure: a note line each
+            save_figure(rows, plot, list(benchmarks) or None)
         click.echo(f"wrote MLPerf scaling figure -> {plot}", err=True)
     if fmt == "json":
         import json

@@ -18,9 +18,11 @@ from .errors import NoDataError, UsageError
 from .formats import atomic_output, records
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common
-# form of colour-vision deficiency.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+# form of colour-vision deficiency; their yellow (#F0E442) is left out, too faint on white.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":")
+LEGEND_INSIDE = 8  # entries a legend holds inside the axes; more go beside them
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 KINDS = ("scaling", "steps", "topology", "loss")
 ANNOTATE_MAX = 40  # points beyond which labels would only overlap
@@ -74,6 +76,36 @@ def use_agg() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+
+
+def look(i: int) -> dict[str, str]:
+    """The ``i``-th series' colour, marker and line style: no two series of a figure
+    share all three before 7 x 8 = 56 (colour and marker periods are coprime), and
+    consecutive ones always differ in colour."""
+    return {
+        "color": PALETTE[i % len(PALETTE)],
+        "marker": MARKERS[i % len(MARKERS)],
+        "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
+    }
+
+
+def legend(ax, n: int | None = None, loc: str = "best") -> None:
+    """A legend inside ``ax`` for a few entries, beside it (right, outside the data)
+    for more, in columns of at most 20."""
+    handles, labels = ax.get_legend_handles_labels()
+    n = len(labels) if n is None else n
+    if not labels:
+        return
+    if n <= LEGEND_INSIDE:
+        ax.legend(loc=loc)
+        return
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        ncol=math.ceil(n / 20),
+        fontsize=7,
+    )
 
 
 def _present(v: Any) -> bool:
@@ -143,11 +175,26 @@ def usable(rows: list[dict], needed: tuple[str, ...], figure: str) -> list[dict]
 
 
 def _series(rows: list[dict], group_by: str | None) -> list[tuple[str, list[dict]]]:
+    """The scaling figure's series: by ``group_by``, else one per model. Scaling is
+    a model's throughput against its own at fewer GPUs: runs of different models
+    are never joined, and runs without a model join none (left out, noted) unless
+    no run has one (then one series per parser, and a note)."""
     if group_by is None:
-        models = {r.get("model") for r in rows if _present(r.get("model"))}
-        group_by = "model" if len(models) > 1 else None
-    if group_by is None:
-        return [("", rows)]
+        named = [r for r in rows if _present(r.get("model"))]
+        if named:
+            for r in rows:
+                if not _present(r.get("model")):
+                    warnings.warn(
+                        f"{run_label(r)}: left out of the scaling figure (no model: scaling "
+                        "is a model's own; set model)",
+                        DataWarning,
+                        stacklevel=3,
+                    )
+            rows, group_by = named, "model"
+        elif len({r.get("parser") for r in rows}) > 1:
+            group_by = "parser"
+        if len({str(r.get(group_by)) for r in rows}) == 1 or group_by is None:
+            return [("", rows)]
     groups: dict[str, list[dict]] = {}
     for r in rows:
         v = r.get(group_by)
@@ -179,15 +226,15 @@ def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool 
         left = axes[0]
         right = axes[1] if len(axes) > 1 else None
         for i, (name, srows) in enumerate(series):
-            colour, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
-            _scaling_series(left, right, name, srows, colour, marker, annotate)
+            colour, marker = look(i)["color"], look(i)["marker"]
+            _scaling_series(left, right, name, srows, colour, marker, annotate, i)
         left.set_xscale("log", base=2)
         left.set_yscale("log")
         left.set_xlabel("GPUs")
         left.set_ylabel("Throughput (tokens/s)")
         left.set_title("Throughput against GPUs (log-log)")
         gpu_ticks(left, rows)
-        left.legend(loc="upper left")
+        legend(left, None, "upper left")
         if right is not None:
             right.set_xscale("log", base=2)
             right.set_xlabel("GPUs")
@@ -195,11 +242,11 @@ def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool 
             right.set_title("Scaling efficiency and MFU")
             right.set_ylim(0, max(105.0, right.get_ylim()[1]))
             gpu_ticks(right, rows)
-            right.legend(loc="lower left")
+            legend(right, None, "lower left")
     return axes
 
 
-def _scaling_series(left, right, name, rows, colour, marker, annotate) -> None:
+def _scaling_series(left, right, name, rows, colour, marker, annotate, k: int = 0) -> None:
     rows = sorted(rows, key=lambda r: float(r["num_gpus"]))
     best: dict[float, dict] = {}
     for r in rows:
@@ -225,18 +272,9 @@ def _scaling_series(left, right, name, rows, colour, marker, annotate) -> None:
     left.plot(
         xs, [y0 * x / x0 for x in xs], color=colour, linestyle="--", alpha=0.6, label=f"{tag}ideal"
     )
-    if annotate:
-        for r in rows:
-            topo = topology_label(r)
-            text = _short(r["tokens_per_s"]) + (f"\n{topo}" if topo else "")
-            left.annotate(
-                text,
-                (r["num_gpus"], r["tokens_per_s"]),
-                textcoords="offset points",
-                xytext=(4, -12),
-                fontsize=7,
-                color=colour,
-            )
+    if annotate:  # the best run at each count (the others are hollow points)
+        texts = [_short(best[x]["tokens_per_s"]) + _topology_suffix(best[x]) for x in xs]
+        _labels(left, xs, ys, texts, colour, (4, -10 - 9 * (k % 4)))
     if right is None:
         return
     eff = [(best[x]["tokens_per_s"] / x) / (y0 / x0) * 100 for x in xs]
@@ -252,10 +290,21 @@ def _scaling_series(left, right, name, rows, colour, marker, annotate) -> None:
             label=f"{tag}MFU",
         )
     if annotate:
-        for x, e in zip(xs, eff, strict=True):
-            right.annotate(
-                f"{e:.1f}%", (x, e), textcoords="offset points", xytext=(0, 6), fontsize=7
-            )
+        _labels(right, xs, eff, [f"{e:.1f}%" for e in eff], colour, (0, 6 + 9 * (k % 4)))
+
+
+def _topology_suffix(row: dict[str, Any]) -> str:
+    topo = topology_label(row)
+    return f" {topo}" if topo else ""
+
+
+def _labels(ax, xs, ys, texts, colour, offset: tuple[float, float]) -> None:
+    """A small label per point; each series gets its own ``offset`` (the k-th a line
+    below the one before), so labels of series at one place do not pile up."""
+    for x, y, text in zip(xs, ys, texts, strict=True):
+        ax.annotate(
+            text, (x, y), textcoords="offset points", xytext=offset, fontsize=7, color=colour
+        )
 
 
 def gpu_ticks(ax, rows) -> None:
@@ -326,38 +375,51 @@ def plot_steps(
     with style:
         if fig is not None:
             ax = fig.subplots()
-        lo, hi = math.inf, 0.0
+        lo, hi, top = math.inf, 0.0, 0.0
+        shaded: set[tuple[float, float]] = set()
         for i, (run_id, g) in enumerate(_runs_of(frame, limit, "steps")):
             g = _in_step_order(g[g["step_time_s"].notna()])
             label = run_label(runs.get(run_id, {"run_id": run_id}))
             if not len(g):
                 warnings.warn(f"{label}: no step times", DataWarning, stacklevel=2)
                 continue
-            colour = PALETTE[i % len(PALETTE)]
+            kind = look(i)
+            colour = kind["color"]
             xs = g["step"].to_numpy(dtype=float)
             ts = g["step_time_s"].to_numpy(dtype=float)
-            lo, hi = min(lo, float(ts.min())), max(hi, float(ts.max()))
             st = steady_state(ts, warmup, stat)
             w = st["warmup"]
+            steady = ts[w:]  # the y range: warm-up spikes would flatten the rest
+            lo, hi = min(lo, float(steady.min())), max(hi, float(steady.max()))
+            top = max(top, float(ts.max()))
             ax.plot(
                 *envelope(xs, ts),
                 color=colour,
-                marker="." if len(xs) < 200 else None,
+                linestyle=kind["linestyle"],
+                marker=kind["marker"] if len(xs) < 200 else None,
+                markersize=3,
                 label=f"{label} ({stat} {st['value']:.4g} s)",
             )
-            if w:
-                ax.axvspan(xs[0], xs[w], color="0.5", alpha=0.06, lw=0)
+            if w and (xs[0], xs[w]) not in shaded:  # once: 20 runs' shades would be black
+                shaded.add((xs[0], xs[w]))
+                ax.axvspan(xs[0], xs[w], color="0.5", alpha=0.08, lw=0)
             ax.hlines(st["value"], xs[w], xs[-1], color=colour, linestyle="--", lw=1)
             drawn += 1
         if not drawn:
             raise NoDataError("no run has step times")
+        title = f"Step time per step (shaded: warm-up; dashed: steady-state {stat})"
         if lo > 0 and hi / lo > 10:  # runs of very different sizes: keep each readable
             ax.set_yscale("log")
+            ax.set_ylim(lo / 1.25, hi * 1.25)
+        else:
+            pad = (hi - lo) * 0.15 or hi * 0.05
+            ax.set_ylim(max(0.0, lo - pad), hi + pad)
+        if top > ax.get_ylim()[1]:
+            title += f"\nwarm-up steps up to {top:.4g} s run off the top"
         ax.set_xlabel("Step")
         ax.set_ylabel("Step time (s)")
-        ax.set_title(f"Step time per step (shaded: warm-up; dashed: steady-state {stat})")
-        if drawn <= 12:
-            ax.legend(loc="upper right")
+        ax.set_title(title)
+        legend(ax, drawn, "upper right")
     return ax
 
 
@@ -430,12 +492,20 @@ def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
         for i, (label, g, tokens) in enumerate(curves):
             x = tokens if by_tokens else g["step"].to_numpy(dtype=float)
             y = g["loss"].to_numpy(dtype=float)
-            ax.plot(*envelope(x, y), color=PALETTE[i % len(PALETTE)], label=label)
+            kind = look(i)
+            ax.plot(
+                *envelope(x, y),
+                color=kind["color"],
+                linestyle=kind["linestyle"],
+                marker=kind["marker"],
+                markevery=max(1, min(len(y), MAX_POINTS) // 8),
+                markersize=3,
+                label=label,
+            )
         ax.set_xlabel("Tokens consumed" if by_tokens else "Step")
         ax.set_ylabel("Training loss")
         ax.set_title("Training loss")
-        if len(ax.get_lines()) <= 12:
-            ax.legend(loc="upper right")
+        legend(ax, len(curves), "upper right")
     return ax
 
 

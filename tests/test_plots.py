@@ -96,8 +96,8 @@ def test_same_gpu_count_other_topologies_are_shown_not_averaged():
     assert measured.get_ydata()[0] == pytest.approx(2048 * 2048 / 121.48)
     others = left.collections[0].get_offsets()
     assert len(others) == 6
-    labels = {t.get_text().split("\n")[1] for t in left.texts}
-    assert "DP8 TP8 PP6 MBS4" in labels and "DP4 TP8 PP12 MBS1" in labels
+    # one label per GPU count, the best run's: seven at one point would be a blob
+    assert [t.get_text() for t in left.texts] == ["34.5k DP8 TP8 PP6 MBS4"]
 
 
 def test_topology_bars_are_the_seed002_hw_tflops():
@@ -263,3 +263,92 @@ def test_steps_figure_of_many_runs_draws_the_first_ones_and_says_so(tmp_path):
     assert any("5 runs beyond the first 30" in str(w.message) for w in caught)
     r = ok("plot", "steps", "-o", tmp_path / "many.png")
     assert "5 runs beyond the first 30 left out of the figure" in r.stderr
+
+
+# -- figures with many runs: a rule each, checked on the Axes ------------------------------
+
+
+def _many_steps(n_runs: int, first: float = 1.0):
+    import pandas as pd
+
+    rows = []
+    for r in range(n_runs):
+        for s in range(1, 41):
+            t = first if s == 1 else 1.0 + r / 100 + (s % 3) / 1000
+            rows.append({"run_id": f"r{r:02d}", "step": s, "step_time_s": t, "loss": 5 - s / 50})
+    return pd.DataFrame(rows)
+
+
+def test_every_series_of_a_figure_looks_different_and_none_is_faint():
+    from llmbench.plots import look
+
+    kinds = {tuple(look(i).values()) for i in range(56)}
+    assert len(kinds) == 56
+    assert all(look(i)["color"] != look(i + 1)["color"] for i in range(55))
+    assert "#F0E442" not in {look(i)["color"] for i in range(56)}  # yellow on white
+
+
+def test_steps_and_loss_of_many_runs_have_a_legend_beside_the_data():
+    steps = _many_steps(20)
+    for ax in (plot_steps(steps), llmbench.plot_loss(steps)):
+        leg = ax.get_legend()
+        assert leg is not None and len(leg.get_texts()) == 20
+        kinds = {
+            (ln.get_color(), ln.get_linestyle(), ln.get_marker()) for ln in ax.get_lines()[:20]
+        }
+        assert len(kinds) == 20 if ax.get_lines()[0].get_label().startswith("r00") else True
+        ax.figure.canvas.draw()
+        # the legend sits right of the axes: it covers no data
+        assert leg.get_window_extent().x0 >= ax.get_window_extent().x1
+
+
+def test_warm_up_steps_do_not_set_the_step_time_range():
+    ax = plot_steps(_many_steps(3, first=60.0), warmup=2)
+    low, high = ax.get_ylim()
+    assert high < 1.2 and low > 0.8  # steady steps at 1.00-1.02 s fill the axes
+    assert "warm-up steps up to 60 s run off the top" in ax.get_title()
+
+
+def test_scaling_draws_one_series_per_model_and_never_joins_models():
+    def row(model, gpus, tps):
+        return {"run_id": f"{model}-{gpus}", "source": f"/x/{model}/{gpus}.log", "model": model,
+                "num_gpus": gpus, "tokens_per_s": tps, "mfu": 0.4}  # fmt: skip
+
+    table = [row("llama3-8b", 8, 1e5), row("llama3-8b", 16, 1.9e5), row("llama3-70b", 64, 1e5)]
+    table += [row("llama3-70b", 128, 1.8e5), row(None, 256, 5e3)]
+    with pytest.warns(DataWarning, match=r"256.log: left out of the scaling figure \(no model"):
+        left, right = plot_scaling(table)
+    measured = {ln.get_label(): list(ln.get_xdata()) for ln in left.get_lines()}
+    assert measured["model=llama3-70b measured"] == [64, 128]
+    assert measured["model=llama3-8b measured"] == [8, 16]
+    eff = {ln.get_label(): list(ln.get_ydata()) for ln in right.get_lines()}
+    assert eff["model=llama3-8b scaling efficiency"] == pytest.approx([100, 95])
+    assert eff["model=llama3-70b scaling efficiency"] == pytest.approx([100, 90])
+    # labels of different series at one place are stacked, not piled up
+    spots = [(t.xy, t.xyann) for t in left.texts]
+    assert len(spots) == len(set(spots)) == 4
+
+
+def test_mlperf_grid_of_thirty_submitters_is_readable():
+    from llmbench.mlperf import plot_mlperf
+
+    rows = [
+        {"benchmark": b, "submitter": f"S{i:02d}", "accelerator": "H100", "round": "v5.0",
+         "num_gpus": 2 ** (3 + i % 6), "score_min": 100 / (1 + i % 6), "folder": f"f{i}"}
+        for i in range(30)
+        for b in ("gpt3", "llama2_70b_lora")
+    ]  # fmt: skip
+    axes = plot_mlperf(rows)
+    fig = axes[0].figure
+    kinds = {
+        (c.get_facecolor()[0].tobytes(), c.get_paths()[0].vertices.tobytes())
+        for c in axes[0].collections
+    }
+    assert len(kinds) == 30  # colour + marker: no two submitters alike
+    assert all(a.get_legend() is None for a in axes) and len(fig.legends) == 1
+    fig.canvas.draw()
+    legend_box = fig.legends[0].get_window_extent()
+    assert all(legend_box.x0 >= a.get_window_extent().x1 for a in axes)  # beside, not over
+    ticks = [t.get_text() for a in axes for t in a.get_yticklabels() + a.get_xticklabels()]
+    assert ticks and not any("10^" in t or "times" in t for t in ticks)  # one plain format
+    assert not axes[0].texts  # 30 points: read from the legend, not 30 labels

@@ -6,15 +6,19 @@ from __future__ import annotations
 import math
 
 from ..errors import NoDataError
-from ..plots import MARKERS, PALETTE, close, gpu_ticks, save, styled, table_rows, usable, use_agg
+from ..plots import close, gpu_ticks, look, save, styled, table_rows, usable, use_agg
+
+LABELLED_POINTS = 12  # a panel with more points is read from its legend, not labels
 
 
 def plot_mlperf(rows, ax=None, *, benchmarks: list[str] | None = None):
     """MLPerf time to train (score, minutes) against accelerators, one panel per
-    benchmark and one marker style per submitter and accelerator, log-log. Systems
-    of one series in the same round are joined, with ideal scaling (dashed) from
-    the smallest. ``rows`` are ``llmbench.summarize_submissions()`` dicts (or a
-    DataFrame of them). Returns the list of Axes."""
+    benchmark and one colour + marker per submitter and accelerator (distinct up to
+    56 series), log-log with plain-number ticks. Systems of one series in the same
+    round are joined, with ideal scaling (dashed) from the smallest. One legend
+    for the figure, beside the panels; points labelled where a panel has few.
+    ``rows`` are ``llmbench.summarize_submissions()`` dicts (or a DataFrame of
+    them). Returns the list of Axes."""
     data = [dict(r, source=r.get("folder")) for r in table_rows(rows)]
     data = usable(data, ("num_gpus", "score_min"), "MLPerf scaling")
     names = [n for n in (benchmarks or sorted({str(r["benchmark"]) for r in data}))]
@@ -36,12 +40,29 @@ def plot_mlperf(rows, ax=None, *, benchmarks: list[str] | None = None):
         else:
             axes = list(ax) if isinstance(ax, list | tuple) else [ax]
         keys = sorted({_series(r) for r in data})
-        looks = {
-            k: (PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]) for i, k in enumerate(keys)
-        }
+        looks = {k: (look(i)["color"], look(i)["marker"]) for i, k in enumerate(keys)}
         for a, name in zip(axes, names, strict=False):
             _panel(a, name, [r for r in data if r["benchmark"] == name], looks)
+        _legend(axes, fig)
     return axes
+
+
+def _legend(axes: list, fig) -> None:
+    """One legend for every panel (a series keeps its look across panels): beside
+    them on a figure of our own, else beside the last panel; outside the data."""
+    seen: dict[str, object] = {}
+    for a in axes:
+        for handle, label in zip(*a.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    if not seen:
+        return
+    kw = {"fontsize": 7, "ncol": -(-len(seen) // 30), "frameon": False}
+    if fig is not None:
+        fig.legend(list(seen.values()), list(seen), loc="outside right upper", **kw)
+    else:
+        axes[-1].legend(
+            list(seen.values()), list(seen), loc="upper left", bbox_to_anchor=(1.01, 1.0), **kw
+        )
 
 
 def _series(r: dict) -> str:
@@ -63,14 +84,15 @@ def _panel(a, name: str, mine: list[dict], looks: dict) -> None:
             zorder=3,
         )
         _rounds(a, pts, colour)
-        for r in pts:
+        for r in pts if len(mine) <= LABELLED_POINTS else ():
             a.annotate(
-                f"{r['score_min']:.3g} min\n{r.get('round') or ''}",
+                f"{r['score_min']:.3g} min {r.get('round') or ''}".strip(),
                 (r["num_gpus"], r["score_min"]),
                 textcoords="offset points",
-                xytext=(4, 4),
+                xytext=(5, -3),
                 fontsize=7,
                 color=colour,
+                annotation_clip=False,
             )
     a.set_xscale("log", base=2)
     a.set_yscale("log")
@@ -78,7 +100,24 @@ def _panel(a, name: str, mine: list[dict], looks: dict) -> None:
     a.set_ylabel("Time to train, score (minutes)")
     a.set_title(f"MLPerf {name}")
     gpu_ticks(a, mine)
-    a.legend(loc="best")
+    _plain_ticks(a)
+    ys = [float(r["score_min"]) for r in mine]
+    a.set_ylim(min(ys) / 1.5, max(ys) * 1.5)  # room for the labels inside the panel
+    xs = [float(r["num_gpus"]) for r in mine]
+    a.set_xlim(min(xs) / 1.4, max(xs) * 2.2)
+
+
+def _plain_ticks(a) -> None:
+    """One tick format on both axes: plain numbers (16, 2048; 30, 100), no 10^x
+    beside 2x10^1, and no labelled minor ticks."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    a.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    a.yaxis.set_major_formatter(plain)
+    a.yaxis.set_minor_formatter(NullFormatter())
+    a.xaxis.set_major_formatter(plain)
+    a.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _rounds(a, pts: list[dict], colour: str) -> None:
