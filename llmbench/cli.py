@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
-from contextlib import contextmanager
+import threading
+import time
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import click
@@ -214,32 +217,70 @@ def _ingest(
     return report, db
 
 
+def _progress_after() -> float:
+    """Seconds of work before a progress display appears ($LLMBENCH_PROGRESS_AFTER)."""
+    return float(os.environ.get("LLMBENCH_PROGRESS_AFTER") or 1.5)
+
+
 class _Progress:
-    """A progress bar on a terminal (over 20 files), a line per failure or
-    duplicate, and with ``verbose`` a line per file and its warnings."""
+    """On a terminal, once an ingest has run ``_progress_after()`` seconds, a bar of
+    bytes read (within a large file too) and files done; a line per failure or
+    duplicate; with ``verbose`` a line per file and its warnings (and no bar)."""
 
     FIRST_WARNINGS = 3  # per file, without --verbose
 
     def __init__(self, verbose: bool, summary_err: bool) -> None:
+        from .reader import bytes_read
+
         self.verbose, self.err = verbose, summary_err
         self.show_bar = sys.stderr.isatty() and not verbose
-        self.bar = None
+        self.files = self.total_files = self.done = self.total_bytes = 0
+        self.bytes_read, self.base = bytes_read, bytes_read()
+        self.stop, self.thread, self.drawn = threading.Event(), None, False
+
+    def start(self, files: int, size: int) -> None:
+        self.total_files, self.total_bytes = files, size
+        if self.show_bar and size:
+            self.thread = threading.Thread(target=self._draw, name="llmbench-progress", daemon=True)
+            self.thread.start()
+
+    def _draw(self) -> None:
+        if self.stop.wait(_progress_after()):
+            return
+        bar = click.progressbar(length=self.total_bytes, file=sys.stderr, show_eta=True)
+        self.drawn, shown = True, 0
+        with bar:
+            while True:
+                last = self.stop.is_set()  # the ingest is over: draw where it ended
+                now = self.done + max(0, self.bytes_read() - self.base)  # this file so far
+                at = min(now, self.total_bytes)
+                bar.label = f"ingesting {self.files}/{self.total_files} files"
+                bar.update(at - shown)
+                bar.render_progress()  # the label, when no byte moved
+                shown = at
+                if last:
+                    return
+                self.stop.wait(0.25)
+
+    def _say(self, text: str, err: bool = True) -> None:
+        if self.drawn:  # the bar's line first, so the text does not run into it
+            sys.stderr.write("\r\033[K")
+        click.echo(text, err=err)
 
     def __call__(self, res, total: int) -> None:
-        if self.show_bar and self.bar is None and total > 20:
-            self.bar = click.progressbar(length=total, label="ingesting", file=sys.stderr)
-            self.bar.__enter__()
-        if self.bar is not None:
-            self.bar.update(1)
+        self.files += 1
+        with suppress(OSError):
+            self.done += os.stat(res.path).st_size
+        self.base = self.bytes_read()
         if res.status == "failed" and res.error is not None:
-            click.echo(f"error: {res.error}", err=True)
+            self._say(f"error: {res.error}")
             if res.error.remedy:
-                click.echo(f"  hint: {res.error.remedy}", err=True)
+                self._say(f"  hint: {res.error.remedy}")
         elif res.status == "duplicate":
-            click.echo(f"duplicate: {res.path}: {'; '.join(map(str, res.warnings))}", err=True)
+            self._say(f"duplicate: {res.path}: {'; '.join(map(str, res.warnings))}")
             return
         elif self.verbose:
-            click.echo(self._line(res), err=self.err)
+            self._say(self._line(res), err=self.err)
         if self.verbose or res.status == "ingested":
             self._warnings(res)
 
@@ -247,12 +288,10 @@ class _Progress:
         """Every warning with ``verbose``, else the first few and how many more."""
         shown = res.warnings if self.verbose else res.warnings[: self.FIRST_WARNINGS]
         for w in shown:
-            click.echo(f"  warning: {res.path}: {w}", err=True)
+            self._say(f"  warning: {res.path}: {w}")
         if len(res.warnings) > len(shown):
             more = len(res.warnings) - len(shown)
-            click.echo(
-                f"  ... {more} more warning(s): llmbench warnings {shlex.quote(res.path)}", err=True
-            )
+            self._say(f"  ... {more} more warning(s): llmbench warnings {shlex.quote(res.path)}")
 
     @staticmethod
     def _line(res) -> str:
@@ -263,8 +302,9 @@ class _Progress:
         return f"{res.path}: {res.status}"
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
 
 
 @cli.command()
@@ -362,7 +402,26 @@ def main() -> None:
         sys.exit(EXIT_OK)
     except KeyboardInterrupt:  # before or after a command ran: nothing to tell
         click.echo("Interrupted.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        _leave(EXIT_INTERRUPTED)
+    except SystemExit as e:
+        if e.code == EXIT_INTERRUPTED:
+            _leave(EXIT_INTERRUPTED)
+        raise
+    finally:
+        # the command is over: a Ctrl-C now could only break the interpreter's own exit
+        # (joining the worker pool's thread) with a traceback, or kill it by the signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _leave(code: int) -> None:
+    """Exit now, skipping the interpreter's own shutdown: after a Ctrl-C the store is
+    closed and the workers are gone, and that shutdown (joining the pool's threads,
+    with SIGINT handling reset) is where a late signal would print a traceback or
+    kill the process instead of exit ``code``."""
+    with suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def _models(ctx: click.Context, param: click.Parameter, value: str | None):
@@ -491,7 +550,7 @@ def report(
 
         check_path(plot)
     overrides = Settings.build(set_items).cli if set_items else None  # typos: exit 2
-    with _notes():
+    with _notes(), _working("report"):
         table, runs = summarize_store(
             db,
             select,
@@ -551,6 +610,37 @@ def _notes():
             click.echo(f"note: {w.message}", err=True)
 
 
+@contextmanager
+def _working(label: str):
+    """On a terminal, once the block has run ``_progress_after()`` seconds, a line
+    '<label> ... N s' that counts until it ends (and is then wiped)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    stop = threading.Event()
+
+    def tick() -> None:
+        after = _progress_after()
+        if stop.wait(after):
+            return
+        began = time.monotonic() - after
+        while True:
+            sys.stderr.write(f"\r{label} ... {time.monotonic() - began:.0f} s\033[K")
+            sys.stderr.flush()
+            if stop.wait(0.5):
+                break
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+
+    thread = threading.Thread(target=tick, name="llmbench-working", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _flag_notes(flagged) -> None:
     """A warning on stderr per flagged row: what its flags mean."""
     from .columns import FLAGS
@@ -570,7 +660,7 @@ def _draw(kind: str, output: str, **kw: Any) -> None:
     from .report import draw
 
     use_agg()
-    with _notes():
+    with _notes(), _working(f"{kind} figure"):
         draw(kind, output, **kw)
     click.echo(f"wrote {kind} figure -> {output}", err=True)
 
@@ -742,13 +832,14 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
             paths, db, settings=Settings(), workers=workers, verbose=verbose, summary_err=True
         )
         failed = bool(report.failed)
-    rows = summarize_submissions(db, paths, benchmarks, required=True)
+    with _working("scoring"):
+        rows = summarize_submissions(db, paths, benchmarks, required=True)
     for r in rows:
         for run in r["runs"]:
             if not run["counted"]:
                 click.echo(f"dropped: {_rel(run['path'])}: {run['reason']}", err=True)
     if plot:
-        with _notes():  # folders left out of the figure: a note line each
+        with _notes(), _working("MLPerf figure"):  # folders left out: a note line each
             save_figure(rows, plot, list(benchmarks) or None)
         click.echo(f"wrote MLPerf scaling figure -> {plot}", err=True)
     if fmt == "json":

@@ -471,7 +471,8 @@ def ingest(
 
     Unchanged files (same size and mtime, or same sha256, under the same
     settings) are skipped; a changed file replaces its old rows atomically.
-    ``progress(result, total)`` is called with each file's result as it completes.
+    ``progress(result, total)`` is called with each file's result as it completes
+    (and ``progress.start(files, bytes)`` first, where it has one).
     ``engine``: "local" (``workers`` processes of this machine) or "dask" (the
     cluster at ``scheduler``, else a local cluster of ``workers`` workers).
     """
@@ -486,6 +487,8 @@ def ingest(
     sources, errors = expand_paths(paths)
     results = [FileResult(e.path or "?", "failed", error=e) for e in errors]
     total = len(sources) + len(errors)
+    if hasattr(progress, "start"):  # a display that also counts bytes
+        progress.start(total, sum(_size(s.path) for s in sources))
     for r in results:
         if progress:
             progress(r, total)
@@ -515,6 +518,13 @@ def ingest(
             if close is not None:
                 close(interrupted)
     return IngestReport(results)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _changed(store, sources, parser, settings, layer_cache, results, total, progress, broken):

@@ -97,8 +97,16 @@ def _strip(text: str) -> tuple[str, int | None]:
     return text, rank
 
 
+def bytes_read() -> int:
+    """Bytes of files (as stored: compressed ones compressed) this process has read
+    so far: a progress display polls it while a large file is read."""
+    return _HashingReader.total
+
+
 class _HashingReader:
     """A read-only file wrapper that feeds every byte read to a hash."""
+
+    total = 0  # every reader of this process (``bytes_read``)
 
     def __init__(self, raw: IO[bytes], hasher) -> None:
         self._raw = raw
@@ -108,12 +116,14 @@ class _HashingReader:
         data = self._raw.read(n)
         if self._hasher is not None and data:
             self._hasher.update(data)
+        _HashingReader.total += len(data)
         return data
 
     def readinto(self, b) -> int:
         n = self._raw.readinto(b)
         if self._hasher is not None and n:
             self._hasher.update(b[:n])
+        _HashingReader.total += n or 0
         return n
 
     def readable(self) -> bool:

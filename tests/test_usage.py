@@ -279,3 +279,62 @@ def test_notebook_warnings_are_a_dataframe(tmp_path):
     got = [(None if ln is pd.NA else ln, k) for ln, k in zip(w["line"], w["kind"], strict=True)]
     assert got[:4] == MESSY_WARNINGS
     assert w.iloc[-1]["kind"] == "error" and w.iloc[-1]["file"] == str(broken)
+
+
+def _on_a_terminal(args: list[str], env: dict) -> str:
+    """What a command writes to a terminal (stdout and stderr on a pseudo-terminal)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    main, other = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmbench", *args],
+        stdout=other,
+        stderr=other,
+        env={**os.environ, **env},
+    )
+    os.close(other)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the other end closed: the command is done
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=60)
+    os.close(main)
+    return out.decode(errors="replace")
+
+
+def test_a_long_ingest_shows_bytes_and_files_on_a_terminal_only(tmp_path):
+    big = tmp_path / "big.log"
+    line = (FIXTURES / "megatron_deepspeed" / "seed002-20b-fp16.log").read_text()
+    big.write_text(line * 40)  # a few MB, read in blocks
+    small = write(tmp_path / "small.log", line)
+    db = str(tmp_path / "s.db")
+    shown = _on_a_terminal(
+        ["ingest", str(big), str(small), "--db", db, "--workers", "1"],
+        {"LLMBENCH_PROGRESS_AFTER": "0"},
+    )
+    assert "ingesting 2/2 files" in shown and "100%" in shown, shown
+    quiet = run("ingest", str(big), "--db", str(tmp_path / "q.db"))  # not a terminal
+    assert "ingesting" not in quiet.stderr and "%" not in quiet.stderr
+    # a short one on a terminal, under the threshold: no bar
+    assert "ingesting" not in _on_a_terminal(["ingest", str(small), "--db", db], {})
+
+
+def test_report_and_figures_say_they_are_working_on_a_terminal(tmp_path):
+    db = str(tmp_path / "s.db")
+    assert run("ingest", PAX, "--db", db, "--settings", FIXTURES / "settings.toml").exit_code == 0
+    shown = _on_a_terminal(["report", "--db", db], {"LLMBENCH_PROGRESS_AFTER": "0"})
+    assert "report ... 0 s" in shown and "\x1b[K" in shown  # counted, then wiped
+    assert "report ..." not in run("report", "--db", db).output  # not a terminal
+    fig = str(tmp_path / "f.png")
+    shown = _on_a_terminal(
+        ["plot", "steps", "--db", db, "-o", fig], {"LLMBENCH_PROGRESS_AFTER": "0"}
+    )
+    assert "steps figure ... 0 s" in shown
