@@ -127,6 +127,10 @@ SHAPE_KEYS = (
     "untied_embeddings",
     "moe_topk",
     "num_experts",
+    "moe_ffn_hidden_size",
+    "qkv_bias",
+    "qk_norm",
+    "norms_per_layer",
     "params",
 )
 # every setting a name means something for (columns, shape, run facts the metrics and

@@ -45,6 +45,10 @@ class Shape:
     topk: int = 1
     experts: int = 1
     d: int | None = None  # head dimension (kv_channels); None: h / a
+    moe_f: int | None = None  # an expert's FFN size (moe_ffn_hidden_size); None: f
+    qkv_bias: bool = False  # Qwen2 / 2.5
+    qk_norm: bool = False  # a norm of head_dim on queries and keys (Qwen3, Gemma 3)
+    norms: int = 2  # norms of h per layer (Gemma 2 / 3: 4)
     params: float | None = None  # exact count where published
     assumed: list[str] = field(default_factory=list)
 
@@ -53,9 +57,15 @@ class Shape:
         return None not in (self.l, self.h, self.V, self.s)
 
     def ffn(self) -> float:
+        """The FFN size a token goes through per layer (an expert's for MoE)."""
+        if self.experts > 1 and self.moe_f:
+            return float(self.moe_f)
         if self.f:
             return float(self.f)
         return 4.0 * self.h  # type: ignore[operator]
+
+    def head_dim(self) -> float:
+        return float(self.d) if self.d else self.h / self.a if self.a else float(self.h)  # type: ignore[operator]
 
     def groups_ratio(self) -> float:
         if self.a and self.g:
@@ -81,16 +91,28 @@ def param_count(sh: Shape, active: bool = False) -> float | None:
     """
     if sh.params and not (active and sh.experts > 1):
         return float(sh.params)
-    if not sh.dense_ok:
+    if None in (sh.l, sh.h, sh.V) or (sh.learned_positions and sh.s is None):
         return None
     l, h, V, s = sh.l, sh.h, sh.V, sh.s
     if sh.experts == 1 and not sh.swiglu and sh.groups_ratio() == 1.0 and sh.f in (None, 4 * h):
         return float(round(12 * l * h * h * (1 + 13 / (12 * h) + (V + s) / (12 * l * h))))
-    kv = 2 * h * h * sh.groups_ratio()
+    return float(round(l * _layer_params(sh, active) + V * h * (2 if sh.untied else 1) + h))
+
+
+def _layer_params(sh: Shape, active: bool) -> float:
+    """One layer: q and o (h x a.d each), k and v (h x g.d each), their biases
+    (Qwen2), q/k norms (Qwen3, Gemma 3), the MLP (all or the top-k experts, and
+    the router), and ``norms`` norms of h."""
+    h, d = sh.h, sh.head_dim()
+    q = sh.attention_width()
+    kv = (sh.g or sh.a) * d if sh.a else h  # a head of k and of v per query group
+    attn = (
+        2 * h * q + 2 * h * kv + (q + 2 * kv if sh.qkv_bias else 0) + (2 * d if sh.qk_norm else 0)
+    )
     experts = min(sh.topk, sh.experts) if active else sh.experts
     mlp = (3 if sh.swiglu else 2) * h * sh.ffn() * experts
     router = h * sh.experts if sh.experts > 1 else 0
-    return l * (2 * h * h + kv + mlp + router + 2 * h) + V * h * (2 if sh.untied else 1) + h
+    return attn + mlp + router + sh.norms * h  # type: ignore[operator]
 
 
 def nonembedding_params(sh: Shape) -> float | None:
@@ -492,6 +514,10 @@ def resolve_shape(
         swiglu=bool(values.get("swiglu", False)),
         untied=bool(values.get("untied_embeddings", False)),
         d=_int(values.get("kv_channels")),
+        moe_f=_int(values.get("moe_ffn_hidden_size")),
+        qkv_bias=bool(values.get("qkv_bias", False)),
+        qk_norm=bool(values.get("qk_norm", False)),
+        norms=_int(values.get("norms_per_layer")) or 2,
         topk=_int(values.get("moe_topk")) or 1,
         experts=_int(values.get("num_experts")) or 1,
         params=(

@@ -91,6 +91,9 @@ ARGS: dict[str, str] = {
     "moe_router_topk": "moe_topk",
     "swiglu": "swiglu",
     "untie_embeddings_and_output_weights": "untied_embeddings",  # Megatron-LM: --untie-embeddings-and-output-weights
+    "moe_ffn_hidden_size": "moe_ffn_hidden_size",
+    "add_qkv_bias": "qkv_bias",
+    "qk_layernorm": "qk_norm",
 }
 
 ITER_RE = re.compile(
