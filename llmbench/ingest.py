@@ -485,6 +485,12 @@ def ingest(
         registry.get(parser)  # fail fast on an unknown name, before any work
     configured_parsers(settings)  # and on a bad [generic] table
     sources, errors = expand_paths(paths)
+    if errors and not sources:  # nothing to read at all: a mistyped path, not a bad file
+        raise UsageError(
+            "; ".join(str(e) for e in errors[:5])
+            + (f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""),
+            remedy="check the paths (a quoted glob is expanded by llmbench, recursively with **)",
+        )
     results = [FileResult(e.path or "?", "failed", error=e) for e in errors]
     total = len(sources) + len(errors)
     if hasattr(progress, "start"):  # a display that also counts bytes

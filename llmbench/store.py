@@ -1031,8 +1031,9 @@ class Store:
         import polars as pl
 
         try:
-            if table == "runs":
-                pl.from_pandas(self.runs()).write_parquet(path)
+            if table == "runs":  # from the catalog's rows: no pandas, no pyarrow
+                rows = self.run_rows()
+                pl.DataFrame(rows, schema=polars_schema(RUN_COLUMNS)).write_parquet(path)
             else:
                 self.scan(table).sink_parquet(path)
         except pl.exceptions.PolarsError as e:

@@ -233,10 +233,16 @@ def test_bad_input_is_reported_and_the_rest_stored(tmp_path, name):
     assert store_counts()["steps"] == 2
 
 
-def test_directory_with_no_logs(tmp_path):
+def test_nothing_to_read_is_a_usage_error_and_creates_no_store(tmp_path):
     (tmp_path / "empty").mkdir()
-    r = CliRunner().invoke(cli, ["ingest", str(tmp_path / "empty")])
-    assert r.exit_code == 1 and "holds no log files" in r.output
+    db = tmp_path / "s.db"
+    r = CliRunner().invoke(cli, ["ingest", str(tmp_path / "empty"), "--db", str(db)])
+    assert r.exit_code == 2 and "holds no log files" in r.output
+    r = CliRunner().invoke(cli, ["ingest", str(tmp_path / "nomatch" / "*.log"), "--db", str(db)])
+    assert r.exit_code == 2 and "pattern matches no file" in r.output and not db.exists()
+    # a missing path beside a real one: the real one is stored, the missing one failed
+    r = CliRunner().invoke(cli, ["ingest", str(tmp_path / "gone.log"), str(SEED2), "--db", str(db)])
+    assert r.exit_code == 1 and "1 ingested" in r.output and "1 failed" in r.output
 
 
 def test_line_cut_off_and_malformed_mllog_are_warnings(tmp_path):

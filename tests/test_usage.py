@@ -338,3 +338,26 @@ def test_report_and_figures_say_they_are_working_on_a_terminal(tmp_path):
         ["plot", "steps", "--db", db, "-o", fig], {"LLMBENCH_PROGRESS_AFTER": "0"}
     )
     assert "steps figure ... 0 s" in shown
+
+
+def test_parquet_export_needs_no_pyarrow(tmp_path):
+    """polars writes and reads the Parquet: an install without the dask extra (no
+    pyarrow) exports every table."""
+    import subprocess
+    import sys
+
+    db = str(tmp_path / "s.db")
+    assert run("ingest", PAX, "--db", db, "--settings", FIXTURES / "settings.toml").exit_code == 0
+    code = (
+        "import sys; sys.modules['pyarrow'] = None\n"
+        "from llmbench.cli import main\n"
+        "import polars as pl\n"
+        f"for t in ('runs', 'steps', 'events'):\n"
+        f"    sys.argv = ['llmbench', 'export', '--db', {db!r}, '--table', t, '--format', 'parquet',"
+        f" '-o', {str(tmp_path)!r} + f'/{{t}}.parquet']\n"
+        "    try:\n        main()\n    except SystemExit as e:\n        assert not e.code, e.code\n"
+        f"print(sorted(pl.read_parquet({str(tmp_path)!r} + '/runs.parquet')['num_gpus']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[128,", "256,", "512,", "1024,", "2048]"]
