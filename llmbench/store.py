@@ -324,7 +324,7 @@ class Store:
             try:
                 yield self.conn
             except BaseException:
-                if self.conn.in_transaction:  # SQLite ends it itself on some faults
+                if self._in_transaction():  # SQLite ends it itself on some faults
                     self.conn.execute(f"ROLLBACK TO {name}")
                     self.conn.execute(f"RELEASE {name}")
                 self._unpublish(self._published[published:])
@@ -355,7 +355,7 @@ class Store:
                 partfiles.fsync(self.parts_dir)
             self._commit()
         except BaseException as e:
-            if self.conn.in_transaction:  # SQLite ends it itself on some faults
+            if self._in_transaction():  # SQLite ends it itself on some faults
                 self.conn.execute("ROLLBACK")
             self._unpublish(self._published)
             fault = storage_error(e, self._folder) if isinstance(e, Exception) else None
@@ -366,6 +366,15 @@ class Store:
             partfiles.remove(self.parts_dir, self._after_commit)
         finally:
             self._published, self._after_commit, self._renamed = [], [], {}
+
+    def _in_transaction(self) -> bool:
+        """Whether a transaction is open. A Ctrl-C between a transaction's start and
+        its block leaves the generator waiting; it is closed (GeneratorExit) when
+        collected, maybe after the store was: a closed store has nothing to undo."""
+        try:
+            return self.conn.in_transaction
+        except sqlite3.ProgrammingError:
+            return False
 
     def _unpublish(self, names: list[str]) -> None:
         """Undo the renames of a rolled-back transaction: each part gets its temporary

@@ -296,3 +296,26 @@ def test_export_streams_chunks_equal_to_the_whole_table(tmp_path):
 def whole_has_gaps(store: Store, column: str) -> bool:
     col = store.read("steps", columns=[column])[column]
     return bool(col.isna().any() and col.notna().any())
+
+
+def test_a_transaction_left_unentered_is_collected_quietly_after_close(tmp_path):
+    """Ctrl-C between a transaction's BEGIN and its block: the generator is never
+    resumed; when it is collected after the store closed, nothing is printed."""
+    import gc
+    import sys
+
+    store = Store(str(tmp_path / "s.db"))
+    outer = store.transaction()
+    outer.__enter__()
+    inner = store.transaction()
+    inner.__enter__()  # a savepoint, its block never run (the interrupt came here)
+    outer.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)
+    store.close()
+    seen = []
+    hook, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        del inner
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert seen == []
