@@ -484,9 +484,8 @@ def metric_options(f):
     f = click.option(
         "--formula",
         type=LazyChoice(_formulas),
-        default="megatron",
-        show_default=True,
-        help="Model-FLOPs formula.",
+        help="Model-FLOPs formula for every run [default: per run, the one its framework "
+        "version prints where the log shows it (or settings say flops_formula=), else megatron].",
     )(f)
     return f
 
@@ -566,7 +565,7 @@ def report(
     if explain:
         for run in runs:
             click.echo(f"{run['run_id']}  {_rel(run['source'])}")
-            for key, value, origin in explain_run(run, models):
+            for key, value, origin in explain_run(run, models, formula):
                 click.echo(f"  {key:<22} {'' if value is None else value!s:<24} {origin}")
         return
     if columns == "all":

@@ -139,6 +139,7 @@ KNOWN_SETTINGS = (
     RUN_SETTING_COLUMNS
     | set(SHAPE_KEYS)
     | {"lora", "benchmark", "round", "division", "system_status", "model_family", "submitter"}
+    | {"flops_formula"}
     | {"system", "mlperf_run", "mlperf_scaling_factor", "orig_vocab_size"}
 )
 
@@ -244,6 +245,19 @@ REPORT_VIEW = [
     "days_per_1t_tokens",
     "tflops_logged_formula",
 ]
+
+#: the FLOPs formulas' names (``metrics.FORMULAS``; a run's ``flops_formula`` is one)
+FORMULA_NAMES = (
+    "megatron",
+    "megatron-causal",
+    "ptdp",
+    "bigscience",
+    "dgxc",
+    "6n",
+    "palm",
+    "torchtitan-2024",
+    "8n",
+)
 
 #: headers of terminal and markdown tables (short, with units, as the field writes
 #: them); CSV and JSON keep the column names, and options accept either

@@ -213,6 +213,17 @@ FORMULA_HELP = {
 }
 
 
+DEFAULT_FORMULA = "megatron"
+
+
+def run_formula(config: dict[str, Any]) -> str:
+    """The formula a run's metrics use without ``--formula``: the convention its
+    framework version prints (``flops_formula``: a parser saw the version, or a
+    settings file says it), else ``DEFAULT_FORMULA``."""
+    name = config.get("flops_formula")
+    return name if name in FORMULAS else DEFAULT_FORMULA
+
+
 def check_formula(formula: str) -> None:
     """UsageError naming the valid formulas when ``formula`` is not one of them."""
     if formula not in FORMULAS:
@@ -583,7 +594,7 @@ def run_metrics(
     steps: list[dict[str, Any]] | StepStats | None,
     events: list[dict[str, Any]],
     *,
-    formula: str = "megatron",
+    formula: str | None = None,
     warmup: int | None = None,
     stat: str = "median",
     tokens: float | None = None,
@@ -608,6 +619,7 @@ def run_metrics(
     notes += _missing_inputs(t, B, sh.s, n)
     out.update(throughput(B, sh.s, t, n, tokens))
     out["params"] = param_count(sh)
+    formula = formula or run_formula(config)
     out["formula"] = formula
     notes += _missing_shape(sh)
     flops, hw = step_flops(formula, sh, B, run.get("recompute"), bool(config.get("lora")))
@@ -846,7 +858,7 @@ def comm_bytes_per_gpu(
 
 def summarize(
     logs: Any,
-    formula: str = "megatron",
+    formula: str | None = None,
     *,
     warmup: int | None = None,
     stat: str = "median",
@@ -865,7 +877,8 @@ def summarize(
     if isinstance(logs, str):
         with Store(logs, create=False) as s:
             return summarize(s, formula, **kw)
-    check_formula(formula)
+    if formula is not None:
+        check_formula(formula)
     if isinstance(logs, Store):
         runs = logs.runs()
         stats = step_stats_in_store(logs, list(runs["run_id"]), warmup, stat)
@@ -940,12 +953,21 @@ def hooked_events(runs, hooks: Sequence[RunHook]) -> tuple[list[str], list[str]]
     return list(runs.loc[runs["parser"].isin(parsers), "run_id"]), keys
 
 
-def explain(run: dict[str, Any], models: dict | None = None) -> list[tuple[str, Any, str]]:
-    """(input, value, where it came from) for every input of a run's metrics."""
+def explain(
+    run: dict[str, Any], models: dict | None = None, formula: str | None = None
+) -> list[tuple[str, Any, str]]:
+    """(input, value, where it came from) for every input of a run's metrics, the
+    FLOPs formula (``formula``: the one asked for) first."""
     config = json.loads(run.get("config") or "{}")
     prov = json.loads(run.get("provenance") or "{}")
     sh, origin, values = resolve_shape(run, config, models)
-    out: list[tuple[str, Any, str]] = []
+    if formula:
+        why = "--formula"
+    elif run_formula(config) != DEFAULT_FORMULA:
+        why = prov.get("flops_formula", "settings")
+    else:
+        why = "default: the log shows no framework version that prints another"
+    out: list[tuple[str, Any, str]] = [("formula", formula or run_formula(config), why)]
     for k in (
         "model",
         "num_gpus",

@@ -216,7 +216,7 @@ def _known(table, names: list[str], option: str) -> None:
 HOOKS = (MLPERF,)
 
 
-def summarize(logs: Any, formula: str = "megatron", **kw: Any):
+def summarize(logs: Any, formula: str | None = None, **kw: Any):
     """``metrics.summarize`` with the extensions' ``HOOKS`` (MLPerf time to train):
     one row of metrics per run of ``logs`` (``read_logs``' result, a Store, or a
     store's path), as a DataFrame."""

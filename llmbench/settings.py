@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
-from .columns import INT_SETTINGS, KNOWN_SETTINGS
+from .columns import FORMULA_NAMES, INT_SETTINGS, KNOWN_SETTINGS
 from .errors import SettingsError
 from .parsing import literal
 from .specs import find_accelerator, find_model, model_names, similar_accelerators
@@ -75,6 +75,13 @@ def check_setting(key: str, value: Any, origin: str, models: dict | None = None)
             )
     if value is None or not isinstance(value, str):
         return
+    if key == "flops_formula" and value not in FORMULA_NAMES:
+        close = difflib.get_close_matches(value, FORMULA_NAMES, n=1, cutoff=0.6)
+        raise SettingsError(
+            f"{origin}: flops_formula {value!r} is not a formula",
+            remedy=(f"did you mean {close[0]}? " if close else "")
+            + f"({', '.join(FORMULA_NAMES)})",
+        )
     if key == "accelerator" and find_accelerator(value) is None:
         close = similar_accelerators(value)
         known = "`llmbench hardware` lists the names known"

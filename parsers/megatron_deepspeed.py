@@ -268,7 +268,29 @@ def flavour(head: Sequence[str]) -> tuple[float, str | None]:
     return score, None
 
 
-def _args_config(args: dict, line_no: int) -> Config:
+# An argument a Megatron-LM version first has, and the FLOPs count it prints: the
+# --mtp-num-layers argument (2025-03-22, 09ebca716d) came after MR !2789 (2025-03-06)
+# halved the causal attention scores; Megatron-DeepSpeed has neither.
+VERSION_ARGS = {
+    "mtp_num_layers": (
+        "megatron-causal",
+        "Megatron-LM >= core 0.12 (its arguments include mtp_num_layers, added after the "
+        "causal attention count of MR !2789)",
+    ),
+}
+
+
+def _args_config(args: dict, line_no: int) -> Iterator[Config]:
+    """The arguments dump as run settings, and the FLOPs convention its version
+    prints where an argument dates it."""
+    yield _args_values(args, line_no)
+    for name, (formula, why) in VERSION_ARGS.items():
+        if name in args:
+            yield Config({"flops_formula": formula}, line_no, f"log line {line_no}: {why}")
+            break
+
+
+def _args_values(args: dict, line_no: int) -> Config:
     values = dict(args)
     for name, column in ARGS.items():
         if name in args and args[name] is not None and column not in values:
@@ -364,7 +386,7 @@ class _Reading:
     def _end_dump(self, no: int) -> Iterator[Record]:
         self.in_args = False
         yield Note("arguments dump has no end line: ends at the first iteration", no, "format")
-        yield _args_config(self.args, self.args_line)
+        yield from _args_config(self.args, self.args_line)
 
     def batch(self, item: Batch) -> Iterator[Record]:
         if self.in_args:
@@ -381,7 +403,7 @@ class _Reading:
             return True
         if ARGS_END_RE.search(text):
             self.in_args = False
-            yield _args_config(self.args, self.args_line)
+            yield from _args_config(self.args, self.args_line)
             return True
         if "iteration" not in text or ITER_RE.search(text) is None:
             return True  # other ranks' output inside the dump
@@ -447,7 +469,7 @@ class _Reading:
             )
         if self.in_args:
             yield Note("arguments dump has no end line", self.args_line, "format")
-            yield _args_config(self.args, self.args_line)
+            yield from _args_config(self.args, self.args_line)
 
 
 def _step(m: re.Match, values: dict, extra: dict, no: int, rank) -> Step:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -689,3 +690,37 @@ def test_moe_active_parameters(name, active):
     shape = {k: v for k, v in spec.items() if k != "params"}
     sh, _, _ = resolve_shape({"model": key}, {}, {key: shape})
     assert param_count(sh, active=True) == active
+
+
+def test_formula_names_are_the_formulas():
+    from llmbench.columns import FORMULA_NAMES
+    from llmbench.metrics import FORMULAS
+
+    assert tuple(FORMULAS) == FORMULA_NAMES
+
+
+def test_a_run_uses_the_formula_its_framework_version_prints(tmp_path):
+    """A Megatron-LM whose arguments include mtp_num_layers (2025-03-22 on) prints
+    the causal count: its run defaults to megatron-causal, --explain says why, and
+    --formula still decides for every run."""
+    new = FIXTURES / "megatron_lm" / "llama3-8b-8xh100-mcore-2026.log"
+    db = tmp_path / "s.db"
+    assert (
+        CliRunner().invoke(cli, ["ingest", str(new), str(LLAMA3_8B), "--db", str(db)]).exit_code
+        == 0
+    )
+    _, rows = _report(db)
+    by = {Path(r["source"]).name: r for r in rows}
+    assert by[new.name]["formula"] == "megatron-causal"
+    assert by[new.name]["tflops_per_gpu"] == pytest.approx(
+        by[new.name]["tflops_per_gpu_logged"], rel=0.002
+    )
+    assert by[LLAMA3_8B.name]["formula"] == "megatron"  # a 2024 log: no such argument
+    _, rows = _report(db, "--formula", "megatron")
+    assert {r["formula"] for r in rows} == {"megatron"}
+    shown = CliRunner().invoke(cli, ["report", "--db", str(db), "--explain"]).stdout
+    assert "megatron-causal" in shown and "mtp_num_layers" in shown
+    bad = CliRunner().invoke(
+        cli, ["report", "--db", str(db), "--set", "flops_formula=megatron-casual"]
+    )
+    assert bad.exit_code == 2 and "did you mean megatron-causal?" in bad.stderr
