@@ -539,7 +539,7 @@ def report(
       llmbench report --stat last --formula dgxc
       llmbench report 'fp8/*' --format markdown --columns num_gpus,step_time_s,mfu
     """
-    from .formats import render
+    from .formats import cell, render
     from .metrics import explain as explain_run
     from .report import arrange, for_screen, summarize_store
     from .settings import Settings
@@ -566,7 +566,7 @@ def report(
         for run in runs:
             click.echo(f"{run['run_id']}  {_rel(run['source'])}")
             for key, value, origin in explain_run(run, models, formula):
-                click.echo(f"  {key:<22} {'' if value is None else value!s:<24} {origin}")
+                click.echo(f"  {key:<22} {cell(value):<24} {origin}")  # 8, not 8.0
         return
     if columns == "all":
         cols = None
