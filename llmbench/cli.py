@@ -417,7 +417,15 @@ def _leave(code: int) -> None:
     """Exit now, skipping the interpreter's own shutdown: after a Ctrl-C the store is
     closed and the workers are gone, and that shutdown (joining the pool's threads,
     with SIGINT handling reset) is where a late signal would print a traceback or
-    kill the process instead of exit ``code``."""
+    kill the process instead of exit ``code``. multiprocessing's own exit work
+    (releasing the pool's semaphores, else its resource tracker warns of leaks) runs
+    first, for a second at most."""
+    import multiprocessing.util
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tidy = threading.Thread(target=multiprocessing.util._exit_function, daemon=True)
+    tidy.start()
+    tidy.join(timeout=1.0)
     with suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()

@@ -596,7 +596,17 @@ def _pool_outcomes(jobs: list, workers: int):
             if pool is not None:
                 _stop(pool, interrupted=True)
             raise
-    return (o for f in futures for o in f.result()), partial(_stop, pool)
+    return (o for f in futures for o in _done(f)), partial(_stop, pool)
+
+
+def _done(future) -> list:
+    """A future's result, waited for by polling: a Ctrl-C landing inside a
+    ``Condition.wait`` (what ``result()`` does) can leave CPython 3.11 raising
+    "cannot release un-acquired lock" instead of KeyboardInterrupt; inside a sleep
+    it is a plain KeyboardInterrupt."""
+    while not future.done():
+        time.sleep(0.002)
+    return future.result()
 
 
 def _ignore_sigint() -> Callable[[], None]:

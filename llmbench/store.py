@@ -317,27 +317,54 @@ class Store:
         if self.read_only:
             raise _refused_write(self._folder)
         if self.conn.in_transaction:
-            self._savepoints += 1
-            name = f"sp{self._savepoints}"
-            published = len(self._published)
-            self.conn.execute(f"SAVEPOINT {name}")
-            try:
-                yield self.conn
-            except BaseException:
-                if self._in_transaction():  # SQLite ends it itself on some faults
-                    self.conn.execute(f"ROLLBACK TO {name}")
-                    self.conn.execute(f"RELEASE {name}")
-                self._unpublish(self._published[published:])
-                del self._published[published:]
-                raise
-            else:
-                self.conn.execute(f"RELEASE {name}")
+            yield from self._savepoint()
             return
+        self._begin()
+        try:
+            yield self.conn
+            if self._published:  # the renames on disk before the commit that lists them
+                partfiles.fsync(self.parts_dir)
+            self._commit()
+        except BaseException as e:
+            if self._in_transaction():  # SQLite ends it itself on some faults
+                self.conn.execute("ROLLBACK")
+            elif self._committed(self._published):
+                raise  # a Ctrl-C right after COMMIT: the parts it lists stay
+            self._unpublish(self._published)
+            fault = storage_error(e, self._folder) if isinstance(e, Exception) else None
+            if fault is not None and fault is not e:
+                raise fault from e
+            raise
+        else:
+            partfiles.remove(self.parts_dir, self._after_commit)
+        finally:
+            self._published, self._after_commit, self._renamed = [], [], {}
+
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        """A transaction inside another: its own rollback, the outer commit."""
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        published = len(self._published)
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield self.conn
+        except BaseException:
+            if self._in_transaction():  # SQLite ends it itself on some faults
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+            self._unpublish(self._published[published:])
+            del self._published[published:]
+            raise
+        else:
+            self.conn.execute(f"RELEASE {name}")
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting (up to about 30 s) for another writer."""
         delay = 0.05
         for attempt in range(40):
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
-                break
+                return
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) and "busy" not in str(e):
                     raise StoreError(f"cannot write: {e}", path=self.path) from None
@@ -349,23 +376,16 @@ class Store:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    def _committed(self, published: list[str]) -> bool:
+        """Whether the catalog lists the parts a transaction published: it committed
+        (an exception can land after COMMIT returned, before the block ends)."""
+        if not published:
+            return False
         try:
-            yield self.conn
-            if self._published:  # the renames on disk before the commit that lists them
-                partfiles.fsync(self.parts_dir)
-            self._commit()
-        except BaseException as e:
-            if self._in_transaction():  # SQLite ends it itself on some faults
-                self.conn.execute("ROLLBACK")
-            self._unpublish(self._published)
-            fault = storage_error(e, self._folder) if isinstance(e, Exception) else None
-            if fault is not None and fault is not e:
-                raise fault from e
-            raise
-        else:
-            partfiles.remove(self.parts_dir, self._after_commit)
-        finally:
-            self._published, self._after_commit, self._renamed = [], [], {}
+            return bool(self._select_in("SELECT name FROM parts", "name", published[:1]))
+        except sqlite3.Error:
+            return False
 
     def _in_transaction(self) -> bool:
         """Whether a transaction is open. A Ctrl-C between a transaction's start and

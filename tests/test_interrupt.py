@@ -71,7 +71,7 @@ def check(logs: Path, db: Path, delay: float) -> None:
     if code == 0:  # finished before the signal: nothing to interrupt
         assert stored(db) == 1200
         return
-    assert (code, err.strip()) == (130, LINE), f"Ctrl-C at {delay:.2f} s"
+    assert (code, err.strip()) == (130, LINE), f"Ctrl-C at {delay:.2f} s: {err}"
     assert took < 2.5, f"Ctrl-C at {delay:.2f} s took {took:.1f} s to stop"
     before = stored(db)
     assert sqlite3.connect(db).execute("pragma integrity_check").fetchone()[0] == "ok"

@@ -319,3 +319,24 @@ def test_a_transaction_left_unentered_is_collected_quietly_after_close(tmp_path)
     finally:
         sys.unraisablehook = hook
     assert seen == []
+
+
+def test_ctrl_c_right_after_commit_keeps_what_it_committed(monkeypatch):
+    """A KeyboardInterrupt landing after COMMIT returned but before the transaction's
+    block ended: the catalog lists the new parts, so they must stay on disk."""
+
+    def commit_then_interrupt(self):
+        self.conn.execute("COMMIT")
+        if self._published:  # the commit that lists the file's parts
+            raise KeyboardInterrupt
+
+    real = Store._commit
+    monkeypatch.setattr(Store, "_commit", commit_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        ingest([str(SEED2)])
+    monkeypatch.setattr(Store, "_commit", real)
+    with Store() as s:
+        assert s.counts()["steps"] > 0
+        assert [f for f in s.check() if f[0] == "part"] == []  # every listed part is there
+    report = ingest([str(SEED2)])
+    assert [r.status for r in report.results] == ["unchanged"]
