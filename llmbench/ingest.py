@@ -596,7 +596,15 @@ def _pool_outcomes(jobs: list, workers: int):
             if pool is not None:
                 _stop(pool, interrupted=True)
             raise
-    return (o for f in futures for o in _done(f)), partial(_stop, pool)
+    return _drained(futures), partial(_stop, pool)
+
+
+def _drained(futures: list) -> Iterator:
+    """Each future's outcomes in order, each future let go once read (a parsed
+    file's rows must not stay in memory until the last file is done)."""
+    for i in range(len(futures)):
+        future, futures[i] = futures[i], None
+        yield from _done(future)
 
 
 def _done(future) -> list:
@@ -605,7 +613,7 @@ def _done(future) -> list:
     "cannot release un-acquired lock" instead of KeyboardInterrupt; inside a sleep
     it is a plain KeyboardInterrupt."""
     while not future.done():
-        time.sleep(0.002)
+        time.sleep(0.01)
     return future.result()
 
 
