@@ -410,7 +410,8 @@ def main() -> None:
     finally:
         # the command is over: a Ctrl-C now could only break the interpreter's own exit
         # (joining the worker pool's thread) with a traceback, or kill it by the signal
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _leave(code: int) -> None:

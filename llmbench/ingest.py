@@ -575,8 +575,10 @@ def _pool_outcomes(jobs: list, workers: int):
     Ctrl-C is the parent's alone: a terminal sends SIGINT to the whole process group,
     and a worker that got it would print a traceback and could leave the pool's
     shutdown waiting on it. The workers start with SIGINT ignored (an ignored signal
-    stays ignored across exec; blocked meanwhile, a Ctrl-C waits for the parent), and
-    on an interrupt they are terminated rather than waited for."""
+    stays ignored across exec; a handler or a signal mask does not), and on an
+    interrupt they are terminated rather than waited for. A Ctrl-C in the few
+    milliseconds the workers take to start is held for the parent when it reaches
+    the main thread, and lost when it reaches another (polars', the progress bar's)."""
     sigint = _ignore_sigint()
     pool = None
     try:
@@ -618,8 +620,9 @@ def _done(future) -> list:
 
 
 def _ignore_sigint() -> Callable[[], None]:
-    """Ignore SIGINT (held back, not lost) until the returned function is called.
-    Outside the main thread, where Python keeps no signal handlers, nothing changes."""
+    """Ignore SIGINT until the returned function is called (the main thread blocks
+    it meanwhile: one that reaches it is delivered then). Outside the main thread,
+    where Python keeps no signal handlers, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -635,7 +638,7 @@ def _ignore_sigint() -> Callable[[], None]:
 def _stop(pool: ProcessPoolExecutor, interrupted: bool = False) -> None:
     """Release the workers: after the last job, or at once (``interrupted``)."""
     procs = list((pool._processes or {}).values())  # shutdown() forgets them
-    results = pool._result_queue
+    results, manager = pool._result_queue, pool._executor_manager_thread
     # the pool cancels what has not started; a future cancelled from this thread while
     # its worker is being terminated trips the pool's own thread (CPython 3.11)
     pool.shutdown(wait=False, cancel_futures=True)
@@ -650,7 +653,8 @@ def _stop(pool: ProcessPoolExecutor, interrupted: bool = False) -> None:
         # thread: with every writer closed, it reads end-of-file instead
         with suppress(OSError, AttributeError):
             results._writer.close()
-    pool.shutdown(wait=True)
+    if manager is not None:  # it joins the workers (shutdown() forgot it too)
+        manager.join()
 
 
 def _parse_jobs(jobs: list) -> list:

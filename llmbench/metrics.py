@@ -78,9 +78,21 @@ class Shape:
         return float(self.a * self.d) if self.a and self.d else float(self.h)  # type: ignore[arg-type]
 
     @property
+    def gpt(self) -> bool:
+        """GPT-style: a plain 4h MLP, multi-head attention, one expert (seed 000's
+        arithmetic, biases and a learned position table of s x h included)."""
+        return (
+            self.experts == 1
+            and not self.swiglu
+            and self.groups_ratio() == 1.0
+            and self.f in (None, 4 * (self.h or 0))
+        )
+
+    @property
     def learned_positions(self) -> bool:
-        """GPT-style (seed 000 arithmetic): a learned position table of s x h."""
-        return not self.swiglu and not self.params
+        """Whether the count holds a learned position table (GPT-style, and not a
+        published count, which says nothing of it)."""
+        return self.gpt and not self.params
 
 
 def param_count(sh: Shape, active: bool = False) -> float | None:
@@ -94,8 +106,9 @@ def param_count(sh: Shape, active: bool = False) -> float | None:
     if None in (sh.l, sh.h, sh.V) or (sh.learned_positions and sh.s is None):
         return None
     l, h, V, s = sh.l, sh.h, sh.V, sh.s
-    if sh.experts == 1 and not sh.swiglu and sh.groups_ratio() == 1.0 and sh.f in (None, 4 * h):
-        return float(round(12 * l * h * h * (1 + 13 / (12 * h) + (V + s) / (12 * l * h))))
+    if sh.gpt:  # an untied output projection is one more V x h
+        n = 12 * l * h * h * (1 + 13 / (12 * h) + (V + s) / (12 * l * h))
+        return float(round(n + (V * h if sh.untied else 0)))
     return float(round(l * _layer_params(sh, active) + V * h * (2 if sh.untied else 1) + h))
 
 
@@ -657,7 +670,8 @@ def sanity_flags(out: dict[str, Any], run: dict[str, Any]) -> list[str]:
     origin = json.loads(run.get("provenance") or "{}").get("dtype", "")
     if origin.startswith("assumed") and out.get("mfu") is not None:
         flags.append("dtype_assumed")
-    if any((_num(run.get(k)) or 1) <= 0 for k in ("global_batch_size", "num_gpus")):
+    given = (_num(run.get(k)) for k in ("global_batch_size", "num_gpus"))
+    if any(v is not None and v <= 0 for v in given):
         flags.append("nonpositive")
     return flags
 

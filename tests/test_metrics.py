@@ -724,3 +724,21 @@ def test_a_run_uses_the_formula_its_framework_version_prints(tmp_path):
         cli, ["report", "--db", str(db), "--set", "flops_formula=megatron-casual"]
     )
     assert bad.exit_code == 2 and "did you mean megatron-causal?" in bad.stderr
+
+
+def test_an_untied_gpt_counts_its_output_projection():
+    """A GPT-style model with untied embeddings has one more V x h matrix, so more
+    parameters; its matmuls are the same (the output projection is one in both, the
+    input table a lookup), so the same palm FLOPs: once they were 8 % fewer."""
+    tied = Shape(l=24, h=2048, a=16, V=50304, s=2048)
+    untied = Shape(l=24, h=2048, a=16, V=50304, s=2048, untied=True)
+    assert param_count(untied) - param_count(tied) == 50304 * 2048
+    assert model_flops("palm", untied, 8) == model_flops("palm", tied, 8)
+
+
+def test_a_batch_or_gpu_count_of_zero_is_flagged():
+    from llmbench.metrics import sanity_flags
+
+    assert sanity_flags({}, {"num_gpus": 0, "global_batch_size": 8}) == ["nonpositive"]
+    assert sanity_flags({}, {"num_gpus": 8, "global_batch_size": -1}) == ["nonpositive"]
+    assert sanity_flags({}, {"num_gpus": 8}) == []
