@@ -4,7 +4,12 @@
     grad_norm: 0.8319  memory: 49.66GiB(52.28%)  tps: 5,856  tflops: 339.16  mfu: 34.29%
 
 (one line, two-space separated, ANSI colours removed by the reader; ``grad_norm``
-since 2025). Every rank prints unless filtered: copies of a step collapse to the
+since 2025). The 2024 line (train.py, before ``MetricsProcessor``) has no ``[titan]``
+prefix, no tflops, and ``wps`` where ``tps`` is now (the same tokens/s per GPU)::
+
+    2024-10-03 15:01:18,520 - root - INFO - step: 117  loss:  3.9053
+    memory: 36.20GiB(81.50%)  wps: 1,710  mfu: 23.50%
+ Every rank prints unless filtered: copies of a step collapse to the
 first. No step time is printed: it is the time between two logged steps divided
 by the steps between them (``log_freq``), from the millisecond timestamps; the
 first logged step has none. ``tps`` is tokens/s per GPU, ``tflops`` per GPU,
@@ -15,7 +20,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from llmbench.parsing import Field, Parser, Record, Step, convert
 from llmbench.reader import Line
@@ -24,6 +30,7 @@ FIELDS: dict[str, Field] = {
     "loss": Field("loss"),
     "grad_norm": Field("grad_norm"),
     "tps": Field("tokens_per_s_per_gpu"),
+    "wps": Field("tokens_per_s_per_gpu"),  # 2024: "words" per second, the same figure
     "tflops": Field("tflops_per_gpu_logged"),
     "mfu": Field("mfu_logged", float, 0.01),
 }
@@ -38,13 +45,13 @@ MEMORY_RE = re.compile(r"memory:\s+(?P<gib>[\d.]+)GiB\((?P<pct>[\d.]+)%\)")
 class TorchTitanParser(Parser):
     name = "torchtitan"
     framework = "torchtitan"
-    description = "`step: N  loss: L  memory: XGiB(Y%)  tps: K  tflops: T  mfu: M%`"
+    description = "`step: N  loss: L  memory: XGiB(Y%)  tps: K  tflops: T  mfu: M%` (2024: wps)"
     produces = ("step_time_s", "loss", "grad_norm", "tflops_per_gpu_logged", "mfu_logged")
 
     def detect(self, head: Sequence[str]) -> float:
         score = 0.0
         for text in head:
-            if "step:" in text and "tps:" in text and "loss:" in text:
+            if "step:" in text and ("tps:" in text or "wps:" in text) and "loss:" in text:
                 return 0.95
             if "[titan]" in text or "torchtitan" in text:
                 score = 0.6
@@ -53,7 +60,7 @@ class TorchTitanParser(Parser):
     def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
         prev: tuple[int, datetime] | None = None
         for no, text, rank in lines:
-            if "tps:" not in text:
+            if "tps:" not in text and "wps:" not in text:
                 continue
             m = LINE_RE.search(text)
             if m is None:
@@ -74,9 +81,15 @@ class TorchTitanParser(Parser):
                 ts = datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S,%f")
                 values["timestamp"] = ts.isoformat(timespec="milliseconds")
                 if prev is not None and step > prev[0]:
-                    values["step_time_s"] = (ts - prev[1]).total_seconds() / (step - prev[0])
+                    values["step_time_s"] = _per_step(ts - prev[1], step - prev[0])
                 # a lower step printed later is a restart (the frames layer starts a new
                 # segment); printed at the same time it is a slow rank's copy
                 if prev is None or step > prev[0] or (step < prev[0] and ts > prev[1]):
                     prev = (step, ts)
             yield Step(step, values, no, rank)
+
+
+def _per_step(elapsed: timedelta, steps: int) -> float:
+    """Seconds per step, as decimal arithmetic gives it: 47.901 s over 10 steps is
+    4.7901, not the 4.790100000000001 of binary floats."""
+    return float(Decimal(elapsed // timedelta(microseconds=1)) / Decimal(1_000_000 * steps))

@@ -361,3 +361,15 @@ def test_parquet_export_needs_no_pyarrow(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[128,", "256,", "512,", "1024,", "2048]"]
+
+
+def test_torchtitan_2024_lines_are_read_with_exact_step_times():
+    """torchtitan's 2024 line (no [titan], `wps` for tokens/s per GPU, no tflops);
+    step times from millisecond timestamps with decimal arithmetic: 47.901 s over
+    10 steps is 4.7901, exactly as a float prints it, not 4.790100000000001."""
+    from llmbench.ingest import parse_file
+
+    parsed = parse_file(str(FIXTURES / "torchtitan" / "llama3-8b-2024.log"))
+    assert parsed.parser == "torchtitan"
+    assert [s["step_time_s"] for s in parsed.steps] == [None, 4.851, 4.8107, 4.7901]
+    assert [s["tokens_per_s_per_gpu"] for s in parsed.steps] == [255, 1688, 1703, 1710]
