@@ -318,7 +318,7 @@ def runs(db, fmt, all_columns) -> None:
     Example:
       llmbench runs --format markdown
     """
-    from .formats import cell, render, screen, short_paths
+    from .formats import render, rows_text, short_paths
     from .store import Store
 
     with Store(db, create=False) as store:
@@ -326,13 +326,13 @@ def runs(db, fmt, all_columns) -> None:
             cols = list(RUN_COLUMNS if all_columns else RUN_VIEW)
             found = sorted(store.run_rows(), key=_natural)
             short = short_paths([r["source"] for r in found])
-            rows = [[cell(r[k]) for k in cols] for r in found]
+            rows = [[r[k] for k in cols] for r in found]
             if not all_columns:
                 for row, s in zip(rows, short, strict=True):
                     row[1] = s
             right = [RUN_COLUMNS[c].startswith(("INTEGER", "REAL")) for c in cols]
             view = {} if all_columns else {"labels": LABELS, "width": TABLE_WIDTH}
-            click.echo(screen(cols, rows, right, fmt, everything="--all", **view), nl=False)
+            click.echo(rows_text(cols, rows, right, fmt, everything="--all", **view), nl=False)
             if not rows:
                 _empty_note()
             return
@@ -965,6 +965,10 @@ def check(db, repair) -> None:
         sys.exit(EXIT_INPUT)
 
 
+# the catalog listings' terminal tables: short headers, fitted, the rest in JSON
+CATALOG_VIEW = {"labels": LABELS, "width": TABLE_WIDTH, "everything": "--format json"}
+
+
 @cli.command("hardware")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def list_hardware(fmt) -> None:
@@ -977,18 +981,15 @@ def list_hardware(fmt) -> None:
     Example:
       llmbench hardware --format json
     """
-    from .formats import cell, rows_text, screen
+    from .formats import rows_text
     from .specs import hardware_table
 
     cols, rows = hardware_table()
-    if fmt in ("table", "markdown"):
-        keep = [c for c in cols if c not in ("aliases", "int8")]
-        rows = [[cell(r[cols.index(c)]) for c in keep] for r in rows]
-        right = [c not in ("key", "name", "source") for c in keep]
-        view = {"labels": LABELS, "width": TABLE_WIDTH, "everything": "--format json"}
-        click.echo(screen(keep, rows, right, fmt, **view), nl=False)
-        return
-    click.echo(rows_text(cols, rows, [], fmt), nl=False)
+    if fmt in ("table", "markdown"):  # the aliases and int8 in CSV and JSON only
+        keep = [k for k, c in enumerate(cols) if c not in ("aliases", "int8")]
+        cols, rows = [cols[k] for k in keep], [[r[k] for k in keep] for r in rows]
+    right = [c not in ("key", "name", "aliases", "source") for c in cols]
+    click.echo(rows_text(cols, rows, right, fmt, **CATALOG_VIEW), nl=False)
 
 
 @cli.command("models")
@@ -1003,14 +1004,9 @@ def list_models(models, fmt) -> None:
     Example:
       llmbench models --format markdown
     """
-    from .formats import cell, rows_text, screen
+    from .formats import rows_text
     from .metrics import model_table
 
     cols, rows = model_table(models)
-    if fmt in ("table", "markdown"):
-        text = [[cell(v) for v in r] for r in rows]
-        right = [c not in ("model", "family") for c in cols]
-        view = {"labels": LABELS, "width": TABLE_WIDTH, "everything": "--format json"}
-        click.echo(screen(cols, text, right, fmt, **view), nl=False)
-        return
-    click.echo(rows_text(cols, rows, [], fmt), nl=False)
+    right = [c not in ("model", "family") for c in cols]
+    click.echo(rows_text(cols, rows, right, fmt, **CATALOG_VIEW), nl=False)

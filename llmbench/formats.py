@@ -170,9 +170,10 @@ def short_paths(paths: list[str]) -> list[str]:
     return [os.path.relpath(p, common) if p in real else p for p in paths]
 
 
-def rows_text(cols: list[str], rows: list, right: list[bool], fmt: str = "table") -> str:
+def rows_text(cols: list[str], rows: list, right: list[bool], fmt: str = "table", **view) -> str:
     """``rows`` (sequences of plain values) in ``fmt`` (one of FORMATS), without
-    pandas: JSON an array of objects, CSV with a header, else ``layout``."""
+    pandas: JSON an array of objects, CSV with a header, else ``screen`` (with
+    ``view``: headers, width)."""
     if fmt == "json":
         return json.dumps([dict(zip(cols, map(plain, r), strict=True)) for r in rows], indent=1)
     if fmt == "csv":
@@ -181,7 +182,7 @@ def rows_text(cols: list[str], rows: list, right: list[bool], fmt: str = "table"
         writer.writerow(cols)
         writer.writerows(rows)
         return out.getvalue()
-    return layout(cols, rows, right, fmt)
+    return screen(cols, [[cell(v) for v in r] for r in rows], right, fmt, **view)
 
 
 def layout(cols: list[str], rows, right: list[bool], fmt: str = "table") -> str:
