@@ -235,12 +235,19 @@ class _Progress:
         self.verbose, self.err = verbose, summary_err
         self.show_bar = sys.stderr.isatty() and not verbose
         self.files = self.total_files = self.done = self.total_bytes = 0
+        self.sizes: dict[str, int] = {}  # bytes per path, kept only for a bar
         self.bytes_read, self.base = bytes_read, bytes_read()
         self.stop, self.thread, self.drawn = threading.Event(), None, False
 
-    def start(self, files: int, size: int) -> None:
-        self.total_files, self.total_bytes = files, size
-        if self.show_bar and size:
+    def start(self, paths: list[str]) -> None:
+        self.total_files = len(paths)
+        if not self.show_bar:  # no bar: no file sizes to look up
+            return
+        for path in paths:
+            with suppress(OSError):
+                self.sizes[path] = os.stat(path).st_size
+        self.total_bytes = sum(self.sizes.values())
+        if self.total_bytes:
             self.thread = threading.Thread(target=self._draw, name="llmbench-progress", daemon=True)
             self.thread.start()
 
@@ -269,8 +276,7 @@ class _Progress:
 
     def __call__(self, res, total: int) -> None:
         self.files += 1
-        with suppress(OSError):
-            self.done += os.stat(res.path).st_size
+        self.done += self.sizes.get(res.path, 0)
         self.base = self.bytes_read()
         if res.status == "failed" and res.error is not None:
             self._say(f"error: {res.error}")

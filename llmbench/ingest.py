@@ -472,7 +472,7 @@ def ingest(
     Unchanged files (same size and mtime, or same sha256, under the same
     settings) are skipped; a changed file replaces its old rows atomically.
     ``progress(result, total)`` is called with each file's result as it completes
-    (and ``progress.start(files, bytes)`` first, where it has one).
+    (and ``progress.start(paths)`` first, with every path to read, where it has one).
     ``engine``: "local" (``workers`` processes of this machine) or "dask" (the
     cluster at ``scheduler``, else a local cluster of ``workers`` workers).
     """
@@ -494,7 +494,7 @@ def ingest(
     results = [FileResult(e.path or "?", "failed", error=e) for e in errors]
     total = len(sources) + len(errors)
     if hasattr(progress, "start"):  # a display that also counts bytes
-        progress.start(total, sum(_size(s.path) for s in sources))
+        progress.start([s.path for s in sources] + [e.path or "?" for e in errors])
     for r in results:
         if progress:
             progress(r, total)
@@ -524,13 +524,6 @@ def ingest(
             if close is not None:
                 close(interrupted)
     return IngestReport(results)
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
 
 
 def _changed(store, sources, parser, settings, layer_cache, results, total, progress, broken):
