@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .columns import LABELS, REPORT_VIEW, RUN_COLUMNS, RUN_VIEW, TABLE_WIDTH
+from .columns import LABELS, REPORT_VIEW, RUN_COLUMNS, RUN_VIEW, TABLE_WIDTH, natural_key
 from .errors import WARNING_KINDS, LLMBenchError, UsageError, storage_error
 from .formats import FORMATS
 from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
@@ -330,7 +330,7 @@ def runs(db, fmt, all_columns) -> None:
     with Store(db, create=False) as store:
         if fmt in ("table", "markdown"):  # the common case, without importing pandas
             cols = list(RUN_COLUMNS if all_columns else RUN_VIEW)
-            found = sorted(store.run_rows(), key=_natural)
+            found = sorted(store.run_rows(), key=natural_key)
             short = short_paths([r["source"] for r in found])
             rows = [[r[k] for k in cols] for r in found]
             if not all_columns:
@@ -346,13 +346,6 @@ def runs(db, fmt, all_columns) -> None:
     if not all_columns:
         df = df[RUN_VIEW].copy()
     click.echo(render(df, fmt), nl=False)
-
-
-def _natural(run: dict) -> tuple:
-    """Runs by model, GPU count, source and segment (those without a model or GPU
-    count last), as ``report.natural_order`` orders a table."""
-    model, gpus = run.get("model"), run.get("num_gpus")
-    return (model is None, model or "", gpus is None, gpus or 0, run["source"], run["segment"])
 
 
 @cli.command()

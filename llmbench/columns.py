@@ -259,6 +259,23 @@ FORMULA_NAMES = (
     "8n",
 )
 
+
+def natural_key(run: dict) -> tuple:
+    """Where a run goes in a listing: by model, then GPU count (as numbers: 128
+    before 1024), source and segment; runs without a model or a GPU count last
+    (missing is None, or NaN in a DataFrame's records)."""
+    model, gpus = run.get("model"), run.get("num_gpus")
+    no_model, no_gpus = not isinstance(model, str), gpus is None or gpus != gpus
+    return (
+        no_model,
+        "" if no_model else model,
+        no_gpus,
+        0 if no_gpus else gpus,
+        run.get("source") or "",
+        run.get("segment") or 0,
+    )
+
+
 #: headers of terminal and markdown tables (short, with units, as the field writes
 #: them); CSV and JSON keep the column names, and options accept either
 LABELS = {

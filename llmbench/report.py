@@ -9,7 +9,7 @@ import warnings
 from typing import Any
 
 from . import metrics, plots
-from .columns import LABELS, RUN_SETTING_COLUMNS
+from .columns import LABELS, RUN_SETTING_COLUMNS, natural_key
 from .errors import UsageError
 from .formats import atomic_output, records, short_paths, write
 from .logs import Logs
@@ -177,10 +177,9 @@ def arrange(table, columns: list[str] | None = None, *, sort_by=None, group_by=N
 
 
 def natural_order(table):
-    """Rows by model, then GPU count (as numbers: 128 before 1024), then source;
-    runs without a model or a GPU count last."""
-    keys = [k for k in ("model", "num_gpus", "source", "segment") if k in table.columns]
-    return table.sort_values(keys, kind="stable", na_position="last") if keys else table
+    """``table``'s rows in ``columns.natural_key`` order (stable)."""
+    rows = records(table)
+    return table.iloc[sorted(range(len(rows)), key=lambda i: natural_key(rows[i]))]
 
 
 def _named(name: str) -> str:
