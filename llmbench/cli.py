@@ -587,6 +587,7 @@ def report(
     flagged = table[table["flags"].notna()] if "flags" in table.columns else table.iloc[:0]
     if cols is not None and len(flagged) and "flags" not in cols and not columns:
         cols.insert(cols.index("mfu") + 1, "flags")
+    summary = int((table["stat"] == "summary").sum()) if "stat" in table.columns else 0
     table = arrange(table, cols, sort_by=sort_by, group_by=group_by)
     _flag_notes(flagged)
     if not len(table):
@@ -599,6 +600,11 @@ def report(
     if fmt == "table" and len(table):
         skipped = "10% of steps, at least 2" if warmup is None else f"{warmup}"
         click.echo(f"step_s: the {stat} step time after the warm-up steps ({skipped})")
+        if summary:
+            click.echo(
+                f"        {summary} run(s) time no step: the mean of the log's train summary"
+                " (stat 'summary', warm-up included)"
+            )
 
 
 @contextmanager

@@ -160,9 +160,18 @@ def polars_schema(columns: dict[str, str]) -> dict:
 # defines each; tests/test_metrics.py checks that run_metrics gives exactly these.
 METRIC_COLUMNS: dict[str, tuple[str, str]] = {
     "step_time_s": ("s", "steady-state step time (--stat over the steps after the warm-up)"),
-    "stat": ("", "the statistic of step_time_s: median, mean, last, min or p90"),
+    "stat": (
+        "",
+        "the statistic of step_time_s: median, mean, last, min or p90; 'summary' when the log "
+        "times no step and its train summary's mean is used",
+    ),
     "warmup_steps": ("steps", "steps left out as warm-up"),
     "n_steady": ("steps", "steps the statistic is taken over"),
+    "n_faulty": (
+        "steps",
+        "timed log lines left out of the statistic: iterations skipped (fp16 loss-scale "
+        "search) or NaN in their interval",
+    ),
     "step_time_p10_s": ("s", "10th percentile of the steady step times"),
     "step_time_p90_s": ("s", "90th percentile of the steady step times"),
     "step_time_cv": ("", "coefficient of variation of the steady step times"),
@@ -210,6 +219,8 @@ FLAGS = {
     "dtype_assumed": "the precision is assumed, not logged: MFU is against the BF16 peak; "
     "an FP8 run's is lower by the FP8/BF16 peak ratio (2x on H100, B200, MI300X)",
     "nonpositive": "a global batch or GPU count of 0 or less: metrics left empty",
+    "all_skipped": "every timed iteration was skipped (fp16 loss-scale search) or NaN: no "
+    "steady-state step time; the run never trained normally",
 }
 
 # what `llmbench runs` shows without --all

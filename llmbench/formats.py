@@ -117,8 +117,18 @@ def screen(
         cols, rows, right, dropped = fit(cols, rows, right, width, labels or {})
     text = layout([(labels or {}).get(c, c) for c in cols], rows, right, fmt)
     if dropped and rows:
-        text += f"({len(dropped)} more column(s): {', '.join(dropped)}; {everything})\n"
+        text += _more_columns(dropped, everything, width or 0)
     return text
+
+
+def _more_columns(dropped: list[str], everything: str, width: int) -> str:
+    """The line naming the columns a fitted table left out, within ``width``."""
+    for k in range(len(dropped), 0, -1):
+        names = ", ".join(dropped[:k]) + (", ..." if k < len(dropped) else "")
+        line = f"({len(dropped)} more column(s): {names}; {everything})\n"
+        if len(line) <= width + 1:
+            return line
+    return f"({len(dropped)} more column(s); {everything})\n"
 
 
 def fit(cols: list[str], rows: list[list[str]], right: list[bool], width: int, labels: dict):

@@ -123,6 +123,7 @@ class Segment:
     seen: _Seen = field(default_factory=_Seen)
     last_step: int | None = None
     duplicates: int = 0
+    merged: int = 0  # step lines of another kind for a step already read (same rank)
 
     def touch(self, line_no: int | None) -> None:
         if line_no is None:
@@ -191,18 +192,27 @@ class Segmenter:
     def _step(self, rec: Step) -> None:
         cur = self.cur
         step = rec.step
-        if step is None:
-            step = (cur.last_step or 0) + 1
-            rec = rec._replace(step=step)
+        if step is None:  # the log prints no number: none is made up, the order is kept
+            cur.n_steps += 1
+            self.held.add(rec)
+            cur.touch(rec.line_no)
+            return
         if cur.last_step is not None and step <= cur.last_step and step in cur.seen:
             # another rank's copy, or a second print of the same step (DeepSpeed's
             # ``steps:`` line and Megatron's ``iteration`` line): first values win,
             # fields only the later copy has are added (while the first is held)
             first = self.held.find(step)
+            if (
+                first is not None
+                and first.rank == rec.rank
+                and rec.values.keys() != first.values.keys()
+            ):
+                cur.merged += 1  # another kind of line for the step (one rank's own timers)
+            else:
+                cur.duplicates += 1  # the same line again: another rank's copy
             if first is not None:
                 for k, v in rec.values.items():
                     first.values.setdefault(k, v)
-            cur.duplicates += 1
             return
         if cur.last_step is not None and step < cur.last_step:
             self.notes.append(
@@ -235,10 +245,11 @@ class Segmenter:
             cur.touch(lines.max())
             return
         if "step" not in frame.columns or frame["step"].null_count() == frame.height:
-            import polars as pl  # steps "the next one": numbered in order, as Step(None) is
-
-            base = (cur.last_step or 0) + 1
-            frame = frame.with_columns(step=pl.int_range(base, base + frame.height, dtype=pl.Int64))
+            cur.n_steps += frame.height  # no step numbers printed: kept null, in line order
+            self.held.add(conform(frame, "steps", cur.index))
+            cur.touch(lines.min())
+            cur.touch(lines.max())
+            return
         steps = frame["step"]
         arr = steps.to_numpy()
         plain = (
@@ -273,6 +284,16 @@ class Segmenter:
                         "repeated",
                         f"run segment {s.index}: {s.duplicates} repeated step line(s) (other "
                         "ranks) collapsed, first copy kept (fields it lacks taken from the others)",
+                    )
+                )
+            if s.merged:
+                self.notes.append(
+                    FileWarning(
+                        None,
+                        "repeated",
+                        f"run segment {s.index}: {s.merged} step(s) printed by more than one "
+                        "kind of line (e.g. an iteration line and a timer line): merged into one "
+                        "row each, the first line's values kept",
                     )
                 )
         return out, self.notes
@@ -383,7 +404,8 @@ def run_rows(
 
 
 def dataframe(rows: list[dict] | list[list], columns: dict[str, str]):
-    """A typed DataFrame: numbers numeric (int64 when complete, else float64), missing NaN."""
+    """A typed DataFrame: integers int64 when complete, else pandas' nullable Int64
+    (``64``, never ``64.0``; missing ``<NA>``), reals float64 (missing NaN)."""
     import pandas as pd
 
     df = pd.DataFrame.from_records(rows, columns=list(columns))
@@ -391,7 +413,7 @@ def dataframe(rows: list[dict] | list[list], columns: dict[str, str]):
         if sql.startswith("INTEGER"):
             col = pd.to_numeric(df[name], errors="coerce")
             df[name] = (
-                col.astype("int64") if len(col) and col.notna().all() else col.astype("float64")
+                col.astype("int64") if len(col) and col.notna().all() else col.astype("Int64")
             )
         elif sql == "REAL":
             df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
@@ -400,23 +422,25 @@ def dataframe(rows: list[dict] | list[list], columns: dict[str, str]):
     return df
 
 
-def to_pandas(frame, columns: dict[str, str], floats: Iterable[str] = ()):
+def to_pandas(frame, columns: dict[str, str], nullable: Iterable[str] = ()):
     """A polars DataFrame of a canonical table as ``dataframe`` types it: integers
-    int64 when complete (else float64, missing NaN; always for the columns named
-    in ``floats``), reals float64, text objects with None. Built from numpy arrays
-    column by column (no pyarrow needed)."""
+    int64 when complete (else nullable Int64, missing ``<NA>``; always for the
+    columns named in ``nullable``), reals float64, text objects with None. Built
+    from numpy arrays column by column (no pyarrow needed)."""
     import pandas as pd
 
-    floats = set(floats)
+    nullable = set(nullable)
     data = {}
     for name, sql in columns.items():
         col = frame[name]
         if sql.startswith("INTEGER"):
-            data[name] = (
-                col.to_numpy().astype("int64")
-                if len(col) and col.null_count() == 0 and name not in floats
-                else col.cast(float).to_numpy().astype("float64")
-            )
+            if len(col) and col.null_count() == 0 and name not in nullable:
+                data[name] = col.to_numpy().astype("int64")
+            else:
+                mask = col.is_null().to_numpy()
+                data[name] = pd.arrays.IntegerArray(
+                    col.fill_null(0).cast(int).to_numpy().astype("int64"), mask
+                )
         elif sql == "REAL":
             data[name] = col.to_numpy().astype("float64")
         else:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .columns import METRIC_COLUMNS, SHAPE_KEYS
+from .columns import METRIC_COLUMNS, RUN_COLUMNS, SHAPE_KEYS
 from .errors import UsageError
 from .formats import records
 from .specs import find_accelerator, find_model
@@ -363,7 +363,10 @@ LOGGED = (
     "mfu_logged",
     "tokens_per_s_per_gpu",
 )
-STEP_INPUTS = ("run_id", "step", "step_time_s", *LOGGED)
+# step columns that mark a timed line as not a normal step: iterations skipped (fp16
+# loss-scale search) or NaN in the interval it covers
+FAULTS = ("skipped_iterations", "nan_iterations")
+STEP_INPUTS = ("run_id", "step", "step_time_s", *LOGGED, *FAULTS)
 
 
 @dataclass
@@ -391,6 +394,13 @@ def step_stats(frame, warmup: int | None = None, stat: str = "median") -> dict[s
     lf = frame.lazy() if isinstance(frame, pl.DataFrame) else frame
     t = pl.col("step_time_s")
     timed = lf.filter(t.is_not_null() & t.is_not_nan())
+    names = lf.collect_schema().names()
+    faulty = pl.lit(False)
+    for c in FAULTS:
+        if c in names:
+            faulty = faulty | (pl.col(c).cast(pl.Float64).fill_null(0) > 0)
+    faults = dict(timed.filter(faulty).group_by("run_id").len().collect().iter_rows())
+    timed = timed.filter(~faulty)
     keys = timed.select("run_id", "step").collect()
     ordered = keys.with_columns(_d=pl.col("step").diff().over("run_id"))["_d"].min()
     if ordered is not None and ordered < 0:  # rows out of step order: sort them
@@ -410,12 +420,23 @@ def step_stats(frame, warmup: int | None = None, stat: str = "median") -> dict[s
         cols[c] = (
             col.to_numpy() if col.null_count() == 0 else col.fill_null(float("nan")).to_numpy()
         )
-    return {
+    out = {
         run_id: _run_stats(
             {c: a[int(offsets[k]) : int(offsets[k + 1])] for c, a in cols.items()}, warmup, stat
         )
         for k, run_id in enumerate(ids)
     }
+    return _with_faults(out, faults)
+
+
+def _with_faults(stats: dict[str, StepStats], faults: dict[str, int]) -> dict[str, StepStats]:
+    """``stats`` with each run's count of faulty timed lines (``FAULTS``) in
+    ``st["faulty"]``; a run whose every timed line is faulty gets no step time."""
+    for run_id, k in faults.items():
+        if run_id not in stats:
+            stats[run_id] = StepStats({"value": None, "n": 0, "warmup": 0}, dict.fromkeys(LOGGED))
+        stats[run_id].st["faulty"] = k
+    return stats
 
 
 def step_stats_in_store(
@@ -429,16 +450,20 @@ def step_stats_in_store(
 
     _check_stat(stat)
     out: dict[str, StepStats] = {}
+    faults: dict[str, int] = {}
     for run_id, cols in store.run_columns(
-        "steps", run_ids, ["step_time_s", *LOGGED], damaged=damaged
+        "steps", run_ids, ["step_time_s", *LOGGED, *FAULTS], damaged=damaged
     ):
-        t = cols["step_time_s"]
-        timed = ~np.isnan(t)
+        timed = ~np.isnan(cols["step_time_s"])
+        bad = timed & ((cols["skipped_iterations"] > 0) | (cols["nan_iterations"] > 0))
+        if bad.any():
+            faults[run_id] = int(bad.sum())
+            timed &= ~bad
         if not timed.all():
             cols = {c: a[timed] for c, a in cols.items()}
         if len(cols["step_time_s"]):
             out[run_id] = _run_stats(cols, warmup, stat)
-    return out
+    return _with_faults(out, faults)
 
 
 def _run_stats(cols: dict, warmup: int | None, stat: str) -> StepStats:
@@ -472,7 +497,7 @@ def rows_frame(steps: list[dict[str, Any]], run_id: str = ""):
             "step": pl.Series([r.get("step") for r in steps], dtype=pl.Int64, strict=False),
             **{
                 c: pl.Series([_num(r.get(c)) for r in steps], dtype=pl.Float64)
-                for c in ("step_time_s", *LOGGED)
+                for c in ("step_time_s", *LOGGED, *FAULTS)
             },
         }
     )
@@ -492,7 +517,8 @@ def pandas_steps_frame(steps):
                 c: pl.Series(
                     steps[c].to_numpy(dtype=float, na_value=float("nan")), dtype=pl.Float64
                 ).fill_nan(None)
-                for c in ("step_time_s", *LOGGED)
+                for c in ("step_time_s", *LOGGED, *FAULTS)
+                if c in steps or c not in FAULTS
             },
         }
     )
@@ -626,8 +652,11 @@ def run_metrics(
         steps = step_stats(rows_frame(steps or [], "r"), warmup, stat).get("r")
     st = steps.st if steps else {"value": None, "n": 0, "warmup": 0}
     logged = steps.logged if steps else dict.fromkeys(LOGGED)
+    summary = _num(config.get("summary_step_time_s"))
+    if st["value"] is None and summary is not None:  # no step timed: the log's own mean
+        st = {"value": summary, "n": 0, "warmup": 0}
     t = st["value"]
-    out.update(step_time_stats(st, stat))
+    out.update(step_time_stats(st, stat if st["n"] or t is None else "summary"))
     B, n, notes = batch_and_gpus(run, logged, out)
     notes += _missing_inputs(t, B, sh.s, n)
     out.update(throughput(B, sh.s, t, n, tokens))
@@ -670,6 +699,8 @@ def sanity_flags(out: dict[str, Any], run: dict[str, Any]) -> list[str]:
     origin = json.loads(run.get("provenance") or "{}").get("dtype", "")
     if origin.startswith("assumed") and out.get("mfu") is not None:
         flags.append("dtype_assumed")
+    if out.get("n_faulty") and not out.get("n_steady") and out.get("stat") != "summary":
+        flags.append("all_skipped")
     given = (_num(run.get(k)) for k in ("global_batch_size", "num_gpus"))
     if any(v is not None and v <= 0 for v in given):
         flags.append("nonpositive")
@@ -683,6 +714,7 @@ def step_time_stats(st: dict[str, Any], stat: str) -> dict[str, Any]:
         "stat": stat,
         "warmup_steps": st.get("warmup"),
         "n_steady": st["n"],
+        "n_faulty": st.get("faulty", 0),
         "step_time_p10_s": st.get("p10"),
         "step_time_p90_s": st.get("p90"),
         "step_time_cv": st.get("cv"),
@@ -922,28 +954,46 @@ def summarize(
         )
         for r in records(runs)
     ]
-    df = pd.DataFrame(rows, columns=None if rows else [*IDENTITY, *METRIC_COLUMNS])
+    return _typed(pd.DataFrame(rows, columns=None if rows else [*IDENTITY, *METRIC_COLUMNS]))
+
+
+# report columns that hold text; the others are numbers
+TEXT_COLUMNS = frozenset(
+    {
+        *("run_id", "source", "parser", "model", "dtype", "accelerator", "recompute"),
+        *("status", "stat", "formula", "tflops_logged_formula", "logged_disagrees"),
+        *("missing", "flags"),
+    }
+)
+
+
+def _typed(df):
+    """The metrics table with its numbers typed: counts as integers (``64``, not
+    ``64.0``), reals without binary noise (``136.9573``, not ``136.95729999999998``)."""
+    import pandas as pd
+
     for c in df.columns:
-        if c not in (
-            "run_id",
-            "source",
-            "parser",
-            "model",
-            "dtype",
-            "accelerator",
-            "recompute",
-            "status",
-            "stat",
-            "formula",
-            "tflops_logged_formula",
-            "logged_disagrees",
-            "missing",
-            "flags",
-        ):
-            df[c] = pd.to_numeric(df[c], errors="coerce")
-            if df[c].dtype == "float64":  # 136.9573, not 136.95729999999998
-                df[c] = [_clean(v) for v in df[c]]
+        if c in TEXT_COLUMNS:
+            continue
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+        if c in COUNT_COLUMNS and _integral(df[c]):
+            df[c] = df[c].astype("Int64")
+        elif df[c].dtype == "float64":
+            df[c] = [_clean(v) for v in df[c]]
     return df
+
+
+# report columns that count things: whole numbers, shown without a decimal point
+COUNT_COLUMNS = frozenset(
+    {c for c, t in RUN_COLUMNS.items() if t == "INTEGER"}
+    | {"warmup_steps", "n_steady", "n_faulty", "tokens_per_step", "params"}
+)
+
+
+def _integral(col) -> bool:
+    """Whether every value of a numeric column is a whole number below 2**63."""
+    vals = col.dropna()
+    return bool(((vals % 1 == 0) & (vals.abs() < 2**63)).all())
 
 
 def model_table(models: dict | None = None) -> tuple[list[str], list[list[Any]]]:

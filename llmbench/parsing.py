@@ -6,7 +6,7 @@ streaming ``parse(lines) -> records``. Records are small tuples:
 
 - ``Step(step, values, line_no, rank)``: one training step; ``values`` maps
   canonical step columns (``step_time_s``, ``loss``, ...) or extra names to numbers;
-  ``step`` None means "the next one" (numbered 1, 2, ... in order).
+  ``step`` None: the log prints no step number (stored null, in line order).
 - ``Event(key, value, line_no, time_ms, event_type, step, metadata)``.
 - ``Config(values, line_no, origin)``: run settings found in the log (first value
   wins); ``origin`` says where they come from when it is not that line.

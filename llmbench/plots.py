@@ -385,8 +385,8 @@ def plot_steps(
                 continue
             kind = look(i)
             colour = kind["color"]
-            xs = g["step"].to_numpy(dtype=float)
-            ts = g["step_time_s"].to_numpy(dtype=float)
+            xs = _steps(g)
+            ts = g["step_time_s"].to_numpy(dtype=float, na_value=math.nan)
             st = steady_state(ts, warmup, stat)
             w = st["warmup"]
             steady = ts[w:]  # the y range: warm-up spikes would flatten the rest
@@ -416,7 +416,7 @@ def plot_steps(
             ax.set_ylim(max(0.0, lo - pad), hi + pad)
         if top > ax.get_ylim()[1]:
             title += f"\nwarm-up steps up to {top:.4g} s run off the top"
-        ax.set_xlabel("Step")
+        ax.set_xlabel(_step_label(frame))
         ax.set_ylabel("Step time (s)")
         ax.set_title(title)
         legend(ax, drawn, "upper right")
@@ -490,8 +490,8 @@ def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
                 stacklevel=2,
             )
         for i, (label, g, tokens) in enumerate(curves):
-            x = tokens if by_tokens else g["step"].to_numpy(dtype=float)
-            y = g["loss"].to_numpy(dtype=float)
+            x = tokens if by_tokens else _steps(g)
+            y = g["loss"].to_numpy(dtype=float, na_value=math.nan)
             kind = look(i)
             ax.plot(
                 *envelope(x, y),
@@ -502,7 +502,7 @@ def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
                 markersize=3,
                 label=label,
             )
-        ax.set_xlabel("Tokens consumed" if by_tokens else "Step")
+        ax.set_xlabel("Tokens consumed" if by_tokens else _step_label(frame))
         ax.set_ylabel("Training loss")
         ax.set_title("Training loss")
         legend(ax, len(curves), "upper right")
@@ -541,8 +541,27 @@ def _runs_of(frame, limit: int, figure: str):
 
 
 def _in_step_order(g):
-    """``g`` sorted by step (rows read from a store already are)."""
-    return g if g["step"].is_monotonic_increasing else g.sort_values("step", kind="stable")
+    """``g`` sorted by step (rows read from a store already are); rows without a
+    step number stay in line order."""
+    if g["step"].isna().any() or g["step"].is_monotonic_increasing:
+        return g
+    return g.sort_values("step", kind="stable")
+
+
+def _steps(g):
+    """The x of each row: its step, or its place (1, 2, ...) in a run whose log
+    prints no step numbers (Hugging Face loss dicts, MLPerf tracked_stats)."""
+    import numpy as np
+
+    if g["step"].isna().any():
+        return np.arange(1, len(g) + 1, dtype=float)
+    return g["step"].to_numpy(dtype=float, na_value=math.nan)
+
+
+def _step_label(frame) -> str:
+    return (
+        "Logged step (in order; no step numbers printed)" if frame["step"].isna().any() else "Step"
+    )
 
 
 def _tokens(g, run: dict[str, Any]):
@@ -550,11 +569,11 @@ def _tokens(g, run: dict[str, Any]):
     seq_len, else step x B x s; None when none of these is known."""
     s, B = run.get("seq_len"), run.get("global_batch_size")
     if "consumed_tokens" in g and g["consumed_tokens"].notna().all():
-        return g["consumed_tokens"].to_numpy(dtype=float)
+        return g["consumed_tokens"].to_numpy(dtype=float, na_value=math.nan)
     if _present(s) and "consumed_samples" in g and g["consumed_samples"].notna().all():
-        return g["consumed_samples"].to_numpy(dtype=float) * float(s)
-    if _present(s) and _present(B):
-        return g["step"].to_numpy(dtype=float) * float(B) * float(s)
+        return g["consumed_samples"].to_numpy(dtype=float, na_value=math.nan) * float(s)
+    if _present(s) and _present(B) and g["step"].notna().all():
+        return g["step"].to_numpy(dtype=float, na_value=math.nan) * float(B) * float(s)
     return None
 
 

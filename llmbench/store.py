@@ -979,7 +979,7 @@ class Store:
     def chunks(self, table: str, rows: int = 100_000) -> Iterator:
         """``table`` whole as typed pandas DataFrames of about ``rows`` rows each (a
         run is never split), in ``read``'s order and with the dtypes ``read`` gives
-        the whole table (an integer column missing a value anywhere is float64 in
+        the whole table (an integer column missing a value anywhere is Int64 in
         every chunk): memory holds one chunk, whatever the table's size."""
         import polars as pl
 

@@ -69,9 +69,14 @@ class DeepSpeedParser(Parser):
 
     def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
         profile = _Profile()
+        skipped = 0  # the engine's count of skipped steps at its last report
         for no, text, rank in lines:
             step = _step_line(text)
             if step is not None:
+                total = step[1].get("skipped_total")
+                if total is not None:
+                    step[1]["skipped_iterations"] = max(0, total - skipped)
+                    skipped = total
                 yield Step(step[0], step[1], no, rank)
             else:
                 yield from profile.line(text, no)
@@ -92,7 +97,9 @@ def _iteration(m: re.Match) -> tuple[int, dict]:
 
 
 def _progress(m: re.Match) -> tuple[int, dict]:
-    values: dict = {"skipped_iterations": int(m["skipped"])}
+    # skipped= counts since the start (the engine's skipped_steps); parse() makes it
+    # the count in the interval, as Megatron's "number of skipped iterations" is
+    values: dict = {"skipped_total": int(m["skipped"])}
     lr = number(m["lr"])
     if lr is not None:
         values["learning_rate"] = lr

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 from conftest import FIXTURES
 
@@ -52,6 +53,12 @@ def _small_limits(monkeypatch, ahead: bool = True):
     monkeypatch.setattr(ingest_mod, "HASH_AHEAD", 4096 if ahead else 1 << 40)
 
 
+def _plain(row: tuple) -> str:
+    """A row as text independent of its columns' dtypes (int64 or Int64 as the
+    other rows in the store make them): Python numbers, None for missing."""
+    return repr(tuple(None if pd.isna(v) else getattr(v, "item", lambda v=v: v)() for v in row))
+
+
 def _content(db: str) -> dict[str, tuple]:
     """Per source: its runs, steps and events, as sorted row tuples."""
     with Store(db) as s:
@@ -61,7 +68,7 @@ def _content(db: str) -> dict[str, tuple]:
             df = s.read(table)
             for src, ids in runs.groupby("source")["run_id"]:
                 mine = df[df["run_id"].isin(set(ids))]
-                rows_ = sorted(map(repr, mine.drop(columns=["run_id"]).itertuples(index=False)))
+                rows_ = sorted(map(_plain, mine.drop(columns=["run_id"]).itertuples(index=False)))
                 out.setdefault(src, ())
                 out[src] += (table, tuple(rows_))
         for src, g in runs.groupby("source"):

@@ -58,13 +58,19 @@ def test_fixture(expected_path: Path):
         assert _same(parsed.runs[-1][key], value), (key, parsed.runs[-1][key], value)
     last = parsed.runs[-1]["run_id"]
     for which, run_id in (("step_values", first), ("last_run_step_values", last)):
-        by_step = {s["step"]: s for s in parsed.steps if s["run_id"] == run_id}
+        rows = [s for s in parsed.steps if s["run_id"] == run_id]
+        by_step = {s["step"]: s for s in rows}
         for step, values in exp.get(which, {}).items():
-            row = by_step[int(step)]
+            # "12": the row of step 12; "#3": the run's third row (a log without numbers)
+            row = rows[int(step[1:]) - 1] if step.startswith("#") else by_step[int(step)]
             extra = json.loads(row["extra"] or "{}")
             for key, value in values.items():
                 actual = row[key] if key in row else extra.get(key)
                 assert _same(actual, value), (step, key, actual, value)
+    # first and last step as printed: null where the log prints no step number
+    for key, at in (("first_step", 0), ("last_step", -1)):
+        if key in exp:
+            assert [s["step"] for s in parsed.steps if s["run_id"] == first][at] == exp[key], key
     for key, n in exp.get("events_with_key", {}).items():
         assert sum(e["key"] == key for e in parsed.events) == n, key
     for key, n in exp.get("events", {}).items():

@@ -106,10 +106,11 @@ def test_report_table_fits_120_columns_and_says_what_it_shows(tmp_path):
     assert out[0].split() == [
         "run_id", "source", "model", "GPUs", "step_s", "tokens/s", "TFLOP/s/GPU", "MFU"
     ]  # fmt: skip
-    assert out[-2].startswith("(4 more column(s): tflops_per_gpu_logged, global_batch_size")
+    assert out[-3].startswith("(5 more column(s): flags, tflops_per_gpu_logged, global_batch")
     assert (
-        out[-1] == "step_s: the median step time after the warm-up steps (10% of steps, at least 2)"
+        out[-2] == "step_s: the median step time after the warm-up steps (10% of steps, at least 2)"
     )
+    assert "run(s) time no step: the mean of the log's train summary" in out[-1]
     rows = [line.split() for line in out[2:-2]]
     # sources without the folders all share, the file name kept whole when cut
     assert rows[0][1] == "pax/fp8/175b/128/log.out"
