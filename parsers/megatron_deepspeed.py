@@ -32,6 +32,7 @@ from llmbench.parsing import (
     Record,
     Step,
     convert,
+    number,
     raw_number,
     scaled_text,
 )
@@ -58,14 +59,47 @@ FIELDS: dict[str, Field] = {
     "load_balancing_loss": Field("load_balancing_loss"),
     "num zeros": Field("num_zeros"),
     "actual seqlen": Field("actual_seqlen", int),
+    # Microsoft Megatron-DeepSpeed (2023-11+; ALCF's fork without the space)
+    "tokens per gpu per second (tgs)": Field("tokens_per_s_per_gpu"),
+    "tokens per gpu per second(tgs)": Field("tokens_per_s_per_gpu"),
+    "TGS": Field("tokens_per_s_per_gpu"),  # vendor-patched Megatron
+    # GPT-NeoX (megatron/logging.py): `` samples/sec: S | iteration ...``, flops with
+    # the unit glued on (``112.9TFLOPS``), ``lm_loss``, MFU/HFU in percent
+    "samples/sec": Field("samples_per_s"),
+    "approx flops per GPU": Field("tflops_per_gpu_logged"),
+    "lm_loss": Field("loss"),
+    "MFU": Field("mfu_logged", float, 0.01),
+    "HFU": Field("hfu_logged", float, 0.01),
+    # ALCF Megatron-DeepSpeed (2025) prints ``label=value`` with underscores
+    "consumed_samples": Field("consumed_samples", int),
+    "consumed_tokens": Field("consumed_tokens", int),
+    "elapsed_time_per_iteration_ms": Field("step_time_s", float, 1e-3),
+    "learning_rate": Field("learning_rate"),
+    "global_batch_size": Field("global_batch_size", int),
+    "loss_scale": Field("loss_scale"),
+    "grad_norm": Field("grad_norm"),
+    "actual_seqlen": Field("actual_seqlen", int),
+    "number_of_skipped_iterations": Field("skipped_iterations", int),
+    "number_of_nan_iterations": Field("nan_iterations", int),
+    "samples_per_second": Field("samples_per_s"),
+    "tokens_per_gpu_per_second_tgs": Field("tokens_per_s_per_gpu"),
 }
 
+# values printed with a unit glued on: ``human_readable_flops`` (GPT-NeoX) gives
+# ``"%3.1f%s" % (num, unit)``, e.g. ``112.9TFLOPS``; stored in TFLOP/s
+FLOPS_RE = re.compile(r"^\s*(?P<v>-?[\d.]+(?:[eE][-+]?\d+)?)(?P<unit>[KMGTPEZ]?)FLOPS\s*$")
+FLOPS_UNITS = {"": -12, "K": -9, "M": -6, "G": -3, "T": 0, "P": 3, "E": 6, "Z": 9}
+GLUED_UNITS = frozenset({"approx flops per GPU"})
+
 # fields kept in ``extra`` under a canonical name (no step column of their own)
-EXTRA_COLUMNS = frozenset({"num_zeros", "actual_seqlen", "load_balancing_loss"})
+EXTRA_COLUMNS = frozenset({"num_zeros", "actual_seqlen", "load_balancing_loss", "hfu_logged"})
 STEP_KEYS = frozenset(f.column for f in FIELDS.values()) - EXTRA_COLUMNS
 
 # what only Megatron-DeepSpeed prints, and what only Megatron-LM prints
-DEEPSPEED_MARKS = ("TFLOPs:", "consumed tokens:", "samples per second:", "lm-loss:", "(s):")
+DEEPSPEED_MARKS = (
+    *("TFLOPs:", "consumed tokens:", "samples per second:", "lm-loss:", "(s):"),
+    *("(tgs)", "TFLOPs=", "tokens_per_gpu_per_second_tgs="),
+)
 MEGATRON_LM_MARKS = ("throughput per GPU (TFLOP/s/GPU)", "tokens per GPU (tokens/s/GPU)")
 
 # argument name in the dump -> canonical run column
@@ -98,15 +132,21 @@ ARGS: dict[str, str] = {
 
 ITER_RE = re.compile(
     r"(?:\[(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?)\]\s*)?"
-    r"\biteration\s+(?P<step>\d{1,18})\s*/\s*(?P<total>\d{1,18})\s*\|(?P<rest>.*)"
+    r"\biteration(?:\s+|=\s*)(?P<step>\d{1,18})\s*/\s*(?P<total>\d{1,18})\s*\|(?P<rest>.*)"
 )
 ARG_RE = re.compile(r"^\s+(?P<name>\w+) \.{2,} (?P<value>.*?)\s*$")
-ARGS_START = "------------------------ arguments ------------------------"
+# ``-------------------- arguments --------------------`` (20 dashes in Megatron 1.x,
+# 24 since 2.x)
+ARGS_START_RE = re.compile(r"^\s*-{8,} arguments -{8,}\s*$")
 ARGS_END_RE = re.compile(r"-+ end of arguments -+")
 WORLD_RE = re.compile(
     r"using world size: (?P<world>\d{1,18}), data-parallel[- ]size: (?P<dp>\d{1,18}), "
-    r"(?:context-parallel size: (?P<cp>\d{1,18}), )?"
+    r"(?:context-parallel size: (?P<cp>\d{1,18}), )?(?:sequence-parallel size: \d{1,18}, )?"
     r"tensor-model-parallel size: (?P<tp>\d{1,18}), pipeline-model-parallel size: (?P<pp>\d{1,18})"
+)
+# Megatron 1.x (DeepSpeedExamples v1.1.5): ``using world size: 64 and model-parallel size: 4``
+WORLD_V1_RE = re.compile(
+    r"using world size: (?P<world>\d{1,18}) and model-parallel size: (?P<tp>\d{1,18})"
 )
 VOCAB_RE = re.compile(
     r"> padded vocab \(size: (?P<orig>\d{1,18})\) with (?P<dummy>\d{1,18}) dummy tokens "
@@ -140,7 +180,38 @@ SHAPES = (
 # `` label: value |`` pairs; the label is everything before the segment's last colon
 PAIR_RE = re.compile(r"([^|]*):([^|:]*)\|")
 # a second iteration line glued onto the first (ranks interleaved)
-SECOND_ITER_RE = re.compile(r"\biteration\s+\d{1,18}\s*/\s*\d{1,18}\s*\|")
+SECOND_ITER_RE = re.compile(r"\biteration(?:\s+|=\s*)\d{1,18}\s*/\s*\d{1,18}\s*\|")
+# Megatron-DeepSpeed 2021 / DeepSpeedExamples ZeRO-3 (megatron/utils.py flops_calculator,
+# rank 0, after the iteration line and its timers):
+#   Effective Tera Flops per GPU: 41.31 and total parameters 52.005 B
+EFFECTIVE_RE = re.compile(
+    r"Effective Tera Flops per GPU:\s*(?P<tflops>[-\d.eE+]+) and total parameters "
+    r"(?P<params>[\d.eE+]+) B"
+)
+# evaluate_and_print_results: `` validation loss at iteration 100 | lm loss value: 8.0E+00 |
+# lm loss PPL: 3.0E+03 | `` (Megatron; ``validation-<name>`` since 2025-08), GPT-NeoX's
+# `` validation results at iteration N | lm_loss value: ... | lm_loss_ppl value: ... |``
+VALID_RE = re.compile(
+    r"\b(?P<kind>validation|test)(?P<suffix>-\S+)? (?:loss|results) at (?P<at>[^|]*?)\s*\|(?P<rest>.*)"
+)
+AT_STEP_RE = re.compile(r"^iteration (?P<step>\d{1,18})\b")
+# what only a DeepSpeed run prints in the head of its log (the engine's banner, its
+# config dump, its activation checkpointing, the ZeRO-era flops line)
+DEEPSPEED_HEAD = (
+    "DeepSpeed info: version=",
+    "DeepSpeedEngine configuration:",
+    "[checkpointing.py:",
+    "DeepSpeed Flops Profiler",
+    "Setting ds_accelerator to",
+    "DeepSpeed is enabled.",
+    "Effective Tera Flops per GPU",
+    "[Rank 0] step=",
+    "DeepSpeed general environment info",
+    "in DeepSpeed with backend",
+)
+# GPT-NeoX: `` samples/sec: S | iteration N/ M | ... | approx flops per GPU: 112.9TFLOPS |``
+NEOX_MARKS = ("approx flops per GPU:", "lm_loss:")
+MAX_WRAPS = 3  # physical lines a hard-wrapped record may continue on
 
 
 def _raw(text: str):
@@ -151,9 +222,33 @@ def _raw(text: str):
     return v
 
 
-def _converter(field: Field | None):
+def _checked(v, text: str):
+    if v is None:
+        raise ValueError(text)
+    return v
+
+
+def _flops(text: str) -> float:
+    """``112.9TFLOPS`` (or a plain number) in TFLOP/s, on the printed digits."""
+    m = FLOPS_RE.match(text)
+    if m is None:
+        v = number(text)
+        if v is None:
+            raise ValueError(text)
+        return float(v)
+    v = scaled_text(m["v"], float(f"1e{FLOPS_UNITS[m['unit']]}"))
+    if v is None:
+        raise ValueError(text)
+    return v
+
+
+def _converter(field: Field | None, label: str = ""):
     """text -> value for one label (as ``convert`` would give for plain numbers);
     a field kept in ``extra`` keeps its printed text (``raw_number``)."""
+    if label in GLUED_UNITS:
+        return _flops
+    if field is not None and field.scale != 1.0 and field.column in EXTRA_COLUMNS:
+        return lambda text, scale=field.scale: _checked(scaled_text(text, scale), text)
     if field is None or field.column in EXTRA_COLUMNS:
         return _raw
     if field.scale != 1.0:
@@ -176,7 +271,7 @@ def _shape(labels: tuple[str, ...]) -> tuple[tuple[str, ...], tuple, tuple[str, 
         label = label.strip()
         field = FIELDS.get(label)
         keys.append(label if field is None else field.column)
-        convs.append(_converter(field))
+        convs.append(_converter(field, label))
     extra = tuple(dict.fromkeys(k for k in keys if k in EXTRA_COLUMNS or k not in STEP_KEYS))
     return tuple(keys), tuple(convs), extra
 
@@ -216,14 +311,22 @@ def _parse_fields_slowly(rest: str) -> tuple[dict, dict, list[str]]:
     bad: list[str] = []
     for seg in rest.split("|"):
         label, sep, text = seg.rpartition(":")
+        if not sep:  # ``label=value`` (ALCF's logger)
+            label, sep, text = seg.partition("=")
         if not sep:
             if seg.strip():
                 bad.append(seg.strip())
             continue
         label = label.strip()
         field = FIELDS.get(label)
+        if label in GLUED_UNITS:
+            try:
+                values[field.column] = _flops(text)
+            except ValueError:
+                bad.append(label)
+            continue
         if field is None or field.column in EXTRA_COLUMNS:
-            v = raw_number(text)
+            v = raw_number(text) if field is None or field.scale == 1.0 else convert(text, field)
             if v is None:
                 bad.append(label)
             else:
@@ -238,14 +341,17 @@ def _parse_fields_slowly(rest: str) -> tuple[dict, dict, list[str]]:
 
 
 def flavour(head: Sequence[str]) -> tuple[float, str | None]:
-    """(how sure ``head`` is a Megatron-family log, 'deepspeed' | 'lm' | None).
+    """(how sure ``head`` is a Megatron-family log, 'deepspeed' | 'lm' | 'neox' | None).
 
     Megatron-DeepSpeed prints ``TFLOPs:``, ``consumed tokens``, ``samples per
-    second`` or an argument ``deepspeed``; Megatron-LM (2024+) prints ``throughput
-    per GPU (TFLOP/s/GPU)``; an arguments dump without ``deepspeed`` is Megatron-LM.
+    second`` or an argument ``deepspeed``, or the DeepSpeed engine's lines anywhere
+    in the head (``DEEPSPEED_HEAD``: its banner, config dump, ``[checkpointing.py``);
+    GPT-NeoX prints ``approx flops per GPU`` and ``lm_loss``; Megatron-LM (2024+)
+    prints ``throughput per GPU (TFLOP/s/GPU)``; an arguments dump without
+    ``deepspeed`` is Megatron-LM.
     """
-    score, ds, lm = 0.0, False, False
-    in_args = dumped = ds_arg = False
+    score, ds, lm, neox = 0.0, False, False, False
+    in_args = dumped = ds_arg = telltale = False
     for text in head:
         if in_args:
             m = ARG_RE.match(text)
@@ -254,14 +360,19 @@ def flavour(head: Sequence[str]) -> tuple[float, str | None]:
             elif ARGS_END_RE.search(text):
                 in_args, dumped = False, True
             continue
-        if "iteration" in text and "elapsed time per iteration" in text and ITER_RE.search(text):
+        if "iteration" in text and "elapsed" in text and ITER_RE.search(text):
             score = 0.95
+            neox = neox or any(mark in text for mark in NEOX_MARKS)
             ds = ds or any(mark in text for mark in DEEPSPEED_MARKS)
             lm = lm or any(mark in text for mark in MEGATRON_LM_MARKS)
-        elif ARGS_START in text:
+        elif "arguments" in text and ARGS_START_RE.match(text):
             score = max(score, 0.55)
             in_args = True
-    if ds or ds_arg:
+        elif not telltale and any(mark in text for mark in DEEPSPEED_HEAD):
+            telltale = True
+    if neox:
+        return score, "neox"
+    if ds or ds_arg or (telltale and not lm):
         return score, "deepspeed"
     if lm or dumped:
         return score, "lm"
@@ -322,7 +433,10 @@ class MegatronDeepSpeedParser(Parser):
     family = "megatron"
     produces = tuple(sorted({f.column for f in FIELDS.values()}))
     # every line parse() reads holds one of these (ARG_RE lines hold " ..")
-    needles = ("iteration", "arguments", "using world size", "padded vocab", " ..")
+    needles = (
+        *("iteration", "arguments", "using world size", "padded vocab", " .."),
+        *("Effective Tera Flops", " | "),
+    )
     shapes = SHAPES
 
     #: the flavour this parser claims (see ``flavour``)
@@ -338,14 +452,18 @@ class MegatronDeepSpeedParser(Parser):
         reading = _Reading()
         for item in lines:
             if type(item) is Batch:  # iteration lines the engine read (and their copies)
+                yield from reading.flush()
                 yield from reading.batch(item)
                 continue
             no, text, rank = item
+            if reading.pending is not None and (yield from reading.wrapped(text, no)):
+                continue
             if reading.in_args and (yield from reading.dump_line(text, no)):
                 continue
             if (yield from reading.iteration(text, no, rank, type(item) is CheckedLine)):
                 continue
-            yield from reading.header(text, no)
+            yield from reading.header(text, no, rank)
+        yield from reading.flush()
         yield from reading.close()
 
 
@@ -370,9 +488,11 @@ def _memory(text: str, no: int) -> Iterator[Record]:
 class _Reading:
     """One parse's state: the arguments dump being read, whether steps came since
     the last run header, how many iteration lines ended with ``|`` (after one
-    has, a line that does not is cut off), and the rank-copy window. Each
-    ``*_line``/``iteration``/``header`` method yields records and returns whether
-    it took the line."""
+    has, a line that does not is cut off, or hard-wrapped: ``pending`` holds it
+    while the next physical lines may continue it), the last step read (a
+    ZeRO-era ``Effective Tera Flops`` line belongs to it), and the rank-copy
+    window. Each ``*_line``/``iteration``/``header`` method yields records and
+    returns whether it took the line."""
 
     def __init__(self) -> None:
         self.in_args = False
@@ -382,6 +502,11 @@ class _Reading:
         self.bar_lines = 0
         self.window = CopyWindow()  # iteration lines printed again by other ranks
         self.repeats = 0
+        self.pending: list | None = None  # [text, first line, last line, rank, checked, joins]
+        self.last_step: int | None = None
+        self.params_seen = False
+        self.seq_seen = False
+        self.wraps = 0
 
     def _end_dump(self, no: int) -> Iterator[Record]:
         self.in_args = False
@@ -394,7 +519,22 @@ class _Reading:
         self.repeats += item.n_lines - item.frame.height
         self.bar_lines += item.frame.height
         self.steps_since_header = self.steps_since_header or item.frame.height > 0
+        if item.frame.height and "step" in item.frame.columns:
+            self.last_step = item.frame["step"][-1]
+        if not self.seq_seen and item.frame.height and "extra" in item.frame.columns:
+            yield from self._seq_len(item.frame["extra"][0], item.first)
         yield item
+
+    def _seq_len(self, extra, no: int) -> Iterator[Record]:
+        """``actual seqlen`` (Microsoft Megatron-DeepSpeed) as the run's sequence length
+        where the log gives none before (settings already read win)."""
+        if isinstance(extra, str) and "actual_seqlen" in extra:
+            import json
+
+            v = json.loads(extra).get("actual_seqlen")
+            if isinstance(v, int | str) and str(v).isdigit():
+                self.seq_seen = True
+                yield Config({"seq_len": int(v)}, no, f"log line {no}: actual seqlen")
 
     def dump_line(self, text: str, no: int) -> Generator[Record, None, bool]:
         m = ARG_RE.match(text)
@@ -420,34 +560,110 @@ class _Reading:
                 yield from _memory(text, no)
                 return True
             return False
-        rest = m.group("rest")
-        # the same record (from its head on) printed by another rank; records at a
-        # line's start (the engine's) and elsewhere are told apart
+        if not text.rstrip().endswith("|") and SECOND_ITER_RE.search(m.group("rest")) is None:
+            yield from self.flush()
+            self.pending = [text, no, no, rank, checked, 0]  # cut off, or wrapped
+            return True
+        yield from self.flush()
+        yield from self._records(text, m, no, rank, checked)
+        return True
+
+    def _records(self, text: str, m: re.Match, no: int, rank, checked: bool) -> Iterator[Record]:
+        """The iteration records of a line: one, or several glued together (a rank's
+        line written into another's); a record cut short by the next is dropped. A
+        line printed again by another rank (the same text from the first record's head
+        on; records at a line's start, the engine's, and elsewhere told apart) is read
+        once: the engine decides it for the lines it checked."""
         key = (HEAD_RE.match(text) is not None, text[m.start() :])
         if not checked and self.window.copy(key, no):
             self.repeats += 1
-        elif "iteration" in rest and SECOND_ITER_RE.search(rest):
-            yield Note("two iteration lines on one line (ranks interleaved): skipped", no, "line")
-        elif not text.rstrip().endswith("|") and self.bar_lines:
+            return
+        while m is not None:
+            glued = SECOND_ITER_RE.search(m.group("rest"))
+            if glued is None:
+                yield from self._record(text, m, no, rank)
+                return
+            end = m.start("rest") + glued.start()
+            piece = text[:end]
+            if piece.rstrip().endswith("|"):
+                yield from self._record(piece, iteration_match(piece, m.start()), no, rank)
+            else:
+                yield Note(
+                    f"iteration {m.group('step')} cut short by another record glued on: dropped",
+                    no,
+                    "line",
+                )
+            m = iteration_match(text, end)  # copies of a glued record's step are
+            # collapsed where steps are segmented (the engine never sees the record)
+
+    def _record(self, text: str, m: re.Match, no: int, rank) -> Iterator[Record]:
+        rest = m.group("rest")
+        if not text.rstrip().endswith("|") and self.bar_lines:
             yield Note(f"iteration {m.group('step')} line is cut off: dropped", no, "line")
-        else:
-            self.bar_lines += text.rstrip().endswith("|")
-            values, extra, bad = parse_fields(rest)
-            if bad:
-                yield Note(f"unreadable field(s) {', '.join(bad)}: ignored", no, "line")
-            yield _step(m, values, extra, no, rank)
-            self.steps_since_header = True
+            return
+        self.bar_lines += text.rstrip().endswith("|")
+        values, extra, bad = parse_fields(rest)
+        before = text[: m.start()]
+        if "|" in before:  # GPT-NeoX: `` samples/sec: S | iteration``: known fields only
+            pre = _parse_fields_slowly(before)[0]
+            values.update({k: v for k, v in pre.items() if k not in values})
+        if bad:
+            yield Note(f"unreadable field(s) {', '.join(bad)}: ignored", no, "line")
+        if not self.seq_seen and "actual_seqlen" in extra:
+            yield from self._seq_len(f'{{"actual_seqlen":{extra["actual_seqlen"]}}}', no)
+        step = _step(m, values, extra, no, rank)
+        self.last_step = step.step
+        self.steps_since_header = True
+        yield step
+
+    def wrapped(self, text: str, no: int) -> Generator[Record, None, bool]:
+        """Whether ``text`` continues the pending record (a line hard-wrapped at a
+        fixed width, or at a word): joined to it, and the record read once whole."""
+        head, first, last, rank, checked, joins = self.pending
+        if no != last + 1 or joins >= MAX_WRAPS or _starts_record(text):
+            yield from self.flush()
+            return False
+        # a fixed-width wrap cuts anywhere (``load_bal`` / ``ancing_loss``): join as
+        # is; a word wrap lost a blank: join with one where that reads better
+        joined = head + text
+        spaced = head.rstrip() + " " + text.lstrip()
+        if _unread(spaced) < _unread(joined):
+            joined = spaced
+        self.pending = [joined, first, no, rank, checked, joins + 1]
+        if joined.rstrip().endswith("|"):
+            self.wraps += 1
+            self.pending = None
+            m = iteration_match(joined)
+            if m is not None:
+                yield from self._records(joined, m, first, rank, checked)
         return True
 
-    def header(self, text: str, no: int) -> Iterator[Record]:
-        if ARGS_START in text:
+    def flush(self) -> Iterator[Record]:
+        """The pending record as it stands (no continuation came): cut off, or a
+        wrapped record whose last piece lost its closing ``|``."""
+        if self.pending is None:
+            return
+        text, first, last, rank, checked, joins = self.pending
+        self.pending = None
+        if joins:
+            self.wraps += 1
+            text = text.rstrip() + " |"
+        m = iteration_match(text)
+        if m is not None:
+            yield from self._records(text, m, first, rank, checked)
+
+    def header(self, text: str, no: int, rank=None) -> Iterator[Record]:
+        if "arguments" in text and ARGS_START_RE.match(text):
             if self.steps_since_header:
                 yield NewRun(no, "new arguments dump")
                 self.steps_since_header = False
             self.in_args, self.args, self.args_line = True, {}, no
         elif "using world size" in text:
             m = WORLD_RE.search(text)
-            if m:
+            v1 = None if m else WORLD_V1_RE.search(text)
+            if v1:
+                yield Config({"num_gpus": int(v1["world"]), "tp": int(v1["tp"])}, no)
+            elif m:
                 if self.steps_since_header:
                     yield NewRun(no, "new launch (world size line)")
                     self.steps_since_header = False
@@ -460,6 +676,39 @@ class _Reading:
             m = VOCAB_RE.search(text)
             if m:
                 yield Config({"vocab_size": int(m["new"]), "orig_vocab_size": int(m["orig"])}, no)
+        elif "Effective Tera Flops" in text:
+            yield from self._effective(text, no, rank)
+        elif " at " in text and ("validation" in text or "test" in text):
+            yield from self._validation(text, no)
+
+    def _effective(self, text: str, no: int, rank) -> Iterator[Record]:
+        """The ZeRO-era flops line: the TFLOP/s of the iteration printed before it."""
+        m = EFFECTIVE_RE.search(text)
+        if m is None:
+            yield Note("Effective Tera Flops line not read", no, "line")
+            return
+        if not self.params_seen:
+            self.params_seen = True
+            yield Config({"params_logged_billion": number(m["params"])}, no)
+        if self.last_step is None:
+            yield Note("Effective Tera Flops line before any iteration: ignored", no, "line")
+            return
+        yield Step(self.last_step, {"tflops_per_gpu_logged": float(m["tflops"])}, no, rank)
+
+    def _validation(self, text: str, no: int) -> Iterator[Record]:
+        m = VALID_RE.search(text)
+        if m is None or self.window.copy(("validation", text[m.start() :]), no):
+            return
+        values: dict = {"set": m["kind"] + (m["suffix"] or ""), "at": m["at"]}
+        for seg in m["rest"].split("|"):
+            label, sep, val = seg.rpartition(":")
+            v = number(val) if sep else None
+            if v is not None:
+                values[label.strip()] = v
+                if "loss" not in values and label.strip().endswith("loss value"):
+                    values["loss"] = v
+        at = AT_STEP_RE.match(m["at"])
+        yield Event("validation", values, no, step=int(at["step"]) if at else None)
 
     def close(self) -> Iterator[Record]:
         if self.repeats:
@@ -467,9 +716,36 @@ class _Reading:
                 f"{self.repeats} iteration line(s) printed again by other ranks: read once",
                 kind="repeated",
             )
+        if self.wraps:
+            yield Note(
+                f"{self.wraps} iteration record(s) hard-wrapped over several lines: rejoined",
+                kind="line",
+            )
         if self.in_args:
             yield Note("arguments dump has no end line", self.args_line, "format")
             yield from _args_config(self.args, self.args_line)
+
+
+def _starts_record(text: str) -> bool:
+    """Whether a line is a record of its own, never the rest of a wrapped one (which
+    holds `` | `` or ends with ``|``, as the fields of an iteration record do)."""
+    t = text.lstrip()
+    return (
+        (" | " not in text and not text.rstrip().endswith("|"))
+        or iteration_match(text) is not None
+        or t.startswith(("time (ms)", "[", "Effective Tera", "after ", "-----", "> "))
+        or any(mark in text for mark in ("using world size", "padded vocab", " arguments "))
+        or VALID_RE.search(text) is not None
+    )
+
+
+def _unread(text: str) -> int:
+    """How many fields of an iteration record do not read (labels nothing maps count)."""
+    m = iteration_match(text)
+    if m is None:
+        return 1 << 20
+    values, extra, bad = _parse_fields_slowly(m.group("rest").rstrip())
+    return len(bad) + sum(1 for k in extra if k not in EXTRA_COLUMNS)
 
 
 def _step(m: re.Match, values: dict, extra: dict, no: int, rank) -> Step:

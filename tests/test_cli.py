@@ -259,7 +259,7 @@ def test_line_cut_off_and_malformed_mllog_are_warnings(tmp_path):
     [
         (
             ["--parser", "nope"],
-            "unknown parser 'nope' (installed: deepspeed, generic, hf_trainer, maxtext, "
+            "unknown parser 'nope' (installed: deepspeed, generic, gpt_neox, hf_trainer, maxtext, "
             "megatron_deepspeed, megatron_lm, mllog, nemo, pax, torchtitan)",
         ),
         (["--set", "num_gpus"], "malformed --set 'num_gpus'"),

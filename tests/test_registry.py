@@ -66,6 +66,7 @@ def test_autoload_can_be_disabled():
     assert set(registry.available()) == {
         "deepspeed",
         "generic",
+        "gpt_neox",
         "hf_trainer",
         "maxtext",
         "megatron_deepspeed",

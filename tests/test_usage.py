@@ -224,7 +224,13 @@ def test_report_set_supplies_a_missing_input_for_that_report_only(tmp_path):
 MESSY = FIXTURES / "messy" / "megatron-lm-8ranks-restart.log"
 # what reading the messy fixture notices, in (line, kind) order: checked by hand
 # against the file (line 78 holds two ranks' iteration lines, line 274 is cut off)
-MESSY_WARNINGS = [(78, "line"), (148, "segment"), (274, "line"), (None, "repeated")]
+MESSY_WARNINGS = [
+    (78, "line"),  # a record cut short by another glued on
+    (148, "segment"),
+    (274, "line"),
+    (None, "repeated"),  # copies of iteration lines
+    (None, "repeated"),  # the glued record: a copy of step 5
+]
 
 
 def test_warnings_are_stored_per_file_and_listed(tmp_path):
@@ -233,7 +239,7 @@ def test_warnings_are_stored_per_file_and_listed(tmp_path):
     assert first.exit_code == 0
     # the first few per file, then how many more and where to see them all
     assert first.stderr.count("  warning: ") == 3, first.stderr
-    assert f"... 1 more warning(s): llmbench warnings {MESSY}" in first.stderr
+    assert f"... 2 more warning(s): llmbench warnings {MESSY}" in first.stderr
     listed = json.loads(run("warnings", "--db", db, "--format", "json").stdout)
     assert [(w["line"], w["kind"]) for w in listed] == MESSY_WARNINGS
     assert listed[2]["message"] == "iteration 21 line is cut off: dropped"
@@ -244,14 +250,14 @@ def test_warnings_are_stored_per_file_and_listed(tmp_path):
     assert "274  line      iteration 21 line is cut off: dropped" in table
 
     again = run("ingest", "-v", str(MESSY), "--db", db)  # unchanged: the stored ones, all
-    assert "1 unchanged" in again.output and again.stderr.count("  warning: ") == 4
-    assert "4 warning(s)" in again.output
+    assert "1 unchanged" in again.output and again.stderr.count("  warning: ") == 5
+    assert "5 warning(s)" in again.output
 
     nothing = run("warnings", str(tmp_path / "other.log"), "--db", db)
     assert nothing.exit_code == 1 and "nothing stored matches" in nothing.stderr
     run_id = json.loads(run("runs", "--db", db, "--format", "json").stdout)[0]["run_id"]
     by_run = json.loads(run("warnings", run_id[:8], "--db", db, "--format", "json").stdout)
-    assert len(by_run) == 4
+    assert len(by_run) == 5
     assert run("forget", str(MESSY), "--db", db).exit_code == 0
     assert json.loads(run("warnings", "--db", db, "--format", "json").stdout) == []
 
@@ -267,7 +273,7 @@ def test_a_file_with_very_many_warnings_stores_the_first_and_counts_the_rest(tmp
     with Store(db) as s:
         kept = [w for _, w in s.warnings()]
     assert [(w.line, w.kind) for w in kept] == [(78, "line"), (148, "segment"), (None, "input")]
-    assert kept[2].message == "2 more warning(s) not stored"
+    assert kept[2].message == "3 more warning(s) not stored"
 
 
 def test_notebook_warnings_are_a_dataframe(tmp_path):
@@ -278,7 +284,7 @@ def test_notebook_warnings_are_a_dataframe(tmp_path):
     w = logs.warnings
     assert list(w.columns) == ["file", "line", "kind", "message"]
     got = [(None if ln is pd.NA else ln, k) for ln, k in zip(w["line"], w["kind"], strict=True)]
-    assert got[:4] == MESSY_WARNINGS
+    assert got[: len(MESSY_WARNINGS)] == MESSY_WARNINGS
     assert w.iloc[-1]["kind"] == "error" and w.iloc[-1]["file"] == str(broken)
 
 
