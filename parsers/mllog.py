@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import msgspec
@@ -240,10 +241,13 @@ class _Reading:
         self.benchmark = None
         self.last = 0
         self.stopped = False
+        self.progress: tuple[Any, Any] | None = None  # (time_ms, samples) of the last one
+        self.timed = False  # step-time records seen: a throughput-only record is no step
 
     def batch(self, item: Batch) -> Batch:
         self.last = item.last
         if item.table == "steps":
+            self.timed = self.timed or item.frame.height > 0
             return item._replace(frame=_counted(item.frame, self.gbs, self.seq))
         return item
 
@@ -271,6 +275,9 @@ class _Reading:
             self.config_seen.add("submission_benchmark")
             yield Config({"benchmark": rec["benchmark"]}, no)
         step = _step_values(value, rec.get("time_ms")) if key == "tracked_stats" else None
+        self.timed = self.timed or step is not None
+        if step is None and key == "tracked_stats" and not self.timed:
+            step = self._progress(value, rec.get("time_ms"), mstep, meta.get("samples_count"))
         if step is not None:  # a step, not repeated as an event
             step.update(_consumed(*_counters(mstep, meta.get("samples_count")), self.gbs, self.seq))
             yield Step(None, step, no, rank)
@@ -286,6 +293,37 @@ class _Reading:
             metadata=(_encode(meta) if mllog else meta) if meta else None,
         )
         yield from self.config(key, value, meta, time_ms, no)
+
+    def _progress(self, value: Any, time_ms: Any, mstep: Any, samples: Any) -> dict | None:
+        """A ``tracked_stats`` record that carries only ``throughput`` (samples/s; the
+        LoRA, Stable Diffusion and RetinaNet callbacks), in a log whose records time
+        no step (GPT-3 logs a run's throughput once after its timed steps: an
+        event), as a progress point: a step
+        row with ``samples_per_s``, and the step time between this record and the
+        one before, ``(time_ms - previous) / 1000 / (samples - previous) x
+        global_batch_size``, on the printed integers (decimal, no float noise).
+        ``metadata.step`` (or ``samples_count``) counts samples."""
+        if not isinstance(value, dict) or _float(value.get("throughput")) is None:
+            return None
+        if any(k in value for k in (*STEP_TIME_KEYS, *LOSS_KEYS)):
+            return None
+        values: dict[str, Any] = {"samples_per_s": _float(value["throughput"])}
+        for k, v in value.items():
+            if k != "throughput":
+                values[k] = _encode(v)
+        if _is_number(time_ms):
+            values["time_ms"] = _encode(time_ms)
+        count = samples if _is_number(samples) else mstep
+        count = int(count) if _is_number(count) and count - int(count) == 0 else None
+        if self.progress is not None and count is not None and _is_number(time_ms):
+            (t0, c0), gbs = self.progress, self.gbs
+            if gbs and count > c0 and (count - c0) % gbs == 0 and time_ms > t0:
+                steps = (count - c0) // gbs
+                ms = Decimal(repr(time_ms)) - Decimal(repr(t0))
+                values["step_time_s"] = float(ms / 1000 / steps)
+        if count is not None and _is_number(time_ms):
+            self.progress = (time_ms, count)
+        return values
 
     def config(self, key: str, value: Any, meta: dict, time_ms, no: int) -> Iterator[Record]:
         """The run settings a record gives: config keys, ``opt_*``, start and stop."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES
 
 from llmbench.cli import cli
 from llmbench.mlperf import (
@@ -20,6 +21,7 @@ from llmbench.mlperf import (
     read_system,
     summarize_submissions,
 )
+from llmbench.mlperf.tree import tree_layer
 
 SYSTEM = {
     "submitter": "ACME",
@@ -332,3 +334,50 @@ def test_folder_facts_are_read_once_per_ingest_and_settings_stay_values(tmp_path
     assert pickle.loads(pickle.dumps(s)) == s == Settings()  # a value: nothing cached in it
     fresh = file_layers(s, str(folder / "result_0.txt"), {})  # another ingest reads afresh
     assert "num_gpus" not in fresh[0][1]
+
+
+V05_ENTRY = """{
+    "division": "closed",~
+    "status": "on-prem",~
+    "hardware": "DGX-1V - SaturnV",~
+    "framework": "Pytorch NGC 18.11",~
+    "nodes": [
+            {
+                "num_nodes": 128,
+                "cpu": "2x Intel(R) Xeon(R) CPU E5-2698 v4 @ 2.20GHz",
+                "accelerator": "Tesla V100-SXM2-16GB",
+                "num_accelerators": 8,
+                "num_network_cards": "4 + 2",
+                "notes": ""~
+            }
+    ]
+}
+""".replace("~", "    ")  # ~: the trailing blanks the file has
+
+
+def test_v05_tree_reads_the_nodes_layout_of_entry_json(tmp_path):
+    """v0.5 (mlcommons/training_results_v0.5): ``<round>/<org>/submission/results/
+    <system>/entry.json`` with ``nodes: [{num_nodes, accelerator, num_accelerators}]``
+    (entry.json as in nvidia's dgx1_multi_ngc18.11_pytorch, trailing blanks kept)."""
+    system = tmp_path / "v0.5.0" / "nvidia" / "submission" / "results" / "dgx1_multi_ngc18.11"
+    (system / "ssd").mkdir(parents=True)
+    (system / "entry.json").write_text(V05_ENTRY)
+    result = system / "ssd" / "result_0.txt"
+    result.write_bytes((FIXTURES / "mllog" / "v05-ssd-rank-prefixed.log").read_bytes())
+    origin, values = tree_layer(str(result))
+    assert origin.endswith("+ results/dgx1_multi_ngc18.11/entry.json")
+    assert (values["round"], values["submitter"], values["benchmark"]) == ("v0.5", "nvidia", "ssd")
+    assert values["accelerator"] == "Tesla V100-SXM2-16GB"
+    assert (values["num_nodes"], values["gpus_per_node"], values["num_gpus"]) == (128, 8, 1024)
+    assert values["framework"] == "Pytorch NGC 18.11" and values["division"] == "closed"
+
+
+def test_tpu_pod_entry_counts_its_chips_once(tmp_path):
+    f = tmp_path / "entry.json"
+    f.write_text(
+        json.dumps(
+            {"nodes": [{"num_nodes": 64, "accelerator": "tpuv2-512", "num_accelerators": 512}]}
+        )
+    )
+    desc = read_system(str(f))
+    assert (desc["number_of_nodes"], desc["accelerators_per_node"]) == (64, 8)

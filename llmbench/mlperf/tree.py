@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_ROUND_RE = re.compile(r"(?:^|[_-])v?(\d+\.\d+)$")
+_ROUND_RE = re.compile(r"(?:^|[_-])v?(\d+\.\d+)(?:\.\d+)?$")
 _RESULT_RE = re.compile(r"^result_(\d+)\.txt$")
 
 
@@ -39,10 +39,12 @@ def locate(path: str) -> Location | None:
     if m is None:
         return None
     root = "/".join(parts[:-4])
-    found = _ROUND_RE.search(parts[-6]) if len(parts) >= 6 else None
+    # v0.5: <round>/<submitter>/submission/results/<system>/<benchmark>/result_N.txt
+    v05 = parts[-5] == "submission" and len(parts) >= 7
+    found = _ROUND_RE.search(parts[-7 if v05 else -6]) if len(parts) >= 6 else None
     return Location(
         root=root,
-        submitter=parts[-5],
+        submitter=parts[-6] if v05 else parts[-5],
         system=parts[-3],
         benchmark=parts[-2],
         run_index=int(m.group(1)),
@@ -59,7 +61,7 @@ def read_system(path: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
         if isinstance(data, dict):
-            return data
+            return _with_nodes(data)
     except ValueError:
         pass
     out: dict[str, Any] = {}
@@ -81,6 +83,30 @@ def read_system(path: str) -> dict[str, Any]:
         out.setdefault("number_of_nodes", nodes.get("num_nodes"))
         out.setdefault("accelerators_per_node", nodes.get("num_accelerators"))
         out.setdefault("accelerator_model_name", nodes.get("accelerator"))
+    return out
+
+
+def _with_nodes(desc: dict[str, Any]) -> dict[str, Any]:
+    """A description in the older layout (v0.5 ``entry.json``, v0.6 Fujitsu and
+    Intel): ``nodes: [{num_nodes, accelerator, num_accelerators, ...}]`` (and
+    ``"number of nodes"`` with blanks) read as the flat v0.7+ keys."""
+    out = dict(desc)
+    if "number of nodes" in out:
+        out.setdefault("number_of_nodes", out["number of nodes"])
+    nodes = [n for n in out.get("nodes") or [] if isinstance(n, dict)]
+    if nodes and isinstance(out.get("nodes"), list):
+        first = nodes[0]
+        count = sum(_int(n.get("num_nodes")) or 0 for n in nodes)
+        per_node = _int(first.get("num_accelerators"))
+        name = first.get("accelerator")
+        # TPU pods give the pod's chips as num_accelerators (tpuv2-512: 512 on 64 hosts)
+        pod = re.search(r"-(\d+)$", str(name or ""))
+        if pod and per_node == int(pod.group(1)) and count:
+            per_node = per_node // count if per_node % count == 0 else None
+        out.setdefault("number_of_nodes", count or None)
+        out.setdefault("accelerators_per_node", per_node)
+        out.setdefault("accelerator_model_name", name)
+        out.setdefault("system_name", out.get("hardware"))
     return out
 
 
@@ -147,10 +173,14 @@ def _folder_layer(loc: Location, folder: str) -> tuple[str, dict[str, Any]]:
     if loc.round:
         values["round"] = loc.round
     origin = f"mlperf tree {loc.root}"
-    system = _system_values(f"{loc.root}/systems/{loc.system}.json")
+    system_file = f"systems/{loc.system}.json"
+    system = _system_values(f"{loc.root}/{system_file}")
+    if system is None:  # v0.5: results/<system>/entry.json
+        system_file = f"results/{loc.system}/entry.json"
+        system = _system_values(f"{loc.root}/{system_file}")
     if system is not None:
         values.update(system)
-        origin += f" + systems/{loc.system}.json"
+        origin += f" + {system_file}"
     if os.path.exists(os.path.join(folder, "scaling.json")):
         values["mlperf_scaling_factor"] = scaling_factor(folder)
     return origin, values
