@@ -9,9 +9,13 @@
 
       [2021-05-27 19:54:20,386] [INFO] [logging.py:60:log_dist] [Rank 0] step=2, skipped=0, lr=[3.75e-05, 3.75e-05], mom=[...]
 
-- the ThroughputTimer (deepspeed/utils/timer.py, >= 0.9)::
+- the ThroughputTimer (deepspeed/utils/timer.py; this shape since 0.8.0, 2022-12)::
 
       epoch=0/micro_step=34/global_step=34, RunningAvgSamplesPerSec=7.86, CurrSamplesPerSec=8.00, MemAllocated=0.26GB, MaxMemAllocated=9.02GB
+
+  and before (0.7.x, ``{epoch}/{step}`` after the logger prefix)::
+
+      [2022-08-29 06:58:56,176] [INFO] [timer.py:198:stop] 0/20, RunningAvgSamplesPerSec=232.73, CurrSamplesPerSec=227.48, MemAllocated=0.36GB, MaxMemAllocated=15.06GB
 
 - the flops profiler summary block (``Profile Summary at step N:`` ...
   ``FLOPS per GPU = 3 * fwd flops per GPU / iter latency: 96.31 TFLOPS``).
@@ -39,7 +43,7 @@ PROGRESS_RE = re.compile(
     r"\[Rank 0\] step=(?P<step>\d{1,18}), skipped=(?P<skipped>\d{1,18}), lr=\[(?P<lr>[^,\]]+)"
 )
 TIMER_RE = re.compile(
-    r"global_step=(?P<step>\d{1,18}), RunningAvgSamplesPerSec=(?P<avg>[\d.eE+-]+), "
+    r"(?:global_step=|\] \d{1,18}/)(?P<step>\d{1,18}), RunningAvgSamplesPerSec=(?P<avg>[\d.eE+-]+), "
     r"CurrSamplesPerSec=(?P<cur>[\d.eE+-]+)(?:, MemAllocated=(?P<mem>[\d.]+)GB, "
     r"MaxMemAllocated=(?P<maxmem>[\d.]+)GB)?"
 )

@@ -8,6 +8,8 @@
 loss: L``. ``TFLOP/s/device`` and ``Tokens/s/device`` are per accelerator;
 ``total_weights`` is the number of non-padding tokens in the global batch.
 The first steps include compilation: the metrics layer's warm-up rule skips them.
+Evaluation lines (``eval metrics after step: N, loss=...``) are ``validation``
+events, never steps.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from llmbench.parsing import Field, Parser, Record, Step, convert, glog_timestamp
+from llmbench.parsing import Event, Field, Parser, Record, Step, convert, glog_timestamp, number
 from llmbench.reader import Line
 
 FIELDS: dict[str, Field] = {
@@ -27,6 +29,14 @@ FIELDS: dict[str, Field] = {
     "loss": Field("loss"),
 }
 STEP_RE = re.compile(r"completed step: (?P<step>\d{1,18}), (?P<rest>.*)")
+# evaluation, never a step: ``average loss after step=99: eval_loss=2.3, ...`` (2024),
+# ``eval metrics after step: 4, loss=9.855, total_weights=75264.0`` (2025),
+# ``Completed eval after train step 4, loss=9.855, perplexity=...`` (2026)
+EVAL_RE = re.compile(
+    r"(?:average loss after step=|eval metrics after step: |Completed eval after train step )"
+    r"(?P<step>\d{1,18})[:,]?\s*(?P<rest>.*)"
+)
+EVAL_PAIR_RE = re.compile(r"(?P<k>[A-Za-z_][\w ]*?)=(?P<v>[^,\s]+)")
 
 
 class MaxTextParser(Parser):
@@ -43,6 +53,11 @@ class MaxTextParser(Parser):
 
     def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
         for no, text, rank in lines:
+            if "after step" in text or "after train step" in text:
+                m = EVAL_RE.search(text)
+                if m is not None:
+                    yield _eval(m, no)
+                continue
             if "completed step:" not in text:
                 continue
             m = STEP_RE.search(text)
@@ -60,3 +75,13 @@ class MaxTextParser(Parser):
                 values["timestamp"] = ts
             if "step_time_s" in values:
                 yield Step(int(m["step"]), values, no, rank)
+
+
+def _eval(m: re.Match, no: int) -> Event:
+    """An evaluation's metrics (``loss``, ``total_weights``, ...) as an event."""
+    values: dict = {}
+    for p in EVAL_PAIR_RE.finditer(m["rest"]):
+        v = number(p["v"])
+        if v is not None:
+            values["loss" if p["k"].strip() == "eval_loss" else p["k"].strip()] = v
+    return Event("validation", values, no, step=int(m["step"]))

@@ -212,6 +212,9 @@ DEEPSPEED_HEAD = (
 # GPT-NeoX: `` samples/sec: S | iteration N/ M | ... | approx flops per GPU: 112.9TFLOPS |``
 NEOX_MARKS = ("approx flops per GPU:", "lm_loss:")
 MAX_WRAPS = 3  # physical lines a hard-wrapped record may continue on
+# the head of an iteration record, however garbled what follows: a line holding one
+# starts a record of its own, never continues a wrapped one
+LOOSE_ITER_RE = re.compile(r"\biteration(?:\s+|=\s*)\d{1,18}\s*/\s*\d{1,18}")
 
 
 def _raw(text: str):
@@ -502,7 +505,7 @@ class _Reading:
         self.bar_lines = 0
         self.window = CopyWindow()  # iteration lines printed again by other ranks
         self.repeats = 0
-        self.pending: list | None = None  # [text, first line, last line, rank, checked, joins]
+        self.pending: list | None = None  # [text, first line, last line, rank, joins]
         self.last_step: int | None = None
         self.params_seen = False
         self.seq_seen = False
@@ -560,24 +563,23 @@ class _Reading:
                 yield from _memory(text, no)
                 return True
             return False
-        if not text.rstrip().endswith("|") and SECOND_ITER_RE.search(m.group("rest")) is None:
-            yield from self.flush()
-            self.pending = [text, no, no, rank, checked, 0]  # cut off, or wrapped
-            return True
         yield from self.flush()
-        yield from self._records(text, m, no, rank, checked)
-        return True
-
-    def _records(self, text: str, m: re.Match, no: int, rank, checked: bool) -> Iterator[Record]:
-        """The iteration records of a line: one, or several glued together (a rank's
-        line written into another's); a record cut short by the next is dropped. A
-        line printed again by another rank (the same text from the first record's head
-        on; records at a line's start, the engine's, and elsewhere told apart) is read
-        once: the engine decides it for the lines it checked."""
+        # a line printed again by another rank (the same text from the first record's
+        # head on; records at a line's start, the engine's, and elsewhere told apart)
+        # is read once: the engine decides it for the lines it checked
         key = (HEAD_RE.match(text) is not None, text[m.start() :])
         if not checked and self.window.copy(key, no):
             self.repeats += 1
-            return
+            return True
+        if not text.rstrip().endswith("|") and SECOND_ITER_RE.search(m.group("rest")) is None:
+            self.pending = [text, no, no, rank, 0]  # cut off, or wrapped
+            return True
+        yield from self._records(text, m, no, rank)
+        return True
+
+    def _records(self, text: str, m: re.Match, no: int, rank) -> Iterator[Record]:
+        """The iteration records of a line: one, or several glued together (a rank's
+        line written into another's); a record cut short by the next is dropped."""
         while m is not None:
             glued = SECOND_ITER_RE.search(m.group("rest"))
             if glued is None:
@@ -619,7 +621,7 @@ class _Reading:
     def wrapped(self, text: str, no: int) -> Generator[Record, None, bool]:
         """Whether ``text`` continues the pending record (a line hard-wrapped at a
         fixed width, or at a word): joined to it, and the record read once whole."""
-        head, first, last, rank, checked, joins = self.pending
+        head, first, last, rank, joins = self.pending
         if no != last + 1 or joins >= MAX_WRAPS or _starts_record(text):
             yield from self.flush()
             return False
@@ -629,13 +631,13 @@ class _Reading:
         spaced = head.rstrip() + " " + text.lstrip()
         if _unread(spaced) < _unread(joined):
             joined = spaced
-        self.pending = [joined, first, no, rank, checked, joins + 1]
+        self.pending = [joined, first, no, rank, joins + 1]
         if joined.rstrip().endswith("|"):
             self.wraps += 1
             self.pending = None
             m = iteration_match(joined)
             if m is not None:
-                yield from self._records(joined, m, first, rank, checked)
+                yield from self._records(joined, m, first, rank)
         return True
 
     def flush(self) -> Iterator[Record]:
@@ -643,14 +645,14 @@ class _Reading:
         wrapped record whose last piece lost its closing ``|``."""
         if self.pending is None:
             return
-        text, first, last, rank, checked, joins = self.pending
+        text, first, last, rank, joins = self.pending
         self.pending = None
         if joins:
             self.wraps += 1
             text = text.rstrip() + " |"
         m = iteration_match(text)
         if m is not None:
-            yield from self._records(text, m, first, rank, checked)
+            yield from self._records(text, m, first, rank)
 
     def header(self, text: str, no: int, rank=None) -> Iterator[Record]:
         if "arguments" in text and ARGS_START_RE.match(text):
@@ -732,7 +734,7 @@ def _starts_record(text: str) -> bool:
     t = text.lstrip()
     return (
         (" | " not in text and not text.rstrip().endswith("|"))
-        or iteration_match(text) is not None
+        or LOOSE_ITER_RE.search(text) is not None
         or t.startswith(("time (ms)", "[", "Effective Tera", "after ", "-----", "> "))
         or any(mark in text for mark in ("using world size", "padded vocab", " arguments "))
         or VALID_RE.search(text) is not None

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from llmbench.parsing import Field, Note, Parser, Record, Step, convert
+from llmbench.parsing import Event, Field, Note, Parser, Record, Step, convert
 from llmbench.reader import Line
 
 FIELDS: dict[str, Field] = {
@@ -34,6 +34,7 @@ FIELDS: dict[str, Field] = {
     "global_batch_size": Field("global_batch_size", int),
     "consumed_samples": Field("consumed_samples", int),
     "TFLOPS_per_GPU": Field("tflops_per_gpu_logged"),
+    "tflops_per_sec_per_gpu": Field("tflops_per_gpu_logged"),  # its name until 2025-04
     "grad_norm": Field("grad_norm"),
     "max_memory_reserved": Field("max_memory_reserved_bytes", int),
     "max_memory_allocated": Field("max_memory_allocated_bytes", int),
@@ -45,6 +46,12 @@ BAR_RE = re.compile(
     r"Epoch (?P<epoch>\d{1,18}):.*?\|\s*(?P<it>\d{1,18})/(?P<total>\d{1,18}) \[(?P<post>[^\]]*)\]?"
 )
 PAIR_RE = re.compile(r"(?P<k>[A-Za-z_][\w /]*?)=(?P<v>[-+\w.]+)")
+# ProgressPrinter: ``Validation: iteration 2/2`` (and ``Sanity checking Validation: ...``)
+VALID_RE = re.compile(
+    r"^(?P<what>(?:Sanity checking )?Validation): iteration (?P<i>\d{1,18})/(?P<n>\S+)"
+)
+# NeMo 1 perf_metrics.py at the end of training: ``TFLOPs per sec per GPU=512.30``
+TFLOPS_END_RE = re.compile(r"TFLOPs per sec per GPU=(?P<v>-?[\d.]+)")
 
 
 def _values(pairs: Iterable[tuple[str, str]]) -> tuple[dict, dict]:
@@ -82,7 +89,13 @@ class NemoParser(Parser):
 
     def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
         for no, text, rank in lines:
-            if "Training epoch" in text:
+            if "Validation: iteration" in text:
+                yield from _validation(text, no)
+            elif "TFLOPs per sec per GPU=" in text:
+                m = TFLOPS_END_RE.search(text)
+                if m:
+                    yield Event("tflops_per_sec_per_gpu", convert(m["v"], Field("t")), no)
+            elif "Training epoch" in text:
                 m = TEXT_RE.search(text)
                 if m is None:
                     continue
@@ -108,3 +121,11 @@ class NemoParser(Parser):
                 extra.pop("global_step", None)  # rounded to 3 digits; the counter is exact
                 extra.pop("v_num", None)
                 yield Step(int(m["it"]), {**values, **extra}, no, rank)
+
+
+def _validation(text: str, no: int) -> Iterator[Record]:
+    """A finished validation pass (its last iteration) as an event: never a step."""
+    m = VALID_RE.match(text.strip())
+    if m and m["i"] == m["n"]:
+        kind = "sanity_check" if m["what"].startswith("Sanity") else "validation"
+        yield Event(kind, {"iterations": int(m["i"])}, no)

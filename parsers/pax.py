@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
 
-from llmbench.parsing import Parser, Record, Step, glog_timestamp, number
+from llmbench.parsing import Event, Parser, Record, Step, glog_timestamp, number
 from llmbench.reader import Line
 
 TOOK_RE = re.compile(
@@ -26,6 +27,10 @@ TOOK_RE = re.compile(
 SUMMARY_RE = re.compile(
     r"\bstep = (?P<step>\d{1,18}), loss= (?P<loss>[-+\w.]+?)(?:, steps/sec (?P<sps>[-+\w.]+?))?(?:,|\s|$)"
 )
+
+
+# paxml/programs.py ``_compute_steps_per_sec``: ``logging.info('steps/sec: %f', ...)``
+RATE_RE = re.compile(r"\bsteps/sec: (?P<v>[-+\d.eE]+|nan|inf)\s*$")
 
 
 class PaxParser(Parser):
@@ -69,10 +74,16 @@ class PaxParser(Parser):
                 if loss is not None:
                     values["loss"] = float(loss)
                 sps = number(m["sps"]) if m["sps"] else None
-                if sps:
+                if sps and sps > 0:
                     values["steps_per_s"] = float(sps)
-                    values.setdefault("step_time_s", 1.0 / float(sps))
+                    # 1 / steps-per-second on the printed digits (no float noise)
+                    values.setdefault("step_time_s", float(1 / Decimal(m["sps"])))
                 steps[step] = (values, line_no, r)
+            elif "steps/sec: " in text:  # programs.py every 10 steps: no step number
+                m = RATE_RE.search(text)
+                v = number(m["v"]) if m else None
+                if v is not None:
+                    yield Event("steps_per_sec", v, no, time_ms=None)
         for step in sorted(steps):
             values, line_no, rank = steps[step]
             yield Step(step, values, line_no, rank)

@@ -13,7 +13,9 @@ prefix, no tflops, and ``wps`` where ``tps`` is now (the same tokens/s per GPU):
 first. No step time is printed: it is the time between two logged steps divided
 by the steps between them (``log_freq``), from the millisecond timestamps; the
 first logged step has none. ``tps`` is tokens/s per GPU, ``tflops`` per GPU,
-``mfu`` in percent (stored as a fraction).
+``mfu`` in percent (stored as a fraction; ``N/A`` under FP8/MX: left empty). The
+validator's ``validate step: N  loss: L  memory: ...  tps: K`` (2025-07) is a
+``validation`` event, never a training step.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from llmbench.parsing import Field, Parser, Record, Step, convert
+from llmbench.parsing import Event, Field, Parser, Record, Step, convert
 from llmbench.reader import Line
 
 FIELDS: dict[str, Field] = {
@@ -59,11 +61,17 @@ class TorchTitanParser(Parser):
 
     def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
         prev: tuple[int, datetime] | None = None
+        validated: set[str] = set()
         for no, text, rank in lines:
             if "tps:" not in text and "wps:" not in text:
                 continue
             m = LINE_RE.search(text)
             if m is None:
+                continue
+            if text[max(0, m.start() - 9) : m.start()] == "validate ":
+                if m["step"] not in validated:  # every rank prints it: read once
+                    validated.add(m["step"])
+                    yield _validation(m, no)  # MetricsProcessor.log_validation (2025-07+)
                 continue
             step = int(m["step"])
             values: dict = {}
@@ -93,3 +101,15 @@ def _per_step(elapsed: timedelta, steps: int) -> float:
     """Seconds per step, as decimal arithmetic gives it: 47.901 s over 10 steps is
     4.7901, not the 4.790100000000001 of binary floats."""
     return float(Decimal(elapsed // timedelta(microseconds=1)) / Decimal(1_000_000 * steps))
+
+
+def _validation(m: re.Match, no: int) -> Event:
+    """``validate step: N  loss: L  memory: ...  tps: K`` as an event, never a step."""
+    values: dict = {}
+    for p in PAIR_RE.finditer(m["rest"]):
+        field = FIELDS.get(p["k"])
+        if field is not None:
+            v = convert(p["v"], field)
+            if v is not None:
+                values[field.column] = v
+    return Event("validation", values, no, step=int(m["step"]))
