@@ -357,6 +357,18 @@ def _segments(chosen: Parser, others: list[Parser], tracked: _Tracked, rows: Row
             path=path,
             line=tracked.last or None,
         ) from e
+    unread = [w for w in notes if w.kind == "line" and w.line is not None]
+    if unread and not any(s.n_steps or s.n_events for s in segments):  # recognised, unread
+        rows.discard()
+        raise InputError(
+            f"recognised as {chosen.framework} ({chosen.name}), but no step could be read: "
+            f"{unread[0].message}"
+            + (f" (and {len(unread) - 1} more warning(s))" if len(unread) > 1 else ""),
+            path=path,
+            line=unread[0].line,
+            remedy="the log format may have changed: name the parser with --parser, or "
+            "report the line",
+        )
     if not segments:
         rows.discard()
         raise InputError(

@@ -510,6 +510,7 @@ class _Reading:
         self.params_seen = False
         self.seq_seen = False
         self.wraps = 0
+        self.unreadable = _Unreadable()
 
     def _end_dump(self, no: int) -> Iterator[Record]:
         self.in_args = False
@@ -610,7 +611,10 @@ class _Reading:
             pre = _parse_fields_slowly(before)[0]
             values.update({k: v for k, v in pre.items() if k not in values})
         if bad:
-            yield Note(f"unreadable field(s) {', '.join(bad)}: ignored", no, "line")
+            self.unreadable.add(bad, no)
+            if not values and not extra:  # nothing of the record reads: no step at all
+                self.unreadable.empty += 1
+                return
         if not self.seq_seen and "actual_seqlen" in extra:
             yield from self._seq_len(f'{{"actual_seqlen":{extra["actual_seqlen"]}}}', no)
         step = _step(m, values, extra, no, rank)
@@ -713,6 +717,7 @@ class _Reading:
         yield Event("validation", values, no, step=int(at["step"]) if at else None)
 
     def close(self) -> Iterator[Record]:
+        yield from self.unreadable.notes()
         if self.repeats:
             yield Note(
                 f"{self.repeats} iteration line(s) printed again by other ranks: read once",
@@ -726,6 +731,44 @@ class _Reading:
         if self.in_args:
             yield Note("arguments dump has no end line", self.args_line, "format")
             yield from _args_config(self.args, self.args_line)
+
+
+class _Unreadable:
+    """Iteration records with fields that do not read (a value that is no number, a
+    segment without a label): counted per file, reported once with the first line."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.empty = 0  # records of which nothing read: dropped
+        self.first: int | None = None
+        self.labels: dict[str, int] = {}
+
+    def add(self, bad: list[str], no: int) -> None:
+        self.lines += 1
+        self.first = no if self.first is None else self.first
+        for label in bad:
+            self.labels[label] = self.labels.get(label, 0) + 1
+
+    def notes(self) -> Iterator[Note]:
+        if not self.lines:
+            return
+        shown = ", ".join(list(self.labels)[:6]) + (", ..." if len(self.labels) > 6 else "")
+        what = f"{self.lines} iteration line(s) with unreadable field(s) {shown}"
+        if self.empty == self.lines:
+            yield Note(
+                f"{what}: nothing read, dropped (first at line {self.first})", self.first, "line"
+            )
+        elif self.empty:
+            yield Note(
+                f"{what}: those fields left empty, {self.empty} line(s) with nothing read "
+                f"dropped (first at line {self.first})",
+                self.first,
+                "line",
+            )
+        else:
+            yield Note(
+                f"{what}: those fields left empty (first at line {self.first})", self.first, "line"
+            )
 
 
 def _starts_record(text: str) -> bool:
