@@ -212,6 +212,12 @@ DEEPSPEED_HEAD = (
 # GPT-NeoX: `` samples/sec: S | iteration N/ M | ... | approx flops per GPU: 112.9TFLOPS |``
 NEOX_MARKS = ("approx flops per GPU:", "lm_loss:")
 MAX_WRAPS = 3  # physical lines a hard-wrapped record may continue on
+# the labels one of which every piece of a wrapped iteration record (and a validation
+# line) holds
+WRAP_NEEDLES = (
+    *("learning rate", "loss", "grad norm", "number of", "per second", "TFLOP", "throughput"),
+    *("consumed", "seqlen", "batch size", "num zeros", "(tgs)"),
+)
 # the head of an iteration record, however garbled what follows: a line holding one
 # starts a record of its own, never continues a wrapped one
 LOOSE_ITER_RE = re.compile(r"\biteration(?:\s+|=\s*)\d{1,18}\s*/\s*\d{1,18}")
@@ -438,7 +444,10 @@ class MegatronDeepSpeedParser(Parser):
     # every line parse() reads holds one of these (ARG_RE lines hold " ..")
     needles = (
         *("iteration", "arguments", "using world size", "padded vocab", " .."),
-        *("Effective Tera Flops", " | "),
+        "Effective Tera Flops",
+        # what the rest of a hard-wrapped record holds (never timer, memory or NCCL
+        # lines, which would each cost the Python line path)
+        *WRAP_NEEDLES,
     )
     shapes = SHAPES
 
