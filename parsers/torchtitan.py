@@ -74,13 +74,7 @@ class TorchTitanParser(Parser):
                     yield _validation(m, no)  # MetricsProcessor.log_validation (2025-07+)
                 continue
             step = int(m["step"])
-            values: dict = {}
-            for p in PAIR_RE.finditer(m["rest"]):
-                field = FIELDS.get(p["k"])
-                if field is not None:
-                    v = convert(p["v"], field)
-                    if v is not None:
-                        values[field.column] = v
+            values = _fields(m["rest"])
             mem = MEMORY_RE.search(m["rest"])
             if mem:
                 values["max_reserved_gib"] = float(mem["gib"])
@@ -103,13 +97,18 @@ def _per_step(elapsed: timedelta, steps: int) -> float:
     return float(Decimal(elapsed // timedelta(microseconds=1)) / Decimal(1_000_000 * steps))
 
 
-def _validation(m: re.Match, no: int) -> Event:
-    """``validate step: N  loss: L  memory: ...  tps: K`` as an event, never a step."""
+def _fields(rest: str) -> dict:
+    """The ``FIELDS`` of a line's ``label: value`` pairs, as canonical columns."""
     values: dict = {}
-    for p in PAIR_RE.finditer(m["rest"]):
+    for p in PAIR_RE.finditer(rest):
         field = FIELDS.get(p["k"])
         if field is not None:
             v = convert(p["v"], field)
             if v is not None:
                 values[field.column] = v
-    return Event("validation", values, no, step=int(m["step"]))
+    return values
+
+
+def _validation(m: re.Match, no: int) -> Event:
+    """``validate step: N  loss: L  memory: ...  tps: K`` as an event, never a step."""
+    return Event("validation", _fields(m["rest"]), no, step=int(m["step"]))
