@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from llmbench.parsers.megatron_deepspeed import ITER_RE, parse_fields
 
-from llmbench.parsing import Event, Parser, Record, Step, number
+from llmbench.parsing import Event, Parser, Record, Step, number, scaled_text
 from llmbench.reader import Line
 
 PIPE_RE = re.compile(
@@ -48,11 +48,14 @@ TIMER_RE = re.compile(
     r"MaxMemAllocated=(?P<maxmem>[\d.]+)GB)?"
 )
 PROFILE_STEP_RE = re.compile(r"Profile Summary at step (?P<step>\d{1,18})")
+# the summary rows (60 columns wide before 0.10.1, 70 after; the multiplier is 3, or
+# 4 with activation recompute since 0.9.3; numbers ``:g``-formatted since 0.10.1)
 PROFILE_RE = re.compile(
-    r"^\s*(?P<k>iter latency|samples/second|FLOPS per GPU = 3 \* fwd flops per GPU / iter latency|"
-    r"params per GPU|fwd flops per GPU):\s+(?P<v>[\d.]+)\s*(?P<unit>[KMGTP]?)"
+    r"^\s*(?P<k>iter latency|samples/second|FLOPS per GPU = [\d.]+ \* fwd flops per GPU / iter "
+    r"latency|params per (?:GPU|gpu)|fwd flops per GPU):\s+(?P<v>-?[\d.]+(?:e[-+]?\d+)?)\s*"
+    r"(?P<unit>[KMGTPmu]?)"
 )
-SI = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
+SI_EXP = {"": 0, "K": 3, "M": 6, "G": 9, "T": 12, "P": 15, "m": -3, "u": -6}
 
 
 class DeepSpeedParser(Parser):
@@ -151,17 +154,22 @@ class _Profile:
             self.step, self.values = int(m["step"]), {}
             return
         m = PROFILE_RE.match(text) if self.step is not None else None
-        v = number(m["v"]) if m else None
+        if m is None:
+            return
+        key = "FLOPS per GPU" if m["k"].startswith("FLOPS per GPU") else m["k"]
+        # in SI units (TFLOP/s for the FLOPS row), on the printed digits
+        exp = SI_EXP[m["unit"]] - (12 if key == "FLOPS per GPU" else 0)
+        v = scaled_text(m["v"], float(f"1e{exp}"))
         if v is None:
             return
-        self.values[m["k"]] = v * SI[m["unit"]]
-        if m["k"].startswith("FLOPS per GPU"):
+        self.values[key] = v
+        if "FLOPS per GPU" in self.values and "samples/second" in self.values:
             yield Event(
                 "flops_profiler",
                 {
-                    "tflops_per_gpu": self.values[m["k"]] / 1e12,
+                    "tflops_per_gpu": self.values["FLOPS per GPU"],
                     "iter_latency_s": self.values.get("iter latency"),
-                    "samples_per_s": self.values.get("samples/second"),
+                    "samples_per_s": self.values["samples/second"],
                 },
                 no,
                 step=self.step,

@@ -75,6 +75,8 @@ def test_fixture(expected_path: Path):
         assert sum(e["key"] == key for e in parsed.events) == n, key
     for key, n in exp.get("events", {}).items():
         assert sum(e["key"] == key for e in parsed.events) == n, key
+    for key, rows in exp.get("event_rows", {}).items():  # every event of a key, its value
+        assert [json.loads(e["value"]) for e in parsed.events if e["key"] == key] == rows, key
     for key, value in exp.get("event_values", {}).items():
         values = [json.loads(e["value"]) for e in parsed.events if e["key"] == "tracked_stats"]
         assert {key: value} in values
