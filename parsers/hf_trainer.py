@@ -34,6 +34,8 @@ METRIC_RE = re.compile(r">>\s+(?P<k>train_\w+|epoch)\s+=\s+(?P<v>\S+)\s*$")
 HMS_RE = re.compile(r"^(?P<h>\d{1,9}):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?)$")
 TOTAL_RE = re.compile(r"Total optimization steps = (?P<n>[\d,]{1,24})\s*$")
 MAX_DICT = 10_000  # characters: a longer "dict" is not Trainer output
+# a value printed as a bare ``nan``/``inf`` (4.x: ``'grad_norm': nan``): quoted to read
+BARE_RE = re.compile(r"(?<=: )(-?inf|nan)(?=[,}])")
 
 
 def _value(v):
@@ -49,8 +51,11 @@ def _dict(text: str) -> tuple[dict, dict] | None:
     m = DICT_RE.search(text)
     if m is None or len(m.group()) > MAX_DICT:
         return None
+    text = m.group()
+    if "nan" in text or "inf" in text:  # repr of a float('nan'): not a literal
+        text = BARE_RE.sub(r"'\1'", text)
     try:
-        d = ast.literal_eval(m.group())
+        d = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
     if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
