@@ -7,6 +7,8 @@ Notebook API::
     logs.runs, logs.steps, logs.events        # pandas DataFrames
     stored = llmbench.read_store("llmbench.db", engine="dask")  # or pandas, polars
     table = llmbench.summarize(logs, formula="megatron")
+    llmbench.compare("runs/v1/", "runs/v2/")  # ratio, interval, verdict per pair
+    llmbench.scaling(table, predict=(1024,))  # efficiency, fitted law, prediction
     llmbench.plot_scaling(table)              # matplotlib Axes
     llmbench.summarize_submissions("llmbench.db")  # MLPerf scores, one dict per folder
 
@@ -27,6 +29,8 @@ _EXPORTS = {
     "parse_file": "llmbench.ingest",
     "summarize": "llmbench.report",
     "estimate": "llmbench.report",
+    "compare": "llmbench.comparison",
+    "scaling": "llmbench.scalability",
     "export": "llmbench.report",
     "plot_scaling": "llmbench.plots",
     "plot_steps": "llmbench.plots",

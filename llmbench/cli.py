@@ -28,7 +28,7 @@ from .formats import FORMATS
 from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_REGRESSION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _fail(e: LLMBenchError) -> None:
@@ -968,6 +968,136 @@ def check(db, repair) -> None:
     )
     if bad:
         sys.exit(EXIT_INPUT)
+
+
+@cli.command()
+@db_option
+@settings_options
+@click.argument("baseline")
+@click.argument("candidate")
+@click.option(
+    "--match",
+    default="model,num_gpus",
+    show_default=True,
+    help="Columns that pair a baseline run with a candidate run.",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    default="tokens_per_s_per_gpu",
+    show_default=True,
+    help="Comma-separated: tokens_per_s_per_gpu, step_time_s, tflops_per_gpu, mfu, tokens_per_s.",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="Smallest change (a fraction) called faster or slower.",
+)
+@click.option("--confidence", type=float, default=0.95, show_default=True)
+@click.option("--warmup", type=int, default=None, help="Steps left out at the start of each run.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
+@click.option(
+    "--fail-on-regression", is_flag=True, help="Exit 3 when any verdict is slower (for CI)."
+)
+@click.option("--explain", is_flag=True, help="Say how the intervals and verdicts are made.")
+def compare(
+    db, set_items, settings_file, path_pattern, baseline, candidate, match, metrics, threshold,
+    confidence, warmup, seed, fmt, fail_on_regression, explain,
+) -> None:  # fmt: skip
+    """Compare CANDIDATE with BASELINE: per matched pair, the change of each metric
+    with a bootstrap interval, a verdict (faster, slower, same) and the settings
+    that differ.
+
+    Each side is logs to read (files, folders, quoted globs; --settings, --set and
+    --path-pattern apply), run ids or source globs of the store, a saved `report
+    --format json`, a CSV of published numbers, or `reference` (the published rows
+    llmbench ships). Join several with commas inside one argument.
+
+    \b
+    Example:
+      llmbench compare 'runs/v1/*.log' 'runs/v2/*.log' --fail-on-regression
+      llmbench compare reference 'results/*.out' --format markdown
+    """
+    from . import comparison as cmp
+    from .settings import Settings
+
+    settings = Settings.build(set_items, settings_file, path_pattern)
+    sides = [[s for s in side.split(",") if s] for side in (baseline, candidate)]
+    with _working("compare"):
+        comp = cmp.compare_runs(
+            cmp.load_side(sides[0], db=db, warmup=warmup, settings=settings),
+            cmp.load_side(sides[1], db=db, warmup=warmup, settings=settings),
+            match=tuple(k.strip() for k in match.split(",") if k.strip()),
+            metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
+            threshold=threshold,
+            confidence=confidence,
+            seed=seed,
+            db=db,
+            warmup=warmup,
+        )
+    if explain:
+        click.echo(cmp.EXPLAIN.strip(), err=True)
+    if not len(comp.pairs):
+        click.echo(
+            "error: no baseline run found a candidate with the same "
+            + ", ".join(comp.match)
+            + "\n  hint: choose other columns with --match",
+            err=True,
+        )
+        if comp.unmatched:
+            click.echo(cmp.as_text(comp, "table"), err=True, nl=False)
+        sys.exit(EXIT_INPUT)
+    click.echo(cmp.as_json(comp) if fmt == "json" else cmp.as_text(comp, fmt), nl=False)
+    if fail_on_regression and comp.regressed():
+        sys.exit(EXIT_REGRESSION)
+
+
+@cli.command("scaling")
+@db_option
+@click.argument("select", nargs=-1, metavar="[RUN_ID|GLOB]...")
+@click.option(
+    "--predict",
+    default="",
+    metavar="N[,N...]",
+    help="GPU counts to predict tokens/s and efficiency at, with a 95% prediction interval.",
+)
+@click.option(
+    "--force", is_flag=True, help="Predict past 16x the largest measured GPU count anyway."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def scaling_cmd(db, select, predict, force, fmt) -> None:
+    """Scaling efficiency of the selected runs per model (against the smallest run),
+    weak or strong scaling as the global batch says, and with --predict the
+    tokens/s a fitted law (Amdahl or the Universal Scalability Law, whichever fits
+    better) gives at other GPU counts.
+
+    \b
+    Example:
+      llmbench scaling '*/128/*' '*/256/*' '*/512/*' --predict 1024,2048
+    """
+    from .formats import render
+    from .report import summarize_store
+    from .scalability import scaling
+
+    try:
+        counts = tuple(int(x) for x in predict.split(",") if x.strip())
+    except ValueError:
+        raise UsageError(f"--predict: {predict!r} is not a list of GPU counts") from None
+    with _working("scaling"):
+        table, _ = summarize_store(db, select)
+        out = scaling(table, counts, force=force)
+    view = out if fmt not in ("table", "markdown") else out.drop(columns=["law_params", "law_se"])
+    click.echo(render(view, fmt), nl=False)
+    if fmt == "table" and counts:
+        laws = out.dropna(subset=["law"]).drop_duplicates("model")
+        for r in laws.to_dict("records"):
+            click.echo(
+                f"{r['model']}: {r['law']} ({r['law_params']}; residual se {r['law_se']:.4g} "
+                "tokens/s per GPU); low/high: 95% prediction interval"
+            )
 
 
 # the catalog listings' terminal tables: short headers, fitted, the rest in JSON

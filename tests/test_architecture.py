@@ -27,6 +27,7 @@ STAGES = [
     ("figures", {"plots"}),
     ("MLPerf summary", {"mlperf", "mlperf.summary", "mlperf.figure"}),
     ("ingest and report", {"ingest", "report"}),
+    ("comparison and scaling", {"comparison", "scalability"}),
     ("command line", {"cli"}),
     ("entry point", {"__main__"}),
 ]

@@ -1,0 +1,536 @@
+"""Compare two sets of runs: per matched pair and metric, the candidate/baseline
+ratio, a bootstrap confidence interval, a verdict, and the settings that differ.
+
+A side is runs read from logs (files, folders, globs), a selection of a store
+(run ids or source globs), a saved ``report --format json``, or a table of
+published numbers (CSV: model, num_gpus, ..., tokens_per_s_per_gpu,
+tflops_per_gpu, source; ``reference`` names the one llmbench ships).
+
+Method (``EXPLAIN``): a run's samples are its steady-state step times (after the
+warm-up, without skipped/NaN iterations), each turned into the metric (tokens/s
+per GPU = tokens per step / (step time x GPUs), ...). The ratio is candidate over
+baseline of the medians; its interval is a seeded percentile bootstrap
+(``scipy.stats.bootstrap``) over the steps, or over the runs where both sides
+have several (MLPerf's repeated runs). ``faster``/``slower``: the change exceeds
+``threshold`` in the metric's good direction and the interval excludes no change;
+else ``same``. Without samples on a side (a saved report, a published row) the
+verdict comes from the point estimate and says so.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from .errors import InputError, UsageError
+from .formats import rows_text
+from .ingest import read_logs
+from .metrics import warmup_of
+from .report import load_selection, summarize
+
+#: metric -> +1 when higher is better, -1 when lower is
+METRICS: dict[str, int] = {
+    "tokens_per_s_per_gpu": 1,
+    "step_time_s": -1,
+    "tflops_per_gpu": 1,
+    "mfu": 1,
+    "tokens_per_s": 1,
+}
+DEFAULT_MATCH = ("model", "num_gpus")
+RESAMPLES = 2000
+
+# the settings whose differences explain a change most often, first
+DIFF_ORDER = (
+    *("tp", "pp", "dp", "cp", "ep", "micro_batch_size", "global_batch_size", "zero_stage"),
+    *("recompute", "dtype", "seq_len", "num_gpus", "accelerator", "parser", "framework"),
+    *("framework_version", "container", "world_size"),
+)
+# run columns that are identity or outcome, never a setting
+NOT_SETTINGS = frozenset(
+    {"run_id", "source", "segment", "first_line", "last_line", "n_steps", "status"}
+    | {"start_time", "end_time", "provenance", "config", "sha256", "settings_hash"}
+)
+
+EXPLAIN = __doc__.split("Method (``EXPLAIN``): ", 1)[1].replace("``", "")
+
+
+@dataclass
+class Side:
+    """One side of a comparison: a metrics row per run (``table``, a DataFrame) and,
+    where steps were read, each run's steady-state step times (``times``)."""
+
+    name: str
+    table: Any
+    times: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, dict] = field(default_factory=dict)
+
+
+def load_side(
+    spec: str | list[str],
+    *,
+    db: str | None = None,
+    warmup: int | None = None,
+    settings: Any = None,
+) -> Side:
+    """A side from ``spec``: ``reference``, a ``.csv`` table, a ``.json`` report, paths
+    or globs of logs to read, or run ids/source globs of the store ``db``."""
+    specs = [spec] if isinstance(spec, str) else list(spec)
+    name = " ".join(specs)
+    if specs == ["reference"]:
+        with resources.files("llmbench").joinpath("data/reference.csv").open(encoding="utf-8") as f:
+            return _table_side(name, _read_csv(f))
+    if len(specs) == 1 and specs[0].endswith(".csv") and os.path.isfile(specs[0]):
+        with open(specs[0], encoding="utf-8") as f:
+            return _table_side(name, _read_csv(f))
+    if len(specs) == 1 and specs[0].endswith(".json") and os.path.isfile(specs[0]):
+        return _report_side(name, specs[0])
+    if all(os.path.exists(s) or glob.glob(s) for s in specs):
+        return _logs_side(name, read_logs(specs, settings), warmup)
+    logs = load_selection(db, specs, steps=["step", "step_time_s", *_FAULTS], warmup=warmup)
+    return _logs_side(name, logs, warmup)
+
+
+_FAULTS = ("skipped_iterations", "nan_iterations")
+
+
+def _read_csv(f) -> list[dict]:
+    import csv
+
+    rows = []
+    for row in csv.DictReader(f):
+        rows.append({k: _number(v) for k, v in row.items()})
+    return rows
+
+
+def _number(v: Any) -> Any:
+    if not isinstance(v, str):
+        return v
+    try:
+        return int(v)
+    except ValueError:
+        pass
+    try:
+        return float(v)
+    except ValueError:
+        return v or None
+
+
+def _table_side(name: str, rows: list[dict]) -> Side:
+    import pandas as pd
+
+    if not rows:
+        raise InputError("the table has no rows", path=name)
+    table = pd.DataFrame(rows)
+    table["run_id"] = [f"ref{k + 1}" for k in range(len(table))]
+    settings = {r["run_id"]: _settings(r) for r in table.to_dict("records")}
+    return Side(name, table, {}, settings)
+
+
+def _report_side(name: str, path: str) -> Side:
+    import pandas as pd
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            rows = json.load(f)
+    except (OSError, ValueError) as e:
+        raise InputError(f"not a saved report ({e})", path=path) from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise InputError("not a saved report (`report --format json` output)", path=path)
+    if not rows:
+        raise InputError("the saved report has no runs", path=path)
+    table = pd.DataFrame(rows)
+    return Side(name, table, {}, {r["run_id"]: _settings(r) for r in rows})
+
+
+def _logs_side(name: str, logs, warmup: int | None) -> Side:
+    table = summarize(logs, warmup=warmup)
+    if not len(table):
+        raise UsageError(f"{name}: no runs")
+    times = _steady_times(logs.steps, table, warmup)
+    runs = {r["run_id"]: r for r in logs.runs.to_dict("records")}
+    settings = {rid: _settings(runs.get(rid, {}), True) for rid in table["run_id"]}
+    return Side(name, table, times, settings)
+
+
+def _steady_times(steps, table, warmup: int | None) -> dict[str, Any]:
+    """Each run's steady-state step times (numpy), as ``metrics.steady_state`` takes
+    them: rows with a time, in order, skipped/NaN intervals out, the warm-up cut."""
+
+    out: dict[str, Any] = {}
+    if steps is None or not len(steps):
+        return out
+    for run_id, g in steps.groupby("run_id", sort=False):
+        g = g[g["step_time_s"].notna()]
+        for c in _FAULTS:
+            if c in g:
+                g = g[~(g[c].fillna(0) > 0)]
+        if "step" in g and g["step"].notna().all() and not g["step"].is_monotonic_increasing:
+            g = g.sort_values("step", kind="stable")
+        t = g["step_time_s"].to_numpy(dtype=float)
+        if len(t):
+            out[run_id] = t[warmup_of(len(t), warmup) :]
+    return out
+
+
+def _settings(row: dict, with_config: bool = False) -> dict:
+    """What a run was set up with: its setting columns and its arguments dump."""
+    out = {
+        k: v
+        for k, v in row.items()
+        if k not in NOT_SETTINGS and k in DIFF_ORDER and v is not None and v == v
+    }
+    if with_config and row.get("config"):
+        try:
+            config = json.loads(row["config"])
+        except ValueError:
+            config = {}
+        for k, v in config.items():
+            out.setdefault(k, v)
+    return out
+
+
+def _key(row: dict, match: tuple[str, ...]) -> tuple:
+    """The pairing key of a run (a value the run lacks is None: such runs pair with
+    runs that lack it too)."""
+    values = (None if _nan(row.get(k)) else row.get(k) for k in match)
+    return tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in values)
+
+
+def _scale(row: dict, metric: str) -> float | None:
+    """The metric of one step from its time ``t``: ``scale / t`` (or ``t`` itself)."""
+    t = row.get("step_time_s")
+    value = row.get(metric)
+    if metric == "step_time_s" or t is None or value is None or t != t or value != value:
+        return None
+    return float(value) * float(t)
+
+
+def _samples(side: Side, rows: list[dict], metric: str) -> list[Any]:
+    """Per run of ``rows``: its metric per steady step (numpy), or None."""
+    import numpy as np
+
+    out = []
+    for r in rows:
+        t = side.times.get(r["run_id"])
+        if t is None or not len(t):
+            out.append(None)
+        elif metric == "step_time_s":
+            out.append(np.asarray(t, dtype=float))
+        else:
+            k = _scale(r, metric)
+            out.append(None if k is None else k / np.asarray(t, dtype=float))
+    return out
+
+
+def _point(rows: list[dict], metric: str) -> float | None:
+    import numpy as np
+
+    vals = [float(r[metric]) for r in rows if r.get(metric) is not None and r[metric] == r[metric]]
+    return float(np.median(vals)) if vals else None
+
+
+def _interval(base: list, cand: list, confidence: float, seed: int):
+    """(ratio low, high, how) of median(cand)/median(base) by a seeded bootstrap."""
+    import numpy as np
+    from scipy import stats
+
+    if len(base) >= 2 and len(cand) >= 2:  # repeated runs: resample runs
+        b = np.array([float(np.median(x)) for x in base])
+        c = np.array([float(np.median(x)) for x in cand])
+        how = f"bootstrap over runs ({len(b)} vs {len(c)})"
+    else:
+        b, c = np.concatenate(base), np.concatenate(cand)
+        how = f"bootstrap over steady steps ({len(b)} vs {len(c)})"
+    if len(b) < 2 or len(c) < 2:
+        return None, None, "one sample a side: no interval"
+
+    def ratio(x, y, axis=-1):
+        return np.median(y, axis=axis) / np.median(x, axis=axis)
+
+    res = stats.bootstrap(
+        (b, c),
+        ratio,
+        n_resamples=RESAMPLES,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high), how
+
+
+def verdict(
+    ratio: float, low: float | None, high: float | None, sign: int, threshold: float
+) -> str:
+    """``faster``/``slower``/``same`` for a candidate/baseline ``ratio`` of a metric
+    whose good direction is ``sign``: the change must pass ``threshold`` and, with an
+    interval, the interval must exclude no change."""
+    gain = ratio if sign > 0 else 1 / ratio
+    if low is not None and high is not None:
+        lo, hi = (low, high) if sign > 0 else (1 / high, 1 / low)
+        if gain > 1 + threshold and lo > 1:
+            return "faster"
+        if gain < 1 - threshold and hi < 1:
+            return "slower"
+        return "same"
+    if gain > 1 + threshold:
+        return "faster"
+    if gain < 1 - threshold:
+        return "slower"
+    return "same"
+
+
+def settings_diff(base: dict, cand: dict) -> list[tuple[str, Any, Any]]:
+    """(setting, baseline, candidate) for each setting that differs: parallelism and
+    precision first (``DIFF_ORDER``), then every other key of the arguments dumps."""
+    keys = [k for k in DIFF_ORDER if k in base or k in cand]
+    keys += sorted((set(base) | set(cand)) - set(keys), key=str)
+    out = []
+    for k in keys:
+        b, c = base.get(k), cand.get(k)
+        if b != c and not (_nan(b) and _nan(c)):
+            out.append((k, b, c))
+    return out
+
+
+def _nan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+@dataclass
+class Comparison:
+    """``pairs``: a DataFrame, one row per matched key and metric; ``unmatched``:
+    (side, key, run ids) that found no partner; ``diffs``: per key, the settings
+    that differ between the first runs of each side."""
+
+    pairs: Any
+    unmatched: list[tuple[str, tuple, list[str]]]
+    diffs: dict[tuple, list[tuple[str, Any, Any]]]
+    match: tuple[str, ...]
+
+    def regressed(self) -> bool:
+        """Whether any verdict is ``slower`` (from an interval or a point estimate)."""
+        return (
+            bool(self.pairs["verdict"].str.startswith("slower").any()) if len(self.pairs) else False
+        )
+
+
+def compare_runs(
+    baseline: Side | str | list[str],
+    candidate: Side | str | list[str],
+    *,
+    match: tuple[str, ...] = DEFAULT_MATCH,
+    metrics: tuple[str, ...] = ("tokens_per_s_per_gpu",),
+    threshold: float = 0.02,
+    confidence: float = 0.95,
+    seed: int = 0,
+    db: str | None = None,
+    warmup: int | None = None,
+) -> Comparison:
+    """Compare ``candidate`` with ``baseline`` (Sides, or specs for ``load_side``):
+    the ``Comparison`` (pairs, runs without a partner, settings that differ)."""
+    import pandas as pd
+
+    for m in metrics:
+        if m not in METRICS:
+            raise UsageError(f"unknown metric {m!r} (metrics: {', '.join(METRICS)})")
+    if not 0 < confidence < 1:
+        raise UsageError("--confidence must be between 0 and 1")
+    if threshold < 0:
+        raise UsageError("--threshold must be 0 or more")
+    base = baseline if isinstance(baseline, Side) else load_side(baseline, db=db, warmup=warmup)
+    cand = candidate if isinstance(candidate, Side) else load_side(candidate, db=db, warmup=warmup)
+    groups = {}
+    for label, side in (("baseline", base), ("candidate", cand)):
+        missing = [k for k in match if k not in side.table.columns]
+        if missing:
+            raise UsageError(f"{label} {side.name}: no column {', '.join(missing)} to match on")
+        by: dict[tuple, list[dict]] = {}
+        for r in side.table.to_dict("records"):
+            k = _key(r, match)
+            if any(v is not None for v in k):  # a run that lacks every key pairs with none
+                by.setdefault(k, []).append(r)
+        groups[label] = by
+    keys = [k for k in groups["baseline"] if k in groups["candidate"]]
+    unmatched = [
+        (label, k, [r["run_id"] for r in rows])
+        for label, other in (("baseline", "candidate"), ("candidate", "baseline"))
+        for k, rows in groups[label].items()
+        if k not in groups[other]
+    ]
+    out, diffs = [], {}
+    for k in keys:
+        b_rows, c_rows = groups["baseline"][k], groups["candidate"][k]
+        diffs[k] = settings_diff(
+            base.settings.get(b_rows[0]["run_id"], {}), cand.settings.get(c_rows[0]["run_id"], {})
+        )
+        for metric in metrics:
+            out.append(
+                _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, seed)
+            )
+    pairs = pd.DataFrame(out, columns=PAIR_COLUMNS)
+    return Comparison(pairs, unmatched, diffs, tuple(match))
+
+
+def compare(baseline, candidate, **kw: Any):
+    """One row per matched pair and metric (a DataFrame): ``baseline``,
+    ``candidate``, ``ratio``, ``ci_low``, ``ci_high``, ``verdict``, ``method``, the
+    runs, and ``settings_diff`` ((setting, baseline, candidate), ...); the runs that
+    found no partner in ``.attrs["unmatched"]``. Arguments as ``compare_runs``."""
+    comp = compare_runs(baseline, candidate, **kw)
+    by_key = {_name(comp.match, k): d for k, d in comp.diffs.items()}
+    frame = comp.pairs.assign(settings_diff=[by_key.get(k, []) for k in comp.pairs["key"]])
+    frame.attrs["unmatched"] = comp.unmatched
+    return frame
+
+
+def _name(match: tuple[str, ...], key: tuple) -> str:
+    return ", ".join(f"{m}={v}" for m, v in zip(match, key, strict=True))
+
+
+PAIR_COLUMNS = [
+    *("key", "metric", "baseline", "candidate", "ratio", "ci_low", "ci_high", "verdict"),
+    *("method", "baseline_runs", "candidate_runs"),
+]
+
+
+def _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, seed) -> list:
+    b_val, c_val = _point(b_rows, metric), _point(c_rows, metric)
+    row_key = _name(match, k)
+    ids = (",".join(r["run_id"] for r in b_rows), ",".join(r["run_id"] for r in c_rows))
+    if b_val is None or c_val is None or b_val == 0:
+        side = "baseline" if b_val is None or b_val == 0 else "candidate"
+        return [
+            row_key,
+            metric,
+            b_val,
+            c_val,
+            None,
+            None,
+            None,
+            "n/a",
+            f"no {metric} on the {side}",
+            *ids,
+        ]
+    ratio = c_val / b_val
+    bs, cs = _samples(base, b_rows, metric), _samples(cand, c_rows, metric)
+    low = high = None
+    if all(x is not None for x in bs + cs):
+        low, high, how = _interval(bs, cs, confidence, seed)
+        if low is not None:  # the point ratio of the samples, as the interval is of them
+            ratio = _median_ratio(bs, cs)
+    else:
+        how = "point estimate (a side has no steps to resample)"
+    v = verdict(ratio, low, high, METRICS[metric], threshold)
+    if low is None and v != "n/a":
+        v += " (point)"
+    return [row_key, metric, b_val, c_val, ratio, low, high, v, how, *ids]
+
+
+def _median_ratio(bs: list, cs: list) -> float:
+    import numpy as np
+
+    if len(bs) >= 2 and len(cs) >= 2:
+        b = np.median([float(np.median(x)) for x in bs])
+        c = np.median([float(np.median(x)) for x in cs])
+    else:
+        b, c = np.median(np.concatenate(bs)), np.median(np.concatenate(cs))
+    return float(c / b)
+
+
+# -- output -------------------------------------------------------------------------
+
+MARKS = {"faster": "▲", "slower": "▼", "same": "="}
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None or v != v else f"{(v - 1) * 100:+.1f}%"
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+def as_json(comp: Comparison) -> str:
+    """Per pair: its key, runs, the settings that differ, and per metric ``baseline``,
+    ``candidate``, ``ratio``, ``ci_low``, ``ci_high``, ``verdict``, ``method``."""
+    out = []
+    for key, g in comp.pairs.groupby("key", sort=False):
+        first = g.iloc[0]
+        k = next(
+            k
+            for k in comp.diffs
+            if ", ".join(f"{m}={v}" for m, v in zip(comp.match, k, strict=True)) == key
+        )
+        out.append(
+            {
+                "key": dict(zip(comp.match, map(_plain, k), strict=True)),
+                "baseline_runs": first["baseline_runs"].split(","),
+                "candidate_runs": first["candidate_runs"].split(","),
+                "settings_diff": [
+                    {"setting": s, "baseline": _plain(b), "candidate": _plain(c)}
+                    for s, b, c in comp.diffs[k]
+                ],
+                "metrics": {
+                    r["metric"]: {
+                        c: _plain(r[c])
+                        for c in ("baseline", "candidate", "ratio", "ci_low", "ci_high", "verdict")
+                    }
+                    | {"method": r["method"]}
+                    for r in g.to_dict("records")
+                },
+            }
+        )
+    unmatched = [
+        {"side": side, "key": dict(zip(comp.match, map(_plain, k), strict=True)), "runs": ids}
+        for side, k, ids in comp.unmatched
+    ]
+    return json.dumps({"pairs": out, "unmatched": unmatched}, indent=1) + "\n"
+
+
+def as_text(comp: Comparison, fmt: str = "table") -> str:
+    """A terminal table (▲ faster, ▼ slower) or a markdown table for a pull request,
+    then each pair's settings that differ and the runs that found no partner."""
+    cols = ["pair", "metric", "baseline", "candidate", "change", "interval", "verdict"]
+    rows = []
+    for r in comp.pairs.to_dict("records"):
+        v = r["verdict"] if r["verdict"] != "n/a" else f"n/a: {r['method']}"
+        mark = MARKS.get(v.split(" ")[0], "")
+        interval = (
+            f"[{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+            if r["ci_low"] is not None and r["ci_low"] == r["ci_low"]
+            else ""
+        )
+        rows.append(
+            [
+                r["key"],
+                r["metric"],
+                _plain(r["baseline"]),
+                _plain(r["candidate"]),
+                _pct(r["ratio"]),
+                interval,
+                f"{mark} {v}".strip(),
+            ]
+        )
+    right = [False, False, True, True, True, False, False]
+    text = rows_text(cols, rows, right, fmt) if rows else "no pairs\n"
+    lines = [text.rstrip("\n")]
+    for k, diff in comp.diffs.items():
+        if diff:
+            name = _name(comp.match, k)
+            shown = "; ".join(f"{s}: {_plain(b)} -> {_plain(c)}" for s, b, c in diff[:12])
+            more = f"; ... {len(diff) - 12} more" if len(diff) > 12 else ""
+            lines.append(f"{'- ' if fmt == 'markdown' else ''}{name} differs in {shown}{more}")
+    for side, k, ids in comp.unmatched:
+        name = _name(comp.match, k)
+        lines.append(
+            f"{'- ' if fmt == 'markdown' else ''}no {'candidate' if side == 'baseline' else 'baseline'} for the {side} run(s) {', '.join(ids)} ({name})"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,190 @@
+"""`llmbench compare`: verdicts with bootstrap intervals, the settings that differ,
+a regression gate for CI (issue 18)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import FIXTURES, write
+
+from llmbench.cli import cli
+from llmbench.comparison import Side, compare_runs, verdict
+from llmbench.errors import UsageError
+
+TOPOLOGY = FIXTURES / "megatron_deepspeed" / "topology-48n-181b"
+SETTINGS = FIXTURES / "settings.toml"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def _side(name: str, t0: float, seed: int, steps: int = 100, noise: float = 0.02) -> Side:
+    """One run whose steady step times are ``t0`` with ``noise`` (relative, normal)."""
+    t = t0 * (1 + noise * np.random.default_rng(seed).standard_normal(steps))
+    median = float(np.median(t))
+    table = pd.DataFrame(
+        [{"run_id": name, "model": "m", "num_gpus": 8, "step_time_s": median}]
+    ).assign(tokens_per_s_per_gpu=4096 / median)
+    return Side(name, table, {name: t})
+
+
+def test_a_three_percent_slowdown_in_two_percent_noise_is_slower_and_half_a_percent_same():
+    trials = 60
+    slower = same = 0
+    for k in range(trials):
+        base = _side("b", 1.0, 2 * k)
+        cmp3 = compare_runs(base, _side("c", 1.03, 2 * k + 1), seed=k).pairs.iloc[0]
+        truth = 1 / 1.03  # tokens/s per GPU falls by the step time's rise
+        slower += cmp3["verdict"] == "slower" and cmp3["ci_low"] <= truth <= cmp3["ci_high"]
+        cmp05 = compare_runs(base, _side("c", 1.005, 2 * k + 1), seed=k).pairs.iloc[0]
+        same += cmp05["verdict"] == "same"
+    assert slower >= 0.95 * trials and same >= 0.95 * trials, (slower, same)
+
+
+def test_the_bootstrap_is_seeded():
+    a, b = _side("b", 1.0, 1), _side("c", 1.01, 2)
+    first, again = compare_runs(a, b, seed=7).pairs, compare_runs(a, b, seed=7).pairs
+    assert first[["ci_low", "ci_high"]].equals(again[["ci_low", "ci_high"]])
+
+
+def test_verdicts_follow_the_metrics_direction_and_the_threshold():
+    assert verdict(1.05, 1.03, 1.07, 1, 0.02) == "faster"  # tokens/s up 5 %
+    assert verdict(1.05, 1.03, 1.07, -1, 0.02) == "slower"  # step time up 5 %
+    assert verdict(1.05, 0.99, 1.11, 1, 0.02) == "same"  # the interval holds no change
+    assert verdict(1.01, 1.005, 1.015, 1, 0.02) == "same"  # below the threshold
+    assert verdict(0.9, None, None, 1, 0.02) == "slower"  # a point estimate
+
+
+def test_topology_runs_compared_name_the_micro_batch_dp_and_pp_that_differ():
+    r = run(
+        "compare", TOPOLOGY / "dp4-tp8-pp12-mbs1.log", TOPOLOGY / "dp8-tp8-pp6-mbs4.log",
+        "--settings", SETTINGS, "--format", "json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    (pair,) = json.loads(r.stdout)["pairs"]
+    assert pair["key"] == {"model": None, "num_gpus": 384}  # no model known: paired as such
+    diff = [(d["setting"], d["baseline"], d["candidate"]) for d in pair["settings_diff"]]
+    assert diff[:3] == [("pp", 12, 6), ("dp", 4, 8), ("micro_batch_size", 1, 4)]
+    m = pair["metrics"]["tokens_per_s_per_gpu"]
+    assert m["ratio"] == m["candidate"] / m["baseline"] and m["verdict"] == "faster (point)"
+
+
+def _megatron(path, times_ms: list[float]):
+    head = "using world size: 8, data-parallel-size: 8, tensor-model-parallel size: 1, "
+    head += "pipeline-model-parallel size: 1 \n"
+    lines = [
+        f" iteration {k + 1:8d}/{1000:8d} | consumed samples: {64 * (k + 1):12d} | elapsed time "
+        f"per iteration (ms): {t:.1f} | learning rate: 1.000E-04 | global batch size:    64 | "
+        "lm loss: 5.000000E+00 | loss scale: 1.0 | number of skipped iterations:   0 | "
+        "number of nan iterations:   0 |\n"
+        for k, t in enumerate(times_ms)
+    ]
+    return write(path, head + "".join(lines))
+
+
+def test_fail_on_regression_exits_3_on_a_regression_and_0_otherwise(tmp_path):
+    rng = np.random.default_rng(0)
+    fast = _megatron(tmp_path / "v1.log", list(1000 * (1 + 0.01 * rng.standard_normal(60))))
+    slow = _megatron(tmp_path / "v2.log", list(1060 * (1 + 0.01 * rng.standard_normal(60))))
+    common = ("--set", "seq_len=2048", "--match", "num_gpus", "--fail-on-regression")
+    worse = run("compare", fast, slow, *common)
+    assert worse.exit_code == 3, worse.output
+    assert "▼ slower" in worse.stdout and "-5." in worse.stdout
+    better = run("compare", slow, fast, *common)
+    assert better.exit_code == 0 and "▲ faster" in better.stdout
+    md = run("compare", fast, slow, *common, "--format", "markdown").stdout.splitlines()
+    assert md[0].startswith("| pair | metric | baseline | candidate | change | interval |")
+    assert set(md[1].replace("|", "").strip()) <= set("-: ")  # GitHub's table separator
+
+
+def test_published_reference_rows_pair_by_model_and_gpus(tmp_path):
+    report = tmp_path / "r.json"
+    db = tmp_path / "s.db"
+    assert run("ingest", FIXTURES / "pax", "--db", db, "--settings", SETTINGS).exit_code == 0
+    report.write_text(run("report", "--db", db, "--format", "json").stdout)
+    r = run("compare", "reference", report, "--format", "json", "--fail-on-regression")
+    assert r.exit_code == 3  # a point verdict gates too
+    out = json.loads(r.stdout)
+    (pair,) = [p for p in out["pairs"] if p["key"] == {"model": "gpt3-175b", "num_gpus": 128}]
+    m = pair["metrics"]["tokens_per_s_per_gpu"]
+    assert m["baseline"] == 716 and m["verdict"] == "slower (point)"  # NeMo 24.07: 716
+    assert any(u["side"] == "candidate" for u in out["unmatched"])  # 256, 1024, 2048 GPUs
+
+
+def test_sides_without_pairs_or_with_an_unknown_metric_are_clear_errors(tmp_path):
+    r = run("compare", FIXTURES / "torchtitan", FIXTURES / "maxtext")
+    assert r.exit_code == 1
+    assert "no baseline run found a candidate with the same model, num_gpus" in r.stderr
+    r = run("compare", FIXTURES / "torchtitan", FIXTURES / "torchtitan", "--metric", "speed")
+    assert r.exit_code == 2 and "unknown metric 'speed'" in r.stderr
+
+
+def test_the_notebook_api_returns_a_frame_with_the_settings_diff():
+    import llmbench
+
+    frame = llmbench.compare(
+        [str(TOPOLOGY / "dp4-tp8-pp12-mbs1.log")],
+        [str(TOPOLOGY / "dp4-tp8-pp12-mbs8.log")],
+        metrics=("tokens_per_s_per_gpu", "step_time_s"),
+    )
+    assert list(frame["metric"]) == ["tokens_per_s_per_gpu", "step_time_s"]
+    assert frame["settings_diff"][0][0] == ("micro_batch_size", 1, 8)
+    assert frame["verdict"][0] == "faster (point)" and frame["verdict"][1] == "faster (point)"
+    assert frame.attrs["unmatched"] == []
+
+
+# -- scaling ---------------------------------------------------------------------------
+
+
+def test_seed001_prediction_from_128_to_512_gpus_holds_the_measured_1024_and_2048(tmp_path):
+    db = tmp_path / "s.db"
+    assert run("ingest", FIXTURES / "pax", "--db", db, "--settings", SETTINGS).exit_code == 0
+    measured = json.loads(run("report", "--db", db, "--format", "json").stdout)
+    truth = {r["num_gpus"]: r["tokens_per_s_per_gpu"] for r in measured}
+    r = run(
+        "scaling", "*/128/*", "*/256/*", "*/512/*", "--db", db, "--predict", "1024,2048",
+        "--format", "json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rows = {row["num_gpus"]: row for row in json.loads(r.stdout)}
+    assert [rows[n]["kind"] for n in (128, 256, 512)] == ["measured"] * 3
+    assert rows[128]["efficiency"] == 1 and rows[512]["scaling"] == "weak"  # GBS grows
+    for n in (1024, 2048):
+        assert rows[n]["kind"] == "extrapolated" and rows[n]["law"] in ("amdahl", "usl")
+        assert rows[n]["low"] < truth[n] < rows[n]["high"], (n, rows[n], truth[n])
+    # the measured efficiency: per-GPU tokens/s against the 128-GPU run
+    assert rows[512]["efficiency"] == truth[512] / truth[128]
+
+
+def test_a_prediction_far_past_the_measured_is_refused_unless_forced(tmp_path):
+    db = tmp_path / "s.db"
+    assert run("ingest", FIXTURES / "pax", "--db", db, "--settings", SETTINGS).exit_code == 0
+    r = run("scaling", "--db", db, "--predict", "40000")
+    assert r.exit_code == 2 and "past 16x the largest measured (2048)" in r.stderr
+    r = run("scaling", "--db", db, "--predict", "40000", "--force", "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)[-1]["kind"] == "extrapolated"
+
+
+def test_strong_scaling_is_told_from_a_fixed_global_batch_and_two_counts_cannot_fit():
+    from llmbench.scalability import scaling
+
+    table = pd.DataFrame(
+        {
+            "model": ["m"] * 3,
+            "num_gpus": [8, 16, 32],
+            "global_batch_size": [512] * 3,
+            "tokens_per_s_per_gpu": [1000.0, 950.0, 880.0],
+        }
+    )
+    out = scaling(table, (64,))
+    assert set(out["scaling"]) == {"strong"}
+    assert list(out["efficiency"][:3]) == [1.0, 0.95, 0.88]
+    pred = out.iloc[-1]
+    assert pred["tokens_per_s_per_gpu"] < 880 and pred["low"] < pred["high"]
+    with pytest.raises(UsageError, match="a scaling law needs at least 3"):
+        scaling(table.iloc[:2], (64,))
