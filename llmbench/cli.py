@@ -1003,9 +1003,15 @@ def check(db, repair) -> None:
     "--fail-on-regression", is_flag=True, help="Exit 3 when any verdict is slower (for CI)."
 )
 @click.option("--explain", is_flag=True, help="Say how the intervals and verdicts are made.")
+@click.option(
+    "--plot",
+    "plot_path",
+    metavar="FILE",
+    help="Also draw each pair's step times side by side and the changes with their intervals.",
+)
 def compare(
     db, set_items, settings_file, path_pattern, baseline, candidate, match, metrics, threshold,
-    confidence, warmup, seed, fmt, fail_on_regression, explain,
+    confidence, warmup, seed, fmt, fail_on_regression, explain, plot_path,
 ) -> None:  # fmt: skip
     """Compare CANDIDATE with BASELINE: per matched pair, the change of each metric
     with a bootstrap interval, a verdict (faster, slower, same) and the settings
@@ -1022,9 +1028,12 @@ def compare(
       llmbench compare reference 'results/*.out' --format markdown
     """
     from . import comparison as cmp
+    from . import plots
     from .settings import Settings
 
     settings = Settings.build(set_items, settings_file, path_pattern)
+    if plot_path:
+        plots.check_path(plot_path)  # before any work
     sides = [[s for s in side.split(",") if s] for side in (baseline, candidate)]
     with _working("compare"):
         comp = cmp.compare_runs(
@@ -1051,6 +1060,12 @@ def compare(
             click.echo(cmp.as_text(comp, "table"), err=True, nl=False)
         sys.exit(EXIT_INPUT)
     click.echo(cmp.as_json(comp) if fmt == "json" else cmp.as_text(comp, fmt), nl=False)
+    if plot_path:
+        plots.use_agg()
+        fig = plots.plot_comparison(comp.pairs, comp.times, threshold)
+        plots.save(fig, plot_path)
+        plots.close(fig)
+        click.echo(f"wrote comparison figure -> {plot_path}", err=True)
     if fail_on_regression and comp.regressed():
         sys.exit(EXIT_REGRESSION)
 
@@ -1068,7 +1083,13 @@ def compare(
     "--force", is_flag=True, help="Predict past 16x the largest measured GPU count anyway."
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def scaling_cmd(db, select, predict, force, fmt) -> None:
+@click.option(
+    "--plot",
+    "plot_path",
+    metavar="FILE",
+    help="Also draw the runs, the fitted law and its prediction band.",
+)
+def scaling_cmd(db, select, predict, force, fmt, plot_path) -> None:
     """Scaling efficiency of the selected runs per model (against the smallest run),
     weak or strong scaling as the global batch says, and with --predict the
     tokens/s a fitted law (Amdahl or the Universal Scalability Law, whichever fits
@@ -1078,10 +1099,13 @@ def scaling_cmd(db, select, predict, force, fmt) -> None:
     Example:
       llmbench scaling '*/128/*' '*/256/*' '*/512/*' --predict 1024,2048
     """
+    from . import plots
     from .formats import render
     from .report import summarize_store
-    from .scalability import scaling
+    from .scalability import curves, scaling
 
+    if plot_path:
+        plots.check_path(plot_path)  # before any work
     try:
         counts = tuple(int(x) for x in predict.split(",") if x.strip())
     except ValueError:
@@ -1098,6 +1122,12 @@ def scaling_cmd(db, select, predict, force, fmt) -> None:
                 f"{r['model']}: {r['law']} ({r['law_params']}; residual se {r['law_se']:.4g} "
                 "tokens/s per GPU); low/high: 95% prediction interval"
             )
+    if plot_path:
+        plots.use_agg()
+        ax = plots.plot_scaling_law(out, curves(out))
+        plots.save(ax, plot_path)
+        plots.close(ax)
+        click.echo(f"wrote scaling figure -> {plot_path}", err=True)
 
 
 # the catalog listings' terminal tables: short headers, fitted, the rest in JSON

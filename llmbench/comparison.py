@@ -312,6 +312,7 @@ class Comparison:
     unmatched: list[tuple[str, tuple, list[str]]]
     diffs: dict[tuple, list[tuple[str, Any, Any]]]
     match: tuple[str, ...]
+    times: dict[str, tuple] = field(default_factory=dict)  # pair -> steady step times a side
 
     def regressed(self) -> bool:
         """Whether any verdict is ``slower`` (from an interval or a point estimate)."""
@@ -363,9 +364,13 @@ def compare_runs(
         for k, rows in groups[label].items()
         if k not in groups[other]
     ]
-    out, diffs = [], {}
+    out, diffs, times = [], {}, {}
     for k in keys:
         b_rows, c_rows = groups["baseline"][k], groups["candidate"][k]
+        times[_name(match, k)] = tuple(
+            _concat([side.times.get(r["run_id"]) for r in rows])
+            for side, rows in ((base, b_rows), (cand, c_rows))
+        )
         diffs[k] = settings_diff(
             base.settings.get(b_rows[0]["run_id"], {}), cand.settings.get(c_rows[0]["run_id"], {})
         )
@@ -374,7 +379,14 @@ def compare_runs(
                 _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, seed)
             )
     pairs = pd.DataFrame(out, columns=PAIR_COLUMNS)
-    return Comparison(pairs, unmatched, diffs, tuple(match))
+    return Comparison(pairs, unmatched, diffs, tuple(match), times)
+
+
+def _concat(arrays: list) -> Any:
+    import numpy as np
+
+    found = [a for a in arrays if a is not None and len(a)]
+    return np.concatenate(found) if found else np.array([])
 
 
 def compare(baseline, candidate, **kw: Any):

@@ -594,3 +594,94 @@ def close(fig_or_ax) -> None:
     """Free a figure made for saving (the CLI draws many)."""
     plt = _pyplot()
     plt.close(fig_or_ax if hasattr(fig_or_ax, "savefig") else _figure_of(fig_or_ax))
+
+
+def plot_comparison(pairs, times: dict[str, tuple], threshold: float = 0.02, fig=None):
+    """Compare's figure: per pair, the steady step times of the baseline and the
+    candidate side by side (box plots), and per pair and metric the ratio with its
+    interval against the ``threshold`` band. ``pairs``: ``comparison.compare`` rows;
+    ``times``: pair key -> (baseline step times, candidate step times). Returns the
+    Figure."""
+    import numpy as np
+
+    style, new = styled((11, 0.9 + 0.55 * max(len(pairs), 2)) if fig is None else None)
+    fig = fig or new
+    with style:
+        left, right = fig.subplots(1, 2, width_ratios=(1.2, 1))
+        keys = [
+            k for k in dict.fromkeys(pairs["key"]) if k in times and all(len(t) for t in times[k])
+        ]
+        data, pos, labels = [], [], []
+        for i, k in enumerate(keys):
+            b, c = times[k]
+            data += [np.asarray(b, dtype=float), np.asarray(c, dtype=float)]
+            pos += [3 * i + 1, 3 * i + 2]
+            labels.append((3 * i + 1.5, k))
+        if data:
+            box = left.boxplot(
+                data, positions=pos, orientation="horizontal", widths=0.8, patch_artist=True
+            )
+            for j, patch in enumerate(box["boxes"]):
+                patch.set_facecolor(PALETTE[j % 2])
+                patch.set_alpha(0.6)
+            left.set_yticks([p for p, _ in labels], [k for _, k in labels])
+            left.set_xlabel("Steady step time (s)")
+            left.plot([], [], color=PALETTE[0], lw=6, alpha=0.6, label="baseline")
+            left.plot([], [], color=PALETTE[1], lw=6, alpha=0.6, label="candidate")
+            legend(left, 2, "lower right")
+        else:
+            left.text(0.5, 0.5, "no steps to draw", ha="center", va="center")
+            left.set_axis_off()
+        rows = pairs[pairs["ratio"].notna()].reset_index(drop=True)
+        y = np.arange(len(rows))
+        right.axvspan(1 - threshold, 1 + threshold, color="0.9", label=f"±{threshold:.0%}")
+        right.axvline(1, color="0.4", lw=1)
+        for i, r in rows.iterrows():
+            lo, hi = r["ci_low"], r["ci_high"]
+            err = None if lo is None or lo != lo else [[r["ratio"] - lo], [hi - r["ratio"]]]
+            kind = look(i)
+            right.errorbar(
+                r["ratio"], i, xerr=err, fmt=kind["marker"], color=kind["color"], capsize=4
+            )
+        right.set_yticks(y, [f"{r['key']}\n{r['metric']}" for r in rows.to_dict("records")])
+        right.invert_yaxis()
+        right.set_xlabel("candidate / baseline (interval: bootstrap)")
+        right.set_title("Change per pair")
+        left.set_title("Step times")
+    return fig
+
+
+def plot_scaling_law(out, curves: dict[str, tuple], ax=None):
+    """Tokens/s per GPU against GPUs (log x): the measured runs as points, each
+    model's fitted law as a line with its 95 % prediction band, predictions hollow.
+    ``out``: a ``scalability.scaling`` table; ``curves``: ``scalability.curves(out)``.
+    Returns the Axes."""
+    style, fig = styled((8, 4.5) if ax is None else None)
+    with style:
+        if fig is not None:
+            ax = fig.subplots()
+        for i, (model, g) in enumerate(out.groupby("model", sort=False)):
+            kind = look(i)
+            m = g[g["kind"] == "measured"]
+            ax.plot(m["num_gpus"], m["tokens_per_s_per_gpu"], kind["marker"], color=kind["color"],
+                    label=f"{model} measured")  # fmt: skip
+            p = g[g["kind"] != "measured"]
+            if len(p):
+                ax.plot(p["num_gpus"], p["tokens_per_s_per_gpu"], kind["marker"], mfc="none",
+                        color=kind["color"], label=f"{model} predicted")  # fmt: skip
+            if model in curves:
+                xs, ys, lo, hi = curves[model]
+                law = g["law"].dropna().iloc[0] if g["law"].notna().any() else "law"
+                ax.plot(
+                    xs, ys, color=kind["color"], linestyle=kind["linestyle"], label=f"{model} {law}"
+                )
+                ax.fill_between(xs, lo, hi, color=kind["color"], alpha=0.15)
+        ax.set_xscale("log", base=2)
+        counts = sorted({int(n) for n in out["num_gpus"]})
+        ax.set_xticks(counts, [str(n) for n in counts])  # plain numbers, not 2^k
+        ax.minorticks_off()
+        ax.set_xlabel("GPUs")
+        ax.set_ylabel("Tokens/s per GPU")
+        ax.set_title("Scaling: measured, fitted, predicted (95 % band)")
+        legend(ax)
+    return ax

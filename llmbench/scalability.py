@@ -110,7 +110,7 @@ def scaling(
     law's tokens/s, efficiency and interval. ``table``: ``summarize`` output."""
     import pandas as pd
 
-    rows = []
+    rows, fits = [], {}
     data = table[table["tokens_per_s_per_gpu"].notna() & table["num_gpus"].notna()]
     if not len(data):
         raise UsageError("no run has both a GPU count and tokens/s per GPU")
@@ -126,6 +126,7 @@ def scaling(
         if not predict:
             continue
         law = fit(gpus, list(by["per_gpu"]))
+        fits[model] = law
         top = max(gpus)
         for n in predict:
             if n > MAX_EXTRAPOLATION * top and not force:
@@ -137,7 +138,23 @@ def scaling(
             y, lo, hi = law.predict(n, level)
             how = "extrapolated" if n > top else ("interpolated" if n > min(gpus) else "predicted")
             rows.append(_row(model, n, how, y, base, lo, hi, kind, law))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    out.attrs["fits"] = fits  # model -> Fit: the curve and band of a figure (``curves``)
+    return out
+
+
+def curves(out, points: int = 60) -> dict[str, tuple]:
+    """Per fitted model of a ``scaling`` table: (GPU counts, tokens/s per GPU, low,
+    high) along the law from the smallest count to the largest in the table."""
+    import numpy as np
+
+    found = {}
+    for model, law in out.attrs.get("fits", {}).items():
+        g = out[out["model"] == model]
+        xs = np.geomspace(g["num_gpus"].min(), g["num_gpus"].max(), points)
+        ys = np.array([law.predict(float(x)) for x in xs])
+        found[model] = (xs, ys[:, 0], ys[:, 1], ys[:, 2])
+    return found
 
 
 COLUMNS = [

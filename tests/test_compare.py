@@ -188,3 +188,19 @@ def test_strong_scaling_is_told_from_a_fixed_global_batch_and_two_counts_cannot_
     assert pred["tokens_per_s_per_gpu"] < 880 and pred["low"] < pred["high"]
     with pytest.raises(UsageError, match="a scaling law needs at least 3"):
         scaling(table.iloc[:2], (64,))
+
+
+def test_both_commands_draw_their_figures(tmp_path):
+    db = tmp_path / "s.db"
+    assert run("ingest", FIXTURES / "pax", "--db", db, "--settings", SETTINGS).exit_code == 0
+    png = tmp_path / "scaling.png"
+    r = run("scaling", "--db", db, "--predict", "4096", "--plot", png)
+    assert r.exit_code == 0 and png.stat().st_size > 10_000
+    rng = np.random.default_rng(1)
+    a = _megatron(tmp_path / "a.log", list(1000 * (1 + 0.01 * rng.standard_normal(30))))
+    b = _megatron(tmp_path / "b.log", list(990 * (1 + 0.01 * rng.standard_normal(30))))
+    svg = tmp_path / "cmp.svg"
+    r = run("compare", a, b, "--set", "seq_len=2048", "--match", "num_gpus", "--plot", svg)
+    assert r.exit_code == 0 and "<svg" in svg.read_text()
+    r = run("compare", a, b, "--match", "num_gpus", "--plot", tmp_path / "cmp.bmp")
+    assert r.exit_code == 2 and "cannot tell the figure format" in r.stderr  # before any work
