@@ -735,9 +735,15 @@ def plot(kind, select, output, db, formula, warmup, stat, tokens, group_by, valu
 @click.option(
     "--step-time",
     type=click.FloatRange(0, min_open=True),
-    required=True,
-    help="Seconds per step (more than 0).",
+    help="Seconds per step (more than 0); or --calibrate.",
 )
+@click.option(
+    "--calibrate",
+    metavar="RUN_ID|GLOB[,...]",
+    help="Take the step time from the efficiency measured on these stored runs of the "
+    "model (a fitted scaling law) instead of --step-time.",
+)
+@db_option
 @click.option("--seq-len", type=click.IntRange(1), help="[default: the model's]")
 @click.option("--dtype", default="bf16", show_default=True)
 @click.option("--accelerator", default="h100-sxm", show_default=True)
@@ -768,6 +774,8 @@ def estimate(
     formula,
     tokens,
     fmt,
+    calibrate,
+    db,
 ) -> None:
     """The report's metrics without a log, for what-if planning.
 
@@ -775,10 +783,25 @@ def estimate(
     Example:
       llmbench estimate --model gpt3-175b --gpus 128 --global-batch-size 256 \\
           --step-time 7.47 --dtype fp8 --accelerator h100-sxm --formula dgxc
+      llmbench estimate --model gpt3-175b --gpus 4096 --global-batch-size 8192 \\
+          --dtype fp8 --formula dgxc --calibrate '*/175b/*'
     """
     from .formats import render
     from .report import estimate as run_estimate
 
+    if (step_time is None) == (calibrate is None):
+        raise UsageError("give --step-time or --calibrate (one of them)")
+    if calibrate:
+        from .report import summarize_store  # the calibration runs: only with --calibrate
+        from .scalability import calibrate as calibrated
+
+        one = run_estimate(
+            model=model, gpus=gpus, global_batch_size=global_batch_size, step_time=1.0,
+            seq_len=seq_len,
+        )  # fmt: skip
+        measured, _ = summarize_store(db, tuple(c for c in calibrate.split(",") if c))
+        step_time, how = calibrated(measured, model, gpus, float(one["tokens_per_step"][0]))
+        click.echo(f"note: step time {step_time:.6g} s from {how}", err=True)
     table = run_estimate(
         model=model,
         gpus=gpus,

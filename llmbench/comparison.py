@@ -40,6 +40,9 @@ METRICS: dict[str, int] = {
     "tflops_per_gpu": 1,
     "mfu": 1,
     "tokens_per_s": 1,
+    # convergence: the training loss where both runs have consumed the same tokens
+    # (the most both reached; linear between logged steps); a point estimate
+    "loss_at_tokens": -1,
 }
 DEFAULT_MATCH = ("model", "num_gpus")
 RESAMPLES = 2000
@@ -68,6 +71,7 @@ class Side:
     table: Any
     times: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, dict] = field(default_factory=dict)
+    losses: dict[str, tuple] = field(default_factory=dict)  # run -> (tokens, loss), by tokens
 
 
 def load_side(
@@ -91,7 +95,8 @@ def load_side(
         return _report_side(name, specs[0])
     if all(os.path.exists(s) or glob.glob(s) for s in specs):
         return _logs_side(name, read_logs(specs, settings), warmup)
-    logs = load_selection(db, specs, steps=["step", "step_time_s", *_FAULTS], warmup=warmup)
+    columns = ["step", "step_time_s", *_FAULTS, "loss", "consumed_tokens", "consumed_samples"]
+    logs = load_selection(db, specs, steps=columns, warmup=warmup)
     return _logs_side(name, logs, warmup)
 
 
@@ -154,7 +159,62 @@ def _logs_side(name: str, logs, warmup: int | None) -> Side:
     times = _steady_times(logs.steps, table, warmup)
     runs = {r["run_id"]: r for r in logs.runs.to_dict("records")}
     settings = {rid: _settings(runs.get(rid, {}), True) for rid in table["run_id"]}
-    return Side(name, table, times, settings)
+    return Side(name, table, times, settings, _losses(logs.steps, table))
+
+
+def _losses(steps, table) -> dict[str, tuple]:
+    """Per run: (tokens consumed, loss) at each step that logs a loss, by tokens:
+    logged tokens, else samples x seq_len, else step x global batch x seq_len."""
+    import numpy as np
+
+    out: dict[str, tuple] = {}
+    if steps is None or not len(steps) or "loss" not in steps:
+        return out
+    shape = {r["run_id"]: r for r in table.to_dict("records")}
+    for run_id, g in steps[steps["loss"].notna()].groupby("run_id", sort=False):
+        r = shape.get(run_id, {})
+        s, b = r.get("seq_len"), r.get("global_batch_size")
+        tokens = None
+        if "consumed_tokens" in g and g["consumed_tokens"].notna().all():
+            tokens = g["consumed_tokens"].to_numpy(dtype=float)
+        elif not _nan(s) and "consumed_samples" in g and g["consumed_samples"].notna().all():
+            tokens = g["consumed_samples"].to_numpy(dtype=float) * float(s)
+        elif not _nan(s) and not _nan(b) and g["step"].notna().all():
+            tokens = g["step"].to_numpy(dtype=float) * float(b) * float(s)
+        if tokens is not None and len(tokens):
+            order = np.argsort(tokens, kind="stable")
+            out[run_id] = (tokens[order], g["loss"].to_numpy(dtype=float)[order])
+    return out
+
+
+def _loss_at(side: Side, rows: list[dict], tokens: float) -> float | None:
+    """The median over ``rows`` of each run's loss at ``tokens`` (linear between steps)."""
+    import numpy as np
+
+    found = [
+        float(np.interp(tokens, *side.losses[r["run_id"]]))
+        for r in rows
+        if r["run_id"] in side.losses
+    ]
+    return float(np.median(found)) if found else None
+
+
+def _loss_pair(base: Side, cand: Side, b_rows: list, c_rows: list) -> tuple:
+    """(baseline loss, candidate loss, tokens) at the most tokens both sides reached."""
+    reach = [
+        max(side.losses[r["run_id"]][0])
+        for side, rows in ((base, b_rows), (cand, c_rows))
+        for r in rows
+        if r["run_id"] in side.losses
+    ]
+    have = [
+        any(r["run_id"] in side.losses for r in rows)
+        for side, rows in ((base, b_rows), (cand, c_rows))
+    ]
+    if not all(have):
+        return None, None, None
+    tokens = min(reach)
+    return _loss_at(base, b_rows, tokens), _loss_at(cand, c_rows, tokens), tokens
 
 
 def _steady_times(steps, table, warmup: int | None) -> dict[str, Any]:
@@ -412,9 +472,38 @@ PAIR_COLUMNS = [
 
 
 def _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, seed) -> list:
-    b_val, c_val = _point(b_rows, metric), _point(c_rows, metric)
     row_key = _name(match, k)
     ids = (",".join(r["run_id"] for r in b_rows), ",".join(r["run_id"] for r in c_rows))
+    if metric == "loss_at_tokens":
+        b_val, c_val, tokens = _loss_pair(base, cand, b_rows, c_rows)
+        if b_val is None or c_val is None or not b_val:
+            return [
+                row_key,
+                metric,
+                b_val,
+                c_val,
+                None,
+                None,
+                None,
+                "n/a",
+                "no loss on a side",
+                *ids,
+            ]
+        ratio = c_val / b_val
+        v = verdict(ratio, None, None, METRICS[metric], threshold) + " (point)"
+        return [
+            row_key,
+            metric,
+            b_val,
+            c_val,
+            ratio,
+            None,
+            None,
+            v,
+            f"at {tokens:.6g} tokens",
+            *ids,
+        ]
+    b_val, c_val = _point(b_rows, metric), _point(c_rows, metric)
     if b_val is None or c_val is None or b_val == 0:
         side = "baseline" if b_val is None or b_val == 0 else "candidate"
         return [

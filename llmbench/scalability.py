@@ -196,3 +196,41 @@ def _row(model, n, how, y, base, lo, hi, kind, law) -> list:
         params,
         law.se if law else None,
     ]
+
+
+def calibrate(table, model: str, gpus: int, tokens_per_step: float) -> tuple[float, str]:
+    """(step time in s, how it was found) for ``model`` at ``gpus``: the tokens/s per
+    GPU the law fitted to the measured runs of ``model`` in ``table`` gives there
+    (one measured count: its own figure), turned into the time of a step of
+    ``tokens_per_step`` tokens. Assumes the per-GPU throughput of the measured
+    configurations carries over (their batch per GPU, parallelism and precision)."""
+    import numpy as np
+
+    runs = table[(table["model"] == model) & table["tokens_per_s_per_gpu"].notna()]
+    runs = runs[runs["num_gpus"].notna()]
+    if not len(runs):
+        raise UsageError(
+            f"--calibrate: no selected run of {model} has a GPU count and tokens/s",
+            remedy="select runs of that model (see `llmbench report`)",
+        )
+    by = runs.groupby("num_gpus")["tokens_per_s_per_gpu"].median()
+    if len(by) < 3 or gpus in by.index:
+        near = by.index[int(np.argmin(np.abs(np.log(by.index.to_numpy(dtype=float) / gpus))))]
+        y = float(by[near])
+        how = f"the measured {y:.6g} tokens/s per GPU of the {int(near)}-GPU run(s)"
+    else:
+        top = float(max(by.index))
+        if gpus > MAX_EXTRAPOLATION * top:
+            raise UsageError(
+                f"--calibrate: {gpus} GPUs is past {MAX_EXTRAPOLATION}x the largest measured "
+                f"({int(top)})"
+            )
+        law = fit([float(x) for x in by.index], list(by))
+        y, lo, hi = law.predict(gpus)
+        how = (
+            f"{law.law} fitted to {len(by)} measured GPU counts: {y:.6g} tokens/s per GPU "
+            f"(95% interval {lo:.6g} .. {hi:.6g})" + (" extrapolated" if gpus > top else "")
+        )
+    if not y > 0:
+        raise UsageError("--calibrate: the selected runs give no positive throughput")
+    return tokens_per_step / (y * gpus), how

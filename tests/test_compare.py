@@ -204,3 +204,35 @@ def test_both_commands_draw_their_figures(tmp_path):
     assert r.exit_code == 0 and "<svg" in svg.read_text()
     r = run("compare", a, b, "--match", "num_gpus", "--plot", tmp_path / "cmp.bmp")
     assert r.exit_code == 2 and "cannot tell the figure format" in r.stderr  # before any work
+
+
+def test_estimate_calibrated_on_measured_runs_uses_their_fitted_efficiency(tmp_path):
+    db = tmp_path / "s.db"
+    assert run("ingest", FIXTURES / "pax", "--db", db, "--settings", SETTINGS).exit_code == 0
+    sel = "*/128/*,*/256/*,*/512/*"
+    pred = json.loads(
+        run("scaling", "--db", db, *sel.split(","), "--predict", "1024", "--format", "json").stdout
+    )[-1]
+    args = ["estimate", "--model", "gpt3-175b", "--gpus", "1024", "--global-batch-size", "2048"]
+    r = run(*args, "--dtype", "fp8", "--calibrate", sel, "--db", db, "--format", "json")
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)
+    assert row["step_time_s"] == pytest.approx(2048 * 2048 / (pred["tokens_per_s_per_gpu"] * 1024))
+    assert row["tokens_per_s_per_gpu"] == pytest.approx(pred["tokens_per_s_per_gpu"])
+    assert "amdahl fitted to 3 measured GPU counts" in r.stderr
+    assert run(*args).exit_code == 2  # neither --step-time nor --calibrate
+    both = run(*args, "--step-time", "8", "--calibrate", sel, "--db", db)
+    assert both.exit_code == 2 and "give --step-time or --calibrate" in both.stderr
+
+
+def test_loss_is_compared_where_both_runs_consumed_the_same_tokens():
+    base, cand = _side("b", 1.0, 1), _side("c", 1.0, 2)
+    base.losses["b"] = (np.array([0.0, 1000.0, 2000.0]), np.array([10.0, 6.0, 4.0]))
+    cand.losses["c"] = (np.array([0.0, 500.0, 1500.0]), np.array([10.0, 7.0, 5.0]))
+    row = compare_runs(base, cand, metrics=("loss_at_tokens",)).pairs.iloc[0]
+    # at 1,500 tokens (the most both reached): baseline 5.0 (between 6 and 4), candidate 5.0
+    assert (row["baseline"], row["candidate"], row["method"]) == (5.0, 5.0, "at 1500 tokens")
+    assert row["verdict"] == "same (point)"
+    cand.losses["c"] = (np.array([0.0, 1500.0]), np.array([10.0, 5.5]))
+    row = compare_runs(base, cand, metrics=("loss_at_tokens",)).pairs.iloc[0]
+    assert row["ratio"] == 1.1 and row["verdict"] == "slower (point)"  # a higher loss is worse
