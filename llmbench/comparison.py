@@ -375,10 +375,11 @@ class Comparison:
     times: dict[str, tuple] = field(default_factory=dict)  # pair -> steady step times a side
 
     def regressed(self) -> bool:
-        """Whether any verdict is ``slower`` (from an interval or a point estimate)."""
-        return (
-            bool(self.pairs["verdict"].str.startswith("slower").any()) if len(self.pairs) else False
-        )
+        """Whether any verdict is ``slower`` (or, for the loss, ``worse``), from an
+        interval or a point estimate."""
+        if not len(self.pairs):
+            return False
+        return bool(self.pairs["verdict"].str.startswith(("slower", "worse")).any())
 
 
 def compare_runs(
@@ -490,7 +491,8 @@ def _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, s
                 *ids,
             ]
         ratio = c_val / b_val
-        v = verdict(ratio, None, None, METRICS[metric], threshold) + " (point)"
+        v = verdict(ratio, None, None, METRICS[metric], threshold)
+        v = {"faster": "better", "slower": "worse"}.get(v, v) + " (point)"  # convergence
         return [
             row_key,
             metric,
@@ -546,7 +548,7 @@ def _median_ratio(bs: list, cs: list) -> float:
 
 # -- output -------------------------------------------------------------------------
 
-MARKS = {"faster": "▲", "slower": "▼", "same": "="}
+MARKS = {"faster": "▲", "slower": "▼", "better": "▲", "worse": "▼", "same": "="}
 
 
 def _pct(v: float | None) -> str:

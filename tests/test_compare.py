@@ -235,4 +235,4 @@ def test_loss_is_compared_where_both_runs_consumed_the_same_tokens():
     assert row["verdict"] == "same (point)"
     cand.losses["c"] = (np.array([0.0, 1500.0]), np.array([10.0, 5.5]))
     row = compare_runs(base, cand, metrics=("loss_at_tokens",)).pairs.iloc[0]
-    assert row["ratio"] == 1.1 and row["verdict"] == "slower (point)"  # a higher loss is worse
+    assert row["ratio"] == 1.1 and row["verdict"] == "worse (point)"  # a higher loss
