@@ -373,6 +373,7 @@ class Comparison:
     diffs: dict[tuple, list[tuple[str, Any, Any]]]
     match: tuple[str, ...]
     times: dict[str, tuple] = field(default_factory=dict)  # pair -> steady step times a side
+    warmups: dict[str, tuple] = field(default_factory=dict)  # pair -> warm-up steps unequal
 
     def regressed(self) -> bool:
         """Whether any verdict is ``slower`` (or, for the loss, ``worse``), from an
@@ -425,9 +426,15 @@ def compare_runs(
         for k, rows in groups[label].items()
         if k not in groups[other]
     ]
-    out, diffs, times = [], {}, {}
+    out, diffs, times, warmups = [], {}, {}, {}
     for k in keys:
         b_rows, c_rows = groups["baseline"][k], groups["candidate"][k]
+        w = tuple(
+            sorted({int(r["warmup_steps"]) for r in rows if not _nan(r.get("warmup_steps"))})
+            for rows in (b_rows, c_rows)
+        )
+        if all(w) and w[0] != w[1]:
+            warmups[_name(match, k)] = tuple(",".join(map(str, x)) for x in w)
         times[_name(match, k)] = tuple(
             _concat([side.times.get(r["run_id"]) for r in rows])
             for side, rows in ((base, b_rows), (cand, c_rows))
@@ -440,7 +447,7 @@ def compare_runs(
                 _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, seed)
             )
     pairs = pd.DataFrame(out, columns=PAIR_COLUMNS)
-    return Comparison(pairs, unmatched, diffs, tuple(match), times)
+    return Comparison(pairs, unmatched, diffs, tuple(match), times, warmups)
 
 
 def _concat(arrays: list) -> Any:
@@ -631,6 +638,11 @@ def as_text(comp: Comparison, fmt: str = "table") -> str:
             shown = "; ".join(f"{s}: {_plain(b)} -> {_plain(c)}" for s, b, c in diff[:12])
             more = f"; ... {len(diff) - 12} more" if len(diff) > 12 else ""
             lines.append(f"{'- ' if fmt == 'markdown' else ''}{name} differs in {shown}{more}")
+    for k, (b, c) in comp.warmups.items():
+        lines.append(
+            f"{'- ' if fmt == 'markdown' else ''}{k}: warm-up differs (baseline {b}, candidate "
+            f"{c} step(s) left out): set --warmup to compare like with like"
+        )
     for side, k, ids in comp.unmatched:
         name = _name(comp.match, k)
         lines.append(

@@ -236,3 +236,18 @@ def test_loss_is_compared_where_both_runs_consumed_the_same_tokens():
     cand.losses["c"] = (np.array([0.0, 1500.0]), np.array([10.0, 5.5]))
     row = compare_runs(base, cand, metrics=("loss_at_tokens",)).pairs.iloc[0]
     assert row["ratio"] == 1.1 and row["verdict"] == "worse (point)"  # a higher loss
+
+
+def test_unequal_warmup_missing_metrics_and_empty_sides_are_said(tmp_path):
+    rng = np.random.default_rng(3)
+    short = _megatron(tmp_path / "short.log", list(1000 * (1 + 0.01 * rng.standard_normal(20))))
+    long = _megatron(tmp_path / "long.log", list(1000 * (1 + 0.01 * rng.standard_normal(80))))
+    r = run("compare", short, long, "--set", "seq_len=2048", "--match", "num_gpus")
+    assert r.exit_code == 0
+    assert "num_gpus=8: warm-up differs (baseline 2, candidate 8 step(s) left out)" in r.stdout
+    nolen = run("compare", short, long, "--match", "num_gpus", "--metric", "tflops_per_gpu")
+    assert "n/a: no tflops_per_gpu on the baseline" in nolen.stdout  # no model: no FLOPs
+    db = tmp_path / "s.db"
+    assert run("ingest", short, "--db", db).exit_code == 0
+    r = run("compare", "nothing-like-this*", "reference", "--db", db)
+    assert r.exit_code == 2 and "no run matches nothing-like-this*" in r.stderr
