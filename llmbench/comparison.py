@@ -480,53 +480,16 @@ PAIR_COLUMNS = [
 
 
 def _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, seed) -> list:
-    row_key = _name(match, k)
-    ids = (",".join(r["run_id"] for r in b_rows), ",".join(r["run_id"] for r in c_rows))
+    """One row of ``PAIR_COLUMNS``: the metric on each side, the ratio, its interval
+    and the verdict (n/a, with the reason, where a side lacks the metric)."""
+    head = [_name(match, k), metric]
+    ids = [",".join(r["run_id"] for r in b_rows), ",".join(r["run_id"] for r in c_rows)]
     if metric == "loss_at_tokens":
-        b_val, c_val, tokens = _loss_pair(base, cand, b_rows, c_rows)
-        if b_val is None or c_val is None or not b_val:
-            return [
-                row_key,
-                metric,
-                b_val,
-                c_val,
-                None,
-                None,
-                None,
-                "n/a",
-                "no loss on a side",
-                *ids,
-            ]
-        ratio = c_val / b_val
-        v = verdict(ratio, None, None, METRICS[metric], threshold)
-        v = {"faster": "better", "slower": "worse"}.get(v, v) + " (point)"  # convergence
-        return [
-            row_key,
-            metric,
-            b_val,
-            c_val,
-            ratio,
-            None,
-            None,
-            v,
-            f"at {tokens:.6g} tokens",
-            *ids,
-        ]
+        return head + _loss_row(base, cand, b_rows, c_rows, threshold) + ids
     b_val, c_val = _point(b_rows, metric), _point(c_rows, metric)
     if b_val is None or c_val is None or b_val == 0:
         side = "baseline" if b_val is None or b_val == 0 else "candidate"
-        return [
-            row_key,
-            metric,
-            b_val,
-            c_val,
-            None,
-            None,
-            None,
-            "n/a",
-            f"no {metric} on the {side}",
-            *ids,
-        ]
+        return head + [b_val, c_val, None, None, None, "n/a", f"no {metric} on the {side}"] + ids
     ratio = c_val / b_val
     bs, cs = _samples(base, b_rows, metric), _samples(cand, c_rows, metric)
     low = high = None
@@ -537,9 +500,21 @@ def _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, s
     else:
         how = "point estimate (a side has no steps to resample)"
     v = verdict(ratio, low, high, METRICS[metric], threshold)
-    if low is None and v != "n/a":
-        v += " (point)"
-    return [row_key, metric, b_val, c_val, ratio, low, high, v, how, *ids]
+    return (
+        head + [b_val, c_val, ratio, low, high, v if low is not None else v + " (point)", how] + ids
+    )
+
+
+def _loss_row(base: Side, cand: Side, b_rows: list, c_rows: list, threshold: float) -> list:
+    """The loss columns of a pair: at the most tokens both sides consumed (a point
+    estimate; ``better``/``worse``)."""
+    b_val, c_val, tokens = _loss_pair(base, cand, b_rows, c_rows)
+    if b_val is None or c_val is None or not b_val:
+        return [b_val, c_val, None, None, None, "n/a", "no loss on a side"]
+    ratio = c_val / b_val
+    v = verdict(ratio, None, None, METRICS["loss_at_tokens"], threshold)
+    v = {"faster": "better", "slower": "worse"}.get(v, v) + " (point)"  # convergence
+    return [b_val, c_val, ratio, None, None, v, f"at {tokens:.6g} tokens"]
 
 
 def _median_ratio(bs: list, cs: list) -> float:
