@@ -251,3 +251,23 @@ def test_unequal_warmup_missing_metrics_and_empty_sides_are_said(tmp_path):
     assert run("ingest", short, "--db", db).exit_code == 0
     r = run("compare", "nothing-like-this*", "reference", "--db", db)
     assert r.exit_code == 2 and "no run matches nothing-like-this*" in r.stderr
+
+
+def test_repeated_runs_are_resampled_as_runs():
+    def side(name: str, t0: float, seed: int) -> Side:
+        rng = np.random.default_rng(seed)
+        ids = [f"{name}{i}" for i in range(5)]  # five repeats, as MLPerf's runs
+        times = {i: t0 * (1 + 0.003 * rng.standard_normal(40)) for i in ids}
+        table = pd.DataFrame(
+            {
+                "run_id": ids,
+                "model": "m",
+                "num_gpus": 64,
+                "step_time_s": [float(np.median(times[i])) for i in ids],
+            }
+        )
+        return Side(name, table.assign(tokens_per_s_per_gpu=100 / table["step_time_s"]), times)
+
+    row = compare_runs(side("b", 2.0, 1), side("c", 1.9, 2)).pairs.iloc[0]
+    assert row["method"] == "bootstrap over runs (5 vs 5)"
+    assert row["verdict"] == "faster" and row["ci_low"] < 2.0 / 1.9 < row["ci_high"]
