@@ -514,6 +514,13 @@ def metric_options(f):
     "--plot", type=click.Path(dir_okay=False), help="Also draw the scaling figure (png, svg, pdf)."
 )
 @click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    help="Also write one self-contained HTML page: the sortable run table, where each "
+    "input came from, the figures.",
+)
+@click.option(
     "--set",
     "set_items",
     multiple=True,
@@ -535,6 +542,7 @@ def report(
     models,
     explain,
     plot,
+    html_path,
     set_items,
 ) -> None:
     """Metrics per run: step time, tokens/s, TFLOPs per GPU, MFU, time to train.
@@ -570,6 +578,8 @@ def report(
         )
     if plot:
         _draw("scaling", plot, table=table, group_by=group_by)
+    if html_path:
+        _write_html(html_path, db, select, formula, warmup, stat, tokens, models, overrides)
     if explain:
         for run in runs:
             click.echo(f"{run['run_id']}  {_rel(run['source'])}")
@@ -991,6 +1001,26 @@ def check(db, repair) -> None:
     )
     if bad:
         sys.exit(EXIT_INPUT)
+
+
+def _write_html(path, db, select, formula, warmup, stat, tokens, models, overrides) -> None:
+    """``report --html``: the page, written whole or not at all."""
+    from .formats import atomic_output
+    from .page import html_report
+    from .plots import use_agg
+
+    use_agg()
+    with _working("html report"):
+        page = html_report(
+            db, select, formula=formula, warmup=warmup, stat=stat, tokens=tokens,
+            models=models, overrides=overrides, command=" ".join(["llmbench", *sys.argv[1:]]),
+        )  # fmt: skip
+    with (
+        atomic_output(path, suffix=".html", public=True) as tmp,
+        open(tmp, "w", encoding="utf-8") as f,
+    ):
+        f.write(page)
+    click.echo(f"wrote HTML report -> {path}", err=True)
 
 
 @cli.command()

@@ -59,7 +59,7 @@ NOT_SETTINGS = frozenset(
     | {"start_time", "end_time", "provenance", "config", "sha256", "settings_hash"}
 )
 
-EXPLAIN = __doc__.split("Method (``EXPLAIN``): ", 1)[1].replace("``", "")
+EXPLAIN = "Method: A" + __doc__.split("Method (``EXPLAIN``): a", 1)[1].replace("``", "")
 
 
 @dataclass

@@ -27,7 +27,7 @@ STAGES = [
     ("figures", {"plots"}),
     ("MLPerf summary", {"mlperf", "mlperf.summary", "mlperf.figure"}),
     ("ingest and report", {"ingest", "report"}),
-    ("comparison and scaling", {"comparison", "scalability"}),
+    ("comparison, scaling, the HTML page", {"comparison", "scalability", "page"}),
     ("command line", {"cli"}),
     ("entry point", {"__main__"}),
 ]

@@ -1,0 +1,152 @@
+"""One self-contained HTML report: the run table (sortable, filterable, paged),
+where every input of every run came from, and the figures as inline SVG. CSS and
+JavaScript are inline; the page fetches nothing, so it opens offline anywhere.
+Templated with Jinja2 (``data/report.html.j2``, autoescaped)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from . import __version__
+from .columns import LABELS, METRIC_COLUMNS, REPORT_VIEW
+from .errors import LLMBenchError
+from .formats import cell, plain, records, short_paths
+from .metrics import explain
+from .report import draw, summarize_store
+
+FIGURES = (("scaling", "Scaling"), ("steps", "Step time per run"))
+# the columns of the page's table: the report's view, its secondary step-time and
+# throughput columns, and the flags
+PAGE_COLUMNS = [
+    *REPORT_VIEW,
+    *("tokens_per_s_per_gpu", "hw_tflops_per_gpu", "hfu", "n_steady", "step_time_cv"),
+    "flags",
+]
+
+
+def _cell(v: Any) -> Any:
+    """A value as the page's JSON holds it: numbers as printed, no NaN."""
+    v = plain(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _svg(kind: str, db: str | None, select, table, **kw: Any) -> str:
+    """Figure ``kind`` as SVG text (its XML declaration dropped, to sit inline)."""
+    fd, path = tempfile.mkstemp(suffix=".svg")
+    os.close(fd)
+    try:
+        draw(kind, path, db, select, table=table if kind == "scaling" else None, **kw)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    finally:
+        os.unlink(path)
+    return text[text.find("<svg") :]
+
+
+def html_report(
+    db: str | None,
+    select=(),
+    *,
+    formula: str | None = None,
+    warmup: int | None = None,
+    stat: str = "median",
+    tokens: float | None = None,
+    models: dict | None = None,
+    overrides: dict | None = None,
+    command: str = "llmbench report --html",
+) -> str:
+    """The page for the selected runs of the store ``db`` (options as ``report``)."""
+    import jinja2
+
+    table, runs = summarize_store(
+        db,
+        select,
+        formula=formula,
+        warmup=warmup,
+        stat=stat,
+        tokens=tokens,
+        models=models,
+        overrides=overrides,
+    )
+    cols = [c for c in PAGE_COLUMNS if c in table.columns]
+    numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
+    data = _data(records(table), runs, cols, numeric, models, formula)
+    kw = {"warmup": warmup, "stat": stat, "formula": formula, "models": models}
+    figures, notes = _figures(db, select, table, **kw) if len(table) else ([], [])
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    source = resources.files("llmbench").joinpath("data/report.html.j2").read_text("utf-8")
+    return env.from_string(source).render(
+        version=__version__,
+        made=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        command=command,
+        title=" ".join(select),
+        n_runs=len(table),
+        stat=stat if len(table) else None,
+        columns=[
+            {
+                "label": LABELS.get(c, c),
+                "unit": "" if c in LABELS else METRIC_COLUMNS.get(c, ("", ""))[0],
+                "help": METRIC_COLUMNS.get(c, ("", c))[1] or c,
+                "kind": "num" if c in numeric else "text",
+            }
+            for c in cols
+        ],
+        figures=figures,
+        notes=notes,
+        # inside <script>: no "</" can close it early
+        data=json.dumps(data, allow_nan=False).replace("</", "<\\/"),
+    )
+
+
+def _data(rows: list[dict], runs: list[dict], cols: list[str], numeric: set, models, formula):
+    """What the page's script reads: the rows (values to sort by, text to show), each
+    run's inputs with their origins, what it lacks."""
+    by_id = {r["run_id"]: r for r in runs}
+    shown = short_paths([str(r.get("source") or "") for r in rows])
+    provenance, origins = [], []
+    for r in rows:
+        found = explain(by_id.get(r["run_id"], r), models, formula)
+        found.append(("peak_tflops", r.get("peak_tflops"), "the accelerator catalog"))
+        provenance.append([[k, _cell(v), str(o)] for k, v, o in found])
+        origins.append({k: str(o) for k, _, o in found})
+    return {
+        "columns": [{"name": c, "kind": "num" if c in numeric else "text"} for c in cols],
+        "rows": [
+            [_cell(s) if c == "source" else _cell(r.get(c)) for c in cols]
+            for r, s in zip(rows, shown, strict=True)
+        ],
+        # as the terminal table prints them (the rows keep full values, to sort by)
+        "text": [
+            [s if c == "source" else cell(r.get(c)) for c in cols]
+            for r, s in zip(rows, shown, strict=True)
+        ],
+        "sources": [r.get("source") for r in rows],
+        "missing": [r.get("missing") for r in rows],
+        "provenance": provenance,
+        "origins": origins,
+        "flagsCol": cols.index("flags") if "flags" in cols else -1,
+    }
+
+
+def _figures(db, select, table, **kw: Any) -> tuple[list[dict], list[str]]:
+    """(the figures as inline SVG, notes: runs left out, a figure with nothing to draw)."""
+    figures, notes = [], []
+    for kind, title in FIGURES:
+        with warnings.catch_warnings(record=True) as said:  # runs left out: on the page
+            warnings.simplefilter("always")
+            try:
+                svg = _svg(kind, db, select, table, **kw)
+                figures.append({"name": kind, "title": title, "svg": svg})
+            except LLMBenchError as e:  # a figure with nothing to draw: said, not fatal
+                notes.append(f"{title}: {e.message}")
+        notes += [f"{title}: {w.message}" for w in said]
+    return figures, notes
