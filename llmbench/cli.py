@@ -846,7 +846,10 @@ def estimate(
 )
 @workers_option
 @click.option("-v", "--verbose", is_flag=True, help="A line per file, and every warning.")
-def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
+@click.option(
+    "--html", "html_path", metavar="FILE", help="Also write the scores as a self-contained page."
+)
+def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose, html_path) -> None:
     """MLPerf Training results: time to train per run, score per benchmark folder.
 
     PATHS are submission trees as published (<round>/<submitter>/results/<system>/
@@ -888,6 +891,8 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose) -> None:
         with _notes(), _working("MLPerf figure"):  # folders left out: a note line each
             save_figure(rows, plot, list(benchmarks) or None)
         click.echo(f"wrote MLPerf scaling figure -> {plot}", err=True)
+    if html_path:
+        _mlperf_page(html_path, rows, list(benchmarks) or None)
     if fmt == "json":
         import json
 
@@ -1005,7 +1010,6 @@ def check(db, repair) -> None:
 
 def _write_html(path, db, select, formula, warmup, stat, tokens, models, overrides) -> None:
     """``report --html``: the page, written whole or not at all."""
-    from .formats import atomic_output
     from .page import html_report
     from .plots import use_agg
 
@@ -1013,14 +1017,76 @@ def _write_html(path, db, select, formula, warmup, stat, tokens, models, overrid
     with _working("html report"):
         page = html_report(
             db, select, formula=formula, warmup=warmup, stat=stat, tokens=tokens,
-            models=models, overrides=overrides, command=" ".join(["llmbench", *sys.argv[1:]]),
+            models=models, overrides=overrides, command=_command(),
         )  # fmt: skip
+    _write_page(path, page)
+
+
+def _compare_page(path: str, comp, threshold: float) -> None:
+    """``compare --html``: the pairs, what differs, and the figure."""
+    from . import comparison, plots
+    from .page import table_page
+
+    def draw(svg: str) -> None:
+        fig = plots.plot_comparison(comp.pairs, comp.times, threshold)
+        plots.save(fig, svg)
+        plots.close(fig)
+
+    plots.use_agg()
+    shown = comp.pairs.drop(columns=["baseline_runs", "candidate_runs"])
+    page = table_page(
+        "llmbench compare: pairs", shown, command=_command(), noun="pair(s) x metric(s)",
+        lines=comparison.notes(comp), figures=[("compare", "Step times and changes", _svg_of(draw))],
+    )  # fmt: skip
+    _write_page(path, page)
+
+
+def _mlperf_page(path: str, rows: list[dict], benchmarks) -> None:
+    """``mlperf --html``: the scores per benchmark folder, and the figure."""
+    from .mlperf import SUMMARY_VIEW, save_figure, submissions_table
+    from .page import table_page
+
+    figures = []
+    if rows:
+        with _notes():  # folders left out of the figure: a note line each
+            figures.append(
+                ("mlperf", "Time to train", _svg_of(lambda p: save_figure(rows, p, benchmarks)))
+            )
+    page = table_page(
+        "llmbench mlperf: scores", submissions_table(rows, SUMMARY_VIEW), command=_command(),
+        noun="benchmark folder(s)", figures=figures, empty="No MLPerf results were found.",
+    )  # fmt: skip
+    _write_page(path, page)
+
+
+def _command() -> str:
+    return " ".join(["llmbench", *sys.argv[1:]])
+
+
+def _write_page(path: str, page: str) -> None:
+    """An HTML page written whole or not at all."""
+    from .formats import atomic_output
+
     with (
         atomic_output(path, suffix=".html", public=True) as tmp,
         open(tmp, "w", encoding="utf-8") as f,
     ):
         f.write(page)
     click.echo(f"wrote HTML report -> {path}", err=True)
+
+
+def _svg_of(draw) -> str:
+    """SVG text of what ``draw(path)`` writes to an .svg file."""
+    import tempfile
+
+    fd, path = tempfile.mkstemp(suffix=".svg")
+    os.close(fd)
+    try:
+        draw(path)
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    finally:
+        os.unlink(path)
 
 
 @cli.command()
@@ -1062,9 +1128,12 @@ def _write_html(path, db, select, formula, warmup, stat, tokens, models, overrid
     metavar="FILE",
     help="Also draw each pair's step times side by side and the changes with their intervals.",
 )
+@click.option(
+    "--html", "html_path", metavar="FILE", help="Also write the verdicts as a self-contained page."
+)
 def compare(
     db, set_items, settings_file, path_pattern, baseline, candidate, match, metrics, threshold,
-    confidence, warmup, seed, fmt, fail_on_regression, explain, plot_path,
+    confidence, warmup, seed, fmt, fail_on_regression, explain, plot_path, html_path,
 ) -> None:  # fmt: skip
     """Compare CANDIDATE with BASELINE: per matched pair, the change of each metric
     with a bootstrap interval, a verdict (faster, slower, same) and the settings
@@ -1119,6 +1188,8 @@ def compare(
         plots.save(fig, plot_path)
         plots.close(fig)
         click.echo(f"wrote comparison figure -> {plot_path}", err=True)
+    if html_path:
+        _compare_page(html_path, comp, threshold)
     if fail_on_regression and comp.regressed():
         sys.exit(EXIT_REGRESSION)
 

@@ -606,21 +606,25 @@ def as_text(comp: Comparison, fmt: str = "table") -> str:
         )
     right = [False, False, True, True, True, False, False]
     text = rows_text(cols, rows, right, fmt) if rows else "no pairs\n"
-    lines = [text.rstrip("\n")]
+    bullet = "- " if fmt == "markdown" else ""
+    return "\n".join([text.rstrip("\n"), *(bullet + line for line in notes(comp))]) + "\n"
+
+
+def notes(comp: Comparison) -> list[str]:
+    """What to read beside the pairs: the settings that differ, unequal warm-ups,
+    runs that found no partner."""
+    lines = []
     for k, diff in comp.diffs.items():
         if diff:
-            name = _name(comp.match, k)
             shown = "; ".join(f"{s}: {_plain(b)} -> {_plain(c)}" for s, b, c in diff[:12])
             more = f"; ... {len(diff) - 12} more" if len(diff) > 12 else ""
-            lines.append(f"{'- ' if fmt == 'markdown' else ''}{name} differs in {shown}{more}")
+            lines.append(f"{_name(comp.match, k)} differs in {shown}{more}")
     for k, (b, c) in comp.warmups.items():
         lines.append(
-            f"{'- ' if fmt == 'markdown' else ''}{k}: warm-up differs (baseline {b}, candidate "
-            f"{c} step(s) left out): set --warmup to compare like with like"
+            f"{k}: warm-up differs (baseline {b}, candidate {c} step(s) left out): set "
+            "--warmup to compare like with like"
         )
     for side, k, ids in comp.unmatched:
-        name = _name(comp.match, k)
-        lines.append(
-            f"{'- ' if fmt == 'markdown' else ''}no {'candidate' if side == 'baseline' else 'baseline'} for the {side} run(s) {', '.join(ids)} ({name})"
-        )
-    return "\n".join(lines) + "\n"
+        other = "candidate" if side == "baseline" else "baseline"
+        lines.append(f"no {other} for the {side} run(s) {', '.join(ids)} ({_name(comp.match, k)})")
+    return lines

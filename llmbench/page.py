@@ -22,6 +22,10 @@ from .metrics import explain
 from .report import draw, summarize_store
 
 FIGURES = (("scaling", "Scaling"), ("steps", "Step time per run"))
+EMPTY = (
+    "No runs were selected: nothing to show. Ingest logs with `llmbench ingest`, or "
+    "select stored runs by id or source glob."
+)
 # the columns of the page's table: the report's view, its secondary step-time and
 # throughput columns, and the flags
 PAGE_COLUMNS = [
@@ -89,6 +93,12 @@ def html_report(
         made=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         command=command,
         title=" ".join(select),
+        heading="llmbench report",
+        table_title="Runs",
+        noun="run(s)",
+        empty=EMPTY,
+        provenance=True,
+        lines=[],
         n_runs=len(table),
         stat=stat if len(table) else None,
         columns=[
@@ -119,7 +129,9 @@ def _data(rows: list[dict], runs: list[dict], cols: list[str], numeric: set, mod
         provenance.append([[k, _cell(v), str(o)] for k, v, o in found])
         origins.append({k: str(o) for k, _, o in found})
     return {
-        "columns": [{"name": c, "kind": "num" if c in numeric else "text"} for c in cols],
+        "columns": [
+            {"name": c, "kind": "num" if c in numeric else "text", "help": _help(c)} for c in cols
+        ],
         "rows": [
             [_cell(s) if c == "source" else _cell(r.get(c)) for c in cols]
             for r, s in zip(rows, shown, strict=True)
@@ -137,6 +149,12 @@ def _data(rows: list[dict], runs: list[dict], cols: list[str], numeric: set, mod
     }
 
 
+def _help(column: str) -> str:
+    """What a metric column is and how it is derived (its hover text on the page)."""
+    unit, meaning = METRIC_COLUMNS.get(column, ("", ""))
+    return f"{meaning} [{unit}]" if meaning and unit else meaning
+
+
 def _figures(db, select, table, **kw: Any) -> tuple[list[dict], list[str]]:
     """(the figures as inline SVG, notes: runs left out, a figure with nothing to draw)."""
     figures, notes = [], []
@@ -150,3 +168,61 @@ def _figures(db, select, table, **kw: Any) -> tuple[list[dict], list[str]]:
                 notes.append(f"{title}: {e.message}")
         notes += [f"{title}: {w.message}" for w in said]
     return figures, notes
+
+
+def table_page(
+    heading: str,
+    table,
+    *,
+    command: str,
+    noun: str = "row(s)",
+    lines: list[str] | None = None,
+    figures: list[tuple[str, str, str]] = (),
+    empty: str = "Nothing to show.",
+) -> str:
+    """A page like the report's for another table (``compare``'s pairs, ``mlperf``'s
+    scores): sortable, filterable, with ``lines`` of text under it and ``figures``
+    ((name, title, SVG text), ...)."""
+    import jinja2
+
+    cols = list(table.columns)
+    numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
+    rows = records(table)
+    data = {
+        "columns": [{"name": c, "kind": "num" if c in numeric else "text"} for c in cols],
+        "rows": [[_cell(r.get(c)) for c in cols] for r in rows],
+        "text": [[cell(r.get(c)) for c in cols] for r in rows],
+        "sources": ["" for _ in rows],
+        "missing": [None for _ in rows],
+        "provenance": [],
+        "origins": [],
+        "flagsCol": -1,
+    }
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    source = resources.files("llmbench").joinpath("data/report.html.j2").read_text("utf-8")
+    return env.from_string(source).render(
+        version=__version__,
+        made=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        command=command,
+        title=heading,
+        heading=heading,
+        table_title=heading.split(": ")[-1],
+        noun=noun,
+        empty=empty,
+        provenance=False,
+        lines=lines or [],
+        n_runs=len(rows),
+        stat=None,
+        columns=[
+            {
+                "label": LABELS.get(c, c),
+                "unit": "" if c in LABELS else METRIC_COLUMNS.get(c, ("", ""))[0],
+                "help": METRIC_COLUMNS.get(c, ("", c))[1] or c,
+                "kind": "num" if c in numeric else "text",
+            }
+            for c in cols
+        ],
+        figures=[{"name": n, "title": t, "svg": svg[svg.find("<svg") :]} for n, t, svg in figures],
+        notes=[],
+        data=json.dumps(data, allow_nan=False).replace("</", "<\\/"),
+    )

@@ -271,3 +271,19 @@ def test_repeated_runs_are_resampled_as_runs():
     row = compare_runs(side("b", 2.0, 1), side("c", 1.9, 2)).pairs.iloc[0]
     assert row["method"] == "bootstrap over runs (5 vs 5)"
     assert row["verdict"] == "faster" and row["ci_low"] < 2.0 / 1.9 < row["ci_high"]
+
+
+def test_verdicts_as_a_self_contained_page(tmp_path):
+    page = tmp_path / "cmp.html"
+    r = run(
+        "compare", TOPOLOGY / "dp4-tp8-pp12-mbs1.log", TOPOLOGY / "dp8-tp8-pp6-mbs4.log",
+        "--settings", SETTINGS, "--html", page,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    html = page.read_text(encoding="utf-8")
+    assert "<h1>llmbench compare: pairs</h1>" in html and html.count("<svg") == 1
+    assert "differs in pp: 12 -&gt; 6; dp: 4 -&gt; 8; micro_batch_size: 1 -&gt; 4" in html
+    data = json.loads(html.split('type="application/json">', 1)[1].split("</script>", 1)[0])
+    cols = [c["name"] for c in data["columns"]]
+    (row,) = data["rows"]
+    assert row[cols.index("verdict")] == "faster (point)"

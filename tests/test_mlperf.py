@@ -381,3 +381,18 @@ def test_tpu_pod_entry_counts_its_chips_once(tmp_path):
     )
     desc = read_system(str(f))
     assert (desc["number_of_nodes"], desc["accelerators_per_node"]) == (64, 8)
+
+
+def test_scores_as_a_self_contained_page(tmp_path):
+    t0 = 1727700000000
+    _tree(tmp_path, [_result(t0, 101.5), _result(t0, 99.25), _result(t0, 100.0)])
+    page = tmp_path / "scores.html"
+    r = _mlperf(str(tmp_path), "--db", str(tmp_path / "s.db"), "--html", str(page))
+    assert r.exit_code == 0, r.output
+    html = page.read_text(encoding="utf-8")
+    assert "<h1>llmbench mlperf: scores</h1>" in html and "1 benchmark folder(s)" in html
+    data = json.loads(html.split('type="application/json">', 1)[1].split("</script>", 1)[0])
+    cols = [c["name"] for c in data["columns"]]
+    (row,) = data["rows"]
+    assert row[cols.index("benchmark")] == "gpt3" and row[cols.index("score_min")] == 100.0
+    assert html.count("<svg") == 1  # time to train against accelerators, inline
