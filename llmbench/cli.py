@@ -579,7 +579,7 @@ def report(
     if plot:
         _draw("scaling", plot, table=table, group_by=group_by)
     if html_path:
-        _write_html(html_path, db, select, formula, warmup, stat, tokens, models, overrides)
+        _write_html(html_path, db, select, table, runs, formula, warmup, stat, models)
     if explain:
         for run in runs:
             click.echo(f"{run['run_id']}  {_rel(run['source'])}")
@@ -1008,16 +1008,16 @@ def check(db, repair) -> None:
         sys.exit(EXIT_INPUT)
 
 
-def _write_html(path, db, select, formula, warmup, stat, tokens, models, overrides) -> None:
-    """``report --html``: the page, written whole or not at all."""
+def _write_html(path, db, select, table, runs, formula, warmup, stat, models) -> None:
+    """``report --html``: the page of the report's table, written whole or not at all."""
     from .page import html_report
     from .plots import use_agg
 
     use_agg()
     with _working("html report"):
         page = html_report(
-            db, select, formula=formula, warmup=warmup, stat=stat, tokens=tokens,
-            models=models, overrides=overrides, command=_command(),
+            db, select, table=table, runs=runs, formula=formula, warmup=warmup, stat=stat,
+            models=models, command=_command(),
         )  # fmt: skip
     _write_page(path, page)
 

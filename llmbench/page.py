@@ -19,7 +19,7 @@ from .columns import LABELS, METRIC_COLUMNS, REPORT_VIEW
 from .errors import LLMBenchError
 from .formats import cell, plain, records, short_paths
 from .metrics import explain
-from .report import draw, summarize_store
+from .report import draw
 
 FIGURES = (("scaling", "Scaling"), ("steps", "Step time per run"))
 EMPTY = (
@@ -60,37 +60,25 @@ def html_report(
     db: str | None,
     select=(),
     *,
+    table,
+    runs: list[dict],
     formula: str | None = None,
     warmup: int | None = None,
     stat: str = "median",
-    tokens: float | None = None,
     models: dict | None = None,
-    overrides: dict | None = None,
     command: str = "llmbench report --html",
 ) -> str:
-    """The page for the selected runs of the store ``db`` (options as ``report``)."""
-    import jinja2
-
-    table, runs = summarize_store(
-        db,
-        select,
-        formula=formula,
-        warmup=warmup,
-        stat=stat,
-        tokens=tokens,
-        models=models,
-        overrides=overrides,
-    )
+    """The page for the selected runs of the store ``db``: ``table`` and ``runs`` as
+    ``report.summarize_store`` gives them (with the metric options given here)."""
     cols = [c for c in PAGE_COLUMNS if c in table.columns]
     numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
     data = _data(records(table), runs, cols, numeric, models, formula)
     kw = {"warmup": warmup, "stat": stat, "formula": formula, "models": models}
     figures, notes = _figures(db, select, table, **kw) if len(table) else ([], [])
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    source = resources.files("llmbench").joinpath("data/report.html.j2").read_text("utf-8")
-    return env.from_string(source).render(
-        version=__version__,
-        made=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    return _render(
+        data,
+        cols,
+        numeric,
         command=command,
         title=" ".join(select),
         heading="llmbench report",
@@ -99,8 +87,23 @@ def html_report(
         empty=EMPTY,
         provenance=True,
         lines=[],
-        n_runs=len(table),
         stat=stat if len(table) else None,
+        figures=figures,
+        notes=notes,
+    )
+
+
+def _render(data: dict, cols: list[str], numeric: set, **fields: Any) -> str:
+    """The template filled: the header, the table's columns (labels, units, help), the
+    data for its script, and ``fields``."""
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    source = resources.files("llmbench").joinpath("data/report.html.j2").read_text("utf-8")
+    return env.from_string(source).render(
+        version=__version__,
+        made=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        n_runs=len(data["rows"]),
         columns=[
             {
                 "label": LABELS.get(c, c),
@@ -110,10 +113,9 @@ def html_report(
             }
             for c in cols
         ],
-        figures=figures,
-        notes=notes,
         # inside <script>: no "</" can close it early
         data=json.dumps(data, allow_nan=False).replace("</", "<\\/"),
+        **fields,
     )
 
 
@@ -183,13 +185,13 @@ def table_page(
     """A page like the report's for another table (``compare``'s pairs, ``mlperf``'s
     scores): sortable, filterable, with ``lines`` of text under it and ``figures``
     ((name, title, SVG text), ...)."""
-    import jinja2
-
     cols = list(table.columns)
     numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
     rows = records(table)
     data = {
-        "columns": [{"name": c, "kind": "num" if c in numeric else "text"} for c in cols],
+        "columns": [
+            {"name": c, "kind": "num" if c in numeric else "text", "help": _help(c)} for c in cols
+        ],
         "rows": [[_cell(r.get(c)) for c in cols] for r in rows],
         "text": [[cell(r.get(c)) for c in cols] for r in rows],
         "sources": ["" for _ in rows],
@@ -198,11 +200,10 @@ def table_page(
         "origins": [],
         "flagsCol": -1,
     }
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    source = resources.files("llmbench").joinpath("data/report.html.j2").read_text("utf-8")
-    return env.from_string(source).render(
-        version=__version__,
-        made=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    return _render(
+        data,
+        cols,
+        numeric,
         command=command,
         title=heading,
         heading=heading,
@@ -211,18 +212,7 @@ def table_page(
         empty=empty,
         provenance=False,
         lines=lines or [],
-        n_runs=len(rows),
         stat=None,
-        columns=[
-            {
-                "label": LABELS.get(c, c),
-                "unit": "" if c in LABELS else METRIC_COLUMNS.get(c, ("", ""))[0],
-                "help": METRIC_COLUMNS.get(c, ("", c))[1] or c,
-                "kind": "num" if c in numeric else "text",
-            }
-            for c in cols
-        ],
         figures=[{"name": n, "title": t, "svg": svg[svg.find("<svg") :]} for n, t, svg in figures],
         notes=[],
-        data=json.dumps(data, allow_nan=False).replace("</", "<\\/"),
     )
