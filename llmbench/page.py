@@ -73,6 +73,7 @@ def html_report(
     cols = [c for c in PAGE_COLUMNS if c in table.columns]
     numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
     data = _data(records(table), runs, cols, numeric, models, formula)
+    data["warnings"] = _warnings(db, data["sources"])
     kw = {"warmup": warmup, "stat": stat, "formula": formula, "models": models}
     figures, notes = _figures(db, select, table, **kw) if len(table) else ([], [])
     return _render(
@@ -151,6 +152,24 @@ def _data(rows: list[dict], runs: list[dict], cols: list[str], numeric: set, mod
     }
 
 
+MAX_WARNINGS = 20  # a run's stored warnings shown on the page (the count says the rest)
+
+
+def _warnings(db: str | None, sources: list) -> list[list[str]]:
+    """Per run: the stored warnings of its file (what ingest noticed), as text."""
+    from .store import Store  # the page reads the store's warnings table too
+
+    with Store(db, create=False) as store:
+        found = store.file_warnings([s for s in sources if s])
+    out = []
+    for s in sources:
+        ws = found.get(s, [])
+        text = [f"line {w.line}: {w.message}" if w.line else w.message for w in ws]
+        more = len(text) - MAX_WARNINGS
+        out.append(text[:MAX_WARNINGS] + ([f"... {more} more"] if more > 0 else []))
+    return out
+
+
 def _help(column: str) -> str:
     """What a metric column is and how it is derived (its hover text on the page)."""
     unit, meaning = METRIC_COLUMNS.get(column, ("", ""))
@@ -198,6 +217,7 @@ def table_page(
         "missing": [None for _ in rows],
         "provenance": [],
         "origins": [],
+        "warnings": [],
         "flagsCol": -1,
     }
     return _render(

@@ -54,6 +54,8 @@ def test_the_page_holds_every_run_with_provenance_and_fetches_nothing(page):
     assert inputs["num_gpus"][0] == 128
     assert inputs["num_gpus"][1].endswith("settings.toml [files.'*/pax/fp8/175b/128/*']")
     assert inputs["formula"][0] == "megatron" and inputs["formula"][1].startswith("default")
+    messy = next(i for i, s in enumerate(data["sources"]) if s.endswith("8ranks-restart.log"))
+    assert "line 274: iteration 21 line is cut off: dropped" in data["warnings"][messy]
     flagged = [r for r in data["rows"] if r[data["flagsCol"]]]
     assert flagged  # the all-skipped fixture, shown, not hidden
     assert "llmbench report" in html and "made " in html  # who made it, when
