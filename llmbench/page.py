@@ -21,7 +21,7 @@ from .formats import cell, plain, records, short_paths
 from .metrics import explain
 from .report import draw
 
-FIGURES = (("scaling", "Scaling"), ("steps", "Step time per run"))
+FIGURES = (("scaling", "Scaling"), ("topology", "Topologies"), ("steps", "Step time per run"))
 EMPTY = (
     "No runs were selected: nothing to show. Ingest logs with `llmbench ingest`, or "
     "select stored runs by id or source glob."
@@ -48,7 +48,7 @@ def _svg(kind: str, db: str | None, select, table, **kw: Any) -> str:
     fd, path = tempfile.mkstemp(suffix=".svg")
     os.close(fd)
     try:
-        draw(kind, path, db, select, table=table if kind == "scaling" else None, **kw)
+        draw(kind, path, db, select, table=table if kind != "steps" else None, **kw)
         with open(path, encoding="utf-8") as f:
             text = f.read()
     finally:

@@ -46,7 +46,7 @@ def test_the_page_holds_every_run_with_provenance_and_fetches_nothing(page):
     data = _data(html)
     assert len(data["rows"]) == len(runs) and len(data["provenance"]) == len(runs)
     assert not re.search(r'(?:src|href)="(?:https?:)?//', html)  # nothing from a network
-    assert "<link" not in html and html.count("<svg") == 2  # the scaling and steps figures
+    assert "<link" not in html and html.count("<svg") == 3  # scaling, topology, steps
     cols = [c["name"] for c in data["columns"]]
     assert cols[:3] == ["run_id", "source", "model"] and "flags" in cols
     pax = next(i for i, s in enumerate(data["sources"]) if s.endswith("175b/128/log.out"))
@@ -99,7 +99,7 @@ def test_in_a_headless_browser_offline_it_sorts_filters_and_draws(page, tmp_path
     pax = [r for r, s in zip(data["rows"], data["sources"], strict=True) if "pax" in s.lower()]
     assert got["filtered"] == len(pax) >= 5  # the Paxml runs (their paths hold "pax")
     assert got["details"] >= 10  # a run's inputs and where they came from
-    assert got["figures"] == [True, True]  # both figures laid out, not blank
+    assert got["figures"] == [True, True, True]  # every figure laid out, not blank
     errors = [ln for ln in done.stderr.splitlines() if "CONSOLE" in ln and "rror" in ln]
     assert not errors, errors
     shot = tmp_path / "shot.png"
