@@ -1025,7 +1025,7 @@ def _write_html(path, db, select, table, runs, formula, warmup, stat, models) ->
 def _compare_page(path: str, comp, threshold: float) -> None:
     """``compare --html``: the pairs, what differs, and the figure."""
     from . import comparison, plots
-    from .page import table_page
+    from .page import svg_of, table_page
 
     def draw(svg: str) -> None:
         fig = plots.plot_comparison(comp.pairs, comp.times, threshold)
@@ -1036,7 +1036,7 @@ def _compare_page(path: str, comp, threshold: float) -> None:
     shown = comp.pairs.drop(columns=["baseline_runs", "candidate_runs"])
     page = table_page(
         "llmbench compare: pairs", shown, command=_command(), noun="pair(s) x metric(s)",
-        lines=comparison.notes(comp), figures=[("compare", "Step times and changes", _svg_of(draw))],
+        lines=comparison.notes(comp), figures=[("compare", "Step times and changes", svg_of(draw))],
     )  # fmt: skip
     _write_page(path, page)
 
@@ -1044,13 +1044,13 @@ def _compare_page(path: str, comp, threshold: float) -> None:
 def _mlperf_page(path: str, rows: list[dict], benchmarks) -> None:
     """``mlperf --html``: the scores per benchmark folder, and the figure."""
     from .mlperf import SUMMARY_VIEW, save_figure, submissions_table
-    from .page import table_page
+    from .page import svg_of, table_page
 
     figures = []
     if rows:
         with _notes():  # folders left out of the figure: a note line each
             figures.append(
-                ("mlperf", "Time to train", _svg_of(lambda p: save_figure(rows, p, benchmarks)))
+                ("mlperf", "Time to train", svg_of(lambda p: save_figure(rows, p, benchmarks)))
             )
     page = table_page(
         "llmbench mlperf: scores", submissions_table(rows, SUMMARY_VIEW), command=_command(),
@@ -1073,20 +1073,6 @@ def _write_page(path: str, page: str) -> None:
     ):
         f.write(page)
     click.echo(f"wrote HTML report -> {path}", err=True)
-
-
-def _svg_of(draw) -> str:
-    """SVG text of what ``draw(path)`` writes to an .svg file."""
-    import tempfile
-
-    fd, path = tempfile.mkstemp(suffix=".svg")
-    os.close(fd)
-    try:
-        draw(path)
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    finally:
-        os.unlink(path)
 
 
 @cli.command()

@@ -31,6 +31,7 @@ from .errors import InputError, UsageError
 from .formats import rows_text
 from .ingest import read_logs
 from .metrics import warmup_of
+from .plots import tokens_consumed
 from .report import load_selection, summarize
 
 #: metric -> +1 when higher is better, -1 when lower is
@@ -52,11 +53,6 @@ DIFF_ORDER = (
     *("tp", "pp", "dp", "cp", "ep", "micro_batch_size", "global_batch_size", "zero_stage"),
     *("recompute", "dtype", "seq_len", "num_gpus", "accelerator", "parser", "framework"),
     *("framework_version", "container", "world_size"),
-)
-# run columns that are identity or outcome, never a setting
-NOT_SETTINGS = frozenset(
-    {"run_id", "source", "segment", "first_line", "last_line", "n_steps", "status"}
-    | {"start_time", "end_time", "provenance", "config", "sha256", "settings_hash"}
 )
 
 EXPLAIN = "Method: A" + __doc__.split("Method (``EXPLAIN``): a", 1)[1].replace("``", "")
@@ -156,7 +152,7 @@ def _logs_side(name: str, logs, warmup: int | None) -> Side:
     table = summarize(logs, warmup=warmup)
     if not len(table):
         raise UsageError(f"{name}: no runs")
-    times = _steady_times(logs.steps, table, warmup)
+    times = _steady_times(logs.steps, warmup)
     runs = {r["run_id"]: r for r in logs.runs.to_dict("records")}
     settings = {rid: _settings(runs.get(rid, {}), True) for rid in table["run_id"]}
     return Side(name, table, times, settings, _losses(logs.steps, table))
@@ -172,15 +168,7 @@ def _losses(steps, table) -> dict[str, tuple]:
         return out
     shape = {r["run_id"]: r for r in table.to_dict("records")}
     for run_id, g in steps[steps["loss"].notna()].groupby("run_id", sort=False):
-        r = shape.get(run_id, {})
-        s, b = r.get("seq_len"), r.get("global_batch_size")
-        tokens = None
-        if "consumed_tokens" in g and g["consumed_tokens"].notna().all():
-            tokens = g["consumed_tokens"].to_numpy(dtype=float)
-        elif not _nan(s) and "consumed_samples" in g and g["consumed_samples"].notna().all():
-            tokens = g["consumed_samples"].to_numpy(dtype=float) * float(s)
-        elif not _nan(s) and not _nan(b) and g["step"].notna().all():
-            tokens = g["step"].to_numpy(dtype=float) * float(b) * float(s)
+        tokens = tokens_consumed(g, shape.get(run_id, {}))  # the loss figure's rule
         if tokens is not None and len(tokens):
             order = np.argsort(tokens, kind="stable")
             out[run_id] = (tokens[order], g["loss"].to_numpy(dtype=float)[order])
@@ -217,7 +205,7 @@ def _loss_pair(base: Side, cand: Side, b_rows: list, c_rows: list) -> tuple:
     return _loss_at(base, b_rows, tokens), _loss_at(cand, c_rows, tokens), tokens
 
 
-def _steady_times(steps, table, warmup: int | None) -> dict[str, Any]:
+def _steady_times(steps, warmup: int | None) -> dict[str, Any]:
     """Each run's steady-state step times (numpy), as ``metrics.steady_state`` takes
     them: rows with a time, in order, skipped/NaN intervals out, the warm-up cut."""
 
@@ -239,11 +227,7 @@ def _steady_times(steps, table, warmup: int | None) -> dict[str, Any]:
 
 def _settings(row: dict, with_config: bool = False) -> dict:
     """What a run was set up with: its setting columns and its arguments dump."""
-    out = {
-        k: v
-        for k, v in row.items()
-        if k not in NOT_SETTINGS and k in DIFF_ORDER and v is not None and v == v
-    }
+    out = {k: v for k, v in row.items() if k in DIFF_ORDER and v is not None and v == v}
     if with_config and row.get("config"):
         try:
             config = json.loads(row["config"])

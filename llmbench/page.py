@@ -43,17 +43,25 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def _svg(kind: str, db: str | None, select, table, **kw: Any) -> str:
-    """Figure ``kind`` as SVG text (its XML declaration dropped, to sit inline)."""
+def svg_of(write) -> str:
+    """The SVG text ``write(path)`` writes to an .svg file, its XML declaration
+    dropped (to sit inline in a page)."""
     fd, path = tempfile.mkstemp(suffix=".svg")
     os.close(fd)
     try:
-        draw(kind, path, db, select, table=table if kind != "steps" else None, **kw)
+        write(path)
         with open(path, encoding="utf-8") as f:
             text = f.read()
     finally:
         os.unlink(path)
     return text[text.find("<svg") :]
+
+
+def _svg(kind: str, db: str | None, select, table, **kw: Any) -> str:
+    """Figure ``kind`` of the report as SVG text."""
+    return svg_of(
+        lambda path: draw(kind, path, db, select, table=table if kind != "steps" else None, **kw)
+    )
 
 
 def html_report(
@@ -203,7 +211,7 @@ def table_page(
 ) -> str:
     """A page like the report's for another table (``compare``'s pairs, ``mlperf``'s
     scores): sortable, filterable, with ``lines`` of text under it and ``figures``
-    ((name, title, SVG text), ...)."""
+    ((name, title, SVG text from ``svg_of``), ...)."""
     cols = list(table.columns)
     numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
     rows = records(table)
@@ -233,6 +241,6 @@ def table_page(
         provenance=False,
         lines=lines or [],
         stat=None,
-        figures=[{"name": n, "title": t, "svg": svg[svg.find("<svg") :]} for n, t, svg in figures],
+        figures=[{"name": n, "title": t, "svg": svg} for n, t, svg in figures],
         notes=[],
     )

@@ -481,7 +481,7 @@ def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
             if not len(g):
                 warnings.warn(f"{label}: no loss", DataWarning, stacklevel=2)
                 continue
-            curves.append((label, g, _tokens(g, runs.get(run_id, {}))))
+            curves.append((label, g, tokens_consumed(g, runs.get(run_id, {}))))
         by_tokens = all(t is not None for *_, t in curves)
         if not by_tokens and any(t is not None for *_, t in curves):
             warnings.warn(
@@ -564,7 +564,7 @@ def _step_label(frame) -> str:
     )
 
 
-def _tokens(g, run: dict[str, Any]):
+def tokens_consumed(g, run: dict[str, Any]):
     """Tokens consumed at each step (a float array): logged, else samples x
     seq_len, else step x B x s; None when none of these is known."""
     s, B = run.get("seq_len"), run.get("global_batch_size")
