@@ -30,7 +30,7 @@ from typing import Any
 from .errors import InputError, UsageError
 from .formats import rows_text
 from .ingest import read_logs
-from .metrics import warmup_of
+from .metrics import FAULTS, normal_timed, warmup_of
 from .plots import tokens_consumed
 from .report import load_selection, summarize
 
@@ -91,12 +91,12 @@ def load_side(
         return _report_side(name, specs[0])
     if all(os.path.exists(s) or glob.glob(s) for s in specs):
         return _logs_side(name, read_logs(specs, settings), warmup)
-    columns = ["step", "step_time_s", *_FAULTS, "loss", "consumed_tokens", "consumed_samples"]
+    columns = ["step", "step_time_s", *FAULTS, "loss", "consumed_tokens", "consumed_samples"]
     logs = load_selection(db, specs, steps=columns, warmup=warmup)
     return _logs_side(name, logs, warmup)
 
 
-_FAULTS = ("skipped_iterations", "nan_iterations")
+_TIMED = ("step_time_s", *FAULTS)
 
 
 def _read_csv(f) -> list[dict]:
@@ -213,13 +213,10 @@ def _steady_times(steps, warmup: int | None) -> dict[str, Any]:
     if steps is None or not len(steps):
         return out
     for run_id, g in steps.groupby("run_id", sort=False):
-        g = g[g["step_time_s"].notna()]
-        for c in _FAULTS:
-            if c in g:
-                g = g[~(g[c].fillna(0) > 0)]
         if "step" in g and g["step"].notna().all() and not g["step"].is_monotonic_increasing:
             g = g.sort_values("step", kind="stable")
-        t = g["step_time_s"].to_numpy(dtype=float)
+        cols = {c: g[c].to_numpy(dtype=float, na_value=math.nan) for c in _TIMED if c in g}
+        t = normal_timed(cols)[0]["step_time_s"]
         if len(t):
             out[run_id] = t[warmup_of(len(t), warmup) :]
     return out

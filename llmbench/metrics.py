@@ -439,6 +439,33 @@ def _with_faults(stats: dict[str, StepStats], faults: dict[str, int]) -> dict[st
     return stats
 
 
+def normal_timed(cols: dict) -> tuple[dict, int]:
+    """(``cols`` cut to the rows with a step time that are normal steps, the count
+    of timed rows left out as faulty): ``cols`` are one run's step columns as numpy
+    arrays in step order, ``FAULTS`` among them where the log has them."""
+    import numpy as np
+
+    keep = ~np.isnan(cols["step_time_s"])
+    bad = np.zeros(len(keep), dtype=bool)
+    for c in FAULTS:
+        if c in cols:
+            bad |= np.nan_to_num(cols[c]) > 0
+    bad &= keep
+    keep &= ~bad
+    return (cols if keep.all() else {c: a[keep] for c, a in cols.items()}), int(bad.sum())
+
+
+def steady_runs(store, run_ids, columns, warmup: int | None = None, damaged: list | None = None):
+    """Yield (run_id, normal timed rows' ``columns`` (numpy, step order), warm-up
+    count, faulty count) for the runs ``run_ids`` of a store that have steps: the
+    steady state is the rows from the warm-up count on (``steady_state``'s cut)."""
+    need = ["step_time_s", *(c for c in columns if c != "step_time_s"), *FAULTS]
+    for run_id, cols in store.run_columns("steps", run_ids, list(dict.fromkeys(need)), damaged):
+        cols, faulty = normal_timed(cols)
+        n = len(cols["step_time_s"])
+        yield run_id, cols, (warmup_of(n, warmup) if n else 0), faulty
+
+
 def step_stats_in_store(
     store, run_ids, warmup: int | None = None, stat: str = "median", damaged: list | None = None
 ):
@@ -446,21 +473,14 @@ def step_stats_in_store(
     from its parts (``Store.run_columns``: rows in step order, no sort, one part
     in memory at a time; with ``damaged``, runs in unreadable parts are left out
     and the parts listed there)."""
-    import numpy as np
-
     _check_stat(stat)
     out: dict[str, StepStats] = {}
     faults: dict[str, int] = {}
-    for run_id, cols in store.run_columns(
-        "steps", run_ids, ["step_time_s", *LOGGED, *FAULTS], damaged=damaged
+    for run_id, cols, _, faulty in steady_runs(
+        store, run_ids, ["step_time_s", *LOGGED], warmup, damaged
     ):
-        timed = ~np.isnan(cols["step_time_s"])
-        bad = timed & ((cols["skipped_iterations"] > 0) | (cols["nan_iterations"] > 0))
-        if bad.any():
-            faults[run_id] = int(bad.sum())
-            timed &= ~bad
-        if not timed.all():
-            cols = {c: a[timed] for c, a in cols.items()}
+        if faulty:
+            faults[run_id] = faulty
         if len(cols["step_time_s"]):
             out[run_id] = _run_stats(cols, warmup, stat)
     return _with_faults(out, faults)

@@ -16,12 +16,14 @@ from typing import Any
 
 from . import __version__
 from .columns import LABELS, METRIC_COLUMNS, REPORT_VIEW
+from .derivation import derivations
 from .errors import LLMBenchError
 from .formats import cell, plain, records, short_paths
 from .metrics import explain
 from .report import draw
 
-FIGURES = (("scaling", "Scaling"), ("topology", "Topologies"), ("steps", "Step time per run"))
+FIGURES = (("scaling", "Scaling"), ("topology", "Topologies"))
+PANEL_POINTS = 60  # a run's step-time curve on the page: at most this many (lowest, highest) pairs
 EMPTY = (
     "No runs were selected: nothing to show. Ingest logs with `llmbench ingest`, or "
     "select stored runs by id or source glob."
@@ -38,8 +40,8 @@ PAGE_COLUMNS = [
 def _cell(v: Any) -> Any:
     """A value as the page's JSON holds it: numbers as printed, no NaN."""
     v = plain(v)
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
+    if isinstance(v, float):  # 15 digits: binary noise (0.30000000000000004) dropped
+        return float(f"{v:.15g}") if math.isfinite(v) else None
     return v
 
 
@@ -59,9 +61,7 @@ def svg_of(write) -> str:
 
 def _svg(kind: str, db: str | None, select, table, **kw: Any) -> str:
     """Figure ``kind`` of the report as SVG text."""
-    return svg_of(
-        lambda path: draw(kind, path, db, select, table=table if kind != "steps" else None, **kw)
-    )
+    return svg_of(lambda path: draw(kind, path, db, select, table=table, **kw))
 
 
 def html_report(
@@ -80,10 +80,15 @@ def html_report(
     ``report.summarize_store`` gives them (with the metric options given here)."""
     cols = [c for c in PAGE_COLUMNS if c in table.columns]
     numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
-    data = _data(records(table), runs, cols, numeric, models, formula)
+    rows = records(table)
+    steady, panels = _step_curves(db, [r["run_id"] for r in rows], warmup)
+    data = _data(rows, runs, cols, numeric, models, formula, steady)
+    data["panels"] = [panels.get(r["run_id"]) for r in rows]
     data["warnings"] = _warnings(db, data["sources"])
     kw = {"warmup": warmup, "stat": stat, "formula": formula, "models": models}
     figures, notes = _figures(db, select, table, **kw) if len(table) else ([], [])
+    mlperf, mlperf_notes = _mlperf(db, data["sources"])
+    notes += mlperf_notes
     return _render(
         data,
         cols,
@@ -95,6 +100,8 @@ def html_report(
         noun="run(s)",
         empty=EMPTY,
         provenance=True,
+        panels=any(data["panels"]),
+        mlperf=mlperf,
         lines=[],
         stat=stat if len(table) else None,
         figures=figures,
@@ -128,17 +135,20 @@ def _render(data: dict, cols: list[str], numeric: set, **fields: Any) -> str:
     )
 
 
-def _data(rows: list[dict], runs: list[dict], cols: list[str], numeric: set, models, formula):
+def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: dict) -> dict:
     """What the page's script reads: the rows (values to sort by, text to show), each
-    run's inputs with their origins, what it lacks."""
+    run's inputs with their origins and the inputs it lacks, and per cell how its
+    value was derived (``derivation.derivations``)."""
     by_id = {r["run_id"]: r for r in runs}
     shown = short_paths([str(r.get("source") or "") for r in rows])
-    provenance, origins = [], []
+    provenance, unset, why = [], [], []
     for r in rows:
         found = explain(by_id.get(r["run_id"], r), models, formula)
         found.append(("peak_tflops", r.get("peak_tflops"), "the accelerator catalog"))
-        provenance.append([[k, _cell(v), str(o)] for k, v, o in found])
-        origins.append({k: str(o) for k, _, o in found})
+        provenance.append([[k, _cell(v), str(o)] for k, v, o in found if o != "missing"])
+        unset.append([k for k, _, o in found if o == "missing"])
+        told = derivations(r, {k: str(o) for k, _, o in found}, steady.get(r["run_id"]))
+        why.append([told.get(c, "") for c in cols])
     return {
         "columns": [
             {"name": c, "kind": "num" if c in numeric else "text", "help": _help(c)} for c in cols
@@ -155,9 +165,55 @@ def _data(rows: list[dict], runs: list[dict], cols: list[str], numeric: set, mod
         "sources": [r.get("source") for r in rows],
         "missing": [r.get("missing") for r in rows],
         "provenance": provenance,
-        "origins": origins,
+        "unset": unset,
+        "why": why,
         "flagsCol": cols.index("flags") if "flags" in cols else -1,
     }
+
+
+def _sig(v: float) -> float:
+    """A value to draw, to 4 significant digits (the page's size)."""
+    return float(f"{v:.4g}")
+
+
+def _step_curves(db: str | None, run_ids: list[str], warmup: int | None) -> tuple[dict, dict]:
+    """(per run: the steps and log lines of its steady state; per run: its step-time
+    curve for the page's small multiples). A curve holds the normal timed steps in
+    order, at most ``PANEL_POINTS`` of them, longer runs as the lowest and highest
+    time of as many equal slices (``lo``/``hi``); ``w``: the warm-up's share of it;
+    ``x``: the first and last step (null where the log numbers none)."""
+    import numpy as np
+
+    from .metrics import steady_runs
+    from .store import Store
+
+    def num(a, k):
+        v = float(a[k])
+        return None if math.isnan(v) else int(v)
+
+    steady, curves = {}, {}
+    with Store(db, create=False) as store:
+        for run_id, cols, w, _ in steady_runs(store, run_ids, ["step", "line_no"], warmup):
+            ts = cols["step_time_s"]
+            n = len(ts)
+            if not n:
+                continue
+            steady[run_id] = {
+                "steps": (num(cols["step"], w), num(cols["step"], -1)),
+                "lines": (num(cols["line_no"], w), num(cols["line_no"], -1)),
+            }
+            curve: dict[str, Any] = {"x": [num(cols["step"], 0), num(cols["step"], -1)], "n": n}
+            curve["w"] = w / n
+            body = ts[w:] if w < n else ts
+            curve["y"] = [_sig(float(body.min())), _sig(float(body.max()))]
+            if n <= PANEL_POINTS:
+                curve["lo"] = [_sig(float(t)) for t in ts]
+            else:
+                edges = np.linspace(0, n, PANEL_POINTS + 1).astype(int)[:-1]
+                curve["lo"] = [_sig(float(t)) for t in np.minimum.reduceat(ts, edges)]
+                curve["hi"] = [_sig(float(t)) for t in np.maximum.reduceat(ts, edges)]
+            curves[run_id] = curve
+    return steady, curves
 
 
 MAX_WARNINGS = 20  # a run's stored warnings shown on the page (the count says the rest)
@@ -182,6 +238,48 @@ def _help(column: str) -> str:
     """What a metric column is and how it is derived (its hover text on the page)."""
     unit, meaning = METRIC_COLUMNS.get(column, ("", ""))
     return f"{meaning} [{unit}]" if meaning and unit else meaning
+
+
+def _mlperf(db: str | None, sources: list) -> tuple[dict | None, list[str]]:
+    """The MLPerf scores of the benchmark folders the selected runs' result files are
+    in (every run of a folder counts, selected or not), as a static sortable table
+    and the time-to-train figure; (None, []) when no MLPerf result is selected."""
+    from .mlperf import SUMMARY_VIEW, locate, save_figure, submissions_table, summarize_submissions
+
+    folders = sorted({os.path.dirname(s) for s in sources if s and locate(s) is not None})
+    if not folders:
+        return None, []
+    rows = summarize_submissions(db, folders)
+    if not rows:
+        return None, []
+    table = submissions_table(rows, SUMMARY_VIEW)
+    cols = list(table.columns)
+    numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
+    out = {
+        "columns": [
+            {
+                "label": LABELS.get(c, c),
+                "unit": "" if c in LABELS else METRIC_COLUMNS.get(c, ("", ""))[0],
+                "help": _help(c) or c,
+                "kind": "num" if c in numeric else "text",
+            }
+            for c in cols
+        ],
+        "rows": [
+            [{"text": cell(r.get(c)), "value": _cell(r.get(c))} for c in cols]
+            for r in records(table)
+        ],
+    }
+    notes = []
+    with warnings.catch_warnings(record=True) as said:  # folders left out of the figure
+        warnings.simplefilter("always")
+        try:
+            out["svg"] = svg_of(lambda path: save_figure(rows, path))
+        except LLMBenchError as e:
+            out["svg"] = None
+            notes.append(f"MLPerf: {e.message}")
+    notes += [f"MLPerf: {w.message}" for w in said]
+    return out, notes
 
 
 def _figures(db, select, table, **kw: Any) -> tuple[list[dict], list[str]]:
@@ -224,7 +322,9 @@ def table_page(
         "sources": ["" for _ in rows],
         "missing": [None for _ in rows],
         "provenance": [],
-        "origins": [],
+        "unset": [],
+        "why": [],
+        "panels": [],
         "warnings": [],
         "flagsCol": -1,
     }
@@ -239,6 +339,8 @@ def table_page(
         noun=noun,
         empty=empty,
         provenance=False,
+        panels=False,
+        mlperf=None,
         lines=lines or [],
         stat=None,
         figures=[{"name": n, "title": t, "svg": svg} for n, t, svg in figures],

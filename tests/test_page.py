@@ -46,11 +46,12 @@ def test_the_page_holds_every_run_with_provenance_and_fetches_nothing(page):
     data = _data(html)
     assert len(data["rows"]) == len(runs) and len(data["provenance"]) == len(runs)
     assert not re.search(r'(?:src|href)="(?:https?:)?//', html)  # nothing from a network
-    assert "<link" not in html and html.count("<svg") == 3  # scaling, topology, steps
+    assert "<link" not in html and html.count("<svg") == 2  # scaling, topology
     cols = [c["name"] for c in data["columns"]]
     assert cols[:3] == ["run_id", "source", "model"] and "flags" in cols
     pax = next(i for i, s in enumerate(data["sources"]) if s.endswith("175b/128/log.out"))
     inputs = {k: (v, o) for k, v, o in data["provenance"][pax]}
+    assert "recompute" in data["unset"][pax] and "recompute" not in inputs
     assert inputs["num_gpus"][0] == 128
     assert inputs["num_gpus"][1].endswith("settings.toml [files.'*/pax/fp8/175b/128/*']")
     assert inputs["formula"][0] == "megatron" and inputs["formula"][1].startswith("default")
@@ -73,38 +74,198 @@ def test_an_empty_selection_makes_a_page_that_says_so(tmp_path):
     assert 'id="empty"' in html and _data(html)["rows"] == []
 
 
+DERIVED = re.compile(r"^(\w+) = ([\w ×/^]+) = ([\d.e+ ×/^-]+) = ([\d.e+-]+)$")
+
+
+def _evaluate(numbers: str) -> float:
+    """The arithmetic of a derivation's numbers, left to right (× and / only)."""
+    tokens = numbers.replace("10^12", "1e12").split()
+    got = float(tokens[0])
+    for op, v in zip(tokens[1::2], tokens[2::2], strict=True):
+        got = got * float(v) if op == "×" else got / float(v)
+    return got
+
+
+def test_every_metric_cell_tells_how_it_was_derived_with_numbers_that_add_up(page):
+    path, runs = page
+    data = _data(path.read_text(encoding="utf-8"))
+    cols = [c["name"] for c in data["columns"]]
+    metrics = [c for c in cols if c not in ("run_id", "source", "model", "num_gpus", "flags")]
+    checked = 0
+    for i, why in enumerate(data["why"]):
+        for c in metrics:
+            told = why[cols.index(c)]
+            assert told.startswith(c), (data["sources"][i], c, told)  # never blank
+            m = DERIVED.match(told)
+            if m:  # the printed numbers give the printed value (to the digits shown)
+                assert _evaluate(m.group(3)) == pytest.approx(float(m.group(4)), rel=2e-4), told
+                checked += 1
+    assert checked >= 100
+    pax = next(i for i, s in enumerate(data["sources"]) if s.endswith("175b/128/log.out"))
+    why = dict(zip(cols, data["why"][pax], strict=True))
+    assert why["tokens_per_s"] == (
+        "tokens_per_s = tokens_per_step / step_time_s = 524288 / 7.59 = 69076.15"
+    )  # 256 sequences x 2048 tokens (settings.toml) in the steady median 7.59 s
+    assert why["step_time_s"] == (
+        "step_time_s = median of 18 steady step time(s), steps 3–20, log lines 12–34; "
+        "2 warm-up step(s) left out = 7.59 s"
+    )
+    assert why["num_gpus"].endswith("settings.toml [files.'*/pax/fp8/175b/128/*']")
+    assert why["hfu"] == (
+        "hfu: empty, lacks recompute (set recompute=none|selective|full for hw_tflops_per_gpu/hfu)"
+    )
+    nemo = next(i for i, s in enumerate(data["sources"]) if s.endswith("nemo2-llama3-8b.log"))
+    why = dict(zip(cols, data["why"][nemo], strict=True))
+    assert why["tflops_per_gpu"].startswith("tflops_per_gpu: empty, lacks model, seq_len, num_gpus")
+
+
+def test_the_page_draws_each_runs_step_times_as_a_small_multiple(page):
+    path, runs = page
+    data = _data(path.read_text(encoding="utf-8"))
+    pax = next(i for i, s in enumerate(data["sources"]) if s.endswith("175b/128/log.out"))
+    curve = data["panels"][pax]
+    assert curve["x"] == [1, 20] and curve["n"] == 20 and curve["w"] == 0.1  # 2 of 20 warm-up
+    assert len(curve["lo"]) == 20 and "hi" not in curve  # short: every step as printed
+    assert min(curve["lo"][2:]) == curve["y"][0] and max(curve["lo"][2:]) == curve["y"][1]
+    n = [c["name"] for c in data["columns"]].index("n_steady")
+    drawn = [c is not None for c in data["panels"]]
+    assert drawn == [bool(r[n]) for r in data["rows"]]  # every run with steady steps
+    assert sum(drawn) >= 40
+
+
+def test_a_long_run_is_drawn_as_its_lowest_and_highest_step_times(tmp_path):
+    from llmbench.page import PANEL_POINTS
+
+    log = tmp_path / "long.log"
+    lines = [
+        f" iteration {i:8d}/    1000 | consumed samples: {i * 8:10d} | elapsed time per iteration "
+        f"(ms): {1000.0 + (500.0 if i == 700 else 0.0) + (i % 7):.1f} | learning rate: 1.000E-04 |"
+        " global batch size:     8 | lm loss: 2.000000E+00 | loss scale: 1.0 |"
+        " number of skipped iterations:   0 | number of nan iterations:   0 |"
+        for i in range(1, 1001)
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    db, out = tmp_path / "s.db", tmp_path / "r.html"
+    assert run("ingest", log, "--db", db).exit_code == 0
+    assert run("report", "--db", db, "--html", out).exit_code == 0
+    (curve,) = _data(out.read_text(encoding="utf-8"))["panels"]
+    assert curve["x"] == [1, 1000] and curve["n"] == 1000
+    assert len(curve["lo"]) == len(curve["hi"]) == PANEL_POINTS
+    assert max(curve["hi"]) == 1.5 + 700 % 7 / 1000  # the one slow step survives the cut
+    assert min(curve["lo"]) == 1.0
+
+
+def _mlperf_store(tmp_path):
+    from test_mlperf import _result, _tree
+
+    t0 = 1727700000000
+    _tree(tmp_path / "tree", [_result(t0, 101.5), _result(t0, 99.25), _result(t0, 100.0)])
+    db = tmp_path / "s.db"
+    pax = FIXTURES / "pax" / "fp8" / "175b" / "128"
+    assert run("ingest", tmp_path / "tree", pax, "--db", db).exit_code == 0
+    return db
+
+
+def test_the_report_page_holds_the_mlperf_scores_of_selected_result_files(tmp_path):
+    db = _mlperf_store(tmp_path)
+    out = tmp_path / "r.html"
+    assert run("report", "--db", db, "--html", out).exit_code == 0
+    html = out.read_text(encoding="utf-8")
+    assert '<table class="sortable" id="mlperf">' in html and 'id="fig-mlperf"' in html
+    head = re.search(r'<table class="sortable" id="mlperf">.*?</thead>', html, re.S).group(0)
+    names = re.findall(r"<th [^>]*>([^<]+?)(?: <span|</th>)", head)
+    body = re.search(r'id="mlperf">.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
+    (row,) = re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    cells = dict(zip(names, re.findall(r">([^<]*)</td>", row), strict=True))
+    assert cells["score_min"] == "100" and cells["n_runs"] == "3"  # the median of 3 runs
+    assert cells["benchmark"] == "gpt3" and cells["round"] == "v4.1"
+    assert len(_data(html)["rows"]) == 4  # 3 MLPerf runs and the Paxml one
+    out2 = tmp_path / "pax.html"  # a selection without MLPerf results: no such table
+    assert run("report", "--db", db, "*/pax/*", "--html", out2).exit_code == 0
+    assert 'id="mlperf"' not in out2.read_text(encoding="utf-8")
+
+
 def _browser() -> str | None:
     return next((b for b in map(shutil.which, BROWSERS) if b), None)
 
 
-@pytest.mark.skipif(_browser() is None, reason="no Chromium installed (.ci/run installs it)")
-def test_in_a_headless_browser_offline_it_sorts_filters_and_draws(page, tmp_path):
-    path, runs = page
-    browser = _browser()
-    common = [
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+needs_browser = pytest.mark.skipif(
+    _browser() is None, reason="no Chromium installed (.ci/run installs it)"
+)
+
+
+def _chromium(tmp_path) -> list[str]:
+    """Headless Chromium with every network address unreachable."""
+    return [
+        _browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
         "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}",
     ]  # fmt: skip
+
+
+def _selftest(path, tmp_path, query: str = "pax") -> dict:
+    """What the page's own self-test reports after sorting, filtering by ``query``
+    and opening a row, with the console errors it logged (``errors``)."""
     done = subprocess.run(
-        [*common, "--virtual-time-budget=5000", "--dump-dom", f"file://{path}#selftest"],
+        [*_chromium(tmp_path), "--virtual-time-budget=5000", "--dump-dom",
+         f"file://{path}#selftest={query}"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     m = re.search(r'<pre id="selftest">(.*?)</pre>', done.stdout)
     assert m, done.stderr[-2000:]
-    got = json.loads(m.group(1).replace("&quot;", '"'))
+    got = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    got["errors"] = [ln for ln in done.stderr.splitlines() if "CONSOLE" in ln and "rror" in ln]
+    return got
+
+
+@needs_browser
+def test_in_a_headless_browser_offline_it_sorts_filters_and_draws(page, tmp_path):
+    path, runs = page
+    common = _chromium(tmp_path)
+    got = _selftest(path, tmp_path)
+    assert not got["errors"], got["errors"]
     assert got["rows"] == len(runs) and got["shownRows"] == min(len(runs), 100)
     assert got["sortedFirstGpus"] == got["maxGpus"] == 10752  # sorted descending by GPUs
     data = _data(path.read_text(encoding="utf-8"))
     pax = [r for r, s in zip(data["rows"], data["sources"], strict=True) if "pax" in s.lower()]
     assert got["filtered"] == len(pax) >= 5  # the Paxml runs (their paths hold "pax")
     assert got["details"] >= 10  # a run's inputs and where they came from
-    assert got["figures"] == [True, True, True]  # every figure laid out, not blank
-    errors = [ln for ln in done.stderr.splitlines() if "CONSOLE" in ln and "rror" in ln]
-    assert not errors, errors
+    assert got["figures"] == [True, True]  # every figure laid out, not blank
+    assert got["panels"] == got["panelRuns"] >= 5  # a small multiple per shown run
+    assert any(d.startswith("tokens_per_s = tokens_per_step / step_time_s") for d in got["derived"])
+    assert all(t for t in got["titles"])  # every cell of a run says where it came from
     shot = tmp_path / "shot.png"
     subprocess.run(
         [*common, "--window-size=1400,1000", f"--screenshot={shot}", f"file://{path}"],
         capture_output=True, timeout=120,
     )  # fmt: skip
     assert shot.stat().st_size > 20_000  # pixels, not a blank page
+
+
+@needs_browser
+def test_the_mlperf_scores_sort_in_the_browser(tmp_path):
+    db = _mlperf_store(tmp_path)
+    out = tmp_path / "r.html"
+    assert run("report", "--db", db, "--html", out).exit_code == 0
+    got = _selftest(out, tmp_path)
+    assert not got["errors"], got["errors"]
+    assert got["mlperf"] == ["100"] and got["rows"] == 4 and got["filtered"] == 1
+
+
+@needs_browser
+def test_the_compare_and_mlperf_pages_work_in_the_browser(tmp_path):
+    db = _mlperf_store(tmp_path)
+    scores = tmp_path / "scores.html"
+    assert run("mlperf", "--db", db, "--html", scores).exit_code == 0
+    got = _selftest(scores, tmp_path, "gpt3")
+    assert not got["errors"], got["errors"]
+    assert got["rows"] == got["shownRows"] == got["filtered"] == 1 and got["figures"] == [True]
+    base = FIXTURES / "megatron_deepspeed" / "topology-48n-181b" / "dp4-tp8-pp12-mbs1.log"
+    cand = FIXTURES / "megatron_deepspeed" / "topology-48n-181b" / "dp8-tp8-pp6-mbs4.log"
+    pairs = tmp_path / "cmp.html"
+    r = run("compare", base, cand, "--html", pairs, "--metric", "tokens_per_s_per_gpu,step_time_s",
+            "--settings", FIXTURES / "settings.toml")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    got = _selftest(pairs, tmp_path, "step_time")
+    assert not got["errors"], got["errors"]
+    assert got["rows"] == 2 and got["filtered"] == 1 and got["figures"] == [True]

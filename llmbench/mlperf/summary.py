@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any
 
+from ..columns import FLAGS
 from ..errors import NoDataError
 from ..formats import records
 from ..metrics import run_metrics
@@ -140,6 +141,8 @@ def _folder(folder: str, files: list, by_source: dict, by_run: dict) -> dict[str
     for key in ("step_time_s", "samples_per_s", "tokens_per_s", "tflops_per_gpu", "mfu"):
         vals = [m[key] for m in metrics if m.get(key) is not None]
         row[key] = sum(vals) / len(vals) if vals else None
+    if (row["mfu"] or 0) > 1:  # never an impossible number shown plainly
+        row["score_note"] = "; ".join(filter(None, [row["score_note"], f"mfu>1: {FLAGS['mfu>1']}"]))
     row["throughput_from"] = next((m["from"] for m in metrics if m.get("from")), None)
     row["folder"] = folder
     row["runs"] = [

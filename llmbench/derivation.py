@@ -1,0 +1,222 @@
+"""How each metric of a report row was derived, told with the row's own numbers:
+what a reader of the HTML report sees when asking where a figure came from.
+
+The arithmetic metrics are a table of expressions over the row's other columns;
+each is checked against the row before it is shown, so a derivation printed is
+one that reproduces the value (when it does not, the metric's meaning is shown)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .columns import METRIC_COLUMNS
+from .formats import cell, plain
+from .metrics import FORMULA_HELP
+
+#: metric column: its expression over the row's other columns (products and
+#: quotients, left to right; constants as printed)
+EXPRESSIONS = {
+    "tokens_per_step": "global_batch_size × seq_len",
+    "tokens_per_s": "tokens_per_step / step_time_s",
+    "tokens_per_s_per_gpu": "tokens_per_s / num_gpus",
+    "samples_per_s": "global_batch_size / step_time_s",
+    "days_per_1t_tokens": "10^12 / tokens_per_s / 86400",
+    "tflops_per_gpu": "model_flops_per_step / step_time_s / num_gpus / 10^12",
+    "mfu": "tflops_per_gpu / peak_tflops",
+    "hfu": "hw_tflops_per_gpu / peak_tflops",
+    "aggregate_pflops": "tflops_per_gpu × num_gpus / 1000",
+    "iterations_for_tokens": "tokens / tokens_per_step",
+    "time_for_tokens_s": "tokens / tokens_per_s",
+    "num_gpus": "tp × pp × dp",  # when no setting or log line gives the count
+}
+CONSTANTS = {"10^12": 1e12, "86400": 86400.0, "1000": 1000.0}
+# how close an expression must come to the stored value (the value is rounded
+# only to drop binary noise)
+TOLERANCE = 1e-9
+
+
+def _value(row: dict[str, Any], name: str) -> float | None:
+    if name in CONSTANTS:
+        return CONSTANTS[name]
+    v = plain(row.get(name))
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def arithmetic(row: dict[str, Any], column: str) -> str | None:
+    """``column = expression = numbers = value`` for an ``EXPRESSIONS`` metric of
+    ``row``, or None when an input is missing or the numbers do not give the value."""
+    expr, value = EXPRESSIONS.get(column), _value(row, column)
+    if expr is None or value is None:
+        return None
+    tokens = expr.split()
+    names = tokens[::2]
+    values = [_value(row, n) for n in names]
+    if None in values or any(not math.isfinite(v) for v in values):
+        return None
+    got = values[0]
+    for op, v in zip(tokens[1::2], values[1:], strict=True):
+        if op == "/" and v == 0:
+            return None
+        got = got * v if op == "×" else got / v
+    if not math.isclose(got, value, rel_tol=TOLERANCE):
+        return None
+    shown = " ".join(
+        t if k % 2 or t in CONSTANTS else _shown(row.get(t)) for k, t in enumerate(tokens)
+    )
+    return f"{column} = {expr} = {shown} = {cell(value)}"
+
+
+def _shown(value: Any) -> str:
+    """An input as a derivation prints it: as the table does, FLOP counts to 7 digits."""
+    v = plain(value)
+    return f"{v:.7g}" if isinstance(v, float) and abs(v) >= 1e15 else cell(v)
+
+
+def step_time(row: dict[str, Any], steady: dict[str, Any] | None) -> str:
+    """Where the steady-state step time comes from: the statistic, the steps and the
+    log lines it is taken over, what was left out."""
+    if row.get("stat") == "summary":
+        return (
+            "the train summary's mean step time (train_runtime / optimization steps): "
+            "the log times no single step"
+        )
+    n, w = row.get("n_steady"), row.get("warmup_steps")
+    text = f"{row.get('stat')} of {cell(n)} steady step time(s)"
+    if steady:
+        a, b = steady.get("steps") or (None, None)
+        if a is not None:
+            text += f", steps {cell(a)}–{cell(b)}"
+        la, lb = steady.get("lines") or (None, None)
+        if la is not None:
+            text += f", log lines {cell(la)}–{cell(lb)}"
+    text += f"; {cell(w)} warm-up step(s) left out"
+    if row.get("n_faulty"):
+        text += (
+            f"; {cell(row['n_faulty'])} timed line(s) left out: iterations skipped or NaN "
+            "in their interval"
+        )
+    return text
+
+
+def _flops(row: dict[str, Any]) -> str:
+    formula = row.get("formula")
+    model = f"model {row['model']}" if row.get("model") else "the shape the run's inputs give"
+    return (
+        f"formula {formula} ({FORMULA_HELP.get(formula, 'a third-party formula')}) for "
+        f"{model}, B = global_batch_size {cell(row.get('global_batch_size'))}, "
+        f"s = seq_len {cell(row.get('seq_len'))}"
+    )
+
+
+def _logged(row: dict[str, Any]) -> str:
+    return f"as the log printed it: the {row.get('stat')} over the steady steps' lines"
+
+
+# what each metric needs beyond the ``EXPRESSIONS`` inputs (to say why one is empty)
+NEEDS = {
+    "step_time_s": ("a timed step line",),
+    "model_flops_per_step": ("model", "global_batch_size", "seq_len"),
+    "hw_tflops_per_gpu": ("model_flops_per_step", "recompute", "step_time_s", "num_gpus"),
+    "peak_tflops": ("accelerator", "dtype"),
+    "params": ("model",),
+    "model_state_bytes_per_gpu": ("params",),
+    "comm_dp_bytes_per_gpu": ("params", "tp", "pp", "dp"),
+    "comm_tp_bytes_per_gpu": ("model", "global_batch_size", "seq_len", "tp", "pp", "dp"),
+    "comm_pp_bytes_per_gpu": ("model", "global_batch_size", "seq_len", "tp", "pp", "dp"),
+    "tflops_per_gpu_logged": ("a TFLOP/s figure in the log",),
+    "mfu_logged": ("an MFU figure in the log",),
+    "tokens_per_s_logged": ("a tokens/s figure in the log",),
+    "tflops_logged_formula": ("tflops_per_gpu_logged", "a formula within 0.5 % of it"),
+    "logged_disagrees": ("tflops_per_gpu_logged", "tflops_per_gpu"),
+    "time_to_train_min": ("an MLPerf result file of a successful run",),
+    "tokens": ("--tokens",),
+}
+
+
+def _needs(column: str) -> tuple[str, ...]:
+    if column in EXPRESSIONS:
+        return tuple(t for t in EXPRESSIONS[column].split()[::2] if t not in CONSTANTS)
+    return NEEDS.get(column, ())
+
+
+def _lacking(row: dict[str, Any], column: str, seen: frozenset = frozenset()) -> list[str]:
+    """The inputs, down to the first level that is empty, that leave ``column`` empty."""
+    out: list[str] = []
+    for need in _needs(column):
+        if need in seen or need not in row:
+            if need not in row and need not in out:
+                out.append(need)
+            continue
+        if plain(row.get(need)) is None:  # an input lacks itself; a metric, its inputs
+            deeper = _lacking(row, need, seen | {column}) if need in METRIC_COLUMNS else []
+            out += [d for d in deeper or [need] if d not in out]
+    return out
+
+
+def empty(row: dict[str, Any], column: str) -> str:
+    """Why ``column`` of ``row`` is empty: the inputs it lacks, and the row's
+    remedies (``missing``) that name them."""
+    lacks = [x for x in _lacking(row, column) if plain(row.get(x)) is None]
+    if not lacks:
+        return f"{column}: empty"
+    remedies = [
+        m for m in str(row.get("missing") or "").split("; ") if m and any(x in m for x in lacks)
+    ]
+    return f"{column}: empty, lacks {', '.join(lacks)}" + (
+        f" ({'; '.join(remedies)})" if remedies else ""
+    )
+
+
+# metrics told in words (with the row's numbers where they have them)
+SPECIAL = {
+    "model_flops_per_step": _flops,
+    "hw_tflops_per_gpu": lambda row: (
+        "hardware FLOPs per step (model FLOPs plus recompute="
+        f"{cell(row.get('recompute'))}'s extra forward) / step_time_s "
+        f"{cell(row.get('step_time_s'))} / num_gpus {cell(row.get('num_gpus'))} / 10^12"
+    ),
+    "tflops_per_gpu_logged": _logged,
+    "mfu_logged": _logged,
+    "tokens_per_s_logged": lambda row: (
+        _logged(row) + " (a per-GPU figure times num_gpus; MLPerf: the last tracked throughput)"
+    ),
+}
+
+
+def derivations(
+    row: dict[str, Any], origins: dict[str, str], steady: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Per column of a report row: how its value was derived (a metric, with the
+    row's numbers), where it came from (an input: ``origins``, as ``metrics.explain``
+    gives them), or what it lacks (an empty metric). ``steady``: the steps and
+    log lines of the run's steady state ({"steps": (a, b), "lines": (a, b)})."""
+    out = {}
+    for column in row:
+        value = plain(row.get(column))
+        origin = origins.get(column, "missing")
+        if column in ("missing", "flags", "stat"):
+            continue
+        if origin != "missing" and value is not None:
+            out[column] = f"{column}: {origin}"
+        elif column in ("run_id", "source"):
+            out[column] = f"{column}: {value}" + (
+                " (click the run for where each input came from)" if column == "run_id" else ""
+            )
+        elif value is None:
+            if column in METRIC_COLUMNS:
+                out[column] = empty(row, column)
+            elif column in origins:
+                fix = [m for m in str(row.get("missing") or "").split("; ") if column in m]
+                out[column] = f"{column}: not set" + (f" ({'; '.join(fix)})" if fix else "")
+        elif column == "step_time_s":
+            out[column] = f"step_time_s = {step_time(row, steady)} = {cell(value)} s"
+        elif column in SPECIAL:
+            out[column] = f"{column} = {SPECIAL[column](row)} = {_shown(value)}"
+        elif column in EXPRESSIONS and arithmetic(row, column):
+            out[column] = arithmetic(row, column)
+        elif column == "global_batch_size":
+            out[column] = "global_batch_size: the median the log printed over the steady steps"
+        elif column in METRIC_COLUMNS:
+            out[column] = f"{column}: {METRIC_COLUMNS[column][1]}"
+    return out
