@@ -10,6 +10,7 @@ Notebook API::
     llmbench.compare("runs/v1/", "runs/v2/")  # ratio, interval, verdict per pair
     llmbench.scaling(table, predict=(1024,))  # efficiency, fitted law, prediction
     llmbench.plot_scaling(table)              # matplotlib Axes
+    llmbench.report_page("llmbench.db", path="report.html")  # the self-contained page
     llmbench.summarize_submissions("llmbench.db")  # MLPerf scores, one dict per folder
 
 The heavy modules (pandas, matplotlib) load only when a function needs them.
@@ -32,6 +33,7 @@ _EXPORTS = {
     "compare": "llmbench.comparison",
     "scaling": "llmbench.scalability",
     "export": "llmbench.report",
+    "report_page": "llmbench.page",
     "plot_scaling": "llmbench.plots",
     "plot_steps": "llmbench.plots",
     "plot_topology": "llmbench.plots",

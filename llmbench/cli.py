@@ -555,8 +555,7 @@ def report(
       llmbench report --stat last --formula dgxc
       llmbench report 'fp8/*' --format markdown --columns num_gpus,step_time_s,mfu
     """
-    from .formats import cell, render
-    from .metrics import explain as explain_run
+    from .formats import render
     from .report import arrange, for_screen, summarize_store
     from .settings import Settings
 
@@ -581,10 +580,7 @@ def report(
     if html_path:
         _write_html(html_path, db, select, table, runs, formula, warmup, stat, models)
     if explain:
-        for run in runs:
-            click.echo(f"{run['run_id']}  {_rel(run['source'])}")
-            for key, value, origin in explain_run(run, models, formula):
-                click.echo(f"  {key:<22} {cell(value):<24} {origin}")  # 8, not 8.0
+        _explain(table, runs, models, formula)
         return
     if columns == "all":
         cols = None
@@ -1008,6 +1004,25 @@ def check(db, repair) -> None:
         sys.exit(EXIT_INPUT)
 
 
+def _explain(table, runs: list[dict], models, formula) -> None:
+    """``report --explain``: each run's inputs with where they came from, then how
+    its figures were derived from them."""
+    from .derivation import EXPLAINED, derivations
+    from .formats import cell, records
+    from .metrics import explain
+
+    rows = {r["run_id"]: r for r in records(table)}
+    for run in runs:
+        click.echo(f"{run['run_id']}  {_rel(run['source'])}")
+        found = explain(run, models, formula)
+        for key, value, origin in found:
+            click.echo(f"  {key:<22} {cell(value):<24} {origin}")  # 8, not 8.0
+        told = derivations(rows.get(run["run_id"], {}), {k: str(o) for k, _, o in found})
+        for key in EXPLAINED:
+            if key in told:
+                click.echo(f"  {told[key]}")
+
+
 def _write_html(path, db, select, table, runs, formula, warmup, stat, models) -> None:
     """``report --html``: the page of the report's table, written whole or not at all."""
     from .page import html_report
@@ -1065,13 +1080,9 @@ def _command() -> str:
 
 def _write_page(path: str, page: str) -> None:
     """An HTML page written whole or not at all."""
-    from .formats import atomic_output
+    from .page import write_page
 
-    with (
-        atomic_output(path, suffix=".html", public=True) as tmp,
-        open(tmp, "w", encoding="utf-8") as f,
-    ):
-        f.write(page)
+    write_page(path, page)
     click.echo(f"wrote HTML report -> {path}", err=True)
 
 

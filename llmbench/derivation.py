@@ -30,6 +30,18 @@ EXPRESSIONS = {
     "time_for_tokens_s": "tokens / tokens_per_s",
     "num_gpus": "tp × pp × dp",  # when no setting or log line gives the count
 }
+#: the derivations ``report --explain`` prints after a run's inputs
+EXPLAINED = (
+    "step_time_s",
+    "tokens_per_step",
+    "tokens_per_s",
+    "tokens_per_s_per_gpu",
+    "model_flops_per_step",
+    "tflops_per_gpu",
+    "hw_tflops_per_gpu",
+    "mfu",
+    "hfu",
+)
 CONSTANTS = {"10^12": 1e12, "86400": 86400.0, "1000": 1000.0}
 # how close an expression must come to the stored value (the value is rounded
 # only to drop binary noise)

@@ -18,9 +18,11 @@ from . import __version__
 from .columns import LABELS, METRIC_COLUMNS, REPORT_VIEW
 from .derivation import derivations
 from .errors import LLMBenchError
-from .formats import cell, plain, records, short_paths
-from .metrics import explain
-from .report import draw
+from .formats import atomic_output, cell, plain, records, short_paths
+from .metrics import explain, steady_runs
+from .mlperf import SUMMARY_VIEW, locate, save_figure, submissions_table, summarize_submissions
+from .report import draw, summarize_store
+from .store import Store
 
 FIGURES = (("scaling", "Scaling"), ("topology", "Topologies"))
 PANEL_POINTS = 60  # a run's step-time curve on the page: at most this many (lowest, highest) pairs
@@ -109,6 +111,40 @@ def html_report(
     )
 
 
+def report_page(
+    db: str | None = None,
+    select=(),
+    path: str | None = None,
+    *,
+    formula: str | None = None,
+    warmup: int | None = None,
+    stat: str = "median",
+    models: dict | None = None,
+    overrides: dict | None = None,
+) -> str:
+    """The HTML report of the selected runs of the store ``db`` (``report --html``'s
+    page, with its metric options), written to ``path`` whole or not at all when
+    given. Returns the page's text."""
+    kw = {"formula": formula, "warmup": warmup, "stat": stat, "models": models}
+    table, runs = summarize_store(db, select, overrides=overrides, **kw)
+    args = ", ".join([repr(db), *(repr(s) for s in select)])
+    text = html_report(
+        db, select, table=table, runs=runs, command=f"llmbench.report_page({args})", **kw
+    )
+    if path:
+        write_page(path, text)
+    return text
+
+
+def write_page(path: str, text: str) -> None:
+    """An HTML page written to ``path`` whole or not at all."""
+    with (
+        atomic_output(path, suffix=".html", public=True) as tmp,
+        open(tmp, "w", encoding="utf-8") as f,
+    ):
+        f.write(text)
+
+
 def _render(data: dict, cols: list[str], numeric: set, **fields: Any) -> str:
     """The template filled: the header, the table's columns (labels, units, help), the
     data for its script, and ``fields``."""
@@ -184,9 +220,6 @@ def _step_curves(db: str | None, run_ids: list[str], warmup: int | None) -> tupl
     ``x``: the first and last step (null where the log numbers none)."""
     import numpy as np
 
-    from .metrics import steady_runs
-    from .store import Store
-
     def num(a, k):
         v = float(a[k])
         return None if math.isnan(v) else int(v)
@@ -221,8 +254,6 @@ MAX_WARNINGS = 20  # a run's stored warnings shown on the page (the count says t
 
 def _warnings(db: str | None, sources: list) -> list[list[str]]:
     """Per run: the stored warnings of its file (what ingest noticed), as text."""
-    from .store import Store  # the page reads the store's warnings table too
-
     with Store(db, create=False) as store:
         found = store.file_warnings([s for s in sources if s])
     out = []
@@ -244,8 +275,6 @@ def _mlperf(db: str | None, sources: list) -> tuple[dict | None, list[str]]:
     """The MLPerf scores of the benchmark folders the selected runs' result files are
     in (every run of a folder counts, selected or not), as a static sortable table
     and the time-to-train figure; (None, []) when no MLPerf result is selected."""
-    from .mlperf import SUMMARY_VIEW, locate, save_figure, submissions_table, summarize_submissions
-
     folders = sorted({os.path.dirname(s) for s in sources if s and locate(s) is not None})
     if not folders:
         return None, []

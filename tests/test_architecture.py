@@ -23,7 +23,7 @@ STAGES = [
     ("parsers, segmentation, settings", {"frames", "settings", "parsers.*"}),
     ("places and clusters", {"distributed", "mlperf.tree", "mlperf.scoring", "mlperf.metrics"}),
     ("store", {"store"}),
-    ("metrics", {"metrics"}),
+    ("metrics", {"metrics", "derivation"}),
     ("figures", {"plots"}),
     ("MLPerf summary", {"mlperf", "mlperf.summary", "mlperf.figure"}),
     ("ingest and report", {"ingest", "report"}),

@@ -63,6 +63,20 @@ def test_the_page_holds_every_run_with_provenance_and_fetches_nothing(page):
     assert path.stat().st_size < 5_000_000
 
 
+def test_a_notebook_writes_the_same_page(page, tmp_path):
+    import llmbench
+
+    path, runs = page
+    db = str(path.parent / "s.db")
+    out = tmp_path / "nb.html"
+    text = llmbench.report_page(db, ["*/pax/*"], path=str(out), stat="mean")
+    assert out.read_text(encoding="utf-8") == text
+    data = _data(text)
+    pax = [s for s in data["sources"] if "/pax/" in s]
+    assert len(data["rows"]) == len(pax) >= 5  # the selection, as the CLI's
+    assert "llmbench.report_page(" in text and "the mean after the warm-up" in text
+
+
 def test_an_empty_selection_makes_a_page_that_says_so(tmp_path):
     from llmbench.store import Store
 
