@@ -180,7 +180,8 @@ def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: di
     provenance, unset, why = [], [], []
     for r in rows:
         found = explain(by_id.get(r["run_id"], r), models, formula)
-        found.append(("peak_tflops", r.get("peak_tflops"), "the accelerator catalog"))
+        if not any(k == "peak_tflops" for k, _, _ in found) and r.get("peak_tflops") is not None:
+            found.append(("peak_tflops", r.get("peak_tflops"), "the accelerator catalog"))
         provenance.append([[k, _cell(v), str(o)] for k, v, o in found if o != "missing"])
         unset.append([k for k, _, o in found if o == "missing"])
         told = derivations(r, {k: str(o) for k, _, o in found}, steady.get(r["run_id"]))
