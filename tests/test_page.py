@@ -133,6 +133,18 @@ def test_every_metric_cell_tells_how_it_was_derived_with_numbers_that_add_up(pag
     assert why["tflops_per_gpu"].startswith("tflops_per_gpu: empty, lacks model, seq_len, num_gpus")
 
 
+def test_report_explain_prints_the_same_derivations(page):
+    path, _ = page
+    r = run("report", "--db", path.parent / "s.db", "--explain", "*/pax/fp8/175b/128/*")
+    assert r.exit_code == 0, r.output
+    told = [ln.strip() for ln in r.stdout.splitlines()]
+    assert "tokens_per_step = global_batch_size × seq_len = 256 × 2048 = 524288" in told
+    assert "mfu = tflops_per_gpu / peak_tflops = 580.9105 / 1978.9 = 0.2936" in told
+    assert told.index("tokens_per_step = global_batch_size × seq_len = 256 × 2048 = 524288") > [
+        ln.split()[0] for ln in told
+    ].index("peak_tflops")  # after the inputs
+
+
 def test_the_page_draws_each_runs_step_times_as_a_small_multiple(page):
     path, runs = page
     data = _data(path.read_text(encoding="utf-8"))
