@@ -258,14 +258,25 @@ def test_in_a_headless_browser_offline_it_sorts_filters_and_draws(page, tmp_path
     assert got["details"] >= 10  # a run's inputs and where they came from
     assert got["figures"] == [True, True]  # every figure laid out, not blank
     assert got["panels"] == got["panelRuns"] >= 5  # a small multiple per shown run
+    assert got["panelsDrawn"]  # each with its curve laid out
     assert any(d.startswith("tokens_per_s = tokens_per_step / step_time_s") for d in got["derived"])
     assert all(t for t in got["titles"])  # every cell of a run says where it came from
     shot = tmp_path / "shot.png"
     subprocess.run(
-        [*common, "--window-size=1400,1000", f"--screenshot={shot}", f"file://{path}"],
+        [*common, "--hide-scrollbars", "--window-size=1400,5000", f"--screenshot={shot}",
+         f"file://{path}"],
         capture_output=True, timeout=120,
     )  # fmt: skip
-    assert shot.stat().st_size > 20_000  # pixels, not a blank page
+    assert _coloured(shot, 0, 5000) > 20_000  # the small multiples and figures, drawn
+
+
+def _coloured(png, top: int, bottom: int) -> int:
+    """Pixels of a screenshot's rows ``top`` to ``bottom`` that are neither white nor
+    grey: what the figures' curves, bands and markers paint."""
+    from PIL import Image
+
+    im = Image.open(png).convert("RGB").crop((0, top, 1400, bottom))
+    return sum(n for n, (r, g, b) in im.getcolors(1 << 24) if max(r, g, b) - min(r, g, b) > 40)
 
 
 @needs_browser
