@@ -81,6 +81,9 @@ def html_report(
     """The page for the selected runs of the store ``db``: ``table`` and ``runs`` as
     ``report.summarize_store`` gives them (with the metric options given here)."""
     cols = [c for c in PAGE_COLUMNS if c in table.columns]
+    if "time_to_train_min" in table.columns and table["time_to_train_min"].notna().any():
+        at = cols.index("flags") if "flags" in cols else len(cols)
+        cols.insert(at, "time_to_train_min")  # MLPerf runs selected
     numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
     rows = records(table)
     steady, panels = _step_curves(db, [r["run_id"] for r in rows], warmup)

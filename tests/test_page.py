@@ -205,7 +205,10 @@ def test_the_report_page_holds_the_mlperf_scores_of_selected_result_files(tmp_pa
     cells = dict(zip(names, re.findall(r">([^<]*)</td>", row), strict=True))
     assert cells["score_min"] == "100" and cells["n_runs"] == "3"  # the median of 3 runs
     assert cells["benchmark"] == "gpt3" and cells["round"] == "v4.1"
-    assert len(_data(html)["rows"]) == 4  # 3 MLPerf runs and the Paxml one
+    data = _data(html)
+    assert len(data["rows"]) == 4  # 3 MLPerf runs and the Paxml one
+    ttt = [c["name"] for c in data["columns"]].index("time_to_train_min")
+    assert sorted(r[ttt] for r in data["rows"] if r[ttt] is not None) == [99.25, 100.0, 101.5]
     out2 = tmp_path / "pax.html"  # a selection without MLPerf results: no such table
     assert run("report", "--db", db, "*/pax/*", "--html", out2).exit_code == 0
     assert 'id="mlperf"' not in out2.read_text(encoding="utf-8")
@@ -259,6 +262,7 @@ def test_in_a_headless_browser_offline_it_sorts_filters_and_draws(page, tmp_path
     assert got["figures"] == [True, True]  # every figure laid out, not blank
     assert got["panels"] == got["panelRuns"] >= 5  # a small multiple per shown run
     assert got["panelsDrawn"]  # each with its curve laid out
+    assert got["keyboardSort"] == "ascending"  # Enter on a header sorts, as a click does
     assert any(d.startswith("tokens_per_s = tokens_per_step / step_time_s") for d in got["derived"])
     assert all(t for t in got["titles"])  # every cell of a run says where it came from
     shot = tmp_path / "shot.png"
