@@ -325,3 +325,7 @@ LABELS = {
 
 #: width a terminal table is fitted to (wider ones lose columns from the right)
 TABLE_WIDTH = 120
+
+#: the origin of a run's global batch read from its step lines (``frames``); the
+#: metrics take such a batch as the steady steps' median (a ramp-up starts smaller)
+STEP_LINES = "log (step lines)"

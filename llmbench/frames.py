@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .columns import INT_SETTINGS, RUN_COLUMNS, RUN_SETTING_COLUMNS
+from .columns import INT_SETTINGS, RUN_COLUMNS, RUN_SETTING_COLUMNS, STEP_LINES
 from .errors import FileWarning
 from .parsing import Batch, Config, Event, NewRun, Note, Record, Step
 from .rows import Rows, _finite, conform, event_row, step_row, step_values, to_json
@@ -353,7 +353,7 @@ def run_rows(
         origin = dict(seg.origin)
         if "global_batch_size" not in config and seg.step_batch_size is not None:
             config["global_batch_size"] = seg.step_batch_size
-            origin["global_batch_size"] = "log (step lines)"
+            origin["global_batch_size"] = STEP_LINES
         for where, values in layers:
             for k, v in values.items():
                 config[k] = v

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .columns import METRIC_COLUMNS, RUN_COLUMNS, SHAPE_KEYS
+from .columns import METRIC_COLUMNS, RUN_COLUMNS, SHAPE_KEYS, STEP_LINES
 from .errors import UsageError
 from .formats import records
 from .specs import find_accelerator, find_model
@@ -741,14 +741,22 @@ def step_time_stats(st: dict[str, Any], stat: str) -> dict[str, Any]:
     }
 
 
+# the origin of a value the store holds no provenance for (a store written by
+# another tool)
+NOT_RECORDED = "not recorded (the store holds no origin for it)"
+
+
 def batch_and_gpus(
     run: dict[str, Any], logged: dict[str, float | None], out: dict[str, Any]
 ) -> tuple[float | None, float | None, list[str]]:
     """(global batch, GPUs, notes): the run's, else the logged batch and tp x pp x dp
-    (written into ``out`` where they come from there)."""
+    (written into ``out`` where they come from there). A batch taken from the step
+    lines is their steady-state median: a ramp-up (``--rampup-batch-size``) prints a
+    smaller batch on the first steps than the steady ones are timed with."""
     notes = []
     B = _num(run.get("global_batch_size"))
-    if B is None:
+    from_steps = json.loads(run.get("provenance") or "{}").get("global_batch_size") == STEP_LINES
+    if B is None or (from_steps and logged["global_batch_size"] is not None):
         B = logged["global_batch_size"]
         out["global_batch_size"] = B
     n = _num(run.get("num_gpus"))
@@ -1065,11 +1073,11 @@ def explain(
         "zero_stage",
     ):
         v = run.get(k)
-        out.append((k, v, prov.get(k, "log (step lines)") if v is not None else "missing"))
+        out.append((k, v, prov.get(k, NOT_RECORDED) if v is not None else "missing"))
     for k in SHAPE_KEYS:
         src = origin.get(k)
         if src == "run":
-            src = prov.get(k, "log")
+            src = prov.get(k, NOT_RECORDED)
         v = values.get(k)
         out.append((k, v, src or "missing"))
     acc = find_accelerator(run.get("accelerator"))

@@ -742,3 +742,23 @@ def test_a_batch_or_gpu_count_of_zero_is_flagged():
     assert sanity_flags({}, {"num_gpus": 0, "global_batch_size": 8}) == ["nonpositive"]
     assert sanity_flags({}, {"num_gpus": 8, "global_batch_size": -1}) == ["nonpositive"]
     assert sanity_flags({}, {"num_gpus": 8}) == []
+
+
+def test_a_batch_ramp_up_is_timed_with_the_steady_batch(tmp_path):
+    # Megatron --rampup-batch-size: the first steps print a smaller global batch than
+    # the steady steps the step time is taken over
+    lines = ["training ..."]
+    for i in range(1, 21):
+        gbs = 16 if i <= 4 else 32 if i <= 8 else 64
+        lines.append(
+            f" iteration {i:8d}/     100 | consumed samples: {i * 64:12d} | elapsed time per "
+            f"iteration (ms): {1000.0 + i % 3:.1f} | learning rate: 1.000E-04 | global batch "
+            f"size: {gbs:5d} | lm loss: 2.000000E+00 | loss scale: 1.0 | number of skipped "
+            "iterations:   0 | number of nan iterations:   0 |"
+        )
+    log = write(tmp_path / "ramp.log", "\n".join(lines) + "\n")
+    db = tmp_path / "s.db"
+    run("ingest", log, "--db", db)
+    (row,) = json.loads(run("report", "--db", db, "--format", "json", "--set", "seq_len=2048"))
+    assert row["global_batch_size"] == 64  # steps 3-20 are steady; 9-20 print 64
+    assert row["tokens_per_s"] == pytest.approx(64 * 2048 / row["step_time_s"], rel=1e-12)
