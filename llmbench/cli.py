@@ -564,7 +564,7 @@ def report(
 
         check_path(plot)
     overrides = Settings.build(set_items).cli if set_items else None  # typos: exit 2
-    with _notes(), _working("report"):
+    with _notes(), _working("report"), _empty_page(html_path):
         table, runs = summarize_store(
             db,
             select,
@@ -1004,6 +1004,22 @@ def check(db, repair) -> None:
         sys.exit(EXIT_INPUT)
 
 
+@contextmanager
+def _empty_page(path: str | None):
+    """``report --html``: a selection that matches no run still writes its page, which
+    says so (the error is raised all the same)."""
+    from .errors import UsageError
+
+    try:
+        yield
+    except UsageError as e:
+        if path and e.message.startswith("no run matches"):
+            from .page import empty_page
+
+            _write_page(path, empty_page(f"{e.message}: nothing to show.", _command()))
+        raise
+
+
 def _explain(table, runs: list[dict], models, formula) -> None:
     """``report --explain``: each run's inputs with where they came from, then how
     its figures were derived from them."""
@@ -1017,7 +1033,8 @@ def _explain(table, runs: list[dict], models, formula) -> None:
         found = explain(run, models, formula)
         for key, value, origin in found:
             click.echo(f"  {key:<22} {cell(value):<24} {origin}")  # 8, not 8.0
-        told = derivations(rows.get(run["run_id"], {}), {k: str(o) for k, _, o in found})
+        origins = {k: str(o) for k, _, o in found}
+        told = derivations(rows.get(run["run_id"], {}), origins, run=run)
         for key in EXPLAINED:
             if key in told:
                 click.echo(f"  {told[key]}")
@@ -1075,7 +1092,8 @@ def _mlperf_page(path: str, rows: list[dict], benchmarks) -> None:
 
 
 def _command() -> str:
-    return " ".join(["llmbench", *sys.argv[1:]])
+    """The command line that made a page, quoted as a shell would need it."""
+    return shlex.join(["llmbench", *sys.argv[1:]])
 
 
 def _write_page(path: str, page: str) -> None:

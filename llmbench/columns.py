@@ -310,7 +310,7 @@ LABELS = {
     "hfu": "HFU",
     "days_per_1t_tokens": "days/1T",
     "tflops_per_gpu_logged": "logged_TFLOP/s",
-    "tflops_logged_formula": "formula",
+    "tflops_logged_formula": "logged_formula",
     "num_layers": "layers",
     "hidden_size": "hidden",
     "num_attention_heads": "heads",
@@ -329,3 +329,39 @@ TABLE_WIDTH = 120
 #: the origin of a run's global batch read from its step lines (``frames``); the
 #: metrics take such a batch as the steady steps' median (a ramp-up starts smaller)
 STEP_LINES = "log (step lines)"
+
+#: the columns of ``compare``'s pairs and ``mlperf``'s scores: (unit, meaning), as
+#: ``METRIC_COLUMNS`` (their pages' headers and hover texts)
+TABLE_COLUMNS: dict[str, tuple[str, str]] = {
+    "key": ("", "the values the pair was matched on (--match)"),
+    "metric": ("", "the metric compared"),
+    "baseline": (
+        "",
+        "the baseline's value: the median of its steady steps or runs, or as published",
+    ),
+    "candidate": ("", "the candidate's value, taken the same way"),
+    "ratio": ("", "candidate / baseline"),
+    "ci_low": ("", "the ratio's interval, low end (bootstrap; --confidence)"),
+    "ci_high": ("", "the ratio's interval, high end (bootstrap; --confidence)"),
+    "verdict": (
+        "",
+        "faster/slower (better/worse for the loss) when the change passes --threshold in the "
+        "metric's good direction and the interval excludes no change, else same; (point): no "
+        "interval, the point estimate decides",
+    ),
+    "method": ("", "how the interval was made"),
+    "round": ("", "the MLPerf Training round"),
+    "submitter": ("", "who submitted the results"),
+    "system": ("", "the system's name in the submission"),
+    "benchmark": ("", "the benchmark (the result folder's name)"),
+    "division": ("", "closed or open"),
+    "n_runs": ("", "result files in the benchmark folder"),
+    "n_dropped": ("", "runs that did not succeed, counted as the slowest"),
+    "scaling_factor": ("", "the folder's scaling.json factor (1 without one)"),
+    "score_min": (
+        "min",
+        "the official score: the olympic mean of the runs' times to train (fastest and "
+        "slowest dropped) times the scaling factor",
+    ),
+    "score_note": ("", "why a folder has no score, breaks a rule, or holds an impossible number"),
+}

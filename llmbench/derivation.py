@@ -7,10 +7,11 @@ one that reproduces the value (when it does not, the metric's meaning is shown).
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
-from .columns import METRIC_COLUMNS
+from .columns import FLAGS, METRIC_COLUMNS, STEP_LINES
 from .formats import cell, plain
 from .metrics import FORMULA_HELP
 
@@ -85,14 +86,12 @@ def _shown(value: Any) -> str:
     return f"{v:.7g}" if isinstance(v, float) and abs(v) >= 1e15 else cell(v)
 
 
-def step_time(row: dict[str, Any], steady: dict[str, Any] | None) -> str:
+def step_time(row: dict[str, Any], steady: dict[str, Any] | None, prov: dict | None = None) -> str:
     """Where the steady-state step time comes from: the statistic, the steps and the
     log lines it is taken over, what was left out."""
     if row.get("stat") == "summary":
-        return (
-            "the train summary's mean step time (train_runtime / optimization steps): "
-            "the log times no single step"
-        )
+        how = (prov or {}).get("summary_step_time_s") or "train_runtime / optimization steps"
+        return f"the train summary's mean step time ({how}), warm-up included: the log times no single step"
     n, w = row.get("n_steady"), row.get("warmup_steps")
     text = f"{row.get('stat')} of {cell(n)} steady step time(s)"
     if steady:
@@ -111,17 +110,36 @@ def step_time(row: dict[str, Any], steady: dict[str, Any] | None) -> str:
     return text
 
 
-def _flops(row: dict[str, Any]) -> str:
+LORA = " × 2/3 (LoRA: the base weights are frozen, so no weight gradients)"
+
+
+def _flops(row: dict[str, Any], config: dict) -> str:
     formula = row.get("formula")
     model = f"model {row['model']}" if row.get("model") else "the shape the run's inputs give"
     return (
         f"formula {formula} ({FORMULA_HELP.get(formula, 'a third-party formula')}) for "
         f"{model}, B = global_batch_size {cell(row.get('global_batch_size'))}, "
-        f"s = seq_len {cell(row.get('seq_len'))}"
+        f"s = seq_len {cell(row.get('seq_len'))}" + (LORA if config.get("lora") else "")
     )
 
 
-def _logged(row: dict[str, Any]) -> str:
+def _hardware(row: dict[str, Any], config: dict) -> str:
+    return (
+        "hardware FLOPs per step (the megatron formula, whichever formula the model FLOPs "
+        f"use, plus what recompute={cell(row.get('recompute'))} runs again: the forward "
+        "for full, the attention scores for selective"
+        + (LORA if config.get("lora") else "")
+        + f") / step_time_s {cell(row.get('step_time_s'))} / num_gpus "
+        f"{cell(row.get('num_gpus'))} / 10^12"
+    )
+
+
+def _time_to_train(row: dict[str, Any], config: dict) -> str:
+    start, stop = config.get("run_start_ms"), config.get("run_stop_ms")
+    return f"(run_stop − run_start) / 60000 = ({cell(stop)} − {cell(start)}) ms / 60000"
+
+
+def _logged(row: dict[str, Any], config: dict) -> str:
     return f"as the log printed it: the {row.get('stat')} over the steady steps' lines"
 
 
@@ -180,55 +198,80 @@ def empty(row: dict[str, Any], column: str) -> str:
     )
 
 
-# metrics told in words (with the row's numbers where they have them)
+# metrics told in words, from the row and the run's settings (``config``)
 SPECIAL = {
     "model_flops_per_step": _flops,
-    "hw_tflops_per_gpu": lambda row: (
-        "hardware FLOPs per step (model FLOPs plus recompute="
-        f"{cell(row.get('recompute'))}'s extra forward) / step_time_s "
-        f"{cell(row.get('step_time_s'))} / num_gpus {cell(row.get('num_gpus'))} / 10^12"
-    ),
+    "hw_tflops_per_gpu": _hardware,
+    "time_to_train_min": _time_to_train,
     "tflops_per_gpu_logged": _logged,
     "mfu_logged": _logged,
-    "tokens_per_s_logged": lambda row: (
-        _logged(row) + " (a per-GPU figure times num_gpus; MLPerf: the last tracked throughput)"
+    "tokens_per_s_logged": lambda row, config: (
+        _logged(row, config)
+        + " (a per-GPU figure times num_gpus; MLPerf: the last tracked throughput)"
     ),
 }
 
 
+def _empty(row: dict[str, Any], column: str, origins: dict[str, str]) -> str | None:
+    """Why ``column`` is empty, where the row can say it better than its inputs."""
+    if column == "step_time_s" and row.get("n_faulty"):
+        return (
+            f"step_time_s: empty, every one of the {cell(row['n_faulty'])} timed line(s) had "
+            "iterations skipped (fp16 loss-scale search) or NaN: no normal step to time"
+        )
+    if column == "time_to_train_min" and row.get("status") not in (None, "success"):
+        return (
+            f"time_to_train_min: empty, the run's status is {row['status']}: only a "
+            "successful MLPerf run has a time to train"
+        )
+    if column in METRIC_COLUMNS:
+        return empty(row, column)
+    if column in origins:
+        fix = [m for m in str(row.get("missing") or "").split("; ") if column in m]
+        return f"{column}: not set" + (f" ({'; '.join(fix)})" if fix else "")
+    return None
+
+
 def derivations(
-    row: dict[str, Any], origins: dict[str, str], steady: dict[str, Any] | None = None
+    row: dict[str, Any],
+    origins: dict[str, str],
+    steady: dict[str, Any] | None = None,
+    run: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Per column of a report row: how its value was derived (a metric, with the
     row's numbers), where it came from (an input: ``origins``, as ``metrics.explain``
     gives them), or what it lacks (an empty metric). ``steady``: the steps and
-    log lines of the run's steady state ({"steps": (a, b), "lines": (a, b)})."""
+    log lines of the run's steady state ({"steps": (a, b), "lines": (a, b)});
+    ``run``: the run's stored row (its settings and their origins)."""
+    config = json.loads((run or {}).get("config") or "{}")
+    prov = json.loads((run or {}).get("provenance") or "{}")
     out = {}
     for column in row:
         value = plain(row.get(column))
         origin = origins.get(column, "missing")
-        if column in ("missing", "flags", "stat"):
+        if column in ("missing", "stat"):
             continue
-        if origin != "missing" and value is not None:
+        if column == "flags":
+            if value:
+                out[column] = "; ".join(f"{f}: {FLAGS.get(f, f)}" for f in str(value).split(","))
+        elif column == "global_batch_size" and origin == STEP_LINES and value is not None:
+            out[column] = "global_batch_size: the median the step lines print over the steady steps"
+        elif origin != "missing" and value is not None:
             out[column] = f"{column}: {origin}"
         elif column in ("run_id", "source"):
             out[column] = f"{column}: {value}" + (
                 " (click the run for where each input came from)" if column == "run_id" else ""
             )
         elif value is None:
-            if column in METRIC_COLUMNS:
-                out[column] = empty(row, column)
-            elif column in origins:
-                fix = [m for m in str(row.get("missing") or "").split("; ") if column in m]
-                out[column] = f"{column}: not set" + (f" ({'; '.join(fix)})" if fix else "")
+            told = _empty(row, column, origins)
+            if told:
+                out[column] = told
         elif column == "step_time_s":
-            out[column] = f"step_time_s = {step_time(row, steady)} = {cell(value)} s"
+            out[column] = f"step_time_s = {step_time(row, steady, prov)} = {cell(value)} s"
         elif column in SPECIAL:
-            out[column] = f"{column} = {SPECIAL[column](row)} = {_shown(value)}"
+            out[column] = f"{column} = {SPECIAL[column](row, config)} = {_shown(value)}"
         elif column in EXPRESSIONS and arithmetic(row, column):
             out[column] = arithmetic(row, column)
-        elif column == "global_batch_size":
-            out[column] = "global_batch_size: the median the log printed over the steady steps"
         elif column in METRIC_COLUMNS:
             out[column] = f"{column}: {METRIC_COLUMNS[column][1]}"
     return out

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 
 from . import __version__
-from .columns import LABELS, METRIC_COLUMNS, REPORT_VIEW
+from .columns import LABELS, METRIC_COLUMNS, REPORT_VIEW, TABLE_COLUMNS
 from .derivation import derivations
 from .errors import LLMBenchError
 from .formats import atomic_output, cell, plain, records, short_paths
@@ -25,6 +25,8 @@ from .report import draw, summarize_store
 from .store import Store
 
 FIGURES = (("scaling", "Scaling"), ("topology", "Topologies"))
+# columns not on the page that its metrics are derived from: told in a run's details
+INTERMEDIATE = ("tokens_per_step", "model_flops_per_step")
 PANEL_POINTS = 60  # a run's step-time curve on the page: at most this many (lowest, highest) pairs
 EMPTY = (
     "No runs were selected: nothing to show. Ingest logs with `llmbench ingest`, or "
@@ -81,9 +83,11 @@ def html_report(
     """The page for the selected runs of the store ``db``: ``table`` and ``runs`` as
     ``report.summarize_store`` gives them (with the metric options given here)."""
     cols = [c for c in PAGE_COLUMNS if c in table.columns]
+    if "flags" in cols and "mfu" in cols:  # beside the numbers they doubt, as the terminal has it
+        cols.remove("flags")
+        cols.insert(cols.index("mfu") + 1, "flags")
     if "time_to_train_min" in table.columns and table["time_to_train_min"].notna().any():
-        at = cols.index("flags") if "flags" in cols else len(cols)
-        cols.insert(at, "time_to_train_min")  # MLPerf runs selected
+        cols.append("time_to_train_min")  # MLPerf runs selected
     numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
     rows = records(table)
     steady, panels = _step_curves(db, [r["run_id"] for r in rows], warmup)
@@ -109,6 +113,7 @@ def html_report(
         mlperf=mlperf,
         lines=[],
         stat=stat if len(table) else None,
+        summary=int((table["stat"] == "summary").sum()) if "stat" in table.columns else 0,
         figures=figures,
         notes=notes,
     )
@@ -162,14 +167,14 @@ def _render(data: dict, cols: list[str], numeric: set, **fields: Any) -> str:
         columns=[
             {
                 "label": LABELS.get(c, c),
-                "unit": "" if c in LABELS else METRIC_COLUMNS.get(c, ("", ""))[0],
-                "help": METRIC_COLUMNS.get(c, ("", c))[1] or c,
+                "unit": "" if c in LABELS else _meta(c)[0],
+                "help": _help(c) or c,
                 "kind": "num" if c in numeric else "text",
             }
             for c in cols
         ],
-        # inside <script>: no "</" can close it early
-        data=json.dumps(data, allow_nan=False).replace("</", "<\\/"),
+        # inside <script>: no "<" at all, so neither "</script" nor "<!--" can end it
+        data=json.dumps(data, allow_nan=False).replace("<", "\\u003c"),
         **fields,
     )
 
@@ -180,15 +185,23 @@ def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: di
     value was derived (``derivation.derivations``)."""
     by_id = {r["run_id"]: r for r in runs}
     shown = short_paths([str(r.get("source") or "") for r in rows])
-    provenance, unset, why = [], [], []
+    provenance, unset, why, more = [], [], [], []
     for r in rows:
         found = explain(by_id.get(r["run_id"], r), models, formula)
         if not any(k == "peak_tflops" for k, _, _ in found) and r.get("peak_tflops") is not None:
             found.append(("peak_tflops", r.get("peak_tflops"), "the accelerator catalog"))
         provenance.append([[k, _cell(v), str(o)] for k, v, o in found if o != "missing"])
-        unset.append([k for k, _, o in found if o == "missing"])
-        told = derivations(r, {k: str(o) for k, _, o in found}, steady.get(r["run_id"]))
-        why.append([told.get(c, "") for c in cols])
+        unset.append([k for k, _, o in found if o == "missing" and plain(r.get(k)) is None])
+        origins = {k: str(o) for k, _, o in found}
+        run = by_id.get(r["run_id"], r)
+        told = derivations(r, origins, steady.get(r["run_id"]), run)
+        # an input's origin is in provenance already: the script says it from there
+        why.append(
+            ["" if told.get(c) == f"{c}: {origins.get(c)}" else told.get(c, "") for c in cols]
+        )
+        more.append(
+            [[c, cell(r.get(c)), told[c]] for c in INTERMEDIATE if c in told and c not in cols]
+        )
     return {
         "columns": [
             {"name": c, "kind": "num" if c in numeric else "text", "help": _help(c)} for c in cols
@@ -207,6 +220,7 @@ def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: di
         "provenance": provenance,
         "unset": unset,
         "why": why,
+        "more": more,
         "flagsCol": cols.index("flags") if "flags" in cols else -1,
     }
 
@@ -269,9 +283,14 @@ def _warnings(db: str | None, sources: list) -> list[list[str]]:
     return out
 
 
+def _meta(column: str) -> tuple[str, str]:
+    """(unit, meaning) of a column of the report's, compare's or mlperf's tables."""
+    return METRIC_COLUMNS.get(column) or TABLE_COLUMNS.get(column) or ("", "")
+
+
 def _help(column: str) -> str:
-    """What a metric column is and how it is derived (its hover text on the page)."""
-    unit, meaning = METRIC_COLUMNS.get(column, ("", ""))
+    """What a column is and how it is derived (its hover text on the page)."""
+    unit, meaning = _meta(column)
     return f"{meaning} [{unit}]" if meaning and unit else meaning
 
 
@@ -292,7 +311,7 @@ def _mlperf(db: str | None, sources: list) -> tuple[dict | None, list[str]]:
         "columns": [
             {
                 "label": LABELS.get(c, c),
-                "unit": "" if c in LABELS else METRIC_COLUMNS.get(c, ("", ""))[0],
+                "unit": "" if c in LABELS else _meta(c)[0],
                 "help": _help(c) or c,
                 "kind": "num" if c in numeric else "text",
             }
@@ -330,6 +349,13 @@ def _figures(db, select, table, **kw: Any) -> tuple[list[dict], list[str]]:
     return figures, notes
 
 
+def empty_page(message: str, command: str) -> str:
+    """The report's page for a selection with no run: it says ``message``."""
+    import pandas as pd  # start-up: the page loads with the command that writes it
+
+    return table_page("llmbench report", pd.DataFrame(), command=command, empty=message)
+
+
 def table_page(
     heading: str,
     table,
@@ -357,6 +383,7 @@ def table_page(
         "provenance": [],
         "unset": [],
         "why": [],
+        "more": [],
         "panels": [],
         "warnings": [],
         "flagsCol": -1,
@@ -376,6 +403,7 @@ def table_page(
         mlperf=None,
         lines=lines or [],
         stat=None,
+        summary=0,
         figures=[{"name": n, "title": t, "svg": svg} for n, t, svg in figures],
         notes=[],
     )

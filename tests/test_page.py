@@ -77,6 +77,60 @@ def test_a_notebook_writes_the_same_page(page, tmp_path):
     assert "llmbench.report_page(" in text and "the mean after the warm-up" in text
 
 
+def test_hover_texts_name_flags_faults_summaries_lora_and_mlperf_times(page):
+    path, _ = page
+    html = path.read_text(encoding="utf-8")
+    data = _data(html)
+
+    def run_of(name):
+        i = next(i for i, s in enumerate(data["sources"]) if s.endswith(name))
+        more = {c: w for c, _, w in data["more"][i]}
+        return {c["name"]: _told(data, i, c["name"]) for c in data["columns"]} | more
+
+    skipped = run_of("fp16-all-skipped-2021.log")
+    assert skipped["flags"].startswith("all_skipped: every timed iteration was skipped")
+    assert skipped["step_time_s"].startswith("step_time_s: empty, every one of the 4 timed line")
+    hf = run_of("transformers5-quoted.log")  # the log's own mean, and where it is
+    assert "(log line 16: train_runtime 98.95 s / 5 steps), warm-up included" in hf["step_time_s"]
+    assert "3 run(s) time no step: their step time is the mean of the log's train summary" in html
+    lora = run_of("v40-llama2-70b-lora-throughput.txt")
+    assert "seq_len 8192 × 2/3 (LoRA: the base weights are frozen" in lora["model_flops_per_step"]
+    eos = run_of("seed000-eos-gpt3.txt")  # run_stop - run_start of the MLLOG lines, in minutes
+    assert eos["time_to_train_min"] == (
+        "time_to_train_min = (run_stop − run_start) / 60000 = "
+        "(1696565401890 − 1696565266887) ms / 60000 = 2.25"
+    )
+    assert abs((1696565401890 - 1696565266887) / 60000 - 2.25) < 5e-5
+    assert (
+        "the megatron formula, whichever formula the model FLOPs use"
+        in run_of("seed002-20b-fp16.log")["hw_tflops_per_gpu"]
+    )
+
+
+def test_markup_in_a_setting_cannot_end_the_pages_script(page, tmp_path):
+    path, _ = page
+    out = tmp_path / "m.html"
+    r = run("report", "--db", path.parent / "s.db", "*/175b/128/*", "--html", out,
+            "--set", "model=<!--<script></script>")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    html = out.read_text(encoding="utf-8")
+    script = re.search(r'<script id="data" type="application/json">(.*?)</script>', html, re.S)
+    assert "<" not in script.group(1)  # every "<" of the data escaped
+    assert _data(html)["rows"][0][2] == "<!--<script></script>"  # and read back as it was
+    if _browser():
+        got = _selftest(out, tmp_path, "script")
+        assert got["rows"] == got["filtered"] == 1 and not got["errors"]
+
+
+def test_a_selection_that_matches_nothing_still_writes_its_page(page, tmp_path):
+    path, _ = page
+    out = tmp_path / "none.html"
+    r = run("report", "--db", path.parent / "s.db", "no-such-run*", "--html", out)
+    assert r.exit_code == 2 and "no run matches no-such-run*" in r.output
+    html = out.read_text(encoding="utf-8")
+    assert 'id="empty"' in html and "no run matches no-such-run*: nothing to show." in html
+
+
 def test_an_empty_selection_makes_a_page_that_says_so(tmp_path):
     from llmbench.store import Store
 
@@ -100,15 +154,24 @@ def _evaluate(numbers: str) -> float:
     return got
 
 
+def _told(data: dict, i: int, column: str) -> str:
+    """A cell's hover text as the page's script makes it: its derivation, else (an
+    input) the origin its provenance holds."""
+    cols = [c["name"] for c in data["columns"]]
+    why = data["why"][i][cols.index(column)]
+    origin = next((o for k, _, o in data["provenance"][i] if k == column), None)
+    return why or (f"{column}: {origin}" if origin else "")
+
+
 def test_every_metric_cell_tells_how_it_was_derived_with_numbers_that_add_up(page):
     path, runs = page
     data = _data(path.read_text(encoding="utf-8"))
     cols = [c["name"] for c in data["columns"]]
     metrics = [c for c in cols if c not in ("run_id", "source", "model", "num_gpus", "flags")]
     checked = 0
-    for i, why in enumerate(data["why"]):
+    for i in range(len(data["why"])):
         for c in metrics:
-            told = why[cols.index(c)]
+            told = _told(data, i, c)
             assert told.startswith(c), (data["sources"][i], c, told)  # never blank
             m = DERIVED.match(told)
             if m:  # the printed numbers give the printed value (to the digits shown)
@@ -116,7 +179,7 @@ def test_every_metric_cell_tells_how_it_was_derived_with_numbers_that_add_up(pag
                 checked += 1
     assert checked >= 100
     pax = next(i for i, s in enumerate(data["sources"]) if s.endswith("175b/128/log.out"))
-    why = dict(zip(cols, data["why"][pax], strict=True))
+    why = {c: _told(data, pax, c) for c in cols}
     assert why["tokens_per_s"] == (
         "tokens_per_s = tokens_per_step / step_time_s = 524288 / 7.59 = 69076.15"
     )  # 256 sequences x 2048 tokens (settings.toml) in the steady median 7.59 s
@@ -129,7 +192,7 @@ def test_every_metric_cell_tells_how_it_was_derived_with_numbers_that_add_up(pag
         "hfu: empty, lacks recompute (set recompute=none|selective|full for hw_tflops_per_gpu/hfu)"
     )
     nemo = next(i for i, s in enumerate(data["sources"]) if s.endswith("nemo2-llama3-8b.log"))
-    why = dict(zip(cols, data["why"][nemo], strict=True))
+    why = {c: _told(data, nemo, c) for c in cols}
     assert why["tflops_per_gpu"].startswith("tflops_per_gpu: empty, lacks model, seq_len, num_gpus")
 
 
@@ -258,6 +321,9 @@ def test_in_a_headless_browser_offline_it_sorts_filters_and_draws(page, tmp_path
     data = _data(path.read_text(encoding="utf-8"))
     pax = [r for r, s in zip(data["rows"], data["sources"], strict=True) if "pax" in s.lower()]
     assert got["filtered"] == len(pax) >= 5  # the Paxml runs (their paths hold "pax")
+    gpus = [int(g) for g in got["filteredGpus"] if g]
+    assert gpus == sorted(gpus, reverse=True) and gpus[0] == 2048  # the sort outlives the filter
+    assert _selftest(path, tmp_path, "69076.15")["filtered"] == 1  # a number as it is shown
     assert got["details"] >= 10  # a run's inputs and where they came from
     assert got["figures"] == [True, True]  # every figure laid out, not blank
     assert got["panels"] == got["panelRuns"] >= 5  # a small multiple per shown run
@@ -310,3 +376,6 @@ def test_the_compare_and_mlperf_pages_work_in_the_browser(tmp_path):
     got = _selftest(pairs, tmp_path, "step_time")
     assert not got["errors"], got["errors"]
     assert got["rows"] == 2 and got["filtered"] == 1 and got["figures"] == [True]
+    data = _data(pairs.read_text(encoding="utf-8"))
+    helps = {c["name"]: c["help"] for c in data["columns"]}
+    assert helps["ratio"] == "candidate / baseline" and helps["verdict"].startswith("faster/slower")
