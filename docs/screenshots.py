@@ -22,10 +22,9 @@ def main() -> None:
     browser = next(b for b in map(shutil.which, ("chromium", "google-chrome")) if b)
     with tempfile.TemporaryDirectory() as tmp:
         db, page = f"{tmp}/s.db", f"{tmp}/report.html"
-        fixtures = ROOT / "fixtures"
-        subprocess.run(
-            ["llmbench", "ingest", fixtures, "--db", db, "--settings", fixtures / "settings.toml"],
-            check=True, capture_output=True,
+        subprocess.run(  # from the root: the origins name fixtures/settings.toml
+            ["llmbench", "ingest", "fixtures", "--db", db, "--settings", "fixtures/settings.toml"],
+            check=True, capture_output=True, cwd=ROOT,
         )  # fmt: skip
         subprocess.run(
             ["llmbench", "report", "--db", db, "--html", page], check=True, capture_output=True
