@@ -191,6 +191,11 @@ def _series(rows: list[dict], group_by: str | None) -> list[tuple[str, list[dict
                         stacklevel=3,
                     )
             rows, group_by = named, "model"
+            parsers: dict[str, set] = {}
+            for r in rows:
+                parsers.setdefault(str(r["model"]), set()).add(r.get("parser"))
+            if any(len(p) > 1 for p in parsers.values()):  # one model, two frameworks
+                return _by_model_and_parser(rows, parsers)
         elif len({r.get("parser") for r in rows}) > 1:
             group_by = "parser"
         if len({str(r.get(group_by)) for r in rows}) == 1 or group_by is None:
@@ -200,6 +205,17 @@ def _series(rows: list[dict], group_by: str | None) -> list[tuple[str, list[dict
         v = r.get(group_by)
         groups.setdefault(str(v) if _present(v) else "(none)", []).append(r)
     return [(f"{group_by}={k}", v) for k, v in sorted(groups.items())]
+
+
+def _by_model_and_parser(rows: list[dict], parsers: dict[str, set]) -> list[tuple[str, list]]:
+    """Series per model, split by parser where a model was run in several frameworks:
+    a Paxml run at 2,048 GPUs does not scale a Megatron run at 64."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        model = str(r["model"])
+        key = f"model={model}" + (f", parser={r.get('parser')}" if len(parsers[model]) > 1 else "")
+        groups.setdefault(key, []).append(r)
+    return sorted(groups.items())
 
 
 def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool | None = None):
@@ -213,6 +229,7 @@ def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool 
     """
     rows = usable(table_rows(table), ("num_gpus", "tokens_per_s"), "scaling")
     series = _series(rows, group_by)
+    rows = [r for _, srows in series for r in srows]  # those drawn: their GPU counts ticked
     if annotate is None:
         annotate = len(rows) <= ANNOTATE_MAX
     style, fig = styled((11, 4.5) if ax is None else None)
@@ -307,6 +324,9 @@ def _labels(ax, xs, ys, texts, colour, offset: tuple[float, float]) -> None:
         )
 
 
+TICK_GAP = 0.6  # the least distance between two GPU-count labels, in doublings
+
+
 def gpu_ticks(ax, rows) -> None:
     from matplotlib.ticker import FixedLocator, NullLocator
 
@@ -314,7 +334,12 @@ def gpu_ticks(ax, rows) -> None:
     if len(counts) <= 12:
         ax.xaxis.set_major_locator(FixedLocator(counts))
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xticklabels([f"{c:g}" for c in counts])
+        labels, last = [], -math.inf
+        for c in counts:  # a label too close to the last one (384 beside 512) left off
+            keep = c > 0 and math.log2(c) - last >= TICK_GAP
+            labels.append(f"{c:g}" if keep else "")
+            last = math.log2(c) if keep else last
+        ax.set_xticklabels(labels)
 
 
 MAX_POINTS = 2000  # a curve's points at most: about one per pixel column of a figure

@@ -352,3 +352,35 @@ def test_mlperf_grid_of_thirty_submitters_is_readable():
     ticks = [t.get_text() for a in axes for t in a.get_yticklabels() + a.get_xticklabels()]
     assert ticks and not any("10^" in t or "times" in t for t in ticks)  # one plain format
     assert not axes[0].texts  # 30 points: read from the legend, not 30 labels
+
+
+def test_one_model_run_in_two_frameworks_scales_as_two_series():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    row = {"model": "gpt3-175b", "mfu": 0.3, "tokens_per_s_per_gpu": None}
+    rows = [
+        {**row, "parser": "pax", "num_gpus": 128, "tokens_per_s": 69076.0},
+        {**row, "parser": "pax", "num_gpus": 256, "tokens_per_s": 135738.0},
+        {**row, "parser": "mllog", "num_gpus": 10752, "tokens_per_s": 5154710.0},
+    ]
+    left, right = plot_scaling(rows)
+    labels = [ln.get_label() for ln in left.get_lines()]
+    assert "model=gpt3-175b, parser=pax measured" in labels
+    assert "model=gpt3-175b, parser=mllog measured" in labels  # not pax's 84x the GPUs
+    eff = {ln.get_label(): list(ln.get_ydata()) for ln in right.get_lines()}
+    assert eff["model=gpt3-175b, parser=mllog scaling efficiency"] == [100.0]  # its own base
+    ticks = [t.get_text() for t in left.get_xticklabels()]
+    assert ticks == ["128", "256", "10752"]
+
+
+def test_gpu_counts_too_close_to_label_leave_one_label_off():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = [
+        {"model": "m", "num_gpus": n, "tokens_per_s": 1000.0 * n, "mfu": 0.3}
+        for n in (256, 384, 512)
+    ]
+    left, _ = plot_scaling(rows)
+    assert [t.get_text() for t in left.get_xticklabels()] == ["256", "", "512"]  # 384: 0.58 apart
