@@ -186,21 +186,26 @@ def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: di
     by_id = {r["run_id"]: r for r in runs}
     shown = short_paths([str(r.get("source") or "") for r in rows])
     provenance, unset, why, more = [], [], [], []
+    pool: dict[str, int] = {}  # texts repeat from run to run: each is sent once
+
+    def ref(text: str) -> int:
+        return pool.setdefault(text, len(pool))
+
     for r in rows:
         found = explain(by_id.get(r["run_id"], r), models, formula)
         if not any(k == "peak_tflops" for k, _, _ in found) and r.get("peak_tflops") is not None:
             found.append(("peak_tflops", r.get("peak_tflops"), "the accelerator catalog"))
-        provenance.append([[k, _cell(v), str(o)] for k, v, o in found if o != "missing"])
+        provenance.append([[k, _cell(v), ref(str(o))] for k, v, o in found if o != "missing"])
         unset.append([k for k, _, o in found if o == "missing" and plain(r.get(k)) is None])
         origins = {k: str(o) for k, _, o in found}
         run = by_id.get(r["run_id"], r)
         told = derivations(r, origins, steady.get(r["run_id"]), run)
         # an input's origin is in provenance already: the script says it from there
         why.append(
-            ["" if told.get(c) == f"{c}: {origins.get(c)}" else told.get(c, "") for c in cols]
+            [ref("" if told.get(c) == f"{c}: {origins.get(c)}" else told.get(c, "")) for c in cols]
         )
         more.append(
-            [[c, cell(r.get(c)), told[c]] for c in INTERMEDIATE if c in told and c not in cols]
+            [[c, cell(r.get(c)), ref(told[c])] for c in INTERMEDIATE if c in told and c not in cols]
         )
     return {
         "columns": [
@@ -221,6 +226,7 @@ def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: di
         "unset": unset,
         "why": why,
         "more": more,
+        "strings": list(pool),
         "flagsCol": cols.index("flags") if "flags" in cols else -1,
     }
 
@@ -384,6 +390,7 @@ def table_page(
         "unset": [],
         "why": [],
         "more": [],
+        "strings": [],
         "panels": [],
         "warnings": [],
         "flagsCol": -1,

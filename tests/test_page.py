@@ -36,8 +36,14 @@ def page(tmp_path_factory):
 
 
 def _data(html: str) -> dict:
+    """The page's data, its texts looked up as its script does (``strings``)."""
     m = re.search(r'<script id="data" type="application/json">(.*?)</script>', html, re.S)
-    return json.loads(m.group(1))
+    data = json.loads(m.group(1))
+    s = data["strings"]
+    data["why"] = [[s[k] for k in row] for row in data["why"]]
+    data["more"] = [[[c, t, s[k]] for c, t, k in row] for row in data["more"]]
+    data["provenance"] = [[[k, v, s[o]] for k, v, o in row] for row in data["provenance"]]
+    return data
 
 
 def test_the_page_holds_every_run_with_provenance_and_fetches_nothing(page):
