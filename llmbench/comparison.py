@@ -30,7 +30,7 @@ from typing import Any
 from .errors import InputError, UsageError
 from .formats import rows_text
 from .ingest import read_logs
-from .metrics import FAULTS, normal_timed, warmup_of
+from .metrics import FAULTS, normal_timed, run_warmup
 from .plots import tokens_consumed
 from .report import load_selection, summarize
 
@@ -91,12 +91,12 @@ def load_side(
         return _report_side(name, specs[0])
     if all(os.path.exists(s) or glob.glob(s) for s in specs):
         return _logs_side(name, read_logs(specs, settings), warmup)
-    columns = ["step", "step_time_s", *FAULTS, "loss", "consumed_tokens", "consumed_samples"]
+    columns = ["step", *_TIMED, "loss", "consumed_tokens", "consumed_samples"]
     logs = load_selection(db, specs, steps=columns, warmup=warmup)
     return _logs_side(name, logs, warmup)
 
 
-_TIMED = ("step_time_s", *FAULTS)
+_TIMED = ("step_time_s", "global_batch_size", *FAULTS)
 
 
 def _read_csv(f) -> list[dict]:
@@ -216,9 +216,9 @@ def _steady_times(steps, warmup: int | None) -> dict[str, Any]:
         if "step" in g and g["step"].notna().all() and not g["step"].is_monotonic_increasing:
             g = g.sort_values("step", kind="stable")
         cols = {c: g[c].to_numpy(dtype=float, na_value=math.nan) for c in _TIMED if c in g}
-        t = normal_timed(cols)[0]["step_time_s"]
-        if len(t):
-            out[run_id] = t[warmup_of(len(t), warmup) :]
+        cols = normal_timed(cols)[0]
+        if len(cols["step_time_s"]):
+            out[run_id] = cols["step_time_s"][run_warmup(cols, warmup) :]
     return out
 
 

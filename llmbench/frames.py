@@ -119,7 +119,7 @@ class Segment:
     last_line: int | None = None
     n_steps: int = 0
     n_events: int = 0
-    step_batch_size: Any = None  # the first global batch size a step line gives
+    step_batch_size: Any = None  # the last global batch size a step line gives (after any ramp-up)
     seen: _Seen = field(default_factory=_Seen)
     last_step: int | None = None
     duplicates: int = 0
@@ -227,8 +227,8 @@ class Segmenter:
         cur.seen.add(step)
         cur.last_step = step
         cur.n_steps += 1
-        if cur.step_batch_size is None:
-            cur.step_batch_size = rec.values.get("global_batch_size")
+        if rec.values.get("global_batch_size") is not None:
+            cur.step_batch_size = rec.values["global_batch_size"]
         self.held.add(rec)
         cur.touch(rec.line_no)
 
@@ -264,10 +264,10 @@ class Segmenter:
         cur.seen.extend(arr)
         cur.last_step = int(arr[-1])
         cur.n_steps += len(arr)
-        if cur.step_batch_size is None and "global_batch_size" in frame.columns:
+        if "global_batch_size" in frame.columns:
             gbs = frame["global_batch_size"].drop_nulls()
             if len(gbs):
-                cur.step_batch_size = gbs[0]
+                cur.step_batch_size = gbs[-1]
         self.held.add(conform(frame, "steps", cur.index))
         cur.touch(lines.min())
         cur.touch(lines.max())

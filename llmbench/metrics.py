@@ -333,6 +333,27 @@ def warmup_of(n: int, warmup: int | None) -> int:
     return min(w, n - 1)
 
 
+def run_warmup(cols: dict, warmup: int | None = None) -> int:
+    """Steps left out at the start of a run's normal timed rows (``cols``: numpy
+    columns in step order): ``warmup_of``, and by default also a batch ramp-up
+    (``--rampup-batch-size``): the steady steps are those at the final global batch,
+    so a step time is never set beside a batch it was not run with. An explicit
+    ``warmup`` is kept as given."""
+    import numpy as np
+
+    n = len(cols["step_time_s"])
+    w = warmup_of(n, warmup) if n else 0
+    batch = cols.get("global_batch_size")
+    if warmup is None and batch is not None and n > 1:
+        known = ~np.isnan(batch)
+        if known.any():
+            final = batch[known][-1]
+            off = np.flatnonzero(known & (batch != final))
+            if len(off):
+                w = max(w, min(int(off[-1]) + 1, n - 1))
+    return w
+
+
 def steady_state(
     times: list[float], warmup: int | None = None, stat: str = "median"
 ) -> dict[str, Any]:
@@ -459,11 +480,10 @@ def steady_runs(store, run_ids, columns, warmup: int | None = None, damaged: lis
     """Yield (run_id, normal timed rows' ``columns`` (numpy, step order), warm-up
     count, faulty count) for the runs ``run_ids`` of a store that have steps: the
     steady state is the rows from the warm-up count on (``steady_state``'s cut)."""
-    need = ["step_time_s", *(c for c in columns if c != "step_time_s"), *FAULTS]
+    need = ["step_time_s", *columns, "global_batch_size", *FAULTS]
     for run_id, cols in store.run_columns("steps", run_ids, list(dict.fromkeys(need)), damaged):
         cols, faulty = normal_timed(cols)
-        n = len(cols["step_time_s"])
-        yield run_id, cols, (warmup_of(n, warmup) if n else 0), faulty
+        yield run_id, cols, run_warmup(cols, warmup), faulty
 
 
 def step_stats_in_store(
@@ -491,8 +511,7 @@ def _run_stats(cols: dict, warmup: int | None, stat: str) -> StepStats:
     where a value is missing)."""
     import numpy as np
 
-    n = len(cols["step_time_s"])
-    w = warmup_of(n, warmup)
+    w = run_warmup(cols, warmup)
     st = _steady(cols["step_time_s"][w:], stat)
     st["warmup"] = w
     logged = {}

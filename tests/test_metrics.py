@@ -760,5 +760,10 @@ def test_a_batch_ramp_up_is_timed_with_the_steady_batch(tmp_path):
     db = tmp_path / "s.db"
     run("ingest", log, "--db", db)
     (row,) = json.loads(run("report", "--db", db, "--format", "json", "--set", "seq_len=2048"))
-    assert row["global_batch_size"] == 64  # steps 3-20 are steady; 9-20 print 64
+    # the ramp-up is warm-up: the steady steps are 9-20, all at the final batch
+    assert (row["warmup_steps"], row["n_steady"], row["global_batch_size"]) == (8, 12, 64)
+    times = [1000.0 + i % 3 for i in range(9, 21)]  # ms, as printed
+    assert row["step_time_s"] == sorted(times)[5:7][0] / 1000 == 1.001  # the median of 12
+    runs = json.loads(run("runs", "--db", db, "--format", "json"))
+    assert runs[0]["global_batch_size"] == 64  # the run's batch: the one it ends at
     assert row["tokens_per_s"] == pytest.approx(64 * 2048 / row["step_time_s"], rel=1e-12)
