@@ -578,7 +578,7 @@ def report(
     if plot:
         _draw("scaling", plot, table=table, group_by=group_by)
     if html_path:
-        _write_html(html_path, db, select, table, runs, formula, warmup, stat, models)
+        _write_html(html_path, db, select, table, runs, formula, warmup, stat, models, group_by)
     if explain:
         _explain(table, runs, models, formula)
         return
@@ -1040,7 +1040,7 @@ def _explain(table, runs: list[dict], models, formula) -> None:
                 click.echo(f"  {told[key]}")
 
 
-def _write_html(path, db, select, table, runs, formula, warmup, stat, models) -> None:
+def _write_html(path, db, select, table, runs, formula, warmup, stat, models, group_by) -> None:
     """``report --html``: the page of the report's table, written whole or not at all."""
     from .page import html_report
     from .plots import use_agg
@@ -1049,7 +1049,7 @@ def _write_html(path, db, select, table, runs, formula, warmup, stat, models) ->
     with _working("html report"):
         page = html_report(
             db, select, table=table, runs=runs, formula=formula, warmup=warmup, stat=stat,
-            models=models, command=_command(),
+            models=models, group_by=group_by, command=_command(),
         )  # fmt: skip
     _write_page(path, page)
 

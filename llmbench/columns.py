@@ -203,7 +203,7 @@ METRIC_COLUMNS: dict[str, tuple[str, str]] = {
     "logged_disagrees": ("", "logged TFLOPs differ from tflops_per_gpu by over 2 %"),
     "time_to_train_min": ("min", "MLPerf time to train: run_stop - run_start"),
     "missing": ("", "what to --set for the metrics left empty"),
-    "flags": ("", "what is impossible or doubtful in this row's numbers (FLAGS)"),
+    "flags": ("", "what is impossible or doubtful in this row's numbers"),
 }
 
 #: the ``flags`` a report row can carry, and what each means: never an impossible

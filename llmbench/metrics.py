@@ -251,20 +251,24 @@ def model_flops(formula: str, sh: Shape, B: float, recompute: str | None = None)
     return FORMULAS[formula](sh, float(B), recompute)
 
 
-def hardware_flops(sh: Shape, B: float, recompute: str | None) -> float | None:
+def hardware_flops(
+    sh: Shape, B: float, recompute: str | None, causal: bool = False
+) -> float | None:
     """FLOPs per step actually executed, counting activation recompute.
 
     full: the transformer's forward again (4/3 of it; the logit layer is not
     recomputed), which for dense GPT is exactly ``ptdp``; selective: the
-    attention score/context forward again; none: model FLOPs.
+    attention score/context forward again; none: model FLOPs. ``causal``: the
+    attention scores count half, as ``megatron-causal`` counts them, so that
+    without recompute HFU equals that formula's MFU.
     """
     if not sh.dense_ok or not B or recompute not in ("none", "selective", "full"):
         return None
-    flops = _megatron(sh, B)
+    flops = _megatron(sh, B, causal)
     if recompute == "full":
         return (flops - _logit(sh, B)) * 4 / 3 + _logit(sh, B)
-    if recompute == "selective":
-        return flops + 4 * B * sh.s * sh.s * sh.l * sh.attention_width()  # QK^T, AV again
+    if recompute == "selective":  # QK^T and AV again (half of them under a causal mask)
+        return flops + 4 * B * sh.s * sh.s * sh.l * sh.attention_width() / (2 if causal else 1)
     return flops
 
 
@@ -826,7 +830,7 @@ def step_flops(formula: str, sh: Shape, B, recompute, lora: bool = False):
     """(model FLOPs, hardware FLOPs) of one step; LoRA (frozen base weights: forward
     and input gradients, no weight gradients) counts ``LORA_FRACTION`` of both."""
     flops = model_flops(formula, sh, B or 0, recompute)
-    hw = hardware_flops(sh, B or 0, recompute)
+    hw = hardware_flops(sh, B or 0, recompute, causal=formula == "megatron-causal")
     if lora:
         flops, hw = (f * LORA_FRACTION if f else f for f in (flops, hw))
     return flops, hw
@@ -1100,7 +1104,7 @@ def explain(
         v = values.get(k)
         out.append((k, v, src or "missing"))
     acc = find_accelerator(run.get("accelerator"))
-    if acc:
+    if acc and run.get("dtype") and acc.peak(run.get("dtype")) is not None:
         out.append(
             (
                 "peak_tflops",

@@ -78,6 +78,7 @@ def html_report(
     warmup: int | None = None,
     stat: str = "median",
     models: dict | None = None,
+    group_by: str | None = None,
     command: str = "llmbench report --html",
 ) -> str:
     """The page for the selected runs of the store ``db``: ``table`` and ``runs`` as
@@ -93,9 +94,9 @@ def html_report(
     steady, panels = _step_curves(db, [r["run_id"] for r in rows], warmup)
     data = _data(rows, runs, cols, numeric, models, formula, steady)
     data["panels"] = [panels.get(r["run_id"]) for r in rows]
-    data["warnings"] = _warnings(db, data["sources"])
+    data["warnings"], data["nWarnings"] = _warnings(db, data["sources"])
     kw = {"warmup": warmup, "stat": stat, "formula": formula, "models": models}
-    figures, notes = _figures(db, select, table, **kw) if len(table) else ([], [])
+    figures, notes = _figures(db, select, table, group_by, **kw) if len(table) else ([], [])
     mlperf, mlperf_notes = _mlperf(db, data["sources"])
     notes += mlperf_notes
     return _render(
@@ -276,17 +277,19 @@ def _step_curves(db: str | None, run_ids: list[str], warmup: int | None) -> tupl
 MAX_WARNINGS = 20  # a run's stored warnings shown on the page (the count says the rest)
 
 
-def _warnings(db: str | None, sources: list) -> list[list[str]]:
-    """Per run: the stored warnings of its file (what ingest noticed), as text."""
+def _warnings(db: str | None, sources: list) -> tuple[list[list[str]], list[int]]:
+    """Per run: the stored warnings of its file (what ingest noticed) as text, at
+    most ``MAX_WARNINGS`` and a line for the rest; and how many there are."""
     with Store(db, create=False) as store:
         found = store.file_warnings([s for s in sources if s])
-    out = []
+    out, counts = [], []
     for s in sources:
         ws = found.get(s, [])
         text = [f"line {w.line}: {w.message}" if w.line else w.message for w in ws]
         more = len(text) - MAX_WARNINGS
         out.append(text[:MAX_WARNINGS] + ([f"... {more} more"] if more > 0 else []))
-    return out
+        counts.append(len(text))
+    return out, counts
 
 
 def _meta(column: str) -> tuple[str, str]:
@@ -340,26 +343,30 @@ def _mlperf(db: str | None, sources: list) -> tuple[dict | None, list[str]]:
     return out, notes
 
 
-def _figures(db, select, table, **kw: Any) -> tuple[list[dict], list[str]]:
+def _figures(db, select, table, group_by, **kw: Any) -> tuple[list[dict], list[str]]:
     """(the figures as inline SVG, notes: runs left out, a figure with nothing to draw)."""
     figures, notes = [], []
     for kind, title in FIGURES:
         with warnings.catch_warnings(record=True) as said:  # runs left out: on the page
             warnings.simplefilter("always")
             try:
-                svg = _svg(kind, db, select, table, **kw)
+                by = {"group_by": group_by} if kind == "scaling" else {}
+                svg = _svg(kind, db, select, table, **by, **kw)
                 figures.append({"name": kind, "title": title, "svg": svg})
             except LLMBenchError as e:  # a figure with nothing to draw: said, not fatal
                 notes.append(f"{title}: {e.message}")
         notes += [f"{title}: {w.message}" for w in said]
-    return figures, notes
+    return figures, list(dict.fromkeys(notes))  # a file of two runs: its note once
 
 
 def empty_page(message: str, command: str) -> str:
     """The report's page for a selection with no run: it says ``message``."""
     import pandas as pd  # start-up: the page loads with the command that writes it
 
-    return table_page("llmbench report", pd.DataFrame(), command=command, empty=message)
+    return table_page(
+        "llmbench report", pd.DataFrame(), command=command, empty=message, noun="run(s)",
+        title="",
+    )  # fmt: skip
 
 
 def table_page(
@@ -371,6 +378,7 @@ def table_page(
     lines: list[str] | None = None,
     figures: list[tuple[str, str, str]] = (),
     empty: str = "Nothing to show.",
+    title: str | None = None,
 ) -> str:
     """A page like the report's for another table (``compare``'s pairs, ``mlperf``'s
     scores): sortable, filterable, with ``lines`` of text under it and ``figures``
@@ -393,6 +401,7 @@ def table_page(
         "strings": [],
         "panels": [],
         "warnings": [],
+        "nWarnings": [],
         "flagsCol": -1,
     }
     return _render(
@@ -400,7 +409,7 @@ def table_page(
         cols,
         numeric,
         command=command,
-        title=heading,
+        title=heading if title is None else title,
         heading=heading,
         table_title=heading.split(": ")[-1],
         noun=noun,

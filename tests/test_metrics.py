@@ -44,6 +44,12 @@ def test_recompute_counts_exactly_ptdp_for_dense_gpt():
     assert hardware_flops(GPT3, 7, "full") == pytest.approx(model_flops("ptdp", GPT3, 7), rel=1e-12)
     assert hardware_flops(GPT3, 7, "none") == model_flops("megatron", GPT3, 7)
     assert hardware_flops(GPT3, 7, None) is None
+    # counted as megatron-causal counts: without recompute, HFU = that formula's MFU
+    assert hardware_flops(GPT3, 7, "none", causal=True) == model_flops("megatron-causal", GPT3, 7)
+    extra = hardware_flops(GPT3, 7, "selective", causal=True) - hardware_flops(
+        GPT3, 7, "none", causal=True
+    )
+    assert extra == 2 * 7 * 2048 * 2048 * 96 * 12288  # QK^T and AV again, half masked
     # bigscience with c = 4 is ptdp; c = 3 is ptdp * 3/4
     assert model_flops("bigscience", GPT3, 5, "full") == pytest.approx(
         model_flops("ptdp", GPT3, 5), rel=1e-12

@@ -100,7 +100,10 @@ def test_hover_texts_name_flags_faults_summaries_lora_and_mlperf_times(page):
     assert "(log line 16: train_runtime 98.95 s / 5 steps), warm-up included" in hf["step_time_s"]
     assert "3 run(s) time no step: their step time is the mean of the log's train summary" in html
     lora = run_of("v40-llama2-70b-lora-throughput.txt")
-    assert "seq_len 8192 × 2/3 (LoRA: the base weights are frozen" in lora["model_flops_per_step"]
+    assert (
+        "seq_len 8192; then × 2/3 (LoRA: the base weights are frozen"
+        in lora["model_flops_per_step"]
+    )
     eos = run_of("seed000-eos-gpt3.txt")  # run_stop - run_start of the MLLOG lines, in minutes
     assert eos["time_to_train_min"] == (
         "time_to_train_min = (run_stop − run_start) / 60000 = "
@@ -108,7 +111,7 @@ def test_hover_texts_name_flags_faults_summaries_lora_and_mlperf_times(page):
     )
     assert abs((1696565401890 - 1696565266887) / 60000 - 2.25) < 5e-5
     assert (
-        "the megatron formula, whichever formula the model FLOPs use"
+        "the megatron formula, with causal attention scores when the model FLOPs' formula"
         in run_of("seed002-20b-fp16.log")["hw_tflops_per_gpu"]
     )
 
