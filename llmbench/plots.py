@@ -174,36 +174,60 @@ def usable(rows: list[dict], needed: tuple[str, ...], figure: str) -> list[dict]
     return keep
 
 
+def _model_of(r: dict) -> str | None:
+    """The model a run scales as: its name, else its parameter count (a shape from
+    the log's arguments), else None."""
+    if _present(r.get("model")):
+        return str(r["model"])
+    params = r.get("params")
+    return f"{float(params) / 1e9:.4g}B params" if _present(params) and params else None
+
+
 def _series(rows: list[dict], group_by: str | None) -> list[tuple[str, list[dict]]]:
-    """The scaling figure's series: by ``group_by``, else one per model. Scaling is
-    a model's throughput against its own at fewer GPUs: runs of different models
-    are never joined, and runs without a model join none (left out, noted) unless
-    no run has one (then one series per parser, and a note)."""
+    """The scaling figure's series: by ``group_by``, else one per model (by name, or
+    by parameter count for a run whose log gives its shape but no name), split by
+    parser where a model ran in several frameworks. Scaling is a model's throughput
+    against its own at fewer GPUs: runs of different models are never joined, and
+    runs of no known model join none (left out, noted) unless no run has one (then
+    one series per parser, and a note)."""
     if group_by is None:
-        named = [r for r in rows if _present(r.get("model"))]
+        named = [{**r, "model": _model_of(r)} for r in rows if _model_of(r)]
         if named:
             for r in rows:
-                if not _present(r.get("model")):
+                if not _model_of(r):
                     warnings.warn(
                         f"{run_label(r)}: left out of the scaling figure (no model: scaling "
                         "is a model's own; set model)",
                         DataWarning,
                         stacklevel=3,
                     )
-            rows, group_by = named, "model"
             parsers: dict[str, set] = {}
-            for r in rows:
-                parsers.setdefault(str(r["model"]), set()).add(r.get("parser"))
-            if any(len(p) > 1 for p in parsers.values()):  # one model, two frameworks
-                return _by_model_and_parser(rows, parsers)
-        elif len({r.get("parser") for r in rows}) > 1:
-            group_by = "parser"
-        if len({str(r.get(group_by)) for r in rows}) == 1 or group_by is None:
+            for r in named:
+                parsers.setdefault(r["model"], set()).add(r.get("parser"))
+            return _by_model_and_parser(named, parsers)
+        warnings.warn(
+            "no run names a model or prints its shape: the runs are drawn per parser, and "
+            "their scaling efficiency may set one model against another (set model)",
+            DataWarning,
+            stacklevel=3,
+        )
+        group_by = "parser" if len({r.get("parser") for r in rows}) > 1 else None
+        if group_by is None:
             return [("", rows)]
     groups: dict[str, list[dict]] = {}
     for r in rows:
         v = r.get(group_by)
         groups.setdefault(str(v) if _present(v) else "(none)", []).append(r)
+    for k, g in sorted(groups.items()):
+        models = sorted({m for m in map(_model_of, g) if m})
+        if len(models) > 1:
+            warnings.warn(
+                f"{group_by}={k} joins {len(models)} models ({', '.join(models[:3])}"
+                f"{', ...' if len(models) > 3 else ''}): its scaling efficiency sets one "
+                "against another",
+                DataWarning,
+                stacklevel=3,
+            )
     return [(f"{group_by}={k}", v) for k, v in sorted(groups.items())]
 
 
@@ -215,6 +239,8 @@ def _by_model_and_parser(rows: list[dict], parsers: dict[str, set]) -> list[tupl
         model = str(r["model"])
         key = f"model={model}" + (f", parser={r.get('parser')}" if len(parsers[model]) > 1 else "")
         groups.setdefault(key, []).append(r)
+    if len(groups) == 1:  # one model: no name needed on the lines
+        return [("", next(iter(groups.values())))]
     return sorted(groups.items())
 
 
@@ -324,22 +350,37 @@ def _labels(ax, xs, ys, texts, colour, offset: tuple[float, float]) -> None:
         )
 
 
-TICK_GAP = 0.6  # the least distance between two GPU-count labels, in doublings
-
-
 def gpu_ticks(ax, rows) -> None:
+    """The runs' GPU counts as the x ticks of a log-2 axis, each labelled where its
+    label fits: labels too close for their width turn 45 degrees, and where even
+    that does not fit, a label beside its neighbour is left off (384 next to 512)."""
     from matplotlib.ticker import FixedLocator, NullLocator
 
-    counts = sorted({float(r["num_gpus"]) for r in rows})
-    if len(counts) <= 12:
-        ax.xaxis.set_major_locator(FixedLocator(counts))
-        ax.xaxis.set_minor_locator(NullLocator())
-        labels, last = [], -math.inf
-        for c in counts:  # a label too close to the last one (384 beside 512) left off
-            keep = c > 0 and math.log2(c) - last >= TICK_GAP
-            labels.append(f"{c:g}" if keep else "")
-            last = math.log2(c) if keep else last
-        ax.set_xticklabels(labels)
+    counts = sorted({float(r["num_gpus"]) for r in rows if float(r["num_gpus"]) > 0})
+    if not counts or len(counts) > 12:
+        return
+    ax.xaxis.set_major_locator(FixedLocator(counts))
+    ax.xaxis.set_minor_locator(NullLocator())
+    texts = [f"{c:g}" for c in counts]
+    fig = ax.get_figure()
+    width = ax.get_position().width * fig.get_figwidth() * fig.dpi  # the axes, in pixels
+    lo, hi = (math.log2(max(v, 1e-9)) for v in ax.get_xlim())
+    at = [(math.log2(c) - lo) / ((hi - lo) or 1) * width for c in counts]
+    px = ax.xaxis.get_ticklabels()[0].get_fontsize() * fig.dpi / 72 if counts else 10
+
+    def fits(need) -> bool:
+        return all(at[k + 1] - at[k] >= need(k) for k in range(len(at) - 1))
+
+    flat = lambda k: (len(texts[k]) + len(texts[k + 1])) * 0.3 * px + 4  # noqa: E731
+    if fits(flat):
+        ax.set_xticklabels(texts)
+        return
+    labels, last = [], -math.inf  # turned: a label needs its height of room
+    for text, x in zip(texts, at, strict=True):
+        keep = x - last >= 1.6 * px
+        labels.append(text if keep else "")
+        last = x if keep else last
+    ax.set_xticklabels(labels, rotation=45, ha="right", rotation_mode="anchor")
 
 
 MAX_POINTS = 2000  # a curve's points at most: about one per pixel column of a figure

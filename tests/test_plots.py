@@ -15,6 +15,17 @@ from llmbench.plots import DataWarning, plot_scaling, plot_steps, plot_topology
 from llmbench.report import summarize_store
 
 PAX = FIXTURES / "pax" / "fp8" / "175b"
+
+
+@pytest.fixture(autouse=True)
+def _figures_closed():
+    """Each test's figures closed after it (pyplot keeps them otherwise)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 SETTINGS = FIXTURES / "settings.toml"
 TOPOLOGY = FIXTURES / "megatron_deepspeed" / "topology-48n-181b"
 # seed 001: GPUs -> last step time (s); GBS = 2 x GPUs, s = 2048
@@ -374,13 +385,49 @@ def test_one_model_run_in_two_frameworks_scales_as_two_series():
     assert ticks == ["128", "256", "10752"]
 
 
-def test_gpu_counts_too_close_to_label_leave_one_label_off():
+@pytest.mark.parametrize(
+    "counts",
+    [(256, 384, 512), (8, 16, 128, 256, 384, 512, 1024, 2048, 10752), (64, 96, 128, 192, 256)],
+)
+def test_gpu_count_labels_never_overlap(counts):
     import matplotlib
 
     matplotlib.use("Agg")
-    rows = [
-        {"model": "m", "num_gpus": n, "tokens_per_s": 1000.0 * n, "mfu": 0.3}
-        for n in (256, 384, 512)
-    ]
+    rows = [{"model": "m", "num_gpus": n, "tokens_per_s": 1000.0 * n, "mfu": 0.3} for n in counts]
     left, _ = plot_scaling(rows)
-    assert [t.get_text() for t in left.get_xticklabels()] == ["256", "", "512"]  # 384: 0.58 apart
+    fig = left.get_figure()
+    fig.canvas.draw()
+    shown = [t for t in left.get_xticklabels() if t.get_text()]
+    boxes = [t.get_window_extent() for t in shown]
+    for a, b, t in zip(boxes, boxes[1:], shown, strict=False):
+        if t.get_rotation() == 0:
+            assert not a.overlaps(b), [t.get_text() for t in shown]
+        else:  # turned 45 degrees: parallel lines of text, a line's height apart at least
+            height = t.get_fontsize() * fig.dpi / 72
+            assert (b.x1 - a.x1) * 0.7071 >= height, [t.get_text() for t in shown]
+    assert shown[0].get_text() == str(counts[0])  # the smallest count is always named
+    if len(counts) == 3:
+        assert [t.get_text() for t in shown] == ["256", "384", "512"]  # room for all three
+
+
+def test_runs_without_a_name_scale_by_parameter_count_and_joins_are_noted():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    base = {"model": None, "mfu": 0.3, "parser": "megatron_deepspeed"}
+    rows = [
+        {**base, "params": 181.2e9, "num_gpus": 384, "tokens_per_s": 34526.7},
+        {**base, "params": 181.2e9, "num_gpus": 768, "tokens_per_s": 66000.0},
+        {**base, "params": 23.55e9, "num_gpus": 8, "tokens_per_s": 5447.22},
+    ]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        left, right = plot_scaling(rows)
+    labels = {ln.get_label() for ln in right.get_lines()}
+    assert "model=181.2B params scaling efficiency" in labels
+    assert "model=23.55B params scaling efficiency" in labels  # never 8 -> 384 GPUs of another
+    assert not said
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        plot_scaling(rows, group_by="parser")  # asked for: drawn, and said
+    assert any("joins 2 models (181.2B params, 23.55B params)" in str(w.message) for w in said)
