@@ -140,6 +140,26 @@ def test_a_selection_that_matches_nothing_still_writes_its_page(page, tmp_path):
     assert 'id="empty"' in html and "no run matches no-such-run*: nothing to show." in html
 
 
+def test_the_warning_badge_counts_every_warning_and_the_list_is_capped(tmp_path):
+    from llmbench.page import MAX_WARNINGS
+
+    lines = [
+        "[INFO|trainer.py:2128] 2024-06-28 09:14:02,331 >> ***** Running training *****",
+        *(
+            f"{{'loss': 1.{i:02d}, 'grad_norm': nan, 'learning_rate': 0.0005, 'epoch': 0.{i:02d}}}"
+            for i in range(1, 31)
+        ),
+    ]
+    log = tmp_path / "hf.log"
+    log.write_text("\n".join(lines) + "\n")
+    db, out = tmp_path / "s.db", tmp_path / "w.html"
+    assert run("ingest", log, "--db", db).exit_code == 0
+    assert run("report", "--db", db, "--html", out).exit_code == 0
+    data = _data(out.read_text(encoding="utf-8"))
+    assert data["nWarnings"] == [30]  # one per NaN grad_norm line: the badge says 30
+    assert len(data["warnings"][0]) == MAX_WARNINGS + 1 and data["warnings"][0][-1] == "... 10 more"
+
+
 def test_an_empty_selection_makes_a_page_that_says_so(tmp_path):
     from llmbench.store import Store
 
