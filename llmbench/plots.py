@@ -384,6 +384,8 @@ def gpu_ticks(ax, rows) -> None:
 
 
 MAX_POINTS = 2000  # a curve's points at most: about one per pixel column of a figure
+# the step columns the steady state is cut by (``metrics.normal_timed``, ``run_warmup``)
+STEADY_BY = ("step_time_s", "global_batch_size", "skipped_iterations", "nan_iterations")
 RUNS_LIMIT = 30  # curves in a figure of steps: more are unreadable (and slow to draw)
 
 
@@ -431,8 +433,6 @@ def plot_steps(
     are left out (DataWarning); a long curve is drawn through its ``envelope``.
     Returns the Axes.
     """
-    from .metrics import steady_state  # start-up: the CLI imports this module for names
-
     frame, runs = _steps_frame(steps)
     if frame is None or not len(frame) or "step_time_s" not in frame:
         raise NoDataError("no step times to plot")
@@ -453,9 +453,7 @@ def plot_steps(
             colour = kind["color"]
             xs = _steps(g)
             ts = g["step_time_s"].to_numpy(dtype=float, na_value=math.nan)
-            st = steady_state(ts, warmup, stat)
-            w = st["warmup"]
-            steady = ts[w:]  # the y range: warm-up spikes would flatten the rest
+            st, w, edge, steady = _steady_of(g, xs, ts, warmup, stat)
             lo, hi = min(lo, float(steady.min())), max(hi, float(steady.max()))
             top = max(top, float(ts.max()))
             ax.plot(
@@ -466,10 +464,10 @@ def plot_steps(
                 markersize=3,
                 label=f"{label} ({stat} {st['value']:.4g} s)",
             )
-            if w and (xs[0], xs[w]) not in shaded:  # once: 20 runs' shades would be black
-                shaded.add((xs[0], xs[w]))
-                ax.axvspan(xs[0], xs[w], color="0.5", alpha=0.08, lw=0)
-            ax.hlines(st["value"], xs[w], xs[-1], color=colour, linestyle="--", lw=1)
+            if w and (xs[0], edge) not in shaded:  # once: 20 runs' shades would be black
+                shaded.add((xs[0], edge))
+                ax.axvspan(xs[0], edge, color="0.5", alpha=0.08, lw=0)
+            ax.hlines(st["value"], edge, xs[-1], color=colour, linestyle="--", lw=1)
             drawn += 1
         if not drawn:
             raise NoDataError("no run has step times")
@@ -612,6 +610,21 @@ def _in_step_order(g):
     if g["step"].isna().any() or g["step"].is_monotonic_increasing:
         return g
     return g.sort_values("step", kind="stable")
+
+
+def _steady_of(g, xs, ts, warmup: int | None, stat: str):
+    """(steady-state result, warm-up count, x of the first steady step, the steady
+    times) of one run's rows as the report cuts them: normal steps only (no skipped
+    or NaN iterations in the interval), a batch ramp-up as warm-up."""
+    from .metrics import normal_timed, run_warmup, steady_state  # start-up: CLI imports plots
+
+    cols = {c: g[c].to_numpy(dtype=float, na_value=math.nan) for c in STEADY_BY if c in g}
+    normal, _ = normal_timed({**cols, "x": xs.astype(float)})
+    if not len(normal["step_time_s"]):
+        normal = {"step_time_s": ts, "x": xs.astype(float)}  # all faulty: as drawn
+    w = run_warmup(normal, warmup)
+    steady = normal["step_time_s"][w:]  # the y range: warm-up spikes would flatten it
+    return steady_state(normal["step_time_s"], w, stat), w, normal["x"][w], steady
 
 
 def _steps(g):

@@ -64,7 +64,7 @@ def export(db: str | None, table: str, fmt: str = "csv", output: str | None = No
 
 # the step columns a figure of steps reads (the rest stay in the parts)
 FIGURE_COLUMNS = {
-    "steps": ["step", "step_time_s"],
+    "steps": ["step", "step_time_s", "global_batch_size", "skipped_iterations", "nan_iterations"],
     "loss": ["step", "loss", "consumed_tokens", "consumed_samples"],
 }
 

@@ -270,7 +270,10 @@ def test_steps_figure_of_many_runs_draws_the_first_ones_and_says_so(tmp_path):
         warnings.simplefilter("always")
         view = load_selection(None, steps=FIGURE_COLUMNS["steps"], steps_limit=30)
     assert view.steps["run_id"].nunique() == 30 and len(view.steps) == 300
-    assert list(view.steps.columns) == ["run_id", "step", "step_time_s"]
+    assert list(view.steps.columns) == [
+        *("run_id", "step", "step_time_s"),
+        *("global_batch_size", "skipped_iterations", "nan_iterations"),  # the steady cut's
+    ]
     assert any("5 runs beyond the first 30" in str(w.message) for w in caught)
     r = ok("plot", "steps", "-o", tmp_path / "many.png")
     assert "5 runs beyond the first 30 left out of the figure" in r.stderr
@@ -431,3 +434,25 @@ def test_runs_without_a_name_scale_by_parameter_count_and_joins_are_noted():
         warnings.simplefilter("always")
         plot_scaling(rows, group_by="parser")  # asked for: drawn, and said
     assert any("joins 2 models (181.2B params, 23.55B params)" in str(w.message) for w in said)
+
+
+@pytest.mark.parametrize("name", ["fp16-loss-scale-search-2021.log", "ramp"])
+def test_the_steps_figures_steady_line_is_the_tables_step_time(name, tmp_path):
+    if name == "ramp":  # a batch ramp-up 16 -> 64: its steps are warm-up
+        lines = [
+            f" iteration {i:8d}/     100 | elapsed time per iteration (ms): {900.0 + 20 * i:.1f} "
+            f"| global batch size: {16 if i <= 6 else 64:5d} | lm loss: 2.000000E+00 | number "
+            "of skipped iterations:   0 | number of nan iterations:   0 |"
+            for i in range(1, 21)
+        ]
+        log = write(tmp_path / "ramp.log", "training ...\n" + "\n".join(lines) + "\n")
+    else:  # fp16: the lines whose interval skipped iterations are not steady steps
+        log = FIXTURES / "megatron_lm" / name
+    logs = llmbench.read_logs(str(log))
+    ax = plot_steps(logs)
+    (row,) = llmbench.summarize(logs).to_dict("records")
+    (dashed,) = [c for c in ax.collections if c.get_linestyle()[0][1] is not None]
+    (((x0, y), (_, _)),) = dashed.get_segments()
+    assert y == row["step_time_s"]
+    if name == "ramp":  # the median of steps 7-20 (14 steps), the ramp shaded
+        assert (row["warmup_steps"], x0, y) == (6, 7.0, (900 + 20 * 13.5) / 1000)
