@@ -326,6 +326,12 @@ LABELS = {
 #: width a terminal table is fitted to (wider ones lose columns from the right)
 TABLE_WIDTH = 120
 
+#: step columns that mark a timed line as not a normal step: iterations skipped (fp16
+#: loss-scale search) or NaN in the interval it covers
+FAULTS = ("skipped_iterations", "nan_iterations")
+#: the step columns the steady-state cut reads (``metrics.normal_timed``, ``run_warmup``)
+STEADY_CUT = ("step_time_s", "global_batch_size", *FAULTS)
+
 #: the origin of a run's global batch read from its step lines (``frames``); the
 #: metrics take such a batch as the steady steps' median (a ramp-up starts smaller)
 STEP_LINES = "log (step lines)"

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from .columns import STEADY_CUT
 from .errors import InputError, UsageError
 from .formats import rows_text
 from .ingest import read_logs
-from .metrics import FAULTS, normal_timed, run_warmup
+from .metrics import normal_timed, run_warmup
 from .plots import tokens_consumed
 from .report import load_selection, summarize
 
@@ -91,12 +92,9 @@ def load_side(
         return _report_side(name, specs[0])
     if all(os.path.exists(s) or glob.glob(s) for s in specs):
         return _logs_side(name, read_logs(specs, settings), warmup)
-    columns = ["step", *_TIMED, "loss", "consumed_tokens", "consumed_samples"]
+    columns = ["step", *STEADY_CUT, "loss", "consumed_tokens", "consumed_samples"]
     logs = load_selection(db, specs, steps=columns, warmup=warmup)
     return _logs_side(name, logs, warmup)
-
-
-_TIMED = ("step_time_s", "global_batch_size", *FAULTS)
 
 
 def _read_csv(f) -> list[dict]:
@@ -215,7 +213,7 @@ def _steady_times(steps, warmup: int | None) -> dict[str, Any]:
     for run_id, g in steps.groupby("run_id", sort=False):
         if "step" in g and g["step"].notna().all() and not g["step"].is_monotonic_increasing:
             g = g.sort_values("step", kind="stable")
-        cols = {c: g[c].to_numpy(dtype=float, na_value=math.nan) for c in _TIMED if c in g}
+        cols = {c: g[c].to_numpy(dtype=float, na_value=math.nan) for c in STEADY_CUT if c in g}
         cols = normal_timed(cols)[0]
         if len(cols["step_time_s"]):
             out[run_id] = cols["step_time_s"][run_warmup(cols, warmup) :]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .columns import METRIC_COLUMNS, RUN_COLUMNS, SHAPE_KEYS, STEP_LINES
+from .columns import FAULTS, METRIC_COLUMNS, RUN_COLUMNS, SHAPE_KEYS, STEADY_CUT, STEP_LINES
 from .errors import UsageError
 from .formats import records
 from .specs import find_accelerator, find_model
@@ -388,9 +388,6 @@ LOGGED = (
     "mfu_logged",
     "tokens_per_s_per_gpu",
 )
-# step columns that mark a timed line as not a normal step: iterations skipped (fp16
-# loss-scale search) or NaN in the interval it covers
-FAULTS = ("skipped_iterations", "nan_iterations")
 STEP_INPUTS = ("run_id", "step", "step_time_s", *LOGGED, *FAULTS)
 
 
@@ -484,7 +481,7 @@ def steady_runs(store, run_ids, columns, warmup: int | None = None, damaged: lis
     """Yield (run_id, normal timed rows' ``columns`` (numpy, step order), warm-up
     count, faulty count) for the runs ``run_ids`` of a store that have steps: the
     steady state is the rows from the warm-up count on (``steady_state``'s cut)."""
-    need = ["step_time_s", *columns, "global_batch_size", *FAULTS]
+    need = [*STEADY_CUT, *columns]
     for run_id, cols in store.run_columns("steps", run_ids, list(dict.fromkeys(need)), damaged):
         cols, faulty = normal_timed(cols)
         yield run_id, cols, run_warmup(cols, warmup), faulty

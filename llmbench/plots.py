@@ -14,6 +14,7 @@ import os
 import warnings
 from typing import Any
 
+from .columns import STEADY_CUT
 from .errors import NoDataError, UsageError
 from .formats import atomic_output, records
 
@@ -384,8 +385,6 @@ def gpu_ticks(ax, rows) -> None:
 
 
 MAX_POINTS = 2000  # a curve's points at most: about one per pixel column of a figure
-# the step columns the steady state is cut by (``metrics.normal_timed``, ``run_warmup``)
-STEADY_BY = ("step_time_s", "global_batch_size", "skipped_iterations", "nan_iterations")
 RUNS_LIMIT = 30  # curves in a figure of steps: more are unreadable (and slow to draw)
 
 
@@ -618,7 +617,7 @@ def _steady_of(g, xs, ts, warmup: int | None, stat: str):
     or NaN iterations in the interval), a batch ramp-up as warm-up."""
     from .metrics import normal_timed, run_warmup, steady_state  # start-up: CLI imports plots
 
-    cols = {c: g[c].to_numpy(dtype=float, na_value=math.nan) for c in STEADY_BY if c in g}
+    cols = {c: g[c].to_numpy(dtype=float, na_value=math.nan) for c in STEADY_CUT if c in g}
     normal, _ = normal_timed({**cols, "x": xs.astype(float)})
     if not len(normal["step_time_s"]):
         normal = {"step_time_s": ts, "x": xs.astype(float)}  # all faulty: as drawn

@@ -9,7 +9,7 @@ import warnings
 from typing import Any
 
 from . import metrics, plots
-from .columns import LABELS, RUN_SETTING_COLUMNS, natural_key
+from .columns import LABELS, RUN_SETTING_COLUMNS, STEADY_CUT, natural_key
 from .errors import UsageError
 from .formats import atomic_output, records, short_paths, write
 from .logs import Logs
@@ -64,7 +64,7 @@ def export(db: str | None, table: str, fmt: str = "csv", output: str | None = No
 
 # the step columns a figure of steps reads (the rest stay in the parts)
 FIGURE_COLUMNS = {
-    "steps": ["step", "step_time_s", "global_batch_size", "skipped_iterations", "nan_iterations"],
+    "steps": ["step", *STEADY_CUT],
     "loss": ["step", "loss", "consumed_tokens", "consumed_samples"],
 }
 
