@@ -194,12 +194,14 @@ def empty(row: dict[str, Any], column: str) -> str:
     lacks = [x for x in _lacking(row, column) if plain(row.get(x)) is None]
     if not lacks:
         return f"{column}: empty"
-    remedies = [
-        m for m in str(row.get("missing") or "").split("; ") if m and any(x in m for x in lacks)
-    ]
-    return f"{column}: empty, lacks {', '.join(lacks)}" + (
-        f" ({'; '.join(remedies)})" if remedies else ""
-    )
+    return f"{column}: empty, lacks {', '.join(lacks)}" + _remedies(row, lacks)
+
+
+def _remedies(row: dict[str, Any], names: list[str]) -> str:
+    """`` (...)``: the row's remedies (its ``missing`` column) that name any of
+    ``names``, or "" when none does."""
+    found = [m for m in str(row.get("missing") or "").split("; ") if any(x in m for x in names)]
+    return f" ({'; '.join(found)})" if found else ""
 
 
 # metrics told in words, from the row and the run's settings (``config``)
@@ -236,8 +238,7 @@ def _empty(row: dict[str, Any], column: str, origins: dict[str, str]) -> str | N
     if column in METRIC_COLUMNS:
         return empty(row, column)
     if column in origins:
-        fix = [m for m in str(row.get("missing") or "").split("; ") if column in m]
-        return f"{column}: not set" + (f" ({'; '.join(fix)})" if fix else "")
+        return f"{column}: not set" + _remedies(row, [column])
     return None
 
 
@@ -283,8 +284,8 @@ def derivations(
             out[column] = f"step_time_s = {step_time(row, steady, prov)} = {cell(value)} s"
         elif column in SPECIAL:
             out[column] = f"{column} = {SPECIAL[column](row, config)} = {_shown(value)}"
-        elif column in EXPRESSIONS and arithmetic(row, column):
-            out[column] = arithmetic(row, column)
+        elif column in EXPRESSIONS and (told := arithmetic(row, column)):
+            out[column] = told
         elif column in METRIC_COLUMNS:
             out[column] = f"{column}: {METRIC_COLUMNS[column][1]}"
     return out

@@ -89,7 +89,7 @@ def html_report(
         cols.insert(cols.index("mfu") + 1, "flags")
     if "time_to_train_min" in table.columns and table["time_to_train_min"].notna().any():
         cols.append("time_to_train_min")  # MLPerf runs selected
-    numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
+    numeric = _numeric(table, cols)
     rows = records(table)
     steady, panels = _step_curves(db, [r["run_id"] for r in rows], warmup)
     data = _data(rows, runs, cols, numeric, models, formula, steady)
@@ -165,19 +165,34 @@ def _render(data: dict, cols: list[str], numeric: set, **fields: Any) -> str:
         version=__version__,
         made=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         n_runs=len(data["rows"]),
-        columns=[
-            {
-                "label": LABELS.get(c, c),
-                "unit": "" if c in LABELS else _meta(c)[0],
-                "help": _help(c) or c,
-                "kind": "num" if c in numeric else "text",
-            }
-            for c in cols
-        ],
+        columns=_headers(cols, numeric),
         # inside <script>: no "<" at all, so neither "</script" nor "<!--" can end it
         data=json.dumps(data, allow_nan=False).replace("<", "\\u003c"),
         **fields,
     )
+
+
+def _numeric(table, cols: list[str]) -> set[str]:
+    """The columns of ``table`` that hold numbers (sorted as numbers on the page)."""
+    return {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
+
+
+def _headers(cols: list[str], numeric: set) -> list[dict]:
+    """A table's header cells as the template draws them: label, unit, help, kind."""
+    return [
+        {
+            "label": LABELS.get(c, c),
+            "unit": "" if c in LABELS else _meta(c)[0],
+            "help": _help(c) or c,
+            "kind": "num" if c in numeric else "text",
+        }
+        for c in cols
+    ]
+
+
+def _script_columns(cols: list[str], numeric: set) -> list[dict]:
+    """A table's columns as the page's script reads them: name, kind, help."""
+    return [{"name": c, "kind": "num" if c in numeric else "text", "help": _help(c)} for c in cols]
 
 
 def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: dict) -> dict:
@@ -193,13 +208,13 @@ def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: di
         return pool.setdefault(text, len(pool))
 
     for r in rows:
-        found = explain(by_id.get(r["run_id"], r), models, formula)
+        run = by_id.get(r["run_id"], r)
+        found = explain(run, models, formula)
         if not any(k == "peak_tflops" for k, _, _ in found) and r.get("peak_tflops") is not None:
             found.append(("peak_tflops", r.get("peak_tflops"), "the accelerator catalog"))
         provenance.append([[k, _cell(v), ref(str(o))] for k, v, o in found if o != "missing"])
         unset.append([k for k, _, o in found if o == "missing" and plain(r.get(k)) is None])
         origins = {k: str(o) for k, _, o in found}
-        run = by_id.get(r["run_id"], r)
         told = derivations(r, origins, steady.get(r["run_id"]), run)
         # an input's origin is in provenance already: the script says it from there
         why.append(
@@ -209,9 +224,7 @@ def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: di
             [[c, cell(r.get(c)), ref(told[c])] for c in INTERMEDIATE if c in told and c not in cols]
         )
     return {
-        "columns": [
-            {"name": c, "kind": "num" if c in numeric else "text", "help": _help(c)} for c in cols
-        ],
+        "columns": _script_columns(cols, numeric),
         "rows": [
             [_cell(s) if c == "source" else _cell(r.get(c)) for c in cols]
             for r, s in zip(rows, shown, strict=True)
@@ -315,17 +328,9 @@ def _mlperf(db: str | None, sources: list) -> tuple[dict | None, list[str]]:
         return None, []
     table = submissions_table(rows, SUMMARY_VIEW)
     cols = list(table.columns)
-    numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
+    numeric = _numeric(table, cols)
     out = {
-        "columns": [
-            {
-                "label": LABELS.get(c, c),
-                "unit": "" if c in LABELS else _meta(c)[0],
-                "help": _help(c) or c,
-                "kind": "num" if c in numeric else "text",
-            }
-            for c in cols
-        ],
+        "columns": _headers(cols, numeric),
         "rows": [
             [{"text": cell(r.get(c)), "value": _cell(r.get(c))} for c in cols]
             for r in records(table)
@@ -384,12 +389,10 @@ def table_page(
     scores): sortable, filterable, with ``lines`` of text under it and ``figures``
     ((name, title, SVG text from ``svg_of``), ...)."""
     cols = list(table.columns)
-    numeric = {c for c in cols if str(table[c].dtype).lower().startswith(("int", "float"))}
+    numeric = _numeric(table, cols)
     rows = records(table)
     data = {
-        "columns": [
-            {"name": c, "kind": "num" if c in numeric else "text", "help": _help(c)} for c in cols
-        ],
+        "columns": _script_columns(cols, numeric),
         "rows": [[_cell(r.get(c)) for c in cols] for r in rows],
         "text": [[cell(r.get(c)) for c in cols] for r in rows],
         "sources": ["" for _ in rows],
