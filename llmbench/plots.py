@@ -192,10 +192,11 @@ def _series(rows: list[dict], group_by: str | None) -> list[tuple[str, list[dict
     runs of no known model join none (left out, noted) unless no run has one (then
     one series per parser, and a note)."""
     if group_by is None:
-        named = [{**r, "model": _model_of(r)} for r in rows if _model_of(r)]
+        models = [_model_of(r) for r in rows]
+        named = [{**r, "model": m} for r, m in zip(rows, models, strict=True) if m]
         if named:
-            for r in rows:
-                if not _model_of(r):
+            for r, m in zip(rows, models, strict=True):
+                if not m:
                     warnings.warn(
                         f"{run_label(r)}: left out of the scaling figure (no model: scaling "
                         "is a model's own; set model)",
@@ -367,13 +368,10 @@ def gpu_ticks(ax, rows) -> None:
     width = ax.get_position().width * fig.get_figwidth() * fig.dpi  # the axes, in pixels
     lo, hi = (math.log2(max(v, 1e-9)) for v in ax.get_xlim())
     at = [(math.log2(c) - lo) / ((hi - lo) or 1) * width for c in counts]
-    px = ax.xaxis.get_ticklabels()[0].get_fontsize() * fig.dpi / 72 if counts else 10
-
-    def fits(need) -> bool:
-        return all(at[k + 1] - at[k] >= need(k) for k in range(len(at) - 1))
-
-    flat = lambda k: (len(texts[k]) + len(texts[k + 1])) * 0.3 * px + 4  # noqa: E731
-    if fits(flat):
+    px = ax.xaxis.get_ticklabels()[0].get_fontsize() * fig.dpi / 72  # a label's height
+    # level, two neighbours need half their widths (0.6 of the height per digit) apart
+    pairs = zip(at, at[1:], texts, texts[1:], strict=False)
+    if all(b - a >= (len(s) + len(t)) * 0.3 * px + 4 for a, b, s, t in pairs):
         ax.set_xticklabels(texts)
         return
     labels, last = [], -math.inf  # turned: a label needs its height of room
