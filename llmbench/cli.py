@@ -1008,12 +1008,12 @@ def check(db, repair) -> None:
 def _empty_page(path: str | None):
     """``report --html``: a selection that matches no run still writes its page, which
     says so (the error is raised all the same)."""
-    from .errors import UsageError
+    from .errors import NoMatchError
 
     try:
         yield
-    except UsageError as e:
-        if path and e.message.startswith("no run matches"):
+    except NoMatchError as e:
+        if path:
             from .page import empty_page
 
             _write_page(path, empty_page(f"{e.message}: nothing to show.", _command()))

@@ -81,6 +81,10 @@ class UnknownParserError(UsageError):
     """``--parser`` names a parser that is not installed."""
 
 
+class NoMatchError(UsageError):
+    """A selection (run ids, source globs) matches no stored run."""
+
+
 class SettingsError(UsageError):
     """A ``--set`` item, ``--path-pattern`` or settings file is malformed."""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import metrics, plots
 from .columns import LABELS, RUN_SETTING_COLUMNS, STEADY_CUT, natural_key
-from .errors import UsageError
+from .errors import NoMatchError, UsageError
 from .formats import atomic_output, records, short_paths, write
 from .logs import Logs
 from .metrics import hooked_events, run_metrics, step_stats_in_store
@@ -90,7 +90,7 @@ def load_selection(
     with Store(db, create=False) as store:
         runs = select_runs(store.runs(), select)
         if select and not len(runs):
-            raise UsageError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
+            raise NoMatchError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
         if overrides:
             runs = override(runs, overrides)
         ids = list(runs["run_id"])
