@@ -210,8 +210,6 @@ def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: di
     for r in rows:
         run = by_id.get(r["run_id"], r)
         found = explain(run, models, formula)
-        if not any(k == "peak_tflops" for k, _, _ in found) and r.get("peak_tflops") is not None:
-            found.append(("peak_tflops", r.get("peak_tflops"), "the accelerator catalog"))
         provenance.append([[k, _cell(v), ref(str(o))] for k, v, o in found if o != "missing"])
         unset.append([k for k, _, o in found if o == "missing" and plain(r.get(k)) is None])
         origins = {k: str(o) for k, _, o in found}
