@@ -231,6 +231,27 @@ def _raw(text: str):
     return v
 
 
+def _extra_field(extra, key: str):
+    """One field of a step's ``extra`` JSON text (None where absent or unreadable)."""
+    if not isinstance(extra, str) or key not in extra:
+        return None
+    import json
+
+    try:
+        return json.loads(extra).get(key)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _seq_value(value) -> int | None:
+    """A sequence length from a printed field: a whole number from 1 to 2**31, else None."""
+    text = str(value).strip() if value is not None else ""
+    if not text.isdigit() or len(text) > 10:
+        return None
+    n = int(text)
+    return n if 0 < n <= 2**31 else None
+
+
 def _checked(v, text: str):
     if v is None:
         raise ValueError(text)
@@ -535,19 +556,20 @@ class _Reading:
         if item.frame.height and "step" in item.frame.columns:
             self.last_step = item.frame["step"][-1]
         if not self.seq_seen and item.frame.height and "extra" in item.frame.columns:
-            yield from self._seq_len(item.frame["extra"][0], item.first)
+            yield from self._seq_len(
+                _extra_field(item.frame["extra"][0], "actual_seqlen"), item.first
+            )
         yield item
 
-    def _seq_len(self, extra, no: int) -> Iterator[Record]:
+    def _seq_len(self, value, no: int) -> Iterator[Record]:
         """``actual seqlen`` (Microsoft Megatron-DeepSpeed) as the run's sequence length
-        where the log gives none before (settings already read win)."""
-        if isinstance(extra, str) and "actual_seqlen" in extra:
-            import json
-
-            v = json.loads(extra).get("actual_seqlen")
-            if isinstance(v, int | str) and str(v).isdigit():
-                self.seq_seen = True
-                yield Config({"seq_len": int(v)}, no, f"log line {no}: actual seqlen")
+        where the log gives none before (settings already read win). ``value``: the
+        field as stored in ``extra`` (printed text or a number); a value that is no
+        plausible length (not a whole number, or above 2**31) is left alone."""
+        n = _seq_value(value)
+        if n is not None:
+            self.seq_seen = True
+            yield Config({"seq_len": n}, no, f"log line {no}: actual seqlen")
 
     def dump_line(self, text: str, no: int) -> Generator[Record, None, bool]:
         m = ARG_RE.match(text)
@@ -625,7 +647,7 @@ class _Reading:
                 self.unreadable.empty += 1
                 return
         if not self.seq_seen and "actual_seqlen" in extra:
-            yield from self._seq_len(f'{{"actual_seqlen":{extra["actual_seqlen"]}}}', no)
+            yield from self._seq_len(extra["actual_seqlen"], no)
         step = _step(m, values, extra, no, rank)
         self.last_step = step.step
         self.steps_since_header = True
