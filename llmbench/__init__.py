@@ -18,10 +18,33 @@ The heavy modules (pandas, matplotlib) load only when a function needs them.
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
+from importlib.util import module_from_spec, spec_from_file_location
+from pathlib import Path
 from typing import Any
 
 __version__ = "0.1.0"
+
+
+def _checkout_parsers() -> None:
+    """Map ``llmbench.parsers`` to the repository root's ``parsers/`` when this folder is
+    imported from a source checkout (the root on ``sys.path``, e.g. ``python -c`` there, in
+    front of an installed copy): the same mapping the install makes (pyproject's
+    ``package-dir``), so the entry points of the built-in parsers load from here too."""
+    here = Path(__file__).parent
+    init = here.parent / "parsers" / "__init__.py"
+    if (here / "parsers").is_dir() or not init.is_file() or "llmbench.parsers" in sys.modules:
+        return
+    spec = spec_from_file_location(
+        "llmbench.parsers", init, submodule_search_locations=[str(init.parent)]
+    )
+    module = module_from_spec(spec)
+    sys.modules["llmbench.parsers"] = module
+    spec.loader.exec_module(module)
+
+
+_checkout_parsers()
 
 _EXPORTS = {
     "read_logs": "llmbench.ingest",

@@ -1,6 +1,8 @@
 """The README is true: its quick-start transcript is what the command prints, and
 every Python block and every `$ llmbench` command of its transcripts runs as pasted
-(from a folder holding the fixtures, after the quick start's ingest)."""
+from the repository root, after the quick start's ingest (a folder laid out as the root:
+the fixtures, and the source folders ``llmbench/`` and ``parsers/`` that ``python -c``
+and ``python -m`` put first on ``sys.path`` there)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
+from conftest import CORPUS, FIXTURES, ROOT
 
 README = (FIXTURES.parent / "README.md").read_text()
 BLOCKS = re.findall(r"^```(\w*)\n(.*?)^```", README, flags=re.M | re.S)
@@ -45,6 +47,10 @@ def folder(tmp_path_factory) -> Path:
     where = tmp_path_factory.mktemp("readme")
     shutil.copytree(FIXTURES, where / "fixtures")
     (where / "docs").mkdir()
+    for source in ("llmbench", "parsers"):
+        (where / source).symlink_to(ROOT / source, target_is_directory=True)
+    if (CORPUS / "mlperf").is_dir():  # README's MLPerf transcript: "the corpus copied to"
+        (where / "training_results").symlink_to(CORPUS / "mlperf", target_is_directory=True)
     return where
 
 
@@ -74,7 +80,7 @@ def test_every_transcript_command_runs(folder, command):
 
 
 @pytest.mark.parametrize("code", PYTHON, ids=range(len(PYTHON)))
-def test_every_python_block_runs_as_pasted(folder, code, monkeypatch):
+def test_every_python_block_runs_as_pasted(folder, code):
     for module in re.findall(r"^import (\w+(?:, \w+)*)", code, flags=re.M):
         for name in module.split(", "):
             if importlib.util.find_spec(name) is None:
@@ -83,9 +89,33 @@ def test_every_python_block_runs_as_pasted(folder, code, monkeypatch):
         assert (
             llmbench("ingest fixtures/ --settings fixtures/settings.toml", folder).returncode == 0
         )
-    monkeypatch.chdir(folder)
-    monkeypatch.delenv("LLMBENCH_DB", raising=False)
-    import matplotlib
+    done = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", code],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LLMBENCH_DB": "", "MPLBACKEND": "Agg"},
+    )
+    assert done.returncode == 0, done.stderr
 
-    matplotlib.use("Agg")
-    exec(compile(code, "README.md", "exec"), {})
+
+def test_the_source_folder_imports_with_its_parsers_from_the_repository_root():
+    """After a non-editable install, ``python -c`` at the root imports the source folder,
+    not the installed copy: it finds the built-in parsers all the same. ``-S`` leaves out
+    the site module, so no editable-install finder can stand in for the mapping."""
+    site = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    code = (
+        "import llmbench, llmbench.registry as r; "
+        "print(llmbench.__file__); print(','.join(r.available()))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-W", "error", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(site)},
+    )
+    assert done.returncode == 0, done.stderr
+    where, names = done.stdout.splitlines()
+    assert Path(where) == ROOT / "llmbench" / "__init__.py"
+    assert names.split(",") == sorted(p.stem for p in (ROOT / "parsers").glob("[a-z]*.py"))
