@@ -67,6 +67,11 @@ class InputError(LLMBenchError):
     """A file could not be read or parsed (missing, empty, binary, corrupt, ...)."""
 
 
+class TruncatedInput(InputError):
+    """A compressed file's data ends early or breaks off: everything before the cut was
+    read (raised after the last line before it)."""
+
+
 class UnrecognisedLogError(InputError):
     """No installed parser recognises the file."""
 

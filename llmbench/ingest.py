@@ -34,6 +34,7 @@ from .errors import (
     LLMBenchError,
     StorageError,
     StoreError,
+    TruncatedInput,
     UnrecognisedLogError,
     UsageError,
     storage_error,
@@ -176,7 +177,7 @@ def _choose(
         return parser, registry.companions(lines, parser, configured)
     if len(lines) >= HEAD_LINES:
         window: list[str] = []
-        for ln in iter_lines(path):
+        for ln in _Tracked(iter_lines(path)):
             if ln.no <= HEAD_LINES:
                 continue
             window.append(ln.text)
@@ -225,16 +226,33 @@ class _HashAhead:
 
 
 class _Tracked:
-    """Remembers the last line handed to a parser (for error messages)."""
+    """Remembers the last line handed to a parser (for error messages); where a
+    compressed file breaks off, the lines before the cut end the input (``cut``)."""
 
     def __init__(self, lines: Iterator[Line | Batch]) -> None:
         self.lines = lines
         self.last = 0
+        self.cut: TruncatedInput | None = None
 
     def __iter__(self) -> Iterator[Line | Batch]:
-        for ln in self.lines:
-            self.last = ln.last if type(ln) is Batch else ln.no
-            yield ln
+        try:
+            for ln in self.lines:
+                self.last = ln.last if type(ln) is Batch else ln.no
+                yield ln
+        except TruncatedInput as e:
+            self.cut = e
+
+    def note(self) -> list[FileWarning]:
+        """The warning of a cut file: what was read of it."""
+        if self.cut is None:
+            return []
+        return [
+            FileWarning(
+                None,
+                "line",
+                f"{self.cut.message}: the {self.last} line(s) before the cut were read",
+            )
+        ]
 
 
 # settings layers a file's place gives, lowest precedence first: hook(path, cache)
@@ -345,6 +363,7 @@ def _segments(chosen: Parser, others: list[Parser], tracked: _Tracked, rows: Row
         else:
             records = chosen.parse(tracked)
         segments, notes = segment(records, rows)
+        notes += tracked.note()
     except BaseException as e:
         rows.discard()
         if isinstance(e, LLMBenchError) or not isinstance(e, Exception):
@@ -408,7 +427,7 @@ def _read_together(
     the parser whose steps they are."""
     parsers = [chosen, *others]
     outputs = [list(chosen.parse(tracked))]
-    outputs += [list(p.parse(iter_lines(path))) for p in others]
+    outputs += [list(p.parse(_Tracked(iter_lines(path)))) for p in others]
     counts = [sum(isinstance(r, Step) for r in out) for out in outputs]
     lead = counts.index(max(counts))
     merged: list[Record] = list(outputs[lead])

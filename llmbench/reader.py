@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from typing import IO, NamedTuple
 
-from .errors import InputError
+from .errors import InputError, TruncatedInput
 
 CHUNK_SIZE = 1 << 20
 MAX_LINE = 16 << 20  # a longer line is cut to this many bytes: memory stays bounded
@@ -172,6 +172,17 @@ def _starts(block: bytes, keys: tuple[bytes, ...]) -> list[int]:
     return sorted(found)
 
 
+def _read_into(stream, view: memoryview, compression: str | None) -> int:
+    """Bytes read into ``view``. A compressed stream is read one decompression step at
+    a time (``read1``): where its data breaks off, the bytes decoded before the break
+    have been handed out already, not lost in a read that fills the whole buffer."""
+    if compression is None:
+        return stream.readinto(view)
+    data = stream.read1(len(view))
+    view[: len(data)] = data
+    return len(data)
+
+
 def blocks(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """The raw bytes of ``path`` (decompressed) in blocks of whole lines, each
     without its last newline (so a block of k newlines holds k + 1 lines). A line
@@ -179,7 +190,9 @@ def blocks(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[byt
     ``hasher`` (e.g. sha256) sees every raw byte of the file. One buffer is read
     into again and again (no new memory per block but the block itself).
 
-    Raises InputError for a missing, empty, binary or corrupt file."""
+    Raises InputError for a missing, empty, binary or corrupt file, and
+    TruncatedInput after the last block when compressed data breaks off later (the
+    lines before the cut are yielded: the readable prefix of a cut ``.gz``)."""
     stream, wrapper, compression = _open(path, hasher)
     if compression is None:  # a small file needs no big buffer
         with suppress(OSError):
@@ -188,18 +201,21 @@ def blocks(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[byt
     filled = 0  # buf[:filled]: the start of a line not yet complete
     first = True
     overlong = False  # the pending line was cut at MAX_LINE: skip to its end
+    broke = None  # why a compressed stream broke off after some data
     try:
         while True:
             if len(buf) < filled + chunk_size:
                 buf.extend(bytes(filled + chunk_size - len(buf)))
             with memoryview(buf) as mv:
                 try:
-                    n = stream.readinto(mv[filled : filled + chunk_size])
+                    n = _read_into(stream, mv[filled : filled + chunk_size], compression)
                 except _DECOMPRESS_ERRORS as e:
-                    raise InputError(
-                        f"corrupt or truncated {compression or 'file'} data ({e})",
-                        path=path,
-                    ) from None
+                    if first:  # nothing readable at all
+                        raise InputError(
+                            f"corrupt or truncated {compression or 'file'} data ({e})",
+                            path=path,
+                        ) from None
+                    broke, n = f"{compression or 'file'} data ends early or breaks off ({e})", 0
             if first:
                 first = False
                 if not n:
@@ -233,6 +249,8 @@ def blocks(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[byt
         if filled:
             yield bytes(buf[:filled])
         wrapper.drain()
+        if broke is not None:
+            raise TruncatedInput(broke, path=path)
     finally:
         stream.close()
         wrapper.close()
@@ -290,10 +308,11 @@ def iter_lines(
 def head(path: str, n: int = 2000) -> list[Line]:
     """The first ``n`` cleaned lines of ``path`` (for detection)."""
     out: list[Line] = []
-    for line in iter_lines(path):
-        out.append(line)
-        if len(out) >= n:
-            break
+    with suppress(TruncatedInput):  # a cut compressed file: its readable head
+        for line in iter_lines(path):
+            out.append(line)
+            if len(out) >= n:
+                break
     return out
 
 

@@ -4,11 +4,13 @@ import bz2
 import gzip
 import hashlib
 import lzma
+import zlib
 
 import pytest
 from conftest import write
 
 from llmbench.errors import InputError
+from llmbench.ingest import parse_file
 from llmbench.reader import clean, expand_paths, iter_lines
 
 
@@ -73,7 +75,7 @@ def test_chunk_boundaries_do_not_change_lines(tmp_path):
             gzip.compress(
                 "".join(f"iteration {i} {i * 7919 % 104729}\n" for i in range(5000)).encode()
             )[:2000],
-            "corrupt or truncated gzip",
+            "gzip data ends early or breaks off",  # after its readable lines (TruncatedInput)
         ),
     ],
 )
@@ -137,3 +139,46 @@ def test_needles_keep_only_matching_lines_with_their_numbers(tmp_path):
         kept = list(iter_lines(str(p), chunk_size=size, needles=("iteration",)))
         assert kept == [ln for ln in every if "iteration" in ln.text]
     assert [ln.no for ln in kept] == [2, 4, 4, 6, 8, 8, 10, 12, 12, 13]
+
+
+def _prefix(compressed: bytes, kind: str) -> bytes:
+    """What a streaming decompressor gets out of ``compressed`` before it breaks off."""
+    d = {"gzip": zlib.decompressobj(31), "bzip2": bz2.BZ2Decompressor()}.get(kind)
+    d = d or lzma.LZMADecompressor()
+    return d.decompress(compressed)
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["lines", "bulk"])
+@pytest.mark.parametrize(
+    "kind, compress",
+    [("gzip", gzip.compress), ("bzip2", bz2.compress), ("xz", lzma.compress)],
+    ids=["gz", "bz2", "xz"],
+)
+def test_a_cut_compressed_log_keeps_the_steps_before_the_cut(tmp_path, kind, compress, bulk):
+    lines = [
+        f" iteration {i:8d}/   20000 | consumed samples: {i * 512:12d} | elapsed time per "
+        f"iteration (ms): {1000 + (i * 7919) % 997:.1f} | learning rate: {i * 1.3e-9:.3E} | "
+        f"global batch size:   512 | lm loss: {11 - i * 1e-4:.6E} | loss scale: 1.0 | "
+        f"number of skipped iterations:   0 | number of nan iterations:   0 |"
+        for i in range(1, 9001)
+    ]
+    data = compress(("\n".join(lines) + "\n").encode())
+    cut = data[: len(data) * 8 // 10]
+    readable = _prefix(cut, kind)
+    whole = readable.count(b"\n")  # complete lines before the cut (the next one is cut off)
+    assert 1000 < whole < 9000
+    p = write(tmp_path / f"train.log.{kind}", cut)
+    parsed = parse_file(str(p), parser="megatron_deepspeed", bulk=bulk)
+    steps = parsed.rows.frame("steps")
+    assert steps["step"].to_list() == list(range(1, whole + 1))
+    assert steps["step_time_s"][-1] == (1000 + (whole * 7919) % 997) / 1000
+    (warning,) = [w for w in parsed.warnings if "before the cut" in w.message]
+    assert warning.kind == "line" and f"{kind} data ends early" in warning.message
+    assert parsed.sha256 == hashlib.sha256(cut).hexdigest()
+
+
+def test_a_compressed_file_with_nothing_readable_is_an_error(tmp_path):
+    data = gzip.compress(b"iteration 1/ 10 | elapsed time per iteration (ms): 9.0 |\n")
+    p = write(tmp_path / "x.log.gz", data[:10])  # the header only
+    with pytest.raises(InputError, match="corrupt or truncated gzip"):
+        list(iter_lines(str(p)))
