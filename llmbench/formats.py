@@ -219,23 +219,21 @@ def layout(cols: list[str], rows, right: list[bool], fmt: str = "table") -> str:
 
 
 @contextlib.contextmanager
-def atomic_output(
-    path: str, prefix: str = ".llmbench-", suffix: str = "", public: bool = False
-) -> Iterator[str]:
+def atomic_output(path: str, prefix: str = ".llmbench-", suffix: str = "") -> Iterator[str]:
     """A temporary file beside ``path`` for the block to write; renamed to ``path``
-    when the block ends, removed on any error. ``public``: readable as the umask
-    allows (``mkstemp`` makes it private). A write the disk refuses leaves as a
-    StorageError naming the folder (one clear line, not a traceback)."""
+    when the block ends, removed on any error. The file gets the mode any new file
+    gets (the umask's; ``mkstemp`` alone would make it private). A write the disk
+    refuses leaves as a StorageError naming the folder (one clear line, not a
+    traceback)."""
     import tempfile  # start-up: the command line imports this module for its names
 
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     os.close(fd)
     try:
-        if public:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         yield tmp
         os.replace(tmp, path)
     except Exception as e:

@@ -148,7 +148,7 @@ def report_page(
 def write_page(path: str, text: str) -> None:
     """An HTML page written to ``path`` whole or not at all."""
     with (
-        atomic_output(path, suffix=".html", public=True) as tmp,
+        atomic_output(path, suffix=".html") as tmp,
         open(tmp, "w", encoding="utf-8") as f,
     ):
         f.write(text)

@@ -657,7 +657,7 @@ def save(fig_or_ax, path: str) -> str:
     """Write a figure (png, svg or pdf by the suffix) atomically; returns the path."""
     fmt = check_path(path)
     fig = fig_or_ax if hasattr(fig_or_ax, "savefig") else _figure_of(fig_or_ax)
-    with atomic_output(path, suffix="." + fmt, public=True) as tmp:  # a figure is not private
+    with atomic_output(path, suffix="." + fmt) as tmp:
         fig.savefig(tmp, format=fmt, bbox_inches="tight")
     return path
 

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -316,3 +317,21 @@ def test_forget_and_check_commands(tmp_path):
     r = run("forget", log)
     assert r.exit_code == 1 and "nothing stored matches" in r.stderr and "hint:" in r.stderr
     assert "0 file(s), 0 run(s)" in run("check").output
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_files_written_for_the_user_get_the_mode_of_any_new_file(tmp_path, umask):
+    """export -o, figures and pages are written atomically through a private temporary
+    file; the file itself gets the mode the umask gives a new file (not 0600)."""
+    assert run("ingest", PAX128).exit_code == 0
+    old = os.umask(umask)
+    try:
+        for args in (
+            ("export", "-o", tmp_path / "steps.csv"),
+            ("plot", "steps", "-o", tmp_path / "steps.svg"),
+            ("report", "--html", tmp_path / "report.html"),
+        ):
+            assert run(*args).exit_code == 0
+            assert (Path(args[-1]).stat().st_mode & 0o777) == 0o666 & ~umask, args
+    finally:
+        os.umask(old)
