@@ -89,6 +89,7 @@ FILE_COLUMNS: dict[str, str] = {
     "status": "TEXT",  # ok | failed
     "error": "TEXT",
     "settings_hash": "TEXT",
+    "settings": "TEXT",  # JSON: the settings and --parser given for the file (reused later)
     "ingested_at": "TEXT",
 }
 

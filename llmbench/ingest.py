@@ -8,6 +8,7 @@ that returns DataFrames without a store. One broken file never stops the rest.
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -72,6 +73,7 @@ class ParsedFile:
     rows: Rows
     warnings: list[FileWarning]
     settings_hash: str = ""  # Settings.fingerprint of the file (computed where it was read)
+    given: str | None = None  # JSON: the settings and --parser given (``given_json``)
     parts: tuple = ()  # parts.PendingPart per table, when the rows were written as parts
 
     def frame(self, table: str):
@@ -335,6 +337,7 @@ def parse_file(
         rows=rows,
         warnings=notes + more,
         settings_hash=settings.fingerprint(path, parser, layers),
+        given=given_json(parser, settings),
         parts=written,
     )
 
@@ -535,12 +538,12 @@ def ingest(
         todo = _changed(
             store, sources, parser, settings, layer_cache, results, total, progress, broken
         )
-        jobs = [(s.path, parser, settings, store.parts_dir) for s in todo]
+        jobs = [(src.path, how, given, store.parts_dir) for src, how, given in todo]
         batch = _Batch(store, results, total, progress, broken)
         close, interrupted = None, True  # until the loop ends: Ctrl-C, or any fault
         try:
             outcomes, close = _run_jobs(jobs, engine, scheduler, workers, layer_cache)
-            for src, outcome in zip(todo, outcomes, strict=True):
+            for (src, _, _), outcome in zip(todo, outcomes, strict=True):
                 batch.add(src, outcome)
             batch.flush()
             interrupted = False
@@ -558,17 +561,21 @@ def ingest(
 
 
 def _changed(store, sources, parser, settings, layer_cache, results, total, progress, broken):
-    """The sources to parse: the others, stored as they are, get their result now
-    (``broken``: stored files whose rows went with a part: parsed again)."""
-    todo: list[Source] = []
+    """(source, parser, settings) to parse: the others, stored as they are, get their
+    result now (``broken``: stored files whose rows went with a part: parsed again).
+    A file is read with this ingest's settings, or where it gives none, with those
+    given with the file before (``given_before``)."""
+    todo: list[tuple[Source, str | None, Settings]] = []
     stored = {f["path"]: f for f in store.files([os.path.abspath(s.path) for s in sources])}
-    for path in broken:  # their rows are lost with a part: read them again
-        stored.pop(path, None)
     same: list[FileResult] = []
     for src in sources:
-        res = _check_unchanged(stored, src, parser, settings, layer_cache)
+        old = stored.get(os.path.abspath(src.path))
+        how = given_before(old, parser, settings)
+        res = (
+            None if old and old["path"] in broken else _check_unchanged(old, src, *how, layer_cache)
+        )
         if res is None:
-            todo.append(src)
+            todo.append((src, *how))
         else:
             same.append(res)
     noted = store.file_warnings([os.path.abspath(r.path) for r in same]) if same else {}
@@ -749,22 +756,42 @@ class _Batch:
                 self.progress(res, self.total)
 
 
+def given_json(parser: str | None, settings: Settings) -> str | None:
+    """What the user gave to read a file with (``--parser``, settings) as JSON text,
+    kept in its ``files`` row; None when nothing was given."""
+    if parser is None and not settings.given:
+        return None
+    return json.dumps({"parser": parser, "settings": settings.as_dict()}, default=str)
+
+
+def given_before(
+    old: dict | None, parser: str | None, settings: Settings
+) -> tuple[str | None, Settings]:
+    """(parser, settings) to read a file with: what was given with it before (``old``:
+    its ``files`` row) with this ingest's on top (``Settings.over``): a plain re-ingest
+    never loses what a settings file supplied, and a new ``--set`` adds to it."""
+    if old is None or not old.get("settings"):
+        return parser, settings
+    kept = json.loads(old["settings"])
+    before = Settings.from_dict(kept.get("settings") or {})
+    return parser or kept.get("parser"), settings.over(before)
+
+
 def _check_unchanged(
-    stored: dict[str, dict],
+    old: dict | None,
     src: Source,
     parser: str | None,
     settings: Settings,
     layer_cache: dict | None = None,
 ) -> FileResult | None:
-    """The file's result when the store holds it as it is (``stored``: files rows by
-    path), else None."""
+    """The file's result when the store holds it as it is (``old``: its files row),
+    else None."""
     if src.path == "-":
         return None
     try:
         st = os.stat(src.path)
     except OSError:
         return None
-    old = stored.get(os.path.abspath(src.path))
     if (
         old is not None
         and old["status"] == "ok"
@@ -825,6 +852,7 @@ def _file_row(p: ParsedFile) -> dict[str, Any]:
         "sha256": p.sha256,
         "parser": p.parser,
         "settings_hash": p.settings_hash,  # computed by the worker that read the file
+        "settings": p.given,
     }
 
 

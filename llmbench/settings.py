@@ -264,6 +264,62 @@ class Settings:
             out.append(("command line --set", self.cli))
         return out
 
+    @property
+    def given(self) -> bool:
+        """Whether the user gave anything (a ``--set``, a settings file, a pattern)."""
+        return bool(
+            self.cli
+            or self.defaults
+            or self.files
+            or self.models
+            or self.generic
+            or self.settings_file
+            or self.path_pattern
+        )
+
+    def over(self, before: Settings) -> Settings:
+        """These settings on top of ``before`` (what was given with a file at an earlier
+        ingest): each kind of input given now replaces its own (a settings file the
+        earlier file and all it held, ``--path-pattern`` the earlier pattern), and
+        ``--set`` items replace those of the same name."""
+        base = self if self.settings_file else before
+        return Settings(
+            cli={**before.cli, **self.cli},
+            defaults=base.defaults,
+            files=base.files,
+            models=base.models,
+            generic=base.generic,
+            settings_file=base.settings_file,
+            path_pattern=self.path_pattern or before.path_pattern,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as plain values (``from_dict`` reads them back): what an ingest
+        keeps with each file, to read it again the same way."""
+        return {
+            "cli": self.cli,
+            "defaults": self.defaults,
+            "files": self.files,
+            "models": self.models,
+            "generic": self.generic,
+            "settings_file": self.settings_file,
+            "path_pattern": self.path_pattern.pattern if self.path_pattern else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Settings from ``as_dict``'s values (no file is read again)."""
+        pattern = data.get("path_pattern")
+        return cls(
+            cli=data.get("cli") or {},
+            defaults=data.get("defaults") or {},
+            files=[(g, v) for g, v in data.get("files") or []],
+            models=data.get("models") or {},
+            generic=data.get("generic") or {},
+            settings_file=data.get("settings_file"),
+            path_pattern=PathPattern(pattern) if pattern else None,
+        )
+
     def model_shape(self, name: Any, family: str | None = None) -> tuple[str, dict] | None:
         """(origin, shape values) of a ``[models.NAME]`` table matching ``name``, or None."""
         if not self.models or name is None:

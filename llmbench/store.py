@@ -31,7 +31,7 @@ from .frames import dataframe, to_pandas
 from .logs import Logs
 from .rows import id_frame
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_DB = "llmbench.db"
 CATALOG = {
     "parts": {
@@ -135,6 +135,8 @@ MIGRATIONS: dict[int, list[str] | Callable[[Store], None]] = {
         _create("warnings", CATALOG["warnings"]),
         "CREATE INDEX IF NOT EXISTS warnings_path ON warnings(path)",
     ],
+    # v5: the settings given with a file are kept, and reused by an ingest that gives none
+    5: ['ALTER TABLE files ADD COLUMN "settings" TEXT'],
 }
 MIGRATIONS_AFTER: dict[int, Callable[[Store], None]] = {3: _migrate_v2_rows}
 

@@ -210,10 +210,9 @@ BAD = {
     "missing": (None, "no such file or directory"),
     "empty.log": ("", "empty file"),
     "binary.log": (b"\x00\x01\x02ELF" * 100, "binary file"),
+    # nothing readable before the cut (a cut with lines before it keeps them: test_reader)
     "cut.log.gz": (
-        __import__("gzip").compress(
-            "".join(f"iteration {i} {i * 7919 % 104729}\n" for i in range(5000)).encode()
-        )[:2000],
+        __import__("gzip").compress(b"iteration 1/ 9 |\n")[:10],
         "corrupt or truncated gzip",
     ),
     "unknown.log": ("hello\nworld\n", "no parser recognises this file"),

@@ -135,10 +135,12 @@ def test_schema_1_store_is_migrated_forward(tmp_path):
     _v1_store(db)
     with Store(db) as s:
         rows = _steps(s)
-        assert s.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert s.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         tables = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master")}
         assert "steps" not in tables and "events" not in tables  # schema 3: rows in parts
         assert "warnings" in tables and s.warnings() == []  # schema 4: warnings per file
+        files = {r[1] for r in s.conn.execute("PRAGMA table_info(files)")}
+        assert "settings" in files  # schema 5: the settings given with a file
         assert s.counts()["steps"] == 4
     assert rows == [
         (1, 6000.0, '{"num_zeros":0}'),

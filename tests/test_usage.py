@@ -4,6 +4,7 @@ store is one line and creates nothing; an empty store is an empty result and a h
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -380,3 +381,61 @@ def test_torchtitan_2024_lines_are_read_with_exact_step_times():
     assert parsed.parser == "torchtitan"
     assert [s["step_time_s"] for s in parsed.steps] == [None, 4.851, 4.8107, 4.7901]
     assert [s["tokens_per_s_per_gpu"] for s in parsed.steps] == [255, 1688, 1703, 1710]
+
+
+def _runs(db) -> dict:
+    r = run("runs", "--db", db, "--all", "--format", "json")
+    return {Path(x["source"]).name: x for x in json.loads(r.output)}
+
+
+def test_settings_given_with_a_file_are_kept_when_it_is_ingested_again(tmp_path):
+    """A plain re-ingest reuses what was given with each file; a new --set adds to it
+    (a name given again replaces its value); a new settings file replaces the old."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    mixtral = FIXTURES / "megatron_lm" / "mixtral-8x7b-16xh100.log"
+    (logs / "mixtral.log").write_bytes(mixtral.read_bytes())
+    first = write(
+        tmp_path / "s.toml",
+        b'accelerator = "h100-sxm"\n[files."*mixtral*"]\nmodel = "mixtral-8x7b"\ndtype = "bf16"\n',
+    )
+    db = tmp_path / "s.db"
+    assert run("ingest", logs, "--db", db, "--settings", first).exit_code == 0
+    before = _runs(db)["mixtral.log"]
+    assert (before["model"], before["accelerator"], before["num_gpus"]) == (
+        "mixtral-8x7b", "h100-sxm", 16
+    )  # fmt: skip
+    again = run("ingest", logs, "--db", db)
+    assert "0 ingested, 1 unchanged" in again.output
+    assert _runs(db)["mixtral.log"]["model"] == "mixtral-8x7b"
+    # the file changes: read again, with the settings given before
+    with open(logs / "mixtral.log", "a") as f:
+        f.write("\n")
+    assert "1 ingested" in run("ingest", logs, "--db", db).output
+    after = _runs(db)["mixtral.log"]
+    assert (after["model"], after["dtype"], after["accelerator"]) == (
+        "mixtral-8x7b",
+        "bf16",
+        "h100-sxm",
+    )
+    report = json.loads(run("report", "--db", db, "--format", "json").output)
+    assert report[0]["mfu"] is not None
+    # --set adds to them, and a name given again wins
+    assert run("ingest", logs, "--db", db, "--set", "dtype=fp8").exit_code == 0
+    after = _runs(db)["mixtral.log"]
+    assert (after["model"], after["dtype"]) == ("mixtral-8x7b", "fp8")
+    # another settings file replaces the first and all it held (--set items stay)
+    other = write(tmp_path / "t.toml", b'accelerator = "b200"\n')
+    assert run("ingest", logs, "--db", db, "--settings", other).exit_code == 0
+    after = _runs(db)["mixtral.log"]
+    assert (after["model"], after["dtype"], after["accelerator"]) == (None, "fp8", "b200")
+
+
+def test_mlperf_on_a_folder_without_results_changes_nothing_stored(tmp_path):
+    db = tmp_path / "s.db"
+    settings = FIXTURES / "settings.toml"
+    assert run("ingest", PAX, "--db", db, "--settings", settings).exit_code == 0
+    before = _runs(db)
+    r = run("mlperf", PAX, "--db", db)
+    assert r.exit_code != 0 and "unchanged" in r.stderr
+    assert _runs(db) == before
