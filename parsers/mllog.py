@@ -295,35 +295,56 @@ class _Reading:
         yield from self.config(key, value, meta, time_ms, no)
 
     def _progress(self, value: Any, time_ms: Any, mstep: Any, samples: Any) -> dict | None:
-        """A ``tracked_stats`` record that carries only ``throughput`` (samples/s; the
-        LoRA, Stable Diffusion and RetinaNet callbacks), in a log whose records time
-        no step (GPT-3 logs a run's throughput once after its timed steps: an
-        event), as a progress point: a step
-        row with ``samples_per_s``, and the step time between this record and the
-        one before, ``(time_ms - previous) / 1000 / (samples - previous) x
-        global_batch_size``, on the printed integers (decimal, no float noise).
-        ``metadata.step`` (or ``samples_count``) counts samples."""
+        """A ``tracked_stats`` record that carries only ``throughput``, in a log whose
+        records time no step (GPT-3 logs a run's throughput once after its timed steps:
+        an event), as a progress point: a step row with the throughput in the unit its
+        benchmark counts (``_unit``: tokens/s for GPT-3, samples/s for LoRA, Stable
+        Diffusion, RetinaNet), and the step time between this record and the one
+        before, ``(time_ms - previous) / 1000 / steps`` with ``steps`` the counter's
+        advance over a step's worth (global batch, times the sequence length where it
+        counts tokens), on the printed integers (decimal, no float noise). A record
+        whose unit nothing tells (no benchmark, no batch shape) stays an event: the
+        report reads it with the run's benchmark setting."""
         if not isinstance(value, dict) or _float(value.get("throughput")) is None:
             return None
         if any(k in value for k in (*STEP_TIME_KEYS, *LOSS_KEYS)):
             return None
-        values: dict[str, Any] = {"samples_per_s": _float(value["throughput"])}
+        count = samples if _is_number(samples) else mstep
+        count = int(count) if _is_number(count) and count - int(count) == 0 else None
+        unit = self._unit(count, samples)
+        if unit is None:
+            return None
+        values: dict[str, Any] = {unit: _float(value["throughput"])}
         for k, v in value.items():
             if k != "throughput":
                 values[k] = _encode(v)
         if _is_number(time_ms):
             values["time_ms"] = _encode(time_ms)
-        count = samples if _is_number(samples) else mstep
-        count = int(count) if _is_number(count) and count - int(count) == 0 else None
+        per_step = (self.gbs or 0) * (self.seq or 0 if unit == "tokens_per_s" else 1)
         if self.progress is not None and count is not None and _is_number(time_ms):
-            (t0, c0), gbs = self.progress, self.gbs
-            if gbs and count > c0 and (count - c0) % gbs == 0 and time_ms > t0:
-                steps = (count - c0) // gbs
+            t0, c0 = self.progress
+            if per_step and count > c0 and (count - c0) % per_step == 0 and time_ms > t0:
+                steps = (count - c0) // per_step
                 ms = Decimal(repr(time_ms)) - Decimal(repr(t0))
                 values["step_time_s"] = float(ms / 1000 / steps)
         if count is not None and _is_number(time_ms):
             self.progress = (time_ms, count)
         return values
+
+    def _unit(self, count: int | None, samples: Any) -> str | None:
+        """The column of a ``throughput``: the benchmark's unit (its rules), else what
+        its counter counts (``samples_count``: samples; ``metadata.step`` a whole number
+        of global batches of tokens, or of samples), else None (unknown)."""
+        rules = BENCHMARKS.get(str(self.benchmark[0])) if self.benchmark else None
+        if rules is not None:
+            return rules.throughput
+        if _is_number(samples):
+            return "samples_per_s"
+        if count is None or count <= 0 or not self.gbs:
+            return None
+        if self.seq and count % (self.gbs * self.seq) == 0:
+            return "tokens_per_s"
+        return "samples_per_s" if count % self.gbs == 0 else None
 
     def config(self, key: str, value: Any, meta: dict, time_ms, no: int) -> Iterator[Record]:
         """The run settings a record gives: config keys, ``opt_*``, start and stop."""

@@ -398,3 +398,68 @@ def test_scores_as_a_self_contained_page(tmp_path):
     (row,) = data["rows"]
     assert row[cols.index("benchmark")] == "gpt3" and row[cols.index("score_min")] == 100.0
     assert html.count("<svg") == 1  # time to train against accelerators, inline
+
+
+# seed 000's two tracked_stats lines (NVIDIA's GPT-3 callback, EOS): the throughput
+# counts tokens per second (metadata.step counts tokens: 1211105280 / 234.938 s)
+EPOCH = (
+    ':::MLLOG {"namespace": "", "time_ms": 1696565401886, "event_type": "POINT_IN_TIME", '
+    '"key": "tracked_stats", "value": {"train_epoch_timing": 234.93810319900513}, "metadata": '
+    '{"file": "/workspace/llm/custom_callbacks.py", "lineno": 277, "step": 1211105280}}'
+)
+THROUGHPUT = EPOCH.replace('"train_epoch_timing": 234.93810319900513', '"throughput": 5154997.267404211').replace('"lineno": 277', '"lineno": 284')  # fmt: skip
+
+
+def _summary(tmp_path, lines, **settings):
+    import llmbench
+
+    p = tmp_path / "result_0.txt"
+    p.write_text("\n".join(lines) + "\n")
+    logs = llmbench.read_logs(str(p), settings=settings or None)
+    return logs, llmbench.summarize(logs).iloc[0]
+
+
+def test_seed_throughput_alone_is_never_taken_for_samples(tmp_path):
+    logs, row = _summary(tmp_path, [EPOCH, THROUGHPUT])
+    assert not len(logs.steps)  # its unit is unknown: it stays an event
+    assert logs.events["key"].tolist() == ["tracked_stats", "tracked_stats"]
+    assert row["tokens_per_s_logged"] != row["tokens_per_s_logged"]  # NaN
+    _, row = _summary(tmp_path, [EPOCH, THROUGHPUT], benchmark="gpt3")
+    assert row["tokens_per_s_logged"] == 5154997.267404211
+
+
+@pytest.mark.parametrize(
+    "benchmark, column", [("gpt3", "tokens_per_s"), ("llama2_70b_lora", "samples_per_s")]
+)
+def test_tracked_throughput_is_stored_in_the_unit_its_benchmark_counts(tmp_path, benchmark, column):
+    head = [
+        _line(1696565000000, "submission_benchmark", benchmark),
+        _line(1696565000000, "global_batch_size", 1536),
+        _line(1696565000000, "max_sequence_length", 2048),
+    ]
+    logs, _ = _summary(tmp_path, [*head, EPOCH, THROUGHPUT])
+    (step,) = logs.steps.to_dict("records")
+    other = {"tokens_per_s": "samples_per_s", "samples_per_s": "tokens_per_s"}[column]
+    assert step[column] == 5154997.267404211 and step[other] != step[other]
+
+
+def test_tracked_throughput_unit_follows_the_counter_without_a_benchmark(tmp_path):
+    head = [_line(1, "global_batch_size", 1536), _line(1, "max_sequence_length", 2048)]
+    logs, _ = _summary(tmp_path, [*head, EPOCH, THROUGHPUT])  # step counts whole token batches
+    assert logs.steps["tokens_per_s"].tolist() == [5154997.267404211]
+    later = THROUGHPUT.replace("1696565401886", "1696565410286").replace(
+        "1211105280", str(1211105280 + 4 * 1536 * 2048)
+    )
+    logs, _ = _summary(tmp_path, [*head, THROUGHPUT, later])
+    assert logs.steps["step_time_s"].tolist()[1] == 2.1  # 8.4 s over 4 steps of tokens
+
+
+def test_real_gpt3_result_files_log_tokens_per_second(corpus, tmp_path):
+    import llmbench
+
+    folder = corpus / "mlperf" / "v4.1" / "NVIDIA" / "results" / "eos_n32_ngc24.09_nemo" / "gpt3"
+    logs = llmbench.read_logs(str(folder / "result_0.txt"))
+    table = llmbench.summarize(logs).iloc[0]
+    # the callback's throughput: consumed tokens over the training time, as logged
+    assert table["tokens_per_s_logged"] == 208833.72386428475
+    assert logs.steps["samples_per_s"].isna().all()
