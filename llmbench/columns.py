@@ -6,6 +6,8 @@ once. See DESIGN.md, "Canonical tables".
 
 from __future__ import annotations
 
+from .shapes import SHAPE_KEYS as _SHAPE_KEYS
+
 # name -> SQL type. INTEGER/REAL columns are numeric in DataFrames; missing is NaN.
 RUN_COLUMNS: dict[str, str] = {
     "run_id": "TEXT",
@@ -114,26 +116,8 @@ RUN_SETTING_COLUMNS = frozenset(RUN_COLUMNS) - {
     "provenance",
 }
 
-# a model's shape, as settings or a [models.NAME] table give it (``metrics.Shape``)
-SHAPE_KEYS = (
-    "num_layers",
-    "hidden_size",
-    "num_attention_heads",
-    "num_query_groups",
-    "kv_channels",
-    "ffn_hidden_size",
-    "vocab_size",
-    "seq_len",
-    "swiglu",
-    "untied_embeddings",
-    "moe_topk",
-    "num_experts",
-    "moe_ffn_hidden_size",
-    "qkv_bias",
-    "qk_norm",
-    "norms_per_layer",
-    "params",
-)
+# a model's shape, as settings or a [models.NAME] table give it (``shapes.Shape``)
+SHAPE_KEYS = _SHAPE_KEYS
 # every setting a name means something for (columns, shape, run facts the metrics and
 # MLPerf read); a name close to one of these is a typo, any other is kept free-form
 KNOWN_SETTINGS = (
@@ -258,10 +242,14 @@ REPORT_VIEW = [
     "tflops_logged_formula",
 ]
 
-#: the FLOPs formulas' names (``metrics.FORMULAS``; a run's ``flops_formula`` is one)
+#: the FLOPs conventions' names (``flops.CONVENTIONS``; a run's ``flops_formula`` is one)
 FORMULA_NAMES = (
-    "megatron",
     "megatron-causal",
+    "megatron-core",
+    "megatron",
+    "maxtext",
+    "maxtext-2024",
+    "torchtitan",
     "ptdp",
     "bigscience",
     "dgxc",

@@ -13,7 +13,7 @@ from typing import Any
 
 from .columns import FLAGS, METRIC_COLUMNS, STEP_LINES
 from .formats import cell, plain
-from .metrics import FORMULA_HELP
+from .flops import CONVENTIONS, family
 
 #: metric column: its expression over the row's other columns (products and
 #: quotients, left to right; constants as printed)
@@ -118,18 +118,19 @@ LORA = (
 
 def _flops(row: dict[str, Any], config: dict) -> str:
     formula = row.get("formula")
+    conv = CONVENTIONS.get(formula)
     model = f"model {row['model']}" if row.get("model") else "the shape the run's inputs give"
     return (
-        f"formula {formula} ({FORMULA_HELP.get(formula, 'a third-party formula')}) for "
+        f"formula {formula} ({conv.formula if conv else 'a third-party formula'}) for "
         f"{model}, B = global_batch_size {cell(row.get('global_batch_size'))}, "
         f"s = seq_len {cell(row.get('seq_len'))}" + (f"; then{LORA}" if config.get("lora") else "")
     )
 
 
 def _hardware(row: dict[str, Any], config: dict) -> str:
+    base = family(row["formula"]) if row.get("formula") in CONVENTIONS else "megatron"
     return (
-        "hardware FLOPs per step (the megatron formula, with causal attention scores when "
-        f"the model FLOPs' formula is megatron-causal, plus what recompute="
+        f"hardware FLOPs per step (the {base} count, plus what recompute="
         f"{cell(row.get('recompute'))} runs again: the forward for full, the attention "
         "scores for selective"
         + (f"; then{LORA}" if config.get("lora") else "")

@@ -11,12 +11,15 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .columns import FAULTS, METRIC_COLUMNS, RUN_COLUMNS, SHAPE_KEYS, STEADY_CUT, STEP_LINES
 from .errors import UsageError
+from .flops import CONVENTIONS, DEFAULT, family, hardware_flops, model_flops, terms, uncounted
+from .flops import check as check_convention
 from .formats import records
+from .shapes import Shape, ShapeError, build, param_count
 from .specs import find_accelerator, find_model
 from .specs import models as catalog_models
 from .store import Store
@@ -29,247 +32,48 @@ LORA_FRACTION = 2 / 3
 STATS = ("median", "mean", "last", "min", "p90")
 
 
-@dataclass
-class Shape:
-    """A model's shape; None where unknown."""
-
-    l: int | None = None
-    h: int | None = None
-    a: int | None = None
-    g: int | None = None
-    f: int | None = None
-    V: int | None = None
-    s: int | None = None
-    swiglu: bool = False
-    untied: bool = False
-    topk: int = 1
-    experts: int = 1
-    d: int | None = None  # head dimension (kv_channels); None: h / a
-    moe_f: int | None = None  # an expert's FFN size (moe_ffn_hidden_size); None: f
-    qkv_bias: bool = False  # Qwen2 / 2.5
-    qk_norm: bool = False  # a norm of head_dim on queries and keys (Qwen3, Gemma 3)
-    norms: int = 2  # norms of h per layer (Gemma 2 / 3: 4)
-    params: float | None = None  # exact count where published
-    assumed: list[str] = field(default_factory=list)
-
-    @property
-    def dense_ok(self) -> bool:
-        return None not in (self.l, self.h, self.V, self.s)
-
-    def ffn(self) -> float:
-        """The FFN size a token goes through per layer (an expert's for MoE)."""
-        if self.experts > 1 and self.moe_f:
-            return float(self.moe_f)
-        if self.f:
-            return float(self.f)
-        return 4.0 * self.h  # type: ignore[operator]
-
-    def head_dim(self) -> float:
-        return float(self.d) if self.d else self.h / self.a if self.a else float(self.h)  # type: ignore[operator]
-
-    def groups_ratio(self) -> float:
-        if self.a and self.g:
-            return self.g / self.a
-        return 1.0
-
-    def attention_width(self) -> float:
-        """a x d: the width of the query projection (h unless the head dimension
-        is not h / a: PaLM, Gemma, some Qwen sizes)."""
-        return float(self.a * self.d) if self.a and self.d else float(self.h)  # type: ignore[arg-type]
-
-    @property
-    def gpt(self) -> bool:
-        """GPT-style: a plain 4h MLP, multi-head attention, one expert (seed 000's
-        arithmetic, biases and a learned position table of s x h included)."""
-        return (
-            self.experts == 1
-            and not self.swiglu
-            and self.groups_ratio() == 1.0
-            and self.f in (None, 4 * (self.h or 0))
-        )
-
-    @property
-    def learned_positions(self) -> bool:
-        """Whether the count holds a learned position table (GPT-style, and not a
-        published count, which says nothing of it)."""
-        return self.gpt and not self.params
+FORMULAS = CONVENTIONS  # the named FLOPs counts (``flops.CONVENTIONS``)
+DEFAULT_FORMULA = DEFAULT
 
 
-def param_count(sh: Shape, active: bool = False) -> float | None:
-    """N: the exact catalog count, else GPT (seed 000) or Llama-style arithmetic.
-
-    For a mixture of experts, ``active=True`` counts the ``topk`` experts a
-    token is routed to instead of all ``experts``.
-    """
-    if sh.params and not (active and sh.experts > 1):
-        return float(sh.params)
-    if None in (sh.l, sh.h, sh.V) or (sh.learned_positions and sh.s is None):
-        return None
-    l, h, V, s = sh.l, sh.h, sh.V, sh.s
-    if sh.gpt:  # an untied output projection is one more V x h
-        n = 12 * l * h * h * (1 + 13 / (12 * h) + (V + s) / (12 * l * h))
-        return float(round(n + (V * h if sh.untied else 0)))
-    return float(round(l * _layer_params(sh, active) + V * h * (2 if sh.untied else 1) + h))
-
-
-def _layer_params(sh: Shape, active: bool) -> float:
-    """One layer: q and o (h x a.d each), k and v (h x g.d each), their biases
-    (Qwen2), q/k norms (Qwen3, Gemma 3), the MLP (all or the top-k experts, and
-    the router), and ``norms`` norms of h."""
-    h, d = sh.h, sh.head_dim()
-    q = sh.attention_width()
-    kv = (sh.g or sh.a) * d if sh.a else h  # a head of k and of v per query group
-    attn = (
-        2 * h * q + 2 * h * kv + (q + 2 * kv if sh.qkv_bias else 0) + (2 * d if sh.qk_norm else 0)
-    )
-    experts = min(sh.topk, sh.experts) if active else sh.experts
-    mlp = (3 if sh.swiglu else 2) * h * sh.ffn() * experts
-    router = h * sh.experts if sh.experts > 1 else 0
-    return attn + mlp + router + sh.norms * h  # type: ignore[operator]
-
-
-def nonembedding_params(sh: Shape) -> float | None:
-    """N without the embeddings (and learned positions for GPT); active experts only."""
-    n = param_count(sh, active=True)
-    if n is None:
-        return None
-    if sh.learned_positions:
-        return n - (sh.V + sh.s) * sh.h  # learned positions too (GPT)
-    return n - sh.V * sh.h * (2 if sh.untied else 1)
-
-
-def matmul_params(sh: Shape, active: bool = True) -> float | None:
-    """N as the matmuls use it: every parameter but the input embedding table (a
-    tied table is the output projection's weight, so it stays) and learned
-    positions; active experts only (``active``)."""
-    n = param_count(sh, active=active)
-    if n is None:
-        return None
-    return n - (sh.s * sh.h if sh.learned_positions else 0) - (sh.V * sh.h if sh.untied else 0)
-
-
-def _megatron(sh: Shape, B: float, causal: bool = False) -> float:
-    """Megatron-LM's ``num_floating_point_operations``; ``causal``: since MR !2789
-    (March 2025) the attention scores count half (only half the mask is non-zero)."""
-    l, h, s, V = sh.l, sh.h, sh.s, sh.V
-    attention = (1 + sh.groups_ratio() + s / h / (2 if causal else 1)) * sh.attention_width() / h
-    mlp = (sh.ffn() / h) * sh.topk * (1.5 if sh.swiglu else 1.0)
-    return 12 * B * s * l * h * h * (attention + mlp) + 6 * B * s * V * h
-
-
-def _logit(sh: Shape, B: float) -> float:
-    return 6 * B * sh.s * sh.V * sh.h
-
-
-def _ptdp(sh: Shape, B: float) -> float:
-    l, h, s, V = sh.l, sh.h, sh.s, sh.V
-    return 96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h))
-
-
-def _bigscience(sh: Shape, B: float, recompute: str | None) -> float:
-    l, h, s, V = sh.l, sh.h, sh.s, sh.V
-    c = 4 if recompute == "full" else 3
-    return 24 * c * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h))
-
-
-def _dgxc(sh: Shape, B: float) -> float:
-    l, h, s, V = sh.l, sh.h, sh.s, sh.V
-    return B * s * (24 * l * h * h + 12 * l * h * s + 48 * l * h * h + 6 * V * h)
-
-
-def _6n(sh: Shape, B: float) -> float | None:
-    n = param_count(sh, active=True)
-    return None if n is None else 6 * n * B * sh.s
-
-
-def _palm(sh: Shape, B: float) -> float | None:
-    n = matmul_params(sh)
-    return None if n is None else (6 * n + 12 * sh.l * sh.attention_width() * sh.s) * B * sh.s
-
-
-def _torchtitan_2024(sh: Shape, B: float) -> float | None:
-    n = param_count(sh, active=True)
-    return None if n is None else (6 * n + 12 * sh.l * sh.attention_width() * sh.s) * B * sh.s
-
-
-def _8n(sh: Shape, B: float) -> float | None:
-    n = nonembedding_params(sh)
-    return None if n is None else 8 * n * B * sh.s
-
-
-FORMULAS: dict[str, Callable[..., float | None]] = {
-    "megatron": lambda sh, B, rc: _megatron(sh, B),
-    "megatron-causal": lambda sh, B, rc: _megatron(sh, B, causal=True),
-    "ptdp": lambda sh, B, rc: _ptdp(sh, B),
-    "bigscience": _bigscience,
-    "dgxc": lambda sh, B, rc: _dgxc(sh, B),
-    "6n": lambda sh, B, rc: _6n(sh, B),
-    "palm": lambda sh, B, rc: _palm(sh, B),
-    "torchtitan-2024": lambda sh, B, rc: _torchtitan_2024(sh, B),
-    "8n": lambda sh, B, rc: _8n(sh, B),
-}
-FORMULA_HELP = {
-    "megatron": "Megatron-LM num_floating_point_operations before MR !2789 (GQA, SwiGLU, MoE, "
-    "kv_channels; no recompute): what Megatron-Core <= 0.11 (2023-11 to 2025-03), NeMo <= 25.07 "
-    "and Megatron-Bridge < 0.2 print",
-    "megatron-causal": "the same with the attention scores halved (causal mask; MR !2789, "
-    "2025-03-06): Megatron-Core >= 0.12 / 25.04, NeMo >= 25.09, Megatron-Bridge >= 0.2",
-    "ptdp": "96Bslh^2(1+s/6h+V/16lh), Narayanan et al. 2021 eq. 3, full recompute counted",
-    "bigscience": "Megatron-DeepSpeed throughput_calculator: 24cBslh^2(1+s/6h+V/16lh), c=4 with recompute else 3",
-    "dgxc": "NVIDIA dgxc recipe: Bs(72lh^2+12lhs+6Vh)",
-    "6n": "6N per token",
-    "palm": "PaLM App. B: 6N + 12l(a.d)s per token, N without the input embedding (a tied "
-    "table counted once, as the output projection); torchtitan since 2024-05-01 (PR 280)",
-    "torchtitan-2024": "6N + 12l(a.d)s per token, N every parameter: torchtitan 2024-03-20 to "
-    "2024-04-30 (its April 2024 MFU tables) and llm-foundry's benchmarks",
-    "8n": "8N_nonembedding per token (bigscience's early estimate, 96Bslh^2)",
+#: the count a framework prints where its log does not date it further: the Megatron
+#: forks and GPT-NeoX never halved the causal attention scores
+FRAMEWORK_FORMULAS = {
+    "Megatron-DeepSpeed": "megatron",
+    "GPT-NeoX": "megatron",
+    "MaxText": "maxtext",
+    "torchtitan": "torchtitan",
 }
 
 
-DEFAULT_FORMULA = "megatron"
-
-
-def run_formula(config: dict[str, Any]) -> str:
+def run_formula(config: dict[str, Any], framework: str | None = None) -> str:
     """The formula a run's metrics use without ``--formula``: the convention its
     framework version prints (``flops_formula``: a parser saw the version, or a
-    settings file says it), else ``DEFAULT_FORMULA``."""
+    settings file says it), else the one its framework prints (``FRAMEWORK_FORMULAS``),
+    else ``DEFAULT_FORMULA`` (what current frameworks print)."""
     name = config.get("flops_formula")
-    return name if name in FORMULAS else DEFAULT_FORMULA
+    if name in FORMULAS:
+        return name
+    return FRAMEWORK_FORMULAS.get(framework or "", DEFAULT_FORMULA)
+
+
+def formula_origin(run: dict[str, Any], formula: str | None = None) -> tuple[str, str]:
+    """(the run's formula, why it is that one)."""
+    config = json.loads(run.get("config") or "{}")
+    if formula:
+        return formula, "--formula"
+    name = run_formula(config, run.get("framework"))
+    if config.get("flops_formula") in FORMULAS:
+        prov = json.loads(run.get("provenance") or "{}")
+        return name, prov.get("flops_formula", "settings")
+    if name != DEFAULT_FORMULA:
+        return name, f"what {run.get('framework')} prints (its log dates it no further)"
+    return name, "default: the count current frameworks print (the log shows no other)"
 
 
 def check_formula(formula: str) -> None:
     """UsageError naming the valid formulas when ``formula`` is not one of them."""
-    if formula not in FORMULAS:
-        raise UsageError(f"unknown formula {formula!r} (formulas: {', '.join(FORMULAS)})")
-
-
-def model_flops(formula: str, sh: Shape, B: float, recompute: str | None = None) -> float | None:
-    """FLOPs per step by a named formula; None when the shape lacks what it needs."""
-    check_formula(formula)
-    if not sh.dense_ok or not B:
-        return None
-    return FORMULAS[formula](sh, float(B), recompute)
-
-
-def hardware_flops(
-    sh: Shape, B: float, recompute: str | None, causal: bool = False
-) -> float | None:
-    """FLOPs per step actually executed, counting activation recompute.
-
-    full: the transformer's forward again (4/3 of it; the logit layer is not
-    recomputed), which for dense GPT is exactly ``ptdp``; selective: the
-    attention score/context forward again; none: model FLOPs. ``causal``: the
-    attention scores count half, as ``megatron-causal`` counts them, so that
-    without recompute HFU equals that formula's MFU.
-    """
-    if not sh.dense_ok or not B or recompute not in ("none", "selective", "full"):
-        return None
-    flops = _megatron(sh, B, causal)
-    if recompute == "full":
-        return (flops - _logit(sh, B)) * 4 / 3 + _logit(sh, B)
-    if recompute == "selective":  # QK^T and AV again (half of them under a causal mask)
-        return flops + 4 * B * sh.s * sh.s * sh.l * sh.attention_width() / (2 if causal else 1)
-    return flops
+    check_convention(formula)
 
 
 def _quantiles(srt) -> Callable[[float], float]:
@@ -574,16 +378,16 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def resolve_shape(
+def shape_values(
     run: dict[str, Any], config: dict[str, Any], models: dict | None
-) -> tuple[Shape, dict[str, str], dict[str, Any]]:
-    """The run's model shape, each value's origin, and the values: the run's own
-    values first, then the model catalog."""
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(the run's shape values, each one's origin): the run's own values first, then
+    the model catalog's."""
     origin: dict[str, str] = {}
     values: dict[str, Any] = {}
     for k in SHAPE_KEYS:
         v = run.get(k, config.get(k))
-        if _num(v) is not None or isinstance(v, bool):
+        if v is not None and (_num(v) is not None or isinstance(v, bool | str | list)):
             values[k] = v
             origin[k] = "run"
     found = find_model(run.get("model"), config.get("model_family"), models)
@@ -593,32 +397,29 @@ def resolve_shape(
             if k not in values and k in spec:
                 values[k] = spec[k]
                 origin[k] = f"catalog {key}"
-    sh = Shape(
-        l=_int(values.get("num_layers")),
-        h=_int(values.get("hidden_size")),
-        a=_int(values.get("num_attention_heads")),
-        g=_int(values.get("num_query_groups")),
-        f=_int(values.get("ffn_hidden_size")),
-        V=_int(values.get("vocab_size")),
-        s=_int(values.get("seq_len")),
-        swiglu=bool(values.get("swiglu", False)),
-        untied=bool(values.get("untied_embeddings", False)),
-        d=_int(values.get("kv_channels")),
-        moe_f=_int(values.get("moe_ffn_hidden_size")),
-        qkv_bias=bool(values.get("qkv_bias", False)),
-        qk_norm=bool(values.get("qk_norm", False)),
-        norms=_int(values.get("norms_per_layer")) or 2,
-        topk=_int(values.get("moe_topk")) or 1,
-        experts=_int(values.get("num_experts")) or 1,
-        params=(
-            _num(values.get("params"))
-            if origin.get("params") == "run" or _catalog_shape(origin)
-            else None
-        ),
-    )
-    if sh.f is None and sh.h:
+    return values, origin
+
+
+def resolve_shape(
+    run: dict[str, Any], config: dict[str, Any], models: dict | None
+) -> tuple[Shape, dict[str, str], dict[str, Any]]:
+    """The run's model shape, each value's origin, and the values (``shape_values``).
+    ShapeError (naming the field and its origin) for a shape that cannot hold."""
+    values, origin = shape_values(run, config, models)
+    shaped = {k: v for k, v in values.items() if k != "params"}
+    if origin.get("params") == "run" or _catalog_shape(origin):
+        shaped["params"] = values.get("params")
+    sh = build(shaped, {k: _where(run, k, o) for k, o in origin.items()})
+    if sh.f is None and sh.h and not sh.hybrid:
         sh.assumed.append("ffn_hidden_size = 4 x hidden_size (assumed: not in log or catalog)")
     return sh, origin, values
+
+
+def _where(run: dict[str, Any], key: str, origin: str) -> str:
+    """Where a shape value came from, for an error: the run's provenance or the catalog."""
+    if origin != "run":
+        return origin
+    return json.loads(run.get("provenance") or "{}").get(key, "the run")
 
 
 def _catalog_shape(origin: dict[str, str]) -> bool:
@@ -686,7 +487,7 @@ def run_metrics(
     written over the row's last (e.g. ``mlperf.metrics.HOOK``)."""
     config = json.loads(run.get("config") or "{}")
     out: dict[str, Any] = {k: run.get(k) for k in IDENTITY}
-    sh, _, _ = resolve_shape(run, config, models)
+    sh, notes = run_shape(run, config, models)
     out["seq_len"] = sh.s
     if not isinstance(steps, StepStats):
         steps = step_stats(rows_frame(steps or [], "r"), warmup, stat).get("r")
@@ -697,13 +498,13 @@ def run_metrics(
         st = {"value": summary, "n": 0, "warmup": 0}
     t = st["value"]
     out.update(step_time_stats(st, stat if st["n"] or t is None else "summary"))
-    B, n, notes = batch_and_gpus(run, logged, out)
-    notes += _missing_inputs(t, B, sh.s, n)
+    B, n, more = batch_and_gpus(run, logged, out)
+    notes += more + _missing_inputs(t, B, sh.s, n)
     out.update(throughput(B, sh.s, t, n, tokens))
     out["params"] = param_count(sh)
-    formula = formula or run_formula(config)
+    formula = formula or run_formula(config, run.get("framework"))
     out["formula"] = formula
-    notes += _missing_shape(sh)
+    notes += _missing_shape(sh) + (uncounted(formula, sh)[0] if sh.dense_ok else [])
     flops, hw = step_flops(formula, sh, B, run.get("recompute"), bool(config.get("lora")))
     out["model_flops_per_step"] = flops
     out["tflops_per_gpu"] = per_gpu_tflops(flops, t, n)
@@ -716,13 +517,27 @@ def run_metrics(
     out["model_state_bytes_per_gpu"] = _model_state_bytes(out["params"], run)
     out.update(comm_bytes_per_gpu(sh, out["params"], B, run))
     out.update(logged_values(logged, n))
-    out.update(reconcile(logged["tflops_per_gpu_logged"], out["tflops_per_gpu"], sh, B, t, n, run))
+    out.update(
+        reconcile(logged["tflops_per_gpu_logged"], out["tflops_per_gpu"], sh, B, t, n, run, formula)
+    )
     out["time_to_train_min"] = None
     out["missing"] = "; ".join(dict.fromkeys(notes + sh.assumed)) or None
     for hook in hooks:  # what an extension knows of the run (MLPerf: time to train)
         out.update(hook(run, config, events, out))
     out["flags"] = ",".join(sanity_flags(out, run)) or None
     return out
+
+
+def run_shape(
+    run: dict[str, Any], config: dict[str, Any], models: dict | None
+) -> tuple[Shape, list[str]]:
+    """(the run's shape, notes): a shape that cannot hold leaves the FLOPs empty and
+    says why (the field and where it came from), never a number from it."""
+    try:
+        return resolve_shape(run, config, models)[0], []
+    except ShapeError as e:
+        seq = shape_values(run, config, models)[0].get("seq_len")
+        return Shape(s=_int(seq)), [e.message]
 
 
 def sanity_flags(out: dict[str, Any], run: dict[str, Any]) -> list[str]:
@@ -827,7 +642,7 @@ def step_flops(formula: str, sh: Shape, B, recompute, lora: bool = False):
     """(model FLOPs, hardware FLOPs) of one step; LoRA (frozen base weights: forward
     and input gradients, no weight gradients) counts ``LORA_FRACTION`` of both."""
     flops = model_flops(formula, sh, B or 0, recompute)
-    hw = hardware_flops(sh, B or 0, recompute, causal=formula == "megatron-causal")
+    hw = hardware_flops(sh, B or 0, recompute, family(formula))
     if lora:
         flops, hw = (f * LORA_FRACTION if f else f for f in (flops, hw))
     return flops, hw
@@ -877,19 +692,23 @@ def logged_values(logged: dict[str, float | None], n) -> dict[str, Any]:
     }
 
 
-def reconcile(logged, computed, sh: Shape, B, t, n, run: dict[str, Any]) -> dict[str, Any]:
-    """Which formula gives the logged TFLOPs (within 0.5 %), and whether the logged
-    figure disagrees with the computed one by more than 2 %."""
+def reconcile(
+    logged, computed, sh: Shape, B, t, n, run: dict[str, Any], formula: str = DEFAULT
+) -> dict[str, Any]:
+    """Which convention gives the logged TFLOPs (within 0.5 %; the report's own
+    ``formula`` first), and whether the logged figure disagrees with the computed one
+    by more than 2 % when no convention reproduces it."""
     out = {"tflops_logged_formula": None, "logged_disagrees": None}
     if not (logged and t and n):
         return out
-    for name in FORMULAS:
+    for name in dict.fromkeys([formula, *FORMULAS]):
         f = model_flops(name, sh, B or 0, run.get("recompute"))
         if f and abs(f / t / n / 1e12 / logged - 1) <= 0.005:
             out["tflops_logged_formula"] = name
             break
     if computed:
-        out["logged_disagrees"] = abs(logged / computed - 1) > 0.02
+        named = out["tflops_logged_formula"] is not None
+        out["logged_disagrees"] = not named and abs(logged / computed - 1) > 0.02
     return out
 
 
@@ -1073,13 +892,7 @@ def explain(
     config = json.loads(run.get("config") or "{}")
     prov = json.loads(run.get("provenance") or "{}")
     sh, origin, values = resolve_shape(run, config, models)
-    if formula:
-        why = "--formula"
-    elif run_formula(config) != DEFAULT_FORMULA:
-        why = prov.get("flops_formula", "settings")
-    else:
-        why = "default: the log shows no framework version that prints another"
-    out: list[tuple[str, Any, str]] = [("formula", formula or run_formula(config), why)]
+    out: list[tuple[str, Any, str]] = [("formula", *formula_origin(run, formula))]
     for k in (
         "model",
         "num_gpus",

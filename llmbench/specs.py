@@ -63,7 +63,8 @@ def find_model(
     if name is None:
         return None
     cat = models(extra)
-    by_norm = {_norm(k): k for k in cat}
+    by_norm = {_norm(a): k for k, spec in cat.items() for a in spec.get("aliases", ())}
+    by_norm.update({_norm(k): k for k in cat})
     n = _norm(name).replace("llama3.1", "llama3").replace("llama31", "llama3")
     n = n.replace("gpt175b", "gpt3175b")
     if n in by_norm:

@@ -128,7 +128,13 @@ ARGS: dict[str, str] = {
     "moe_ffn_hidden_size": "moe_ffn_hidden_size",
     "add_qkv_bias": "qkv_bias",
     "qk_layernorm": "qk_norm",
+    # 2025-26 shapes (Megatron-Core >= 0.12): multi-latent attention, hybrid layers
+    "qk_head_dim": "qk_nope_head_dim",
+    "qk_pos_emb_head_dim": "qk_rope_head_dim",
+    "hybrid_override_pattern": "hybrid_layer_pattern",
 }
+# MLA's arguments are printed (with defaults) whether or not MLA is on
+MLA_ARGS = ("q_lora_rank", "kv_lora_rank", "qk_head_dim", "qk_pos_emb_head_dim", "v_head_dim")
 
 ITER_RE = re.compile(
     r"(?:\[(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?)\]\s*)?"
@@ -414,11 +420,14 @@ def flavour(head: Sequence[str]) -> tuple[float, str | None]:
 # halved the causal attention scores; Megatron-DeepSpeed has neither.
 VERSION_ARGS = {
     "mtp_num_layers": (
-        "megatron-causal",
+        "megatron-core",
         "Megatron-LM >= core 0.12 (its arguments include mtp_num_layers, added after the "
         "causal attention count of MR !2789)",
     ),
 }
+# the day Megatron-LM's count halved the causal attention scores (MR !2789): a log
+# dated before it prints the earlier count
+CAUSAL_SINCE = "2025-03-06"
 
 
 def _args_config(args: dict, line_no: int) -> Iterator[Config]:
@@ -431,6 +440,16 @@ def _args_config(args: dict, line_no: int) -> Iterator[Config]:
             break
 
 
+def _window(value) -> int | None:
+    """Megatron's ``window_size`` ``(left, right)``: a window of left + right + 1 keys."""
+    if isinstance(value, int) and value > 0:
+        return value
+    m = re.fullmatch(r"\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)", str(value or "").strip())
+    if m is None or int(m[1]) < 0:
+        return None
+    return int(m[1]) + max(0, int(m[2])) + 1
+
+
 def _args_values(args: dict, line_no: int) -> Config:
     values = dict(args)
     for name, column in ARGS.items():
@@ -438,6 +457,17 @@ def _args_values(args: dict, line_no: int) -> Config:
             values[column] = args[name]
     if args.get("group_query_attention") is False:  # num_query_groups is printed but unused
         values["num_query_groups"] = args.get("num_attention_heads")
+    if args.get("multi_latent_attention") is not True:
+        for name in (*MLA_ARGS, "qk_nope_head_dim", "qk_rope_head_dim"):
+            values.pop(name, None)
+    if args.get("quick_geglu") is True:  # GPT-OSS: a GLU with a quick-GELU
+        values.update(swiglu=True, activation="quick_gelu")
+    window = _window(args.get("window_size"))
+    if window:
+        values["sliding_window"] = window
+        every = args.get("window_attn_skip_freq")
+        if isinstance(every, int) and every > 1:  # every k-th layer full
+            values["local_global_pattern"] = f"{every - 1}:1"
     if args.get("fp8") not in (None, False, "None"):  # --fp8-format e4m3|hybrid
         values["dtype"] = "fp8"  # the GEMMs run in FP8: MFU against the FP8 peak
     elif args.get("bf16") is True:
@@ -541,6 +571,7 @@ class _Reading:
         self.seq_seen = False
         self.wraps = 0
         self.unreadable = _Unreadable()
+        self.dated = False  # the run's first timestamp was read (``_dated``)
 
     def _end_dump(self, no: int) -> Iterator[Record]:
         self.in_args = False
@@ -559,7 +590,19 @@ class _Reading:
             yield from self._seq_len(
                 _extra_field(item.frame["extra"][0], "actual_seqlen"), item.first
             )
+        if not self.dated and item.frame.height and "timestamp" in item.frame.columns:
+            yield from self._dated(item.frame["timestamp"].drop_nulls().first(), item.first)
         yield item
+
+    def _dated(self, timestamp, no: int) -> Iterator[Record]:
+        """A run whose first iteration line is dated before Megatron-LM halved the causal
+        attention scores prints the earlier count (``megatron``)."""
+        if self.dated or not timestamp:
+            return
+        self.dated = True
+        if str(timestamp)[:10] < CAUSAL_SINCE:
+            why = f"log line {no}: dated {str(timestamp)[:10]}, before MR !2789 ({CAUSAL_SINCE})"
+            yield Config({"flops_formula": "megatron"}, no, why)
 
     def _seq_len(self, value, no: int) -> Iterator[Record]:
         """``actual seqlen`` (Microsoft Megatron-DeepSpeed) as the run's sequence length
@@ -651,6 +694,7 @@ class _Reading:
         step = _step(m, values, extra, no, rank)
         self.last_step = step.step
         self.steps_since_header = True
+        yield from self._dated(step.values.get("timestamp"), no)
         yield step
 
     def wrapped(self, text: str, no: int) -> Generator[Record, None, bool]:
@@ -693,7 +737,7 @@ class _Reading:
         if "arguments" in text and ARGS_START_RE.match(text):
             if self.steps_since_header:
                 yield NewRun(no, "new arguments dump")
-                self.steps_since_header = False
+                self.steps_since_header = self.dated = False
             self.in_args, self.args, self.args_line = True, {}, no
         elif "using world size" in text:
             m = WORLD_RE.search(text)
@@ -703,7 +747,7 @@ class _Reading:
             elif m:
                 if self.steps_since_header:
                     yield NewRun(no, "new launch (world size line)")
-                    self.steps_since_header = False
+                    self.steps_since_header = self.dated = False
                 cfg = {k: int(m[k]) for k in ("dp", "tp", "pp")}
                 cfg = {"num_gpus": int(m["world"]), **cfg}
                 if m["cp"]:

@@ -15,7 +15,10 @@ import pytest
 STAGES = [
     (
         "base",
-        {"llmbench", "errors", "columns", "formats", "specs", "parts", "logs", "mlperf.rules"},
+        {
+            *("llmbench", "errors", "columns", "formats", "specs", "parts", "logs"),
+            *("mlperf.rules", "shapes"),
+        },
     ),
     ("reading", {"reader"}),
     ("parsing", {"parsing"}),
@@ -23,7 +26,7 @@ STAGES = [
     ("parsers, segmentation, settings", {"frames", "settings", "parsers.*"}),
     ("places and clusters", {"distributed", "mlperf.tree", "mlperf.scoring", "mlperf.metrics"}),
     ("store", {"store"}),
-    ("metrics", {"metrics", "derivation"}),
+    ("metrics", {"flops", "metrics", "derivation"}),
     ("figures", {"plots"}),
     ("MLPerf summary", {"mlperf", "mlperf.summary", "mlperf.figure"}),
     ("ingest and report", {"ingest", "report"}),

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.metrics import Shape, model_flops, resolve_shape
+from llmbench.flops import model_flops
+from llmbench.metrics import resolve_shape
+from llmbench.shapes import Shape
 from llmbench.specs import find_model
 
 
