@@ -248,6 +248,7 @@ FORMULA_NAMES = (
     "megatron-core",
     "megatron",
     "maxtext",
+    "maxtext-2025",
     "maxtext-2024",
     "torchtitan",
     "ptdp",

@@ -68,14 +68,17 @@ class Convention:
 def _keys(sh: Shape, kind: str, causal: bool, windows: str) -> float:
     """Keys a query attends to, on average, in a layer of ``kind``: s (s/2 causal) for
     global attention; a window W as Megatron-Bridge >= 0.5 counts it (``exact``:
-    W - W(W-1)/(2s)) or as MaxText does (``maxtext``: W - W^2/(2s)); a chunk C as
-    MaxText does; ``windows`` 'none': every layer global."""
+    W - W(W-1)/(2s)) or as MaxText does (``maxtext``: W - W^2/(2s); ``half``: W/2, as
+    it did before 2026-04-07); a chunk C as MaxText does; ``windows`` 'none': every
+    layer global."""
     s = float(sh.s)
     full = s / 2 if causal else s
     if kind == "local" and windows != "none" and sh.window and sh.window < s:
         w = float(sh.window)
+        if windows == "half":  # MaxText 2025-07-22 to 2026-04-07: T.W, then halved
+            return w / 2
         return w - (w * (w - 1) if windows == "exact" else w * w) / (2 * s)
-    if kind == "chunk" and windows == "maxtext" and sh.chunk and sh.chunk < s:
+    if kind == "chunk" and windows in ("maxtext", "half") and sh.chunk and sh.chunk < s:
         c = float(sh.chunk)
         return ((s // c) * c * c + (s % c) ** 2) / (2 * s)
     return full
@@ -177,7 +180,7 @@ def _megatron_2024(sh: Shape, B: float, rc: str | None) -> Terms:
 # -- MaxText ----------------------------------------------------------------------
 
 
-def _maxtext_terms(sh: Shape, B: float, causal: bool = True) -> Terms:
+def _maxtext_terms(sh: Shape, B: float, causal: bool = True, windows: str = "maxtext") -> Terms:
     """MaxText's ``calculate_tflops_training_per_device`` summed over the devices: each
     matmul from the config's dimensions (the router and the output projection
     included, the input embedding not), causal scores, local layers' exact window
@@ -186,7 +189,7 @@ def _maxtext_terms(sh: Shape, B: float, causal: bool = True) -> Terms:
     e = 3 if sh.swiglu else 2
     main = sh.layer_counts(mtp=False)
     kinds = sh.attention_kinds(sh.l)
-    fwd = _attention_terms(sh, kinds, causal, "maxtext" if causal else "none", "maxtext")
+    fwd = _attention_terms(sh, kinds, causal, windows if causal else "none", "maxtext")
     fwd["mlp"] = main["dense"] * 2 * e * h * sh.dense_ffn()
     fwd["moe"] = main["moe"] * _moe_forward(sh, e, router=True)
     if sh.mtp:
@@ -327,6 +330,19 @@ CONVENTIONS: dict[str, Convention] = {
             "MaxText since 2025-07-18 (causal; exact windows since 2026-04-07): its "
             "TFLOP/s/device lines and the tpu-recipes tables (per chip: 2 devices on Ironwood)",
             lambda sh, B, rc: _maxtext_terms(sh, B),
+            _STANDARD | {
+                "gated_other", "moe", "shared_experts", "dense_layers", "mla", "mtp", "window",
+                "chunk",
+            },  # fmt: skip
+        ),
+        Convention(
+            "maxtext-2025",
+            "MaxText's matmul count with causal scores and local layers as T.W/2 (W/2 keys "
+            "per query)",
+            "MaxText calculate_tflops_training_per_device, 2025-07-18 to 2026-04-07",
+            "MaxText from PR #1988 (July 2025) to the exact window (2026-04-07): tpu-recipes "
+            "tables and logs of that time",
+            lambda sh, B, rc: _maxtext_terms(sh, B, windows="half"),
             _STANDARD | {
                 "gated_other", "moe", "shared_experts", "dense_layers", "mla", "mtp", "window",
                 "chunk",

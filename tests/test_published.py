@@ -126,3 +126,98 @@ def test_mt_nlg_tflops_per_gpu_count_the_recompute(servers, seconds, published):
     got = model_flops("ptdp", sh, 1920) / seconds / gpus / 1e12
     assert got == pytest.approx(published, rel=0.01)
     assert model_flops("megatron", sh, 1920) / seconds / gpus / 1e12 < 0.8 * published
+
+
+# -- 2025-26 vendor tables: each architecture with its source's convention -----------
+#
+# Megatron-Bridge docs/performance-summary.md (NVIDIA-NeMo/Megatron-Bridge, the commit
+# that first published the row): "Tokens/sec/GPU" and "Model TFLOP/sec/GPU"; Bridge's
+# flop_utils.py is Megatron-Core's count (megatron-core) until PR #3947 (release 26.06)
+# made every gated MLP 3 matrices and counted sliding windows exactly (megatron-causal).
+# AI-Hypercomputer/tpu-recipes training/ironwood/README.md: TFLOPs/sec/chip and
+# Tokens/sec/chip (2 MaxText devices each: the ratio is MaxText's count per token).
+# NVIDIA-NeMo/Automodel docs/performance-summary.md (H100, BF16).
+# tpu-recipes training/{trillium,v5p}/*/README.md: MaxText's own log lines.
+VENDOR_ROWS = [
+    # (source and commit, model, seq, tokens/s per GPU, TFLOP/s per GPU, convention, --set)
+    ("Bridge 26.06 GB300 FP8 63b08b39", "llama3-405b", 8192, 1048, 2646, "megatron-causal", {}),
+    ("Bridge 26.02 H100 FP8 c0b9a000", "llama3-70b", 8192, 1621, 728, "megatron-causal", {}),
+    ("Bridge 26.06 GB300 MXFP8 63b08b39", "deepseek-v3", 4096, 6338, 1648, "megatron-causal", {}),
+    ("Bridge 25.11 GB300 BF16 w/o MTP 1804c076", "deepseek-v3", 4096, 3848, 961, "megatron-causal",
+     {"mtp_num_layers": 0}),
+    ("Bridge 26.06 GB300 MXFP8 8f341b04", "kimi-k2", 4096, 5372, 1099, "megatron-causal", {}),
+    ("Bridge 26.06 GB300 MXFP8 63b08b39", "qwen3-30b-a3b", 4096, 45275, 1041, "megatron-causal", {}),
+    ("Bridge 26.06 GB300 MXFP8 8f341b04", "qwen3-235b-a22b", 4096, 9015, 1335, "megatron-causal", {}),
+    ("Bridge 26.06 GB300 MXFP8 63b08b39", "nemotron-3-nano-30b-a3b", 8192, 39749, 885,
+     "megatron-causal", {}),
+    ("Bridge 26.06 GB300 MXFP8 63b08b39", "nemotron-3-super-120b-a12b", 8192, 9652, 817,
+     "megatron-causal", {}),
+    ("Bridge 26.04 GB300 BF16 74695a06", "gpt-oss-120b", 4096, 19275, 524, "megatron-core", {}),
+    ("Bridge 26.06 GB300 MXFP8 c270efc5", "gpt-oss-120b", 4096, 33166, 1081, "megatron-causal", {}),
+    ("Ironwood bf16 0e5cd113", "llama3-70b", 8192, 2686.98, 1207.05, "maxtext", {}),
+    ("Ironwood bf16 0976f6ae", "deepseek-v3", 4096, 2425.75, 607.53, "maxtext", {"mtp_num_layers": 0}),
+    ("Ironwood bf16 197345d2 (2025-12)", "gpt-oss-120b", 8192, 9581.66, 330.25, "maxtext-2025", {}),
+    ("Ironwood bf16 b942ace5", "qwen3-235b-a22b", 4096, 4245.89, 629.79, "maxtext", {}),
+    ("Ironwood bf16 c8cfe2f6", "gemma4-31b", 8192, 5370.74, 1057.76, "maxtext", {}),
+    ("Ironwood bf16 0115de95", "gemma4-26b-a4b", 4096, 23655.73, 592.31, "maxtext", {}),
+    ("Trillium MaxText log 6472c996 (2025-10)", "gemma3-12b", 32768, 4204.799, 328.139,
+     "maxtext-2025", {}),
+    ("v5p MaxText log 7e88b6d1", "llama4-scout", 8192, 2070.487, 225.491, "maxtext", {}),
+    ("v5p MaxText log c51f6581 (2025-06)", "llama4-scout", 8192, 2080.892, 251.760,
+     "maxtext-2024", {}),
+    ("Trillium MaxText log 34fa8d36 (2025-03)", "mistral-7b", 8192, 8123.462, 451.236,
+     "maxtext-2024", {}),
+    ("Automodel H100 89e3a9fd", "deepseek-v3", 4096, 1002, 250, "megatron-causal",
+     {"mtp_num_layers": 0}),
+    ("Automodel H100 89e3a9fd", "kimi-k2", 4096, 924, 189, "megatron-causal", {}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "source, model, seq, tokens, published, convention, over",
+    VENDOR_ROWS,
+    ids=[f"{r[1]}-{r[0].split()[0]}-{i}" for i, r in enumerate(VENDOR_ROWS)],
+)
+def test_vendor_tables_of_2025_26_with_their_convention(
+    source, model, seq, tokens, published, convention, over
+):
+    sh = shape(model, seq_len=seq, **over)
+    assert per_token(convention, sh) * tokens / 1e12 == pytest.approx(published, rel=0.01), source
+
+
+def test_bridge_counted_gpt_oss_gate_as_two_matrices_before_26_06():
+    """The same model on GB300 before and after Bridge PR #3947: each row only by the
+    convention of its release (23-27 % apart)."""
+    sh = shape("gpt-oss-120b", seq_len=4096)
+    before, after = per_token("megatron-core", sh), per_token("megatron-causal", sh)
+    assert 19275 * after / 1e12 > 524 * 1.19  # the new count on the old row: 20 % off
+    assert 33166 * before / 1e12 < 1081 * 0.84
+    assert after / before == pytest.approx(1.2012, abs=0.0005)
+
+
+def test_the_default_reproduces_current_vendor_rows():
+    """Issue 29: the default convention, on a 2025-26 Bridge row and an Ironwood row."""
+    from llmbench.flops import DEFAULT
+
+    assert DEFAULT == "megatron-causal"
+    assert per_token(DEFAULT, shape("llama3-405b", seq_len=8192)) * 1048 / 1e12 == pytest.approx(
+        2646, rel=0.01
+    )
+    assert per_token(DEFAULT, shape("llama3-70b", seq_len=8192)) * 2686.98 / 1e12 == pytest.approx(
+        1207.05, rel=0.01
+    )
+
+
+def test_maxtext_gemma3_12b_at_32k_counts_its_local_layers():
+    """40 of 48 layers see 1024 tokens: 78.0 GFLOP per token at 32,768 (MaxText's own
+    count in October 2025, the Trillium log's TFLOP/s over its tokens/s: W/2 keys per
+    query); since 2026-04-07 MaxText counts the exact window (79.0), as the default does;
+    counting the local layers as global causal attention (Megatron-Core) over-counts by
+    18 %, and the pre-2025 default (scores in full) by 68 %."""
+    sh = shape("gemma3-12b", seq_len=32768)
+    assert per_token("maxtext-2025", sh) / 1e9 == pytest.approx(328.139 / 4204.799 * 1e3, abs=0.01)
+    assert per_token("maxtext", sh) / 1e9 == pytest.approx(79.02, abs=0.01)
+    assert per_token("megatron-causal", sh) / 1e9 == pytest.approx(79.02, abs=0.01)
+    exact = per_token("maxtext-2025", sh)
+    assert per_token("megatron-core", sh) / exact == pytest.approx(1.18, abs=0.005)
+    assert per_token("megatron", sh) / exact == pytest.approx(1.68, abs=0.005)
