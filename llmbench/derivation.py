@@ -12,8 +12,8 @@ import math
 from typing import Any
 
 from .columns import FLAGS, METRIC_COLUMNS, STEP_LINES
-from .formats import cell, plain
 from .flops import CONVENTIONS, family
+from .formats import cell, plain
 
 #: metric column: its expression over the row's other columns (products and
 #: quotients, left to right; constants as printed)

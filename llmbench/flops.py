@@ -330,8 +330,15 @@ CONVENTIONS: dict[str, Convention] = {
             "MaxText since 2025-07-18 (causal; exact windows since 2026-04-07): its "
             "TFLOP/s/device lines and the tpu-recipes tables (per chip: 2 devices on Ironwood)",
             lambda sh, B, rc: _maxtext_terms(sh, B),
-            _STANDARD | {
-                "gated_other", "moe", "shared_experts", "dense_layers", "mla", "mtp", "window",
+            _STANDARD
+            | {
+                "gated_other",
+                "moe",
+                "shared_experts",
+                "dense_layers",
+                "mla",
+                "mtp",
+                "window",
                 "chunk",
             },  # fmt: skip
         ),
@@ -343,8 +350,15 @@ CONVENTIONS: dict[str, Convention] = {
             "MaxText from PR #1988 (July 2025) to the exact window (2026-04-07): tpu-recipes "
             "tables and logs of that time",
             lambda sh, B, rc: _maxtext_terms(sh, B, windows="half"),
-            _STANDARD | {
-                "gated_other", "moe", "shared_experts", "dense_layers", "mla", "mtp", "window",
+            _STANDARD
+            | {
+                "gated_other",
+                "moe",
+                "shared_experts",
+                "dense_layers",
+                "mla",
+                "mtp",
+                "window",
                 "chunk",
             },  # fmt: skip
         ),

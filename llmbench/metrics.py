@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from .columns import FAULTS, METRIC_COLUMNS, RUN_COLUMNS, SHAPE_KEYS, STEADY_CUT, STEP_LINES
 from .errors import UsageError
-from .flops import CONVENTIONS, DEFAULT, family, hardware_flops, model_flops, terms, uncounted
+from .flops import CONVENTIONS, DEFAULT, family, hardware_flops, model_flops, uncounted
 from .flops import check as check_convention
 from .formats import records
 from .shapes import Shape, ShapeError, build, param_count

@@ -183,6 +183,31 @@ def _read_into(stream, view: memoryview, compression: str | None) -> int:
     return len(data)
 
 
+def _read_chunk(stream, view: memoryview, compression: str | None, path: str, first: bool):
+    """(bytes read into ``view``, why a compressed stream broke off or None): InputError
+    when not even the first bytes are readable."""
+    try:
+        return _read_into(stream, view, compression), None
+    except _DECOMPRESS_ERRORS as e:
+        if first:  # nothing readable at all
+            raise InputError(
+                f"corrupt or truncated {compression or 'file'} data ({e})", path=path
+            ) from None
+        return 0, f"{compression or 'file'} data ends early or breaks off ({e})"
+
+
+def _check_head(head: bytes | bytearray, n: int, path: str) -> None:
+    """InputError for an empty or binary file (``head``: its first bytes)."""
+    if not n:
+        raise InputError("empty file", path=path)
+    if b"\x00" in head:
+        raise InputError(
+            "binary file (NUL bytes), not a text log",
+            path=path,
+            remedy="pass text logs (.log/.out/.txt, optionally .gz/.bz2/.xz)",
+        )
+
+
 def blocks(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """The raw bytes of ``path`` (decompressed) in blocks of whole lines, each
     without its last newline (so a block of k newlines holds k + 1 lines). A line
@@ -207,25 +232,12 @@ def blocks(path: str, hasher=None, chunk_size: int = CHUNK_SIZE) -> Iterator[byt
             if len(buf) < filled + chunk_size:
                 buf.extend(bytes(filled + chunk_size - len(buf)))
             with memoryview(buf) as mv:
-                try:
-                    n = _read_into(stream, mv[filled : filled + chunk_size], compression)
-                except _DECOMPRESS_ERRORS as e:
-                    if first:  # nothing readable at all
-                        raise InputError(
-                            f"corrupt or truncated {compression or 'file'} data ({e})",
-                            path=path,
-                        ) from None
-                    broke, n = f"{compression or 'file'} data ends early or breaks off ({e})", 0
+                n, broke = _read_chunk(
+                    stream, mv[filled : filled + chunk_size], compression, path, first
+                )
             if first:
                 first = False
-                if not n:
-                    raise InputError("empty file", path=path)
-                if b"\x00" in buf[: min(n, 8192)]:
-                    raise InputError(
-                        "binary file (NUL bytes), not a text log",
-                        path=path,
-                        remedy="pass text logs (.log/.out/.txt, optionally .gz/.bz2/.xz)",
-                    )
+                _check_head(buf[: min(n, 8192)], n, path)
             if not n:
                 break
             end = filled + n

@@ -12,7 +12,6 @@ tokens and dimensions.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field, fields
@@ -319,7 +318,10 @@ def _attention_params(sh: Shape, kind: str = "global") -> float:
 def _attention_stack(sh: Shape, n: int) -> float:
     """The attention blocks of ``n`` layers, each of its kind (``attention_kinds``)."""
     kinds = Counter(sh.attention_kinds(n))
-    return sum(k * _attention_params(sh, "global" if kind == "global" else "local") for kind, k in kinds.items())
+    return sum(
+        k * _attention_params(sh, "global" if kind == "global" else "local")
+        for kind, k in kinds.items()
+    )
 
 
 def _mlp_params(sh: Shape, ffn: float, width: float | None = None) -> float:
@@ -484,12 +486,18 @@ def _layer_list(node) -> list[int] | None:
 
     if isinstance(node, ast.List | ast.Tuple):
         vals = [n.value for n in node.elts if isinstance(n, ast.Constant)]
-        return vals if len(vals) == len(node.elts) and all(isinstance(x, int) for x in vals) else None
+        return (
+            vals if len(vals) == len(node.elts) and all(isinstance(x, int) for x in vals) else None
+        )
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         a, b = _layer_list(node.left), _layer_list(node.right)
         return a + b if a is not None and b is not None else None
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
-        lst, n = (node.left, node.right) if isinstance(node.right, ast.Constant) else (node.right, node.left)
+        lst, n = (
+            (node.left, node.right)
+            if isinstance(node.right, ast.Constant)
+            else (node.right, node.left)
+        )
         base = _layer_list(lst)
         k = n.value if isinstance(n, ast.Constant) and isinstance(n.value, int) else None
         return base * k if base is not None and k is not None and 0 <= k <= 100_000 else None
@@ -552,7 +560,9 @@ def problems(sh: Shape) -> list[tuple[str, str]]:
         if v is not None and v <= 0:
             out.append((k, f"{k} {v} is not positive"))
     if sh.topk > sh.experts and sh.experts > 1:
-        out.append(("moe_topk+num_experts", f"moe_topk {sh.topk} is above num_experts {sh.experts}"))
+        out.append(
+            ("moe_topk+num_experts", f"moe_topk {sh.topk} is above num_experts {sh.experts}")
+        )
     if sh.g and sh.a and (sh.g > sh.a or sh.a % sh.g):
         out.append(
             ("num_query_groups+num_attention_heads",
@@ -659,6 +669,17 @@ def shape_keys(config: dict[str, Any]) -> dict[str, Any]:
     for hf, key in _HF_SAME.items():
         if cfg.get(hf) is not None and key not in out:
             out[key] = cfg[hf]
+    _hf_mlp(cfg, out, kind)
+    _hf_flags(cfg, out, kind)
+    _hf_moe_layers(cfg, out)
+    _hf_attention_pattern(cfg, out, kind)
+    if "mtp_layer_pattern" in out and "mtp_num_layers" not in out:
+        out["mtp_num_layers"] = 1
+    return out
+
+
+def _hf_mlp(cfg: dict, out: dict, kind: str) -> None:
+    """The FFN sizes, the activation and the gate; shared experts."""
     if kind.startswith("llama4"):  # experts of intermediate_size, one shared; dense layers' own
         out["moe_ffn_hidden_size"] = cfg.get("intermediate_size")
         out["moe_shared_expert_intermediate_size"] = cfg.get("intermediate_size")
@@ -672,15 +693,21 @@ def shape_keys(config: dict[str, Any]) -> dict[str, Any]:
         out["activation"] = str(act)
     gated = any(kind.startswith(t) for t in _GATED_TYPES) and kind != "nemotron_h"
     out["swiglu"] = gated or str(act).lower() in ("swiglu", "geglu")
-    if "tie_word_embeddings" in cfg:
-        out["untied_embeddings"] = not cfg["tie_word_embeddings"]
-    elif kind in ("mpt", "gpt2", "gpt_neox"):
-        out["untied_embeddings"] = kind == "gpt_neox"
     if cfg.get("n_shared_experts") and cfg.get("moe_intermediate_size"):
         shared = cfg.get("moe_shared_expert_intermediate_size")
         out["moe_shared_expert_intermediate_size"] = shared or (
             cfg["n_shared_experts"] * cfg["moe_intermediate_size"]
         )
+    if kind.startswith("gemma4") and cfg.get("enable_moe_block"):  # a dense MLP beside experts
+        out["moe_shared_expert_intermediate_size"] = cfg.get("intermediate_size")
+
+
+def _hf_flags(cfg: dict, out: dict, kind: str) -> None:
+    """Tied embeddings, biases, sinks, q/k norms, norms per layer."""
+    if "tie_word_embeddings" in cfg:
+        out["untied_embeddings"] = not cfg["tie_word_embeddings"]
+    elif kind in ("mpt", "gpt2", "gpt_neox"):
+        out["untied_embeddings"] = kind == "gpt_neox"
     if kind == "gpt_oss":
         out.update(attention_bias=True, mlp_bias=True, attention_sinks=True)
     elif cfg.get("attention_bias"):
@@ -691,13 +718,6 @@ def shape_keys(config: dict[str, Any]) -> dict[str, Any]:
         out["qk_norm"] = True
     if kind.startswith(("gemma2", "gemma3", "gemma4")):
         out["norms_per_layer"] = 4
-    if kind.startswith("gemma4") and cfg.get("enable_moe_block"):  # a dense MLP beside the experts
-        out["moe_shared_expert_intermediate_size"] = cfg.get("intermediate_size")
-    _hf_moe_layers(cfg, out)
-    _hf_attention_pattern(cfg, out, kind)
-    if "mtp_layer_pattern" in out and "mtp_num_layers" not in out:
-        out["mtp_num_layers"] = 1
-    return out
 
 
 def _hf_moe_layers(cfg: dict, out: dict) -> None:

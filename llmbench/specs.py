@@ -16,7 +16,10 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp6", "fp4")
+# the names logs, recipes and vendor tables give a precision: block-scaled MXFP8 runs
+# at the FP8 rate (CUTLASS: "2x Hopper FP8", as plain FP8), NVFP4 and MXFP4 at the FP4
+# rate, MXFP6 at the FP6 rate (the FP8 rate on NVIDIA Blackwell, the FP4 rate on MI355X)
 _DTYPE_ALIASES = {
     "bfloat16": "bf16",
     "float16": "fp16",
@@ -25,7 +28,19 @@ _DTYPE_ALIASES = {
     "float": "fp32",
     "float8": "fp8",
     "e4m3": "fp8",
+    "hybrid": "fp8",
     "mixed": "bf16",
+    "mxfp8": "fp8",
+    "fp8-cs": "fp8",
+    "fp8-mx": "fp8",
+    "fp8_cs": "fp8",
+    "fp8_full": "fp8",
+    "fp8-ds": "fp8",
+    "nvfp4": "fp4",
+    "mxfp4": "fp4",
+    "float4": "fp4",
+    "e2m1": "fp4",
+    "mxfp6": "fp6",
 }
 
 

@@ -455,6 +455,23 @@ def _args_values(args: dict, line_no: int) -> Config:
     for name, column in ARGS.items():
         if name in args and args[name] is not None and column not in values:
             values[column] = args[name]
+    _args_shape(args, values)
+    dtype = _args_dtype(args)
+    if dtype:
+        values["dtype"] = dtype
+    granularity = args.get("recompute_granularity")
+    if args.get("checkpoint_activations") is True or granularity == "full":
+        values["recompute"] = "full"
+    elif granularity == "selective":
+        values["recompute"] = "selective"
+    elif "checkpoint_activations" in args or "recompute_granularity" in args:
+        values["recompute"] = "none"
+    return Config(values, line_no)
+
+
+def _args_shape(args: dict, values: dict) -> None:
+    """The shape parts the dump gives in its own terms: GQA off, MLA off (its arguments
+    are printed anyway), a quick-GELU gate, a sliding window and its layers."""
     if args.get("group_query_attention") is False:  # num_query_groups is printed but unused
         values["num_query_groups"] = args.get("num_attention_heads")
     if args.get("multi_latent_attention") is not True:
@@ -468,22 +485,21 @@ def _args_values(args: dict, line_no: int) -> Config:
         every = args.get("window_attn_skip_freq")
         if isinstance(every, int) and every > 1:  # every k-th layer full
             values["local_global_pattern"] = f"{every - 1}:1"
+
+
+def _args_dtype(args: dict) -> str | None:
+    """The precision the GEMMs run in: MFU is against that peak."""
+    if args.get("fp4") not in (None, False, "None"):  # --fp4-format nvfp4 (an FP4 recipe)
+        return "fp4"
     if args.get("fp8") not in (None, False, "None"):  # --fp8-format e4m3|hybrid
-        values["dtype"] = "fp8"  # the GEMMs run in FP8: MFU against the FP8 peak
-    elif args.get("bf16") is True:
-        values["dtype"] = "bf16"
-    elif args.get("fp16") is True:
-        values["dtype"] = "fp16"
-    elif args.get("bf16") is False and args.get("fp16") is False:
-        values["dtype"] = "fp32"
-    granularity = args.get("recompute_granularity")
-    if args.get("checkpoint_activations") is True or granularity == "full":
-        values["recompute"] = "full"
-    elif granularity == "selective":
-        values["recompute"] = "selective"
-    elif "checkpoint_activations" in args or "recompute_granularity" in args:
-        values["recompute"] = "none"
-    return Config(values, line_no)
+        return "fp8"
+    if args.get("bf16") is True:
+        return "bf16"
+    if args.get("fp16") is True:
+        return "fp16"
+    if args.get("bf16") is False and args.get("fp16") is False:
+        return "fp32"
+    return None
 
 
 class MegatronDeepSpeedParser(Parser):
@@ -591,7 +607,12 @@ class _Reading:
                 _extra_field(item.frame["extra"][0], "actual_seqlen"), item.first
             )
         if not self.dated and item.frame.height and "timestamp" in item.frame.columns:
-            yield from self._dated(item.frame["timestamp"].drop_nulls().first(), item.first)
+            stamps = item.frame["timestamp"]
+            at = stamps.is_not_null().arg_true()
+            if len(at):
+                row = int(at[0])
+                no = item.frame["line_no"][row] if "line_no" in item.frame.columns else item.first
+                yield from self._dated(stamps[row], int(no))
         yield item
 
     def _dated(self, timestamp, no: int) -> Iterator[Record]:

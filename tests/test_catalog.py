@@ -79,7 +79,9 @@ def test_gpt_oss_by_the_model_cards_parts():
     attention = l * (2 * h * a * d + 2 * h * g * d + a * d + 2 * g * d + h + a)
     tables = 2 * V * h
     assert (round(mlp / 1e7) / 100, round(attention / 1e7) / 100, round(tables / 1e7) / 100) == (
-        114.71, 0.96, 1.16
+        114.71,
+        0.96,
+        1.16,
     )
     norms = l * 2 * h + h
     sh = shape_of(models()["gpt-oss-120b"])
@@ -140,7 +142,9 @@ def test_a_bad_shape_in_a_report_leaves_the_flops_empty_and_says_why(tmp_path):
     log = FIXTURES / "pax" / "fp8" / "175b" / "128" / "log.out"
     db = str(tmp_path / "s.db")
     set_ = ["--set", "model=mixtral-8x7b", "--set", "moe_topk=16", "--set", "num_gpus=128"]
-    r = CliRunner().invoke(cli, ["ingest", str(log), "--db", db, *set_, "--set", "global_batch_size=256"])
+    r = CliRunner().invoke(
+        cli, ["ingest", str(log), "--db", db, *set_, "--set", "global_batch_size=256"]
+    )
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli, ["report", "--db", db, "--format", "json"])
     row = json.loads(r.stdout)[0]

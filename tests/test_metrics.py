@@ -791,3 +791,40 @@ def test_a_batch_ramp_up_is_timed_with_the_steady_batch(tmp_path):
     runs = json.loads(run("runs", "--db", db, "--format", "json"))
     assert runs[0]["global_batch_size"] == 64  # the run's batch: the one it ends at
     assert row["tokens_per_s"] == pytest.approx(64 * 2048 / row["step_time_s"], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "accelerator, dtype, peak",
+    [
+        ("NVIDIA B200", "nvfp4", 9000),  # HGX B200: FP4 144 | 72 PF sparse | dense per 8
+        ("NVIDIA GB300", "nvfp4", 15000),  # GB300 NVL72: 1,440 | 1,080 PF per 72
+        ("NVIDIA B300 SXM6 AC", "fp4", 13500),  # HGX B300: 144 | 108 PF per 8
+        ("NVIDIA GB200", "mxfp8", 5000),  # MXFP8 runs at the FP8 rate
+        ("AMD Instinct MI355X", "mxfp4", 10066.3),
+        ("AMD Instinct MI355X", "mxfp6", 10066.3),  # MXFP6 at the FP4 rate on CDNA 4
+        ("NVIDIA B200", "mxfp6", 4500),  # FP6 at the FP8 rate on Blackwell
+        ("NVIDIA H100 80GB HBM3", "nvfp4", None),  # Hopper has no FP4 units
+        ("TPU v5p", "fp8", 459),  # FP8 at the BF16 rate on v5p
+    ],
+)
+def test_peaks_for_every_dtype_in_use(accelerator, dtype, peak):
+    assert find_accelerator(accelerator).peak(dtype) == peak
+
+
+def test_an_fp4_recipe_in_megatron_arguments_sets_dtype_fp4(tmp_path):
+    from llmbench.ingest import parse_file
+
+    log = write(
+        tmp_path / "fp4.log",
+        "------------------------ arguments ------------------------\n"
+        "  bf16 ............................................ True\n"
+        "  fp4 ............................................. nvfp4\n"
+        "  fp8 ............................................. None\n"
+        "-------------------- end of arguments ---------------------\n"
+        " [2026-07-01 10:00:00] iteration        1/     100 | consumed samples:          128 |"
+        " elapsed time per iteration (ms): 1000.0 | learning rate: 1.0E-05 | global batch size:"
+        "   128 | lm loss: 9.0E+00 | loss scale: 1.0 | number of skipped iterations:   0 |"
+        " number of nan iterations:   0 |\n",
+    )
+    (run_,) = parse_file(str(log)).runs
+    assert run_["dtype"] == "fp4"

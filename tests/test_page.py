@@ -60,7 +60,7 @@ def test_the_page_holds_every_run_with_provenance_and_fetches_nothing(page):
     assert "recompute" in data["unset"][pax] and "recompute" not in inputs
     assert inputs["num_gpus"][0] == 128
     assert inputs["num_gpus"][1].endswith("settings.toml [files.'*/pax/fp8/175b/128/*']")
-    assert inputs["formula"][0] == "megatron" and inputs["formula"][1].startswith("default")
+    assert inputs["formula"][0] == "megatron-causal" and inputs["formula"][1].startswith("default")
     messy = next(i for i, s in enumerate(data["sources"]) if s.endswith("8ranks-restart.log"))
     assert "line 274: iteration 21 line is cut off: dropped" in data["warnings"][messy]
     flagged = [r for r in data["rows"] if r[data["flagsCol"]]]
@@ -110,8 +110,8 @@ def test_hover_texts_name_flags_faults_summaries_lora_and_mlperf_times(page):
         "(1696565401890 − 1696565266887) ms / 60000 = 2.25"
     )
     assert abs((1696565401890 - 1696565266887) / 60000 - 2.25) < 5e-5
-    assert (
-        "the megatron formula, with causal attention scores when the model FLOPs' formula"
+    assert (  # Megatron-DeepSpeed's count: the scores in full
+        "hardware FLOPs per step (the megatron count, plus what recompute=full runs again"
         in run_of("seed002-20b-fp16.log")["hw_tflops_per_gpu"]
     )
 
@@ -231,7 +231,7 @@ def test_report_explain_prints_the_same_derivations(page):
     assert r.exit_code == 0, r.output
     told = [ln.strip() for ln in r.stdout.splitlines()]
     assert "tokens_per_step = global_batch_size × seq_len = 256 × 2048 = 524288" in told
-    assert "mfu = tflops_per_gpu / peak_tflops = 580.9105 / 1978.9 = 0.2936" in told
+    assert "mfu = tflops_per_gpu / peak_tflops = 573.0878 / 1978.9 = 0.2896" in told
     assert told.index("tokens_per_step = global_batch_size × seq_len = 256 × 2048 = 524288") > [
         ln.split()[0] for ln in told
     ].index("peak_tflops")  # after the inputs
