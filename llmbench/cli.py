@@ -79,7 +79,18 @@ def db_option(f):
     )(f)
 
 
+def model_config_option(f):
+    return click.option(
+        "--model-config",
+        type=click.Path(dir_okay=False),
+        metavar="FILE.json",
+        help="A Hugging Face config.json giving the model's shape (layers, heads, experts, "
+        "MLA ranks, windows, hybrid layers...); a config.json beside a log is read anyway.",
+    )(f)
+
+
 def settings_options(f):
+    f = model_config_option(f)
     f = click.option(
         "--path-pattern",
         metavar="PAT",
@@ -149,8 +160,9 @@ def cli() -> None:
 )
 @click.option("-v", "--verbose", is_flag=True, help="A line per file, and every warning.")
 def ingest(
-    paths, db, parser, set_items, settings_file, path_pattern, workers, engine, scheduler, verbose
-) -> None:
+    paths, db, parser, set_items, settings_file, path_pattern, model_config, workers, engine,
+    scheduler, verbose,
+) -> None:  # fmt: skip
     """Parse log files into the store.
 
     PATHS are files, directories (searched recursively for .log .out .txt .err
@@ -167,7 +179,7 @@ def ingest(
 
     if scheduler and engine != "dask":
         raise UsageError("--scheduler needs --engine dask")
-    settings = Settings.build(set_items, settings_file, path_pattern)
+    settings = Settings.build(set_items, settings_file, path_pattern, model_config=model_config)
     report, db = _ingest(
         paths,
         db,
@@ -528,6 +540,7 @@ def metric_options(f):
     help="An input for this report only, over what the runs hold, e.g. --set "
     "accelerator=h100-sxm (repeatable; the store is not changed).",
 )
+@model_config_option
 def report(
     select,
     db,
@@ -544,6 +557,7 @@ def report(
     plot,
     html_path,
     set_items,
+    model_config,
 ) -> None:
     """Metrics per run: step time, tokens/s, TFLOPs per GPU, MFU, time to train.
 
@@ -557,13 +571,12 @@ def report(
     """
     from .formats import render
     from .report import arrange, for_screen, summarize_store
-    from .settings import Settings
 
     if plot:
         from .plots import check_path
 
         check_path(plot)
-    overrides = Settings.build(set_items).cli if set_items else None  # typos: exit 2
+    overrides = report_overrides(set_items, model_config)  # typos, a bad file: exit 2
     with _notes(), _working("report"), _empty_page(html_path):
         table, runs = summarize_store(
             db,
@@ -611,6 +624,18 @@ def report(
                 f"        {summary} run(s) time no step: the mean of the log's train summary"
                 " (stat 'summary', warm-up included)"
             )
+
+
+def report_overrides(set_items, model_config: str | None) -> list[tuple[str, dict]]:
+    """The inputs given for one report: a model config's shape, then --set on top."""
+    from .settings import Settings, read_model_config
+
+    layers = []
+    if model_config:
+        layers.append((f"--model-config {model_config}", read_model_config(model_config)))
+    if set_items:
+        layers.append(("report --set", Settings.build(set_items).cli))
+    return layers
 
 
 @contextmanager
@@ -735,7 +760,9 @@ def plot(kind, select, output, db, formula, warmup, stat, tokens, group_by, valu
 
 
 @cli.command()
-@click.option("--model", required=True, help="Catalog name, e.g. gpt3-175b, llama3-70b.")
+@click.option(
+    "--model", help="Catalog name, e.g. gpt3-175b, llama3-70b, deepseek-v3 (or --model-config)."
+)
 @click.option("--gpus", type=click.IntRange(1), required=True)
 @click.option("--global-batch-size", type=click.IntRange(1), required=True)
 @click.option(
@@ -762,9 +789,25 @@ def plot(kind, select, output, db, formula, warmup, stat, tokens, group_by, valu
 @click.option("--tp", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--pp", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--zero-stage", type=click.IntRange(0, 3), default=0, show_default=True)
-@click.option("--formula", default="megatron", show_default=True)
+@click.option(
+    "--formula",
+    type=LazyChoice(_formulas),
+    help="FLOPs convention [default: the one current frameworks print, megatron-causal].",
+)
 @click.option("--tokens", type=float, help="Also the time and iterations for N tokens.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--lora", is_flag=True, help="LoRA fine-tuning: the base weights frozen (2/3 of the FLOPs)."
+)
+@model_config_option
+@click.option(
+    "--set",
+    "set_items",
+    multiple=True,
+    metavar="K=V",
+    help="Any shape field or setting a log can give, e.g. --set mtp_num_layers=0 --set "
+    "sliding_window=4096 (repeatable).",
+)
 def estimate(
     model,
     gpus,
@@ -782,6 +825,9 @@ def estimate(
     fmt,
     calibrate,
     db,
+    lora,
+    model_config,
+    set_items,
 ) -> None:
     """The report's metrics without a log, for what-if planning.
 
@@ -791,9 +837,16 @@ def estimate(
           --step-time 7.47 --dtype fp8 --accelerator h100-sxm --formula dgxc
       llmbench estimate --model gpt3-175b --gpus 4096 --global-batch-size 8192 \\
           --dtype fp8 --formula dgxc --calibrate '*/175b/*'
+      llmbench estimate --model-config config.json --gpus 256 --global-batch-size 4096 \\
+          --seq-len 4096 --step-time 10.4 --accelerator gb300 --dtype mxfp8
     """
     from .formats import render
     from .report import estimate as run_estimate
+    from .settings import parse_set
+
+    described = dict(
+        model=model, values=parse_set(list(set_items)), lora=lora, model_config=model_config
+    )
 
     if (step_time is None) == (calibrate is None):
         raise UsageError("give --step-time or --calibrate (one of them)")
@@ -802,14 +855,14 @@ def estimate(
         from .scalability import calibrate as calibrated
 
         one = run_estimate(
-            model=model, gpus=gpus, global_batch_size=global_batch_size, step_time=1.0,
-            seq_len=seq_len,
+            gpus=gpus, global_batch_size=global_batch_size, step_time=1.0, seq_len=seq_len,
+            **described,
         )  # fmt: skip
         measured, _ = summarize_store(db, tuple(c for c in calibrate.split(",") if c))
         step_time, how = calibrated(measured, model, gpus, float(one["tokens_per_step"][0]))
         click.echo(f"note: step time {step_time:.6g} s from {how}", err=True)
     table = run_estimate(
-        model=model,
+        **described,
         gpus=gpus,
         global_batch_size=global_batch_size,
         step_time=step_time,
@@ -1147,8 +1200,8 @@ def _write_page(path: str, page: str) -> None:
     "--html", "html_path", metavar="FILE", help="Also write the verdicts as a self-contained page."
 )
 def compare(
-    db, set_items, settings_file, path_pattern, baseline, candidate, match, metrics, threshold,
-    confidence, warmup, seed, fmt, fail_on_regression, explain, plot_path, html_path,
+    db, set_items, settings_file, path_pattern, model_config, baseline, candidate, match, metrics,
+    threshold, confidence, warmup, seed, fmt, fail_on_regression, explain, plot_path, html_path,
 ) -> None:  # fmt: skip
     """Compare CANDIDATE with BASELINE: per matched pair, the change of each metric
     with a bootstrap interval, a verdict (faster, slower, same) and the settings
@@ -1168,7 +1221,7 @@ def compare(
     from . import plots
     from .settings import Settings
 
-    settings = Settings.build(set_items, settings_file, path_pattern)
+    settings = Settings.build(set_items, settings_file, path_pattern, model_config=model_config)
     if plot_path:
         plots.check_path(plot_path)  # before any work
     sides = [[s for s in side.split(",") if s] for side in (baseline, candidate)]
@@ -1294,6 +1347,35 @@ def list_hardware(fmt) -> None:
         cols, rows = [cols[k] for k in keep], [[r[k] for k in keep] for r in rows]
     right = [c not in ("key", "name", "aliases", "source") for c in cols]
     click.echo(rows_text(cols, rows, right, fmt, **CATALOG_VIEW), nl=False)
+
+
+@cli.command("formulas")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def list_formulas(fmt) -> None:
+    """List the FLOPs conventions (--formula NAME): each one's count, its source, the
+    framework versions that print it, and what it counts (MLA, MoE, MTP, windows,
+    Mamba-2 layers, ...); the default is the one current frameworks print.
+
+    \b
+    Example:
+      llmbench formulas --format json
+    """
+    from .flops import formulas_table
+    from .formats import rows_text
+
+    cols, rows = formulas_table()
+    if fmt != "table":
+        click.echo(rows_text(cols, rows, [False] * len(cols), fmt), nl=False)
+        return
+    import textwrap
+
+    for name, default, *fields in rows:
+        click.echo(name + (" (default)" if default else ""))
+        for label, text in zip(cols[2:], fields, strict=True):
+            wrapped = textwrap.wrap(text, width=88) or [""]
+            click.echo(f"  {label + ':':<9} {wrapped[0]}")
+            for more in wrapped[1:]:
+                click.echo(f"  {'':<9} {more}")
 
 
 @cli.command("models")

@@ -56,8 +56,8 @@ class Convention:
 
     def describe(self) -> str:
         """What the convention counts, in words."""
-        done = ", ".join(PART_NAMES[p] for p in sorted(self.counts)) or "a dense GPT"
-        return f"counts {done}" + "".join(
+        done = ", ".join(PART_NAMES[p] for p in sorted(self.counts)) or "a dense GPT only"
+        return done + "".join(
             f"; {PART_NAMES[p]} {how}" for p, how in self.instead if p not in self.counts
         )
 
@@ -172,7 +172,8 @@ def _megatron_2024(sh: Shape, B: float, rc: str | None) -> Terms:
     kinds = ["global"] * sh.l
     fwd = _attention_terms(sh, kinds, False, "none", "megatron")
     routed = sh.ffn() * (min(sh.topk, sh.experts) if sh.experts > 1 else 1)
-    fwd["mlp"] = l * 2 * e * h * (routed + (sh.shared_f if sh.experts > 1 else 0))
+    mlp = l * 2 * e * h * (routed + (sh.shared_f if sh.experts > 1 else 0))
+    fwd["moe" if sh.experts > 1 else "mlp"] = mlp
     fwd["logits"] = 2 * h * V
     return _step(fwd, B, sh.s)
 

@@ -355,9 +355,11 @@ def run_rows(
             config["global_batch_size"] = seg.step_batch_size
             origin["global_batch_size"] = STEP_LINES
         for where, values in layers:
+            fill = getattr(values, "fill", False)  # settings.Fill: below the log's values
             for k, v in values.items():
-                config[k] = v
-                origin[k] = where
+                if not (fill and k in seg.config):
+                    config[k] = v
+                    origin[k] = where
         found = (
             model_shape(config.get("model"), config.get("model_family")) if model_shape else None
         )

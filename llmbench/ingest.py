@@ -46,7 +46,7 @@ from .mlperf.tree import tree_layer
 from .parsing import Batch, NewRun, Note, Parser, Record, Step
 from .reader import Line, Source, expand_paths, head, iter_lines
 from .rows import Rows
-from .settings import Settings
+from .settings import Settings, config_beside
 from .store import FileRows, Store
 
 HEAD_LINES = 2000
@@ -260,7 +260,10 @@ class _Tracked:
 # settings layers a file's place gives, lowest precedence first: hook(path, cache)
 # -> (origin, values) or None; ``cache`` (a dict the hook may fill) lives as long as
 # one ingest
-LAYER_HOOKS: tuple[Callable[[str, dict | None], tuple[str, dict] | None], ...] = (tree_layer,)
+LAYER_HOOKS: tuple[Callable[[str, dict | None], tuple[str, dict] | None], ...] = (
+    config_beside,
+    tree_layer,
+)
 
 
 def file_layers(

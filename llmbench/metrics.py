@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from .columns import FAULTS, METRIC_COLUMNS, RUN_COLUMNS, SHAPE_KEYS, STEADY_CUT, STEP_LINES
 from .errors import UsageError
-from .flops import CONVENTIONS, DEFAULT, family, hardware_flops, model_flops, uncounted
+from .flops import CONVENTIONS, DEFAULT, family, hardware_flops, model_flops, terms, uncounted
 from .flops import check as check_convention
 from .formats import records
 from .shapes import Shape, ShapeError, build, param_count
@@ -884,6 +884,41 @@ def hooked_events(runs, hooks: Sequence[RunHook]) -> tuple[list[str], list[str]]
     return list(runs.loc[runs["parser"].isin(parsers), "run_id"]), keys
 
 
+#: the shape inputs every count needs: listed by --explain even when missing
+CORE_SHAPE = ("num_layers", "hidden_size", "num_attention_heads", "vocab_size", "seq_len")
+
+
+def flops_terms(name: str, sh: Shape, run: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(``flops.<term>``, FLOPs of one sequence, its share and meaning) for every term the
+    convention's count of the run's shape is made of; the parts it counts otherwise."""
+    out: list[tuple[str, Any, str]] = []
+    found = terms(name, sh, 1, run.get("recompute")) if sh.dense_ok else None
+    if found:
+        total = sum(found.values())
+        for term, value in found.items():
+            share = f"{100 * value / total:.1f} %"
+            out.append((f"flops.{term}", float(f"{value:.6g}"), f"{share} of {name}'s count "
+                        f"per sequence ({TERM_TEXT.get(term, term)})"))  # fmt: skip
+    for note in uncounted(name, sh)[0] if sh.dense_ok else []:
+        out.append(("convention", None, note))
+    return out
+
+
+#: what each FLOPs term counts (``flops.terms``), forward and backward
+TERM_TEXT = {
+    "attention_linear": "q, k, v and output projections",
+    "attention_scores": "QK^T and AV over the keys each query sees",
+    "mlp": "dense MLP layers",
+    "moe": "MoE layers: routed and shared experts",
+    "mamba": "Mamba-2 layers",
+    "mtp": "multi-token prediction projections",
+    "logits": "the output projection",
+    "6N": "6 x the parameters",
+    "8N": "8 x the non-embedding parameters",
+    "transformer": "the transformer layers",
+}
+
+
 def explain(
     run: dict[str, Any], models: dict | None = None, formula: str | None = None
 ) -> list[tuple[str, Any, str]]:
@@ -891,8 +926,11 @@ def explain(
     FLOPs formula (``formula``: the one asked for) first."""
     config = json.loads(run.get("config") or "{}")
     prov = json.loads(run.get("provenance") or "{}")
-    sh, origin, values = resolve_shape(run, config, models)
-    out: list[tuple[str, Any, str]] = [("formula", *formula_origin(run, formula))]
+    values, origin = shape_values(run, config, models)
+    sh, problem = run_shape(run, config, models)
+    name, why = formula_origin(run, formula)
+    out: list[tuple[str, Any, str]] = [("formula", name, why)]
+    out += [("shape", None, p) for p in problem]
     for k in (
         "model",
         "num_gpus",
@@ -912,7 +950,9 @@ def explain(
         if src == "run":
             src = prov.get(k, NOT_RECORDED)
         v = values.get(k)
-        out.append((k, v, src or "missing"))
+        if v is not None or k in CORE_SHAPE:
+            out.append((k, v, src or "missing"))
+    out += flops_terms(name, sh, run)
     acc = find_accelerator(run.get("accelerator"))
     if acc and run.get("dtype") and acc.peak(run.get("dtype")) is not None:
         out.append(

@@ -16,7 +16,7 @@ from .logs import Logs
 from .metrics import hooked_events, run_metrics, step_stats_in_store
 from .mlperf.metrics import HOOK as MLPERF
 from .plots import DataWarning
-from .settings import check_setting
+from .settings import Settings, check_setting, read_model_config
 from .specs import find_model
 from .store import Store
 
@@ -77,22 +77,24 @@ def load_selection(
     warmup: int | None = None,
     stat: str = "median",
     steps_limit: int | None = None,
-    overrides: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | list[tuple[str, dict[str, Any]]] | None = None,
 ) -> Logs:
     """A ``Logs`` of the selected runs (``.runs``), the events ``HOOKS`` read (``.events``),
     the steady-state statistics of their steps (``.stats``, computed from the
     columns they need, in the parts) and, with ``steps``, every step (``.steps``;
     only those columns when ``steps`` lists them; of the first ``steps_limit`` runs
     that have steps, the others left out with a DataWarning), like ``read_logs``
-    gives them. ``overrides`` (``report --set``) replace the runs' inputs for this
+    gives them. ``overrides`` (``report --set``: values, or (origin, values) layers,
+    lowest first, such as ``--model-config``'s) replace the runs' inputs for this
     reading only; the store is not changed."""
 
     with Store(db, create=False) as store:
         runs = select_runs(store.runs(), select)
         if select and not len(runs):
             raise NoMatchError(f"no run matches {' '.join(select)}", remedy="see `llmbench runs`")
-        if overrides:
-            runs = override(runs, overrides)
+        layers = [("report --set", overrides)] if isinstance(overrides, dict) else overrides
+        for origin, values in layers or ():
+            runs = override(runs, values, origin)
         ids = list(runs["run_id"])
         damaged: list = []  # parts that cannot be read: their runs reported without rows
         stats = step_stats_in_store(store, ids, warmup, stat, damaged)
@@ -238,7 +240,7 @@ def summarize_store(db: str | None, select=(), **kw: Any):
 
 def estimate(
     *,
-    model: str,
+    model: str | None = None,
     gpus: int,
     global_batch_size: int,
     step_time: float,
@@ -249,21 +251,34 @@ def estimate(
     tp: int = 1,
     pp: int = 1,
     zero_stage: int = 0,
-    formula: str = "megatron",
+    formula: str | None = None,
     tokens: float | None = None,
     models: dict | None = None,
+    values: dict[str, Any] | None = None,
+    lora: bool = False,
+    model_config: str | None = None,
 ):
-    """The metrics of a run that is described, not logged (one-row DataFrame)."""
+    """The metrics of a run that is described, not logged (one-row DataFrame): a catalog
+    ``model``, or a Hugging Face ``model_config`` file, with ``values`` on top (any shape
+    field or setting a log or ``report --set`` can give); ``lora``: frozen base weights."""
     import pandas as pd
 
     check_setting("accelerator", accelerator, "--accelerator")
     if not step_time > 0:
         raise UsageError(f"--step-time {step_time}: a step takes more than 0 seconds")
-    if find_model(model, None, models) is None:
+    given = Settings.build(values=values or {}).cli  # a misspelt name: UsageError
+    shape = read_model_config(model_config) if model_config else {}
+    if model is not None and find_model(model, None, models) is None:
         check_setting("model", model, "--model")  # a near miss: did you mean
         raise UsageError(
             f"unknown model {model!r}", remedy="use a catalog name such as gpt3-175b or llama3-70b"
         )
+    if model is None and not shape and "num_layers" not in given:
+        raise UsageError(
+            "give the model: --model NAME (a catalog name), --model-config config.json, or "
+            "its shape with --set num_layers=... --set hidden_size=..."
+        )
+    origin = {k: f"--model-config {model_config}" for k in shape} | {k: "--set" for k in given}
     run = {
         "run_id": "estimate",
         "source": "estimate",
@@ -281,7 +296,8 @@ def estimate(
         "zero_stage": zero_stage,
         "status": None,
         "n_steps": 1,
-        "config": json.dumps({}),
+        "config": json.dumps({**shape, **given, **({"lora": True} if lora else {})}, default=str),
+        "provenance": json.dumps(origin),
     }
     row = run_metrics(
         run,

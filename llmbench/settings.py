@@ -26,6 +26,7 @@ from . import __version__
 from .columns import FORMULA_NAMES, INT_SETTINGS, KNOWN_SETTINGS
 from .errors import SettingsError
 from .parsing import literal
+from .shapes import shape_keys
 from .specs import find_accelerator, find_model, model_names, similar_accelerators
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -97,6 +98,60 @@ def check_setting(key: str, value: Any, origin: str, models: dict | None = None)
             )
 
 
+#: the file a Hugging Face model's shape is in, looked for beside each log
+MODEL_CONFIG = "config.json"
+
+
+class Fill(dict):
+    """A settings layer's values that fill only what the log leaves unset (a file found
+    beside the log is a hint, not the user's word; ``frames.run_rows`` reads ``fill``)."""
+
+    fill = True
+
+
+def read_model_config(path: str) -> dict[str, Any]:
+    """The shape keys of a Hugging Face ``config.json`` (``shapes.shape_keys``);
+    SettingsError naming the file when it is not JSON or holds no model shape."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise SettingsError("model config not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SettingsError(f"cannot read model config: {e}", path=path) from None
+    except json.JSONDecodeError as e:
+        raise SettingsError(f"not JSON: {e.msg}", path=path, line=e.lineno) from None
+    values = shape_keys(data) if isinstance(data, dict) else {}
+    if "num_layers" not in values or "hidden_size" not in values:
+        raise SettingsError(
+            "no model shape in this file (no num_hidden_layers and hidden_size)",
+            path=path,
+            remedy="give a Hugging Face config.json (the model's, not a tokenizer's or a trainer's)",
+        )
+    return values
+
+
+def config_beside(
+    path: str, cache: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """(origin, shape keys) of a Hugging Face ``config.json`` in the log's folder, or None
+    (no such file, or one that is no model's): a ``Fill`` layer, below what the log
+    prints. ``cache``: folder -> its layer."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if cache is not None and folder in cache:
+        return cache[folder]
+    found = None
+    candidate = os.path.join(folder, MODEL_CONFIG)
+    if os.path.isfile(candidate):
+        try:
+            found = (f"model config {candidate}", Fill(read_model_config(candidate)))
+        except SettingsError:
+            found = None
+    if cache is not None:
+        cache[folder] = found
+    return found
+
+
 class PathPattern:
     """``'{dtype}/{model}/{num_gpus}/'``: settings taken from path components."""
 
@@ -157,6 +212,7 @@ class Settings:
     generic: dict[str, Any] = field(default_factory=dict)  # the [generic] parser's patterns
     settings_file: str | None = None
     path_pattern: PathPattern | None = None
+    model_config: tuple[str, dict[str, Any]] | None = None  # (path, shape keys)
 
     @classmethod
     def build(
@@ -165,8 +221,10 @@ class Settings:
         settings_file: str | None = None,
         path_pattern: str | None = None,
         values: dict[str, Any] | None = None,
+        model_config: str | None = None,
     ) -> Settings:
-        """Settings from CLI-style inputs; ``values`` acts like ``--set`` (notebooks)."""
+        """Settings from CLI-style inputs; ``values`` acts like ``--set`` (notebooks);
+        ``model_config``: a Hugging Face config.json giving the model's shape."""
         s = cls(cli=parse_set(list(set_items)))
         for k, v in (values or {}).items():
             s.cli[normalise_key(k)] = coerce(normalise_key(k), v)
@@ -174,6 +232,8 @@ class Settings:
             s._load_file(settings_file)
         if path_pattern:
             s.path_pattern = PathPattern(path_pattern)
+        if model_config:
+            s.model_config = (model_config, read_model_config(model_config))
         s.validate()
         return s
 
@@ -250,6 +310,8 @@ class Settings:
             found = self.path_pattern.match(path)
             if found:
                 out.append((f"path-pattern {self.path_pattern.pattern}", found))
+        if self.model_config is not None:
+            out.append((f"model config {self.model_config[0]}", self.model_config[1]))
         if self.defaults:
             out.append((f"settings {self.settings_file}", self.defaults))
         full = os.path.abspath(path).replace(os.sep, "/")
@@ -275,6 +337,7 @@ class Settings:
             or self.generic
             or self.settings_file
             or self.path_pattern
+            or self.model_config
         )
 
     def over(self, before: Settings) -> Settings:
@@ -291,6 +354,7 @@ class Settings:
             generic=base.generic,
             settings_file=base.settings_file,
             path_pattern=self.path_pattern or before.path_pattern,
+            model_config=self.model_config or before.model_config,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -304,6 +368,7 @@ class Settings:
             "generic": self.generic,
             "settings_file": self.settings_file,
             "path_pattern": self.path_pattern.pattern if self.path_pattern else None,
+            "model_config": list(self.model_config) if self.model_config else None,
         }
 
     @classmethod
@@ -318,6 +383,7 @@ class Settings:
             generic=data.get("generic") or {},
             settings_file=data.get("settings_file"),
             path_pattern=PathPattern(pattern) if pattern else None,
+            model_config=tuple(data["model_config"]) if data.get("model_config") else None,
         )
 
     def model_shape(self, name: Any, family: str | None = None) -> tuple[str, dict] | None:

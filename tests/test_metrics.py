@@ -283,6 +283,7 @@ def test_seed004_fugaku_table(nodes, dp, mp, pp, sec, tflops, agg):
         tp=mp,
         pp=pp,
         models=user,
+        formula="megatron",  # Megatron-DeepSpeed's count (2021): the scores in full
     ).iloc[0]
     assert r["hw_tflops_per_gpu"] == pytest.approx(tflops, rel=0.01)
     # the seed's "Est. Aggr. PetaFLOPs" is TFLOPs x Nodes / 1024 (llmbench's aggregate uses /1000)
