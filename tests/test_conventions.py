@@ -123,3 +123,14 @@ def test_a_convention_that_cannot_count_a_part_says_so():
             "--step-time", "1", "--formula", "maxtext", "--format", "json")  # fmt: skip
     row = json.loads(r.stdout)[0]
     assert row["tflops_per_gpu"] is None and "maxtext cannot count Mamba-2 layers" in row["missing"]
+
+
+def test_readme_names_every_convention_and_shape_field():
+    from llmbench.shapes import SHAPE_KEYS
+
+    readme = (FIXTURES.parent / "README.md").read_text()
+    section = readme[readme.index("### FLOPs conventions") : readme.index("## Compare and predict")]
+    for name in CONVENTIONS:
+        assert f"| `{name}`" in section, name
+    for key in SHAPE_KEYS:
+        assert f"`{key}`" in section, key
