@@ -1184,6 +1184,11 @@ def _write_page(path: str, page: str) -> None:
 )
 @click.option("--confidence", type=float, default=0.95, show_default=True)
 @click.option("--warmup", type=int, default=None, help="Steps left out at the start of each run.")
+@click.option(
+    "--formula",
+    type=LazyChoice(_formulas),
+    help="FLOPs convention for both sides' TFLOP/s and MFU [default: megatron-causal].",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
 @click.option(
@@ -1201,7 +1206,8 @@ def _write_page(path: str, page: str) -> None:
 )
 def compare(
     db, set_items, settings_file, path_pattern, model_config, baseline, candidate, match, metrics,
-    threshold, confidence, warmup, seed, fmt, fail_on_regression, explain, plot_path, html_path,
+    threshold, confidence, warmup, formula, seed, fmt, fail_on_regression, explain, plot_path,
+    html_path,
 ) -> None:  # fmt: skip
     """Compare CANDIDATE with BASELINE: per matched pair, the change of each metric
     with a bootstrap interval, a verdict (faster, slower, same) and the settings
@@ -1226,9 +1232,10 @@ def compare(
         plots.check_path(plot_path)  # before any work
     sides = [[s for s in side.split(",") if s] for side in (baseline, candidate)]
     with _working("compare"):
+        side = {"db": db, "warmup": warmup, "settings": settings, "formula": formula}
         comp = cmp.compare_runs(
-            cmp.load_side(sides[0], db=db, warmup=warmup, settings=settings),
-            cmp.load_side(sides[1], db=db, warmup=warmup, settings=settings),
+            cmp.load_side(sides[0], **side),
+            cmp.load_side(sides[1], **side),
             match=tuple(k.strip() for k in match.split(",") if k.strip()),
             metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
             threshold=threshold,

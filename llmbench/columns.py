@@ -360,4 +360,8 @@ TABLE_COLUMNS: dict[str, tuple[str, str]] = {
         "slowest dropped) times the scaling factor",
     ),
     "score_note": ("", "why a folder has no score, breaks a rule, or holds an impossible number"),
+    "formula": (
+        "",
+        "the FLOPs convention the TFLOP/s and MFU are counted in (`llmbench formulas`)",
+    ),
 }

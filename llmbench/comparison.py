@@ -31,7 +31,7 @@ from .columns import STEADY_CUT
 from .errors import InputError, UsageError
 from .formats import rows_text
 from .ingest import read_logs
-from .metrics import normal_timed, run_warmup
+from .metrics import DEFAULT_FORMULA, normal_timed, run_warmup
 from .plots import tokens_consumed
 from .report import load_selection, summarize
 
@@ -77,9 +77,12 @@ def load_side(
     db: str | None = None,
     warmup: int | None = None,
     settings: Any = None,
+    formula: str | None = None,
 ) -> Side:
     """A side from ``spec``: ``reference``, a ``.csv`` table, a ``.json`` report, paths
-    or globs of logs to read, or run ids/source globs of the store ``db``."""
+    or globs of logs to read, or run ids/source globs of the store ``db``. Runs are
+    counted in one FLOPs convention, ``formula`` (the default one when None), so that
+    two sides' TFLOP/s compare like with like."""
     specs = [spec] if isinstance(spec, str) else list(spec)
     name = " ".join(specs)
     if specs == ["reference"]:
@@ -91,10 +94,10 @@ def load_side(
     if len(specs) == 1 and specs[0].endswith(".json") and os.path.isfile(specs[0]):
         return _report_side(name, specs[0])
     if all(os.path.exists(s) or glob.glob(s) for s in specs):
-        return _logs_side(name, read_logs(specs, settings), warmup)
+        return _logs_side(name, read_logs(specs, settings), warmup, formula)
     columns = ["step", *STEADY_CUT, "loss", "consumed_tokens", "consumed_samples"]
     logs = load_selection(db, specs, steps=columns, warmup=warmup)
-    return _logs_side(name, logs, warmup)
+    return _logs_side(name, logs, warmup, formula)
 
 
 def _read_csv(f) -> list[dict]:
@@ -146,8 +149,8 @@ def _report_side(name: str, path: str) -> Side:
     return Side(name, table, {}, {r["run_id"]: _settings(r) for r in rows})
 
 
-def _logs_side(name: str, logs, warmup: int | None) -> Side:
-    table = summarize(logs, warmup=warmup)
+def _logs_side(name: str, logs, warmup: int | None, formula: str | None = None) -> Side:
+    table = summarize(logs, formula or DEFAULT_FORMULA, warmup=warmup)
     if not len(table):
         raise UsageError(f"{name}: no runs")
     times = _steady_times(logs.steps, warmup)
@@ -353,6 +356,7 @@ class Comparison:
     match: tuple[str, ...]
     times: dict[str, tuple] = field(default_factory=dict)  # pair -> steady step times a side
     warmups: dict[str, tuple] = field(default_factory=dict)  # pair -> warm-up steps unequal
+    formulas: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # conventions of each side
 
     def regressed(self) -> bool:
         """Whether any verdict is ``slower`` (or, for the loss, ``worse``), from an
@@ -373,9 +377,11 @@ def compare_runs(
     seed: int = 0,
     db: str | None = None,
     warmup: int | None = None,
+    formula: str | None = None,
 ) -> Comparison:
-    """Compare ``candidate`` with ``baseline`` (Sides, or specs for ``load_side``):
-    the ``Comparison`` (pairs, runs without a partner, settings that differ)."""
+    """Compare ``candidate`` with ``baseline`` (Sides, or specs for ``load_side``, whose
+    runs are counted in the FLOPs convention ``formula``): the ``Comparison`` (pairs,
+    runs without a partner, settings that differ, each side's conventions)."""
     import pandas as pd
 
     for m in metrics:
@@ -385,8 +391,9 @@ def compare_runs(
         raise UsageError("--confidence must be between 0 and 1")
     if threshold < 0:
         raise UsageError("--threshold must be 0 or more")
-    base = baseline if isinstance(baseline, Side) else load_side(baseline, db=db, warmup=warmup)
-    cand = candidate if isinstance(candidate, Side) else load_side(candidate, db=db, warmup=warmup)
+    kw = {"db": db, "warmup": warmup, "formula": formula}
+    base = baseline if isinstance(baseline, Side) else load_side(baseline, **kw)
+    cand = candidate if isinstance(candidate, Side) else load_side(candidate, **kw)
     groups = {}
     for label, side in (("baseline", base), ("candidate", cand)):
         missing = [k for k in match if k not in side.table.columns]
@@ -426,7 +433,15 @@ def compare_runs(
                 _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, seed)
             )
     pairs = pd.DataFrame(out, columns=PAIR_COLUMNS)
-    return Comparison(pairs, unmatched, diffs, tuple(match), times, warmups)
+    formulas = tuple(_formulas(side.table) for side in (base, cand))
+    return Comparison(pairs, unmatched, diffs, tuple(match), times, warmups, formulas)
+
+
+def _formulas(table) -> tuple[str, ...]:
+    """The FLOPs conventions a side's rows are counted in (a published table: none)."""
+    if "formula" not in table.columns:
+        return ()
+    return tuple(sorted({f for f in table["formula"] if isinstance(f, str)}))
 
 
 def _concat(arrays: list) -> Any:
@@ -524,7 +539,8 @@ def _plain(v: Any) -> Any:
 
 def as_json(comp: Comparison) -> str:
     """Per pair: its key, runs, the settings that differ, and per metric ``baseline``,
-    ``candidate``, ``ratio``, ``ci_low``, ``ci_high``, ``verdict``, ``method``."""
+    ``candidate``, ``ratio``, ``ci_low``, ``ci_high``, ``verdict``, ``method``; the FLOPs
+    conventions each side is counted in (``formulas``)."""
     out = []
     for key, g in comp.pairs.groupby("key", sort=False):
         first = g.iloc[0]
@@ -556,7 +572,8 @@ def as_json(comp: Comparison) -> str:
         {"side": side, "key": dict(zip(comp.match, map(_plain, k), strict=True)), "runs": ids}
         for side, k, ids in comp.unmatched
     ]
-    return json.dumps({"pairs": out, "unmatched": unmatched}, indent=1) + "\n"
+    formulas = dict(zip(("baseline", "candidate"), map(list, comp.formulas), strict=True))
+    return json.dumps({"pairs": out, "unmatched": unmatched, "formulas": formulas}, indent=1) + "\n"
 
 
 def as_text(comp: Comparison, fmt: str = "table") -> str:
@@ -606,4 +623,17 @@ def notes(comp: Comparison) -> list[str]:
     for side, k, ids in comp.unmatched:
         other = "candidate" if side == "baseline" else "baseline"
         lines.append(f"no {other} for the {side} run(s) {', '.join(ids)} ({_name(comp.match, k)})")
+    flops = sorted(set(comp.pairs["metric"]) & FLOPS_METRICS) if len(comp.pairs) else []
+    if flops:
+        base, cand = (", ".join(f) or "as published" for f in comp.formulas)
+        same = base == cand
+        lines.append(
+            f"{', '.join(flops)} counted by {base}"
+            + ("" if same else f" (baseline) and {cand} (candidate): not counted alike")
+            + " (`llmbench formulas`)"
+        )
     return lines
+
+
+#: compared metrics whose value depends on the FLOPs convention
+FLOPS_METRICS = frozenset({"tflops_per_gpu", "mfu", "hw_tflops_per_gpu", "hfu"})

@@ -287,3 +287,29 @@ def test_verdicts_as_a_self_contained_page(tmp_path):
     cols = [c["name"] for c in data["columns"]]
     (row,) = data["rows"]
     assert row[cols.index("verdict")] == "faster (point)"
+
+
+def test_tflops_are_compared_in_one_convention_and_say_which(tmp_path):
+    """A Megatron-DeepSpeed log (its framework counts the scores in full) against a 2026
+    Megatron-LM log: both sides in the default convention unless --formula, named."""
+    from click.testing import CliRunner
+
+    from llmbench.cli import cli
+
+    a = FIXTURES / "megatron_lm" / "llama3-8b-8xh100.log"
+    b = FIXTURES / "megatron_lm" / "llama3-8b-8xh100-mcore-2026.log"
+    args = ["compare", str(a), str(b), "--match", "num_gpus", "--metric", "tflops_per_gpu"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert "tflops_per_gpu counted by megatron-causal (`llmbench formulas`)" in r.stdout
+    # the same run logged twice: counted alike, no change (each log's own count: -11 %)
+    assert "370.6631   370.6631   +0.0%" in r.stdout and "= same" in r.stdout
+    j = json.loads(CliRunner().invoke(cli, [*args, "--format", "json"]).stdout)
+    assert j["formulas"] == {"baseline": ["megatron-causal"], "candidate": ["megatron-causal"]}
+    r = CliRunner().invoke(cli, [*args, "--formula", "megatron"])
+    assert "counted by megatron (" in r.stdout
+    ref = CliRunner().invoke(cli, ["compare", "reference", str(b), "--metric", "tflops_per_gpu",
+                                   "--match", "num_gpus", "--set", "model=llama3-8b"])  # fmt: skip
+    assert "counted by megatron, megatron-causal (baseline) and megatron-causal (candidate)" in (
+        ref.stdout
+    )

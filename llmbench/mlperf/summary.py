@@ -144,6 +144,7 @@ def _folder(folder: str, files: list, by_source: dict, by_run: dict) -> dict[str
     if (row["mfu"] or 0) > 1:  # never an impossible number shown plainly
         row["score_note"] = "; ".join(filter(None, [row["score_note"], f"mfu>1: {FLAGS['mfu>1']}"]))
     row["throughput_from"] = next((m["from"] for m in metrics if m.get("from")), None)
+    row["formula"] = next((m["formula"] for m in metrics if m.get("tflops_per_gpu")), None)
     row["folder"] = folder
     row["runs"] = [
         {
