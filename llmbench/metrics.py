@@ -701,7 +701,8 @@ def reconcile(
     out = {"tflops_logged_formula": None, "logged_disagrees": None}
     if not (logged and t and n):
         return out
-    for name in dict.fromkeys([formula, *FORMULAS]):
+    kin = formula.split("-")[0]  # the same framework's other conventions first
+    for name in dict.fromkeys([formula, *(f for f in FORMULAS if f.startswith(kin)), *FORMULAS]):
         f = model_flops(name, sh, B or 0, run.get("recompute"))
         if f and abs(f / t / n / 1e12 / logged - 1) <= 0.005:
             out["tflops_logged_formula"] = name

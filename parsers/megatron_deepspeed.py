@@ -133,6 +133,57 @@ ARGS: dict[str, str] = {
     "qk_pos_emb_head_dim": "qk_rope_head_dim",
     "hybrid_override_pattern": "hybrid_layer_pattern",
 }
+# Megatron-Bridge 2025-09 to 2026-02 prints its config as YAML after the setup
+# (``------- Task Configuration -------``, keys sorted, 2-space indents, ``null``); the keys
+# read, per top-level section, as the Megatron argument each is
+TASK_START = "------- Task Configuration -------"
+TASK_END_RE = re.compile(r"^-{20,}\s*$")
+YAML_KEY_RE = re.compile(r"^(?P<indent> *)(?P<key>\w+):(?: (?P<value>.*?))?\s*$")
+BRIDGE_KEYS: dict[str, dict[str, str]] = {
+    "model": {
+        **{
+            k: k
+            for k in (
+                "num_layers",
+                "hidden_size",
+                "ffn_hidden_size",
+                "num_attention_heads",
+                "num_query_groups",
+                "kv_channels",
+                "vocab_size",
+                "moe_router_topk",
+                "moe_ffn_hidden_size",
+                "moe_shared_expert_intermediate_size",
+                "moe_layer_freq",
+                "multi_latent_attention",
+                "q_lora_rank",
+                "kv_lora_rank",
+                "qk_head_dim",
+                "qk_pos_emb_head_dim",
+                "v_head_dim",
+                "mtp_num_layers",
+                "hybrid_override_pattern",
+                "tensor_model_parallel_size",
+                "pipeline_model_parallel_size",
+                "context_parallel_size",
+                "expert_model_parallel_size",
+                "window_attn_skip_freq",
+                "seq_length",
+            )
+        },  # fmt: skip
+        "num_moe_experts": "num_experts",
+        "hybrid_layer_pattern": "hybrid_override_pattern",
+        "gated_linear_unit": "swiglu",
+    },
+    "train": {"global_batch_size": "global_batch_size", "micro_batch_size": "micro_batch_size"},
+    "dataset": {"sequence_length": "seq_length", "seq_length": "seq_length"},
+}
+# what a line of that YAML holds that the parser reads (lines without it never reach it)
+TASK_NEEDLES = (
+    TASK_START, "----------", "model:", "train:", "dataset:", "tokenizer:", "_target_:",
+    "activation_func:", "share_embeddings_and_output_weights:",
+    *{f"{k}:" for keys in BRIDGE_KEYS.values() for k in keys},
+)  # fmt: skip
 # MLA's arguments are printed (with defaults) whether or not MLA is on
 MLA_ARGS = ("q_lora_rank", "kv_lora_rank", "qk_head_dim", "qk_pos_emb_head_dim", "v_head_dim")
 
@@ -515,6 +566,7 @@ class MegatronDeepSpeedParser(Parser):
         # what the rest of a hard-wrapped record holds (never timer, memory or NCCL
         # lines, which would each cost the Python line path)
         *WRAP_NEEDLES,
+        *TASK_NEEDLES,
     )
     shapes = SHAPES
 
@@ -538,6 +590,8 @@ class MegatronDeepSpeedParser(Parser):
             if reading.pending is not None and (yield from reading.wrapped(text, no)):
                 continue
             if reading.in_args and (yield from reading.dump_line(text, no)):
+                continue
+            if reading.task is not None and (yield from reading.task_line(text, no)):
                 continue
             if (yield from reading.iteration(text, no, rank, type(item) is CheckedLine)):
                 continue
@@ -588,6 +642,9 @@ class _Reading:
         self.wraps = 0
         self.unreadable = _Unreadable()
         self.dated = False  # the run's first timestamp was read (``_dated``)
+        self.task: dict | None = None  # Megatron-Bridge's YAML config, while it is read
+        self.section = self.sub = ""  # its top-level section, the key a nested block is of
+        self.task_first = 0
 
     def _end_dump(self, no: int) -> Iterator[Record]:
         self.in_args = False
@@ -774,6 +831,8 @@ class _Reading:
                 if m["cp"]:
                     cfg["cp"] = int(m["cp"])
                 yield Config(cfg, no)
+        elif TASK_START in text:
+            self.task, self.task_first, self.section, self.sub = {}, no, "", ""
         elif "padded vocab" in text:
             m = VOCAB_RE.search(text)
             if m:
@@ -782,6 +841,36 @@ class _Reading:
             yield from self._effective(text, no, rank)
         elif " at " in text and ("validation" in text or "test" in text):
             yield from self._validation(text, no)
+
+    def task_line(self, text: str, no: int) -> Generator[Record, None, bool]:
+        """A line of Megatron-Bridge's YAML config: a known key of its model, train or
+        dataset section kept as the Megatron argument it is (``BRIDGE_KEYS``); the
+        activation from the function's ``_target_``; the closing rule ends it."""
+        if TASK_END_RE.match(text):
+            args, self.task = self.task or {}, None
+            if args:
+                yield from _args_config(args, self.task_first)
+            return True
+        m = YAML_KEY_RE.match(text)
+        if m is None:
+            return False
+        depth, key, value = len(m["indent"]), m["key"], m["value"]
+        if depth == 0:
+            self.section, self.sub = key, ""
+        elif depth == 2:
+            self.sub = key if not value else ""
+            if self.section == "model" and key == "share_embeddings_and_output_weights":
+                self.task["untie_embeddings_and_output_weights"] = _literal(value or "") is False
+            name = BRIDGE_KEYS.get(self.section, {}).get(key)
+            if (
+                name is not None
+                and value is not None
+                and not (name in self.task and key == "seq_length")
+            ):
+                self.task[name] = _literal(value)  # dataset.sequence_length: what ran
+        elif depth == 4 and key == "_target_" and self.sub == "activation_func" and value:
+            self.task["activation"] = value.rsplit(".", 1)[-1]
+        return True
 
     def _effective(self, text: str, no: int, rank) -> Iterator[Record]:
         """The ZeRO-era flops line: the TFLOP/s of the iteration printed before it."""

@@ -121,8 +121,11 @@ def test_report_table_fits_120_columns_and_says_what_it_shows(tmp_path):
     assert pax == [128, 256, 512, 1024, 2048]
     # bytes as GiB on screen (CSV and JSON keep bytes)
     js = json.loads(run("report", "--db", db, "--format", "json").stdout)
-    state = next(r["model_state_bytes_per_gpu"] for r in js if r["num_gpus"] == 128)
-    wide = run("report", "--db", db, "--columns", "num_gpus,model_state_bytes_per_gpu").stdout
+    pax128 = "*/pax/fp8/175b/128/*"
+    state = next(r["model_state_bytes_per_gpu"] for r in js if r["source"].endswith("/128/log.out"))
+    wide = run(
+        "report", pax128, "--db", db, "--columns", "num_gpus,model_state_bytes_per_gpu"
+    ).stdout
     shown = [line.split() for line in wide.splitlines() if line.split()[:1] == ["128"]]
     assert shown == [["128", f"{state / 2**30:.2f}".rstrip("0").rstrip(".")]]
 
