@@ -63,6 +63,9 @@ def test_the_quick_start_transcript_is_what_it_prints(folder):
     # as a terminal shows it: each command's warnings come before its table
     printed = f"$ {QUICK}\n" + ingest.stderr + ingest.stdout + report.stderr + report.stdout
     assert printed == transcript
+    again = llmbench(QUICK.split("&&")[0].strip()[len("llmbench ") :], folder).stdout
+    said = re.search(r"Running the ingest again stores nothing new: `(.*?), \.\.\.`", README)
+    assert said and again.startswith(said[1])
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=range(len(COMMANDS)))
