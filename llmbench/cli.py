@@ -505,7 +505,8 @@ def metric_options(f):
         "--formula",
         type=LazyChoice(_formulas),
         help="Model-FLOPs formula for every run [default: per run, the one its framework "
-        "version prints where the log shows it (or settings say flops_formula=), else megatron].",
+        "version prints where the log shows it (or settings say flops_formula=), else "
+        "megatron-causal, what current frameworks print; `llmbench formulas` lists them].",
     )(f)
     return f
 
