@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .columns import LABELS, REPORT_VIEW, RUN_COLUMNS, RUN_VIEW, TABLE_WIDTH, natural_key
+from .columns import RUN_COLUMNS, natural_key
 from .errors import WARNING_KINDS, LLMBenchError, UsageError, storage_error
 from .formats import FORMATS
 from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
@@ -67,6 +67,15 @@ def workers_option(f):
         default=lambda: os.cpu_count() or 1,
         show_default="the machine's cores",
         help="Parse files in this many processes (one writer stores them).",
+    )(f)
+
+
+def columns_option(f):
+    return click.option(
+        "--columns",
+        metavar="A,B|all",
+        help="Comma-separated columns (names or headers), or 'all' [default: a summary "
+        "fitted to the terminal; csv and json: all].",
     )(f)
 
 
@@ -328,36 +337,34 @@ class _Progress:
 @cli.command()
 @db_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--all", "all_columns", is_flag=True, help="Every column, not a summary.")
-def runs(db, fmt, all_columns) -> None:
+@click.option("--all", "all_columns", is_flag=True, help="Every column (as --columns all).")
+@columns_option
+def runs(db, fmt, all_columns, columns) -> None:
     """List the runs in the store.
 
     \b
     Example:
       llmbench runs --format markdown
+      llmbench runs --columns run_id,model,num_gpus,dtype
     """
-    from .formats import render, rows_text, short_paths
+    from .formats import short_paths
     from .store import Store
+    from .views import VIEWS, show_rows
 
+    columns = "all" if all_columns else columns
     with Store(db, create=False) as store:
-        if fmt in ("table", "markdown"):  # the common case, without importing pandas
-            cols = list(RUN_COLUMNS if all_columns else RUN_VIEW)
-            found = sorted(store.run_rows(), key=natural_key)
-            short = short_paths([r["source"] for r in found])
-            rows = [[r[k] for k in cols] for r in found]
-            if not all_columns:
-                for row, s in zip(rows, short, strict=True):
-                    row[1] = s
-            right = [RUN_COLUMNS[c].startswith(("INTEGER", "REAL")) for c in cols]
-            view = {} if all_columns else {"labels": LABELS, "width": TABLE_WIDTH}
-            click.echo(rows_text(cols, rows, right, fmt, everything="--all", **view), nl=False)
-            if not rows:
-                _empty_note()
-            return
-        df = store.table("runs")
-    if not all_columns:
-        df = df[RUN_VIEW].copy()
-    click.echo(render(df, fmt), nl=False)
+        found = sorted(store.run_rows(), key=natural_key)
+    cols = list(RUN_COLUMNS)
+    rows = [[r[k] for k in cols] for r in found]
+    if fmt in ("table", "markdown") and columns != "all":  # sources as the view shows them
+        at = cols.index("source")
+        for row, short in zip(rows, short_paths([r["source"] for r in found]), strict=True):
+            row[at] = short
+    right = [RUN_COLUMNS[c].startswith(("INTEGER", "REAL")) for c in cols]
+    out = show_rows(cols, rows, right, fmt, VIEWS["runs"], columns, everything="--all")
+    click.echo(out, nl=False)
+    if not rows:
+        _empty_note()
 
 
 @cli.command()
@@ -391,17 +398,18 @@ def export(db, table, fmt, output) -> None:
 
 @cli.command("parsers")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def list_parsers(fmt) -> None:
+@columns_option
+def list_parsers(fmt, columns) -> None:
     """List the installed log parsers: name, framework, origin (JSON: and the step
     columns each can fill, `produces`).
 
     Third-party parsers register in the entry-point group `llmbench.parsers`.
     """
     from . import registry
-    from .formats import render
+    from .views import View, show_frame
 
-    full = fmt == "json"
-    click.echo(render(registry.table(None if full else registry.PARSER_VIEW), fmt), nl=False)
+    view = View(tuple(registry.PARSER_VIEW))
+    click.echo(show_frame(registry.table(None), fmt, view, columns), nl=False)
 
 
 def main() -> None:
@@ -570,8 +578,8 @@ def report(
       llmbench report --stat last --formula dgxc
       llmbench report 'fp8/*' --format markdown --columns num_gpus,step_time_s,mfu
     """
-    from .formats import render
     from .report import arrange, for_screen, summarize_store
+    from .views import show_frame
 
     if plot:
         from .plots import check_path
@@ -596,27 +604,13 @@ def report(
     if explain:
         _explain(table, runs, models, formula)
         return
-    if columns == "all":
-        cols = None
-    elif columns:
-        cols = [c.strip() for c in columns.split(",") if c.strip()]
-    elif fmt == "table":
-        cols = REPORT_VIEW + (["time_for_tokens_s"] if tokens else [])
-    else:
-        cols = None
-    flagged = table[table["flags"].notna()] if "flags" in table.columns else table.iloc[:0]
-    if cols is not None and len(flagged) and "flags" not in cols and not columns:
-        cols.insert(cols.index("mfu") + 1, "flags")
     summary = int((table["stat"] == "summary").sum()) if "stat" in table.columns else 0
-    table = arrange(table, cols, sort_by=sort_by, group_by=group_by)
-    _flag_notes(flagged)
+    table = arrange(table, None, sort_by=sort_by, group_by=group_by)
+    _flag_notes(table[table["flags"].notna()] if "flags" in table.columns else table.iloc[:0])
     if not len(table):
         _empty_note()
-    if fmt not in ("table", "markdown"):
-        click.echo(render(table, fmt), nl=False)
-        return
-    width = TABLE_WIDTH if fmt == "table" and not columns else None
-    click.echo(render(for_screen(table), fmt, labels=LABELS, width=width), nl=False)
+    view = report_view(tokens)
+    click.echo(show_frame(table, fmt, view, columns, screen=for_screen), nl=False)
     if fmt == "table" and len(table):
         skipped = "10% of steps, at least 2" if warmup is None else f"{warmup}"
         click.echo(f"step_s: the {stat} step time after the warm-up steps ({skipped})")
@@ -625,6 +619,14 @@ def report(
                 f"        {summary} run(s) time no step: the mean of the log's train summary"
                 " (stat 'summary', warm-up included)"
             )
+
+
+def report_view(tokens: float | None):
+    """The report's terminal view; with --tokens, the time to train on them too."""
+    from .views import VIEWS, View
+
+    view = VIEWS["report"]
+    return View((*view.columns, "time_for_tokens_s"), view.flags_after) if tokens else view
 
 
 def report_overrides(set_items, model_config: str | None) -> list[tuple[str, dict]]:
@@ -650,9 +652,11 @@ def _notes():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         yield
-    for w in caught:
-        if issubclass(w.category, DataWarning):
-            click.echo(f"note: {w.message}", err=True)
+    from .views import grouped_notes
+
+    said = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    for line in grouped_notes(said):
+        click.echo(f"note: {line}", err=True)
 
 
 @contextmanager
@@ -687,12 +691,23 @@ def _working(label: str):
 
 
 def _flag_notes(flagged) -> None:
-    """A warning on stderr per flagged row: what its flags mean."""
+    """A warning on stderr per kind of flag the rows carry, what it means and which runs
+    (the rarest and gravest first: an impossible MFU is never lost among many notes)."""
     from .columns import FLAGS
 
+    by_code: dict[str, list[str]] = {}
     for run_id, flags in zip(flagged["run_id"], flagged["flags"], strict=True):
         for code in flags.split(","):
-            click.echo(f"warning: {run_id}: {code}: {FLAGS.get(code, '')}", err=True)
+            by_code.setdefault(code, []).append(run_id)
+    order = list(FLAGS)
+    for code, ids in sorted(
+        by_code.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99
+    ):
+        if len(ids) == 1:
+            click.echo(f"warning: {ids[0]}: {code}: {FLAGS.get(code, '')}", err=True)
+            continue
+        shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+        click.echo(f"warning: {code} in {len(ids)} runs ({shown}): {FLAGS.get(code, '')}", err=True)
 
 
 def _empty_note() -> None:
@@ -899,7 +914,8 @@ def estimate(
 @click.option(
     "--html", "html_path", metavar="FILE", help="Also write the scores as a self-contained page."
 )
-def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose, html_path) -> None:
+@columns_option
+def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose, html_path, columns) -> None:
     """MLPerf Training results: time to train per run, score per benchmark folder.
 
     PATHS are submission trees as published (<round>/<submitter>/results/<system>/
@@ -918,10 +934,10 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose, html_path) -> Non
       llmbench mlperf training_results_v4.0/ --benchmark gpt3 --plot gpt3.png
       llmbench mlperf NVIDIA/results/eos_n8_ngc24.04_nemo/llama2_70b_lora --format json
     """
-    from .formats import render
-    from .mlperf import SUMMARY_VIEW, save_figure, submissions_table, summarize_submissions
+    from .mlperf import for_screen, save_figure, submissions_table, summarize_submissions
     from .plots import check_path
     from .settings import Settings
+    from .views import VIEWS, show_frame
 
     if plot:
         check_path(plot)
@@ -943,15 +959,13 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose, html_path) -> Non
         click.echo(f"wrote MLPerf scaling figure -> {plot}", err=True)
     if html_path:
         _mlperf_page(html_path, rows, list(benchmarks) or None)
-    if fmt == "json":
+    if fmt == "json" and not columns:
         import json
 
         click.echo(json.dumps(rows, indent=1))
     else:
-        view = fmt in ("table", "markdown")
-        table = submissions_table(rows, None if not view else SUMMARY_VIEW)
-        width = TABLE_WIDTH if fmt == "table" else None
-        click.echo(render(table, fmt, labels=LABELS, width=width), nl=False)
+        table = submissions_table(rows, None)
+        click.echo(show_frame(table, fmt, VIEWS["mlperf"], columns, for_screen), nl=False)
     if failed:
         sys.exit(EXIT_INPUT)
 
@@ -980,12 +994,25 @@ def list_warnings(targets, db, kinds, fmt) -> None:
     """
     from .formats import rows_text
     from .store import Store
+    from .views import wrapped
 
     with Store(db, create=False) as store:
         found = store.warnings(targets)
     cols = ["file", "line", "kind", "message"]
     rows = [[_rel(p), w.line, w.kind, w.message] for p, w in found if not kinds or w.kind in kinds]
-    click.echo(rows_text(cols, rows, [False, True, False, False], fmt), nl=False)
+    if fmt != "table":
+        click.echo(rows_text(cols, rows, [False, True, False, False], fmt), nl=False)
+        return
+    # a terminal listing: each file once, then its warnings (line, kind, message) wrapped
+    # to the terminal's width under the message column
+    width = max([len(k) for _, _, k, _ in rows] or [0])
+    last = None
+    for path, line, kind, message in rows:
+        if path != last:
+            click.echo(path)
+            last = path
+        head = f"{'' if line is None else line:>8}  {kind:<{width}}  "
+        click.echo(wrapped(head, message, indent=len(head)))
 
 
 @cli.command()
@@ -1129,8 +1156,9 @@ def _compare_page(path: str, comp, threshold: float) -> None:
 
 def _mlperf_page(path: str, rows: list[dict], benchmarks) -> None:
     """``mlperf --html``: the scores per benchmark folder, and the figure."""
-    from .mlperf import SUMMARY_VIEW, save_figure, submissions_table
+    from .mlperf import save_figure, submissions_table
     from .page import svg_of, table_page
+    from .views import VIEWS, columns_for
 
     figures = []
     if rows:
@@ -1138,8 +1166,10 @@ def _mlperf_page(path: str, rows: list[dict], benchmarks) -> None:
             figures.append(
                 ("mlperf", "Time to train", svg_of(lambda p: save_figure(rows, p, benchmarks)))
             )
+    table = submissions_table(rows, None)
+    table = table[columns_for(list(table.columns), VIEWS["mlperf"], "markdown")]
     page = table_page(
-        "llmbench mlperf: scores", submissions_table(rows, SUMMARY_VIEW), command=_command(),
+        "llmbench mlperf: scores", table, command=_command(),
         noun="benchmark folder(s)", figures=figures, empty="No MLPerf results were found.",
     )  # fmt: skip
     _write_page(path, page)
@@ -1289,7 +1319,8 @@ def compare(
     metavar="FILE",
     help="Also draw the runs, the fitted law and its prediction band.",
 )
-def scaling_cmd(db, select, predict, force, fmt, plot_path) -> None:
+@columns_option
+def scaling_cmd(db, select, predict, force, fmt, plot_path, columns) -> None:
     """Scaling efficiency of the selected runs per model (against the smallest run),
     weak or strong scaling as the global batch says, and with --predict the
     tokens/s a fitted law (Amdahl or the Universal Scalability Law, whichever fits
@@ -1300,9 +1331,9 @@ def scaling_cmd(db, select, predict, force, fmt, plot_path) -> None:
       llmbench scaling '*/128/*' '*/256/*' '*/512/*' --predict 1024,2048
     """
     from . import plots
-    from .formats import render
     from .report import summarize_store
     from .scalability import curves, scaling
+    from .views import VIEWS, show_frame
 
     if plot_path:
         plots.check_path(plot_path)  # before any work
@@ -1313,8 +1344,7 @@ def scaling_cmd(db, select, predict, force, fmt, plot_path) -> None:
     with _working("scaling"):
         table, _ = summarize_store(db, select)
         out = scaling(table, counts, force=force)
-    view = out if fmt not in ("table", "markdown") else out.drop(columns=["law_params", "law_se"])
-    click.echo(render(view, fmt), nl=False)
+    click.echo(show_frame(out, fmt, VIEWS["scaling"], columns), nl=False)
     if fmt == "table" and counts:
         laws = out.dropna(subset=["law"]).drop_duplicates("model")
         for r in laws.to_dict("records"):
@@ -1330,13 +1360,10 @@ def scaling_cmd(db, select, predict, force, fmt, plot_path) -> None:
         click.echo(f"wrote scaling figure -> {plot_path}", err=True)
 
 
-# the catalog listings' terminal tables: short headers, fitted, the rest in JSON
-CATALOG_VIEW = {"labels": LABELS, "width": TABLE_WIDTH, "everything": "--format json"}
-
-
 @cli.command("hardware")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def list_hardware(fmt) -> None:
+@columns_option
+def list_hardware(fmt, columns) -> None:
     """List the accelerators MFU can be computed for: dense peak TFLOP/s per dtype
     as frameworks count devices (an MI250X GCD, a TPU chip), memory, bandwidth,
     the names logs and MLPerf systems give them (matched ignoring case, spaces,
@@ -1345,16 +1372,15 @@ def list_hardware(fmt) -> None:
     \b
     Example:
       llmbench hardware --format json
+      llmbench hardware --columns key,bf16,fp8,fp4
     """
-    from .formats import rows_text
     from .specs import hardware_table
+    from .views import VIEWS, show_rows
 
     cols, rows = hardware_table()
-    if fmt in ("table", "markdown"):  # the aliases and int8 in CSV and JSON only
-        keep = [k for k, c in enumerate(cols) if c not in ("aliases", "int8")]
-        cols, rows = [cols[k] for k in keep], [[r[k] for k in keep] for r in rows]
     right = [c not in ("key", "name", "aliases", "source") for c in cols]
-    click.echo(rows_text(cols, rows, right, fmt, **CATALOG_VIEW), nl=False)
+    out = show_rows(cols, rows, right, fmt, VIEWS["hardware"], columns, "--format json")
+    click.echo(out, nl=False)
 
 
 @cli.command("formulas")
@@ -1389,7 +1415,8 @@ def list_formulas(fmt) -> None:
 @cli.command("models")
 @models_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def list_models(models, fmt) -> None:
+@columns_option
+def list_models(models, fmt, columns) -> None:
     """List the models whose shapes llmbench knows (with --settings, the settings
     file's [models.NAME] too): layers, hidden size, heads, query groups, FFN size,
     vocabulary, sequence length, MoE experts and top-k, and the parameter count.
@@ -1398,9 +1425,12 @@ def list_models(models, fmt) -> None:
     Example:
       llmbench models --format markdown
     """
-    from .formats import rows_text
     from .metrics import model_table
+    from .views import VIEWS, in_billions, show_rows
 
     cols, rows = model_table(models)
-    right = [c not in ("model", "family") for c in cols]
-    click.echo(rows_text(cols, rows, right, fmt, **CATALOG_VIEW), nl=False)
+    if fmt in ("table", "markdown"):
+        rows = in_billions(cols, rows)
+    right = [c not in ("model", "family", "aliases", "source") for c in cols]
+    out = show_rows(cols, rows, right, fmt, VIEWS["models"], columns, "--format json")
+    click.echo(out, nl=False)

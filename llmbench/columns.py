@@ -309,6 +309,7 @@ LABELS = {
     "vocab_size": "vocab",
     "num_experts": "experts",
     "moe_topk": "top-k",
+    "active_params": "active",
     "memory_gb": "GB",
     "memory_bw_tbs": "TB/s",
 }

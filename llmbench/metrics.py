@@ -865,15 +865,25 @@ def _integral(col) -> bool:
 
 
 def model_table(models: dict | None = None) -> tuple[list[str], list[list[Any]]]:
-    """(columns, rows): every catalogued model's shape and parameter count (the
-    published one where the catalog has it, else computed from the shape)."""
-    keys = ["num_layers", "hidden_size", "num_attention_heads", "num_query_groups"]
-    keys += ["ffn_hidden_size", "vocab_size", "seq_len", "num_experts", "moe_topk"]
+    """(columns, rows): every catalogued model's shape, its parameter count (the
+    published one where the catalog has it, else computed from the shape) and its
+    active count (the experts one token reaches), aliases and source."""
+    keys = [k for k in SHAPE_KEYS if k != "params"]
     rows = []
     for name, spec in sorted(catalog_models(models).items()):
         sh, _, values = resolve_shape({"model": name}, {}, models)
-        rows.append([name, spec.get("family"), *(values.get(k) for k in keys), param_count(sh)])
-    return ["model", "family", *keys, "params"], rows
+        published = spec.get("published") or {}
+        rows.append(
+            [name, spec.get("family"), *(values.get(k) for k in keys)]
+            + [_whole(param_count(sh)), _whole(param_count(sh, active=True))]
+            + ["; ".join(spec.get("aliases", ())), published.get("source")]
+        )
+    return ["model", "family", *keys, "params", "active_params", "aliases", "source"], rows
+
+
+def _whole(count: float | None) -> int | float | None:
+    """A parameter count as the integer it is (``671026404352``, not ``671026404352.0``)."""
+    return int(count) if count is not None and float(count).is_integer() else count
 
 
 def hooked_events(runs, hooks: Sequence[RunHook]) -> tuple[list[str], list[str]]:

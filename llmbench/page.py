@@ -15,14 +15,15 @@ from importlib import resources
 from typing import Any
 
 from . import __version__
-from .columns import LABELS, METRIC_COLUMNS, REPORT_VIEW, TABLE_COLUMNS
+from .columns import LABELS, METRIC_COLUMNS, TABLE_COLUMNS
 from .derivation import derivations
 from .errors import LLMBenchError
 from .formats import atomic_output, cell, plain, records, short_paths
 from .metrics import explain, steady_runs
-from .mlperf import SUMMARY_VIEW, locate, save_figure, submissions_table, summarize_submissions
+from .mlperf import locate, save_figure, submissions_table, summarize_submissions
 from .report import draw, summarize_store
 from .store import Store
+from .views import VIEWS, columns_for
 
 FIGURES = (("scaling", "Scaling"), ("topology", "Topologies"))
 # columns not on the page that its metrics are derived from: told in a run's details
@@ -32,13 +33,6 @@ EMPTY = (
     "No runs were selected: nothing to show. Ingest logs with `llmbench ingest`, or "
     "select stored runs by id or source glob."
 )
-# the columns of the page's table: the report's view, its secondary step-time and
-# throughput columns, and the flags
-PAGE_COLUMNS = [
-    *REPORT_VIEW,
-    *("tokens_per_s_per_gpu", "hw_tflops_per_gpu", "hfu", "n_steady", "step_time_cv"),
-    "flags",
-]
 
 
 def _cell(v: Any) -> Any:
@@ -83,10 +77,7 @@ def html_report(
 ) -> str:
     """The page for the selected runs of the store ``db``: ``table`` and ``runs`` as
     ``report.summarize_store`` gives them (with the metric options given here)."""
-    cols = [c for c in PAGE_COLUMNS if c in table.columns]
-    if "flags" in cols and "mfu" in cols:  # beside the numbers they doubt, as the terminal has it
-        cols.remove("flags")
-        cols.insert(cols.index("mfu") + 1, "flags")
+    cols = columns_for(list(table.columns), VIEWS["page"], "markdown", flagged=True)
     if "time_to_train_min" in table.columns and table["time_to_train_min"].notna().any():
         cols.append("time_to_train_min")  # MLPerf runs selected
     numeric = _numeric(table, cols)
@@ -324,7 +315,8 @@ def _mlperf(db: str | None, sources: list) -> tuple[dict | None, list[str]]:
     rows = summarize_submissions(db, folders)
     if not rows:
         return None, []
-    table = submissions_table(rows, SUMMARY_VIEW)
+    table = submissions_table(rows, None)
+    table = table[columns_for(list(table.columns), VIEWS["mlperf"], "markdown")]
     cols = list(table.columns)
     numeric = _numeric(table, cols)
     out = {

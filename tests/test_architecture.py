@@ -17,7 +17,7 @@ STAGES = [
         "base",
         {
             *("llmbench", "errors", "columns", "formats", "specs", "parts", "logs"),
-            *("mlperf.rules", "shapes"),
+            *("mlperf.rules", "shapes", "views"),
         },
     ),
     ("reading", {"reader"}),

@@ -171,8 +171,7 @@ def test_runs_formats():
 def test_runs_lists_without_pandas_as_the_dataframe_renders(tmp_path):
     """`runs` (table, markdown) reads the catalog without importing pandas (start-up
     is most of its time) and prints what rendering the runs DataFrame prints."""
-    from llmbench.cli import RUN_VIEW
-    from llmbench.columns import LABELS, TABLE_WIDTH
+    from llmbench.columns import LABELS, RUN_VIEW, TABLE_WIDTH
     from llmbench.formats import render, short_paths
     from llmbench.report import natural_order
     from llmbench.store import Store
@@ -185,7 +184,7 @@ def test_runs_lists_without_pandas_as_the_dataframe_renders(tmp_path):
     assert [os.path.basename(p) for p in df["source"]] == [SEED0.name, SEED2.name, PAX128.name]
     for fmt in ("table", "markdown"):
         got = run("runs", "--db", db, "--format", fmt, "--all").output
-        assert got == render(df, fmt) and len(got.splitlines()) == 2 + len(df)
+        assert got == render(df, fmt, labels=LABELS) and len(got.splitlines()) == 2 + len(df)
         got = run("runs", "--db", db, "--format", fmt).output
         view = df[RUN_VIEW].assign(source=short_paths(list(df["source"])))
         assert got == render(view, fmt, labels=LABELS, width=TABLE_WIDTH, everything="--all")

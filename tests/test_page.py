@@ -328,7 +328,7 @@ def _selftest(path, tmp_path, query: str = "pax") -> dict:
     """What the page's own self-test reports after sorting, filtering by ``query``
     and opening a row, with the console errors it logged (``errors``)."""
     done = subprocess.run(
-        [*_chromium(tmp_path), "--virtual-time-budget=5000", "--dump-dom",
+        [*_chromium(tmp_path), "--window-size=1400,900", "--virtual-time-budget=5000", "--dump-dom",
          f"file://{path}#selftest={query}"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -395,6 +395,7 @@ def test_the_compare_and_mlperf_pages_work_in_the_browser(tmp_path):
     assert run("mlperf", "--db", db, "--html", scores).exit_code == 0
     got = _selftest(scores, tmp_path, "gpt3")
     assert not got["errors"], got["errors"]
+    assert got["scoreInView"]  # the score is in a 1400 px window, not scrolled off
     assert got["rows"] == got["shownRows"] == got["filtered"] == 1 and got["figures"] == [True]
     base = FIXTURES / "megatron_deepspeed" / "topology-48n-181b" / "dp4-tp8-pp12-mbs1.log"
     cand = FIXTURES / "megatron_deepspeed" / "topology-48n-181b" / "dp8-tp8-pp6-mbs4.log"

@@ -250,8 +250,12 @@ def test_warnings_are_stored_per_file_and_listed(tmp_path):
     only = json.loads(run("warnings", "--db", db, "--kind", "line", "--format", "json").stdout)
     assert [w["line"] for w in only] == [78, 274]
     table = run("warnings", str(MESSY), "--db", db).stdout
-    assert table.splitlines()[0].split() == ["file", "line", "kind", "message"]
-    assert "274  line      iteration 21 line is cut off: dropped" in table
+    # a terminal listing: the file once, then line, kind, message wrapped to the width
+    lines = table.splitlines()
+    assert lines[0].endswith(MESSY.name) and all(len(x) <= 120 for x in lines)
+    assert "     274  line      iteration 21 line is cut off: dropped" in lines
+    wrapped = [x for x in lines if x.startswith(" " * 20)]  # a long message's next line
+    assert len(lines) == 1 + 5 + len(wrapped) and wrapped
 
     again = run("ingest", "-v", str(MESSY), "--db", db)  # unchanged: the stored ones, all
     assert "1 unchanged" in again.output and again.stderr.count("  warning: ") == 5

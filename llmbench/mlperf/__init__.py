@@ -24,9 +24,9 @@ _EXPORTS = {
     "RunResult": "scoring",
     "run_result": "scoring",
     "score": "scoring",
-    "SUMMARY_VIEW": "summary",
     "summarize_submissions": "summary",
     "submissions_table": "summary",
+    "for_screen": "summary",
     "plot_mlperf": "figure",
     "save_figure": "figure",
 }

@@ -18,24 +18,6 @@ from .rules import BENCHMARKS
 from .scoring import RunResult, _is_number, run_result, score
 from .tree import _RESULT_RE, locate, scaling_factor
 
-SUMMARY_VIEW = [
-    "round",
-    "submitter",
-    "system",
-    "benchmark",
-    "division",
-    "accelerator",
-    "num_gpus",
-    "n_runs",
-    "n_dropped",
-    "scaling_factor",
-    "score_min",
-    "step_time_s",
-    "tokens_per_s",
-    "mfu",
-    "score_note",
-]
-
 
 def _under(path: str, roots: list[str]) -> bool:
     return not roots or any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
@@ -63,7 +45,18 @@ def summarize_submissions(
     return out
 
 
-def submissions_table(rows: list[dict], columns: list[str] | None = SUMMARY_VIEW):
+def for_screen(table):
+    """The scores as a terminal or markdown table shows them: accelerators by their
+    catalog key (``h100-sxm``, ``gaudi2``) where the catalog knows them."""
+    if "accelerator" not in table.columns:
+        return table
+    table = table.copy()
+    keys = [(find_accelerator(a).key if find_accelerator(a) else a) for a in table["accelerator"]]
+    table["accelerator"] = keys
+    return table
+
+
+def submissions_table(rows: list[dict], columns: list[str] | None = None):
     """The summaries as a DataFrame (their ``runs`` left out), cut to ``columns``."""
     import pandas as pd  # start-up: loads with the first table
 
