@@ -52,7 +52,7 @@ _EXPORTS = {
     "ingest": "llmbench.ingest",
     "parse_file": "llmbench.ingest",
     "summarize": "llmbench.report",
-    "estimate": "llmbench.report",
+    "estimate": "llmbench.planning",
     "compare": "llmbench.comparison",
     "scaling": "llmbench.scalability",
     "export": "llmbench.report",

@@ -793,9 +793,16 @@ def plot(kind, select, output, db, formula, warmup, stat, tokens, group_by, valu
     "model (a fitted scaling law) instead of --step-time.",
 )
 @db_option
-@click.option("--seq-len", type=click.IntRange(1), help="[default: the model's]")
+@click.option(
+    "--seq-len",
+    type=click.IntRange(1),
+    help="[default: the model's; with --calibrate, the calibrating runs']",
+)
 @click.option("--dtype", default="bf16", show_default=True)
-@click.option("--accelerator", default="h100-sxm", show_default=True)
+@click.option(
+    "--accelerator",
+    help="[default: h100-sxm; with --calibrate, the calibrating runs' accelerator]",
+)
 @click.option(
     "--recompute",
     type=click.Choice(["none", "selective", "full"]),
@@ -857,46 +864,23 @@ def estimate(
           --seq-len 4096 --step-time 10.4 --accelerator gb300 --dtype mxfp8
     """
     from .formats import render
-    from .report import estimate as run_estimate
+    from .planning import estimate as planned
     from .settings import parse_set
 
-    described = dict(
-        model=model, values=parse_set(list(set_items)), lora=lora, model_config=model_config
-    )
-
-    if (step_time is None) == (calibrate is None):
-        raise UsageError("give --step-time or --calibrate (one of them)")
-    if calibrate:
-        from .report import summarize_store  # the calibration runs: only with --calibrate
-        from .scalability import calibrate as calibrated
-
-        one = run_estimate(
-            gpus=gpus, global_batch_size=global_batch_size, step_time=1.0, seq_len=seq_len,
-            **described,
-        )  # fmt: skip
-        measured, _ = summarize_store(db, tuple(c for c in calibrate.split(",") if c))
-        step_time, how = calibrated(measured, model, gpus, float(one["tokens_per_step"][0]))
-        click.echo(f"note: step time {step_time:.6g} s from {how}", err=True)
-    table = run_estimate(
-        **described,
-        gpus=gpus,
-        global_batch_size=global_batch_size,
-        step_time=step_time,
-        seq_len=seq_len,
-        dtype=dtype,
-        accelerator=accelerator,
-        recompute=recompute,
-        tp=tp,
-        pp=pp,
-        zero_stage=zero_stage,
-        formula=formula,
+    table = planned(
+        model=model, values=parse_set(list(set_items)), lora=lora, model_config=model_config,
+        gpus=gpus, global_batch_size=global_batch_size, step_time=step_time,
+        calibrate=calibrate, db=db, seq_len=seq_len, dtype=dtype, accelerator=accelerator,
+        recompute=recompute, tp=tp, pp=pp, zero_stage=zero_stage, formula=formula,
         tokens=tokens,
-    )
+    )  # fmt: skip
+    if "calibration" in table.columns:
+        click.echo(f"note: {table['calibration'][0]}", err=True)
     _flag_notes(table[table["flags"].notna()])
     if fmt == "table":
-        table = table.drop(
-            columns=["run_id", "source", "parser", "status", "n_steps", "missing"]
-        ).T.reset_index()
+        said = ["run_id", "source", "parser", "framework", "status", "n_steps", "missing"]
+        said += ["round", "calibration"]  # a described run has none; calibration: noted
+        table = table.drop(columns=[c for c in said if c in table.columns]).T.reset_index()
         table.columns = ["metric", "value"]
     click.echo(render(table, fmt), nl=False)
 
@@ -1332,7 +1316,7 @@ def scaling_cmd(db, select, predict, force, fmt, plot_path, columns) -> None:
     """
     from . import plots
     from .report import summarize_store
-    from .scalability import curves, scaling
+    from .scalability import curves, law_lines, scaling
     from .views import VIEWS, show_frame
 
     if plot_path:
@@ -1341,17 +1325,13 @@ def scaling_cmd(db, select, predict, force, fmt, plot_path, columns) -> None:
         counts = tuple(int(x) for x in predict.split(",") if x.strip())
     except ValueError:
         raise UsageError(f"--predict: {predict!r} is not a list of GPU counts") from None
-    with _working("scaling"):
+    with _notes(), _working("scaling"):
         table, _ = summarize_store(db, select)
         out = scaling(table, counts, force=force)
     click.echo(show_frame(out, fmt, VIEWS["scaling"], columns), nl=False)
     if fmt == "table" and counts:
-        laws = out.dropna(subset=["law"]).drop_duplicates("model")
-        for r in laws.to_dict("records"):
-            click.echo(
-                f"{r['model']}: {r['law']} ({r['law_params']}; residual se {r['law_se']:.4g} "
-                "tokens/s per GPU); low/high: 95% prediction interval"
-            )
+        for line in law_lines(out):
+            click.echo(line)
     if plot_path:
         plots.use_agg()
         ax = plots.plot_scaling_law(out, curves(out))

@@ -187,6 +187,7 @@ METRIC_COLUMNS: dict[str, tuple[str, str]] = {
     "tflops_logged_formula": ("", "the formula that reproduces the logged TFLOPs"),
     "logged_disagrees": ("", "logged TFLOPs differ from tflops_per_gpu by over 2 %"),
     "time_to_train_min": ("min", "MLPerf time to train: run_stop - run_start"),
+    "round": ("", "the MLPerf Training round of a result file (scaling never joins two)"),
     "missing": ("", "what to --set for the metrics left empty"),
     "flags": ("", "what is impossible or doubtful in this row's numbers"),
 }
@@ -206,6 +207,15 @@ FLAGS = {
     "nonpositive": "a global batch or GPU count of 0 or less: metrics left empty",
     "all_skipped": "every timed iteration was skipped (fp16 loss-scale search) or NaN: no "
     "steady-state step time; the run never trained normally",
+    "batch<dp": "the global batch is smaller than the data-parallel ranks (GPUs / (TP x PP)): "
+    "some ranks get no sample, so the configuration cannot run as described",
+    "memory>device": "the model state alone (weights, gradients, optimizer state after TP, PP "
+    "and ZeRO) is more than the accelerator's memory: the configuration cannot run as "
+    "described (more TP or PP, or ZeRO)",
+    "other_seq_len": "the step time is calibrated on runs at another sequence length: their "
+    "per-GPU token rate does not carry over (attention grows with the length)",
+    "other_accelerator": "the step time is calibrated on runs on another accelerator",
+    "extrapolated": "the step time is calibrated past the largest GPU count measured",
 }
 
 # what `llmbench runs` shows without --all

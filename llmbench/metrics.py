@@ -452,6 +452,7 @@ IDENTITY = (
     "run_id",
     "source",
     "parser",
+    "framework",
     "model",
     "num_gpus",
     "global_batch_size",
@@ -514,13 +515,14 @@ def run_metrics(
     peak, why = peak_of(run.get("accelerator"), run.get("dtype"))
     notes += why
     out.update(utilisation(out["tflops_per_gpu"], out["hw_tflops_per_gpu"], peak, n))
-    out["model_state_bytes_per_gpu"] = _model_state_bytes(out["params"], run)
+    out["model_state_bytes_per_gpu"] = _model_state_bytes(out["params"], run, config)
     out.update(comm_bytes_per_gpu(sh, out["params"], B, run))
     out.update(logged_values(logged, n))
     out.update(
         reconcile(logged["tflops_per_gpu_logged"], out["tflops_per_gpu"], sh, B, t, n, run, formula)
     )
     out["time_to_train_min"] = None
+    out["round"] = config.get("round")
     out["missing"] = "; ".join(dict.fromkeys(notes + sh.assumed)) or None
     for hook in hooks:  # what an extension knows of the run (MLPerf: time to train)
         out.update(hook(run, config, events, out))
@@ -559,6 +561,9 @@ def sanity_flags(out: dict[str, Any], run: dict[str, Any]) -> list[str]:
     given = (_num(run.get(k)) for k in ("global_batch_size", "num_gpus"))
     if any(v is not None and v <= 0 for v in given):
         flags.append("nonpositive")
+    batch, dp = _num(run.get("global_batch_size")), _num(run.get("dp"))
+    if batch and dp and 0 < batch < dp:
+        flags.append("batch<dp")
     return flags
 
 
@@ -724,14 +729,19 @@ def _extra(step: dict[str, Any], key: str) -> float | None:
         return None
 
 
-def _model_state_bytes(params: float | None, run: dict[str, Any]) -> float | None:
-    """Weights, gradients and Adam states per GPU (16 bytes/param mixed precision)."""
+def _model_state_bytes(
+    params: float | None, run: dict[str, Any], config: dict[str, Any] | None = None
+) -> float | None:
+    """Weights, gradients and Adam states per GPU (16 bytes/param mixed precision; LoRA:
+    the frozen 16-bit weights, 2 bytes/param, the adapters not counted)."""
     if params is None:
         return None
     tp, pp = _num(run.get("tp")) or 1, _num(run.get("pp")) or 1
     dp = _num(run.get("dp"))
     z = _num(run.get("zero_stage")) or 0
     p = params / (tp * pp)
+    if (config or {}).get("lora"):
+        return 2 * p
     if z == 0:
         return 16 * p
     if dp is None:
@@ -828,7 +838,8 @@ def summarize(
 # report columns that hold text; the others are numbers
 TEXT_COLUMNS = frozenset(
     {
-        *("run_id", "source", "parser", "model", "dtype", "accelerator", "recompute"),
+        *("run_id", "source", "parser", "framework", "model", "dtype", "accelerator"),
+        *("recompute", "round"),
         *("status", "stat", "formula", "tflops_logged_formula", "logged_disagrees"),
         *("missing", "flags"),
     }

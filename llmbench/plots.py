@@ -14,6 +14,7 @@ import os
 import warnings
 from typing import Any
 
+from . import series
 from .columns import STEADY_CUT
 from .errors import NoDataError, UsageError
 from .formats import atomic_output, records
@@ -175,53 +176,41 @@ def usable(rows: list[dict], needed: tuple[str, ...], figure: str) -> list[dict]
     return keep
 
 
-def _model_of(r: dict) -> str | None:
-    """The model a run scales as: its name, else its parameter count (a shape from
-    the log's arguments), else None."""
-    if _present(r.get("model")):
-        return str(r["model"])
-    params = r.get("params")
-    return f"{float(params) / 1e9:.4g}B params" if _present(params) and params else None
-
-
 def _series(rows: list[dict], group_by: str | None) -> list[tuple[str, list[dict]]]:
-    """The scaling figure's series: by ``group_by``, else one per model (by name, or
-    by parameter count for a run whose log gives its shape but no name), split by
-    parser where a model ran in several frameworks. Scaling is a model's throughput
-    against its own at fewer GPUs: runs of different models are never joined, and
-    runs of no known model join none (left out, noted) unless no run has one (then
-    one series per parser, and a note)."""
+    """The scaling figure's series: by ``group_by``, else one per ``series.key_of`` (a
+    model, by name or by parameter count for a run whose log gives its shape but no
+    name, on one accelerator, in one MLPerf round and framework). Runs of no known model
+    join none (left out, noted) unless no run has one (then one series per accelerator,
+    round and framework, and a note)."""
     if group_by is None:
-        models = [_model_of(r) for r in rows]
-        named = [{**r, "model": m} for r, m in zip(rows, models, strict=True) if m]
+        named = [r for r in rows if series.model_of(r)]
         if named:
-            for r, m in zip(rows, models, strict=True):
-                if not m:
+            for r in rows:
+                if not series.model_of(r):
                     warnings.warn(
                         f"{run_label(r)}: left out of the scaling figure (no model: scaling "
                         "is a model's own; set model)",
                         DataWarning,
                         stacklevel=3,
                     )
-            parsers: dict[str, set] = {}
-            for r in named:
-                parsers.setdefault(r["model"], set()).add(r.get("parser"))
-            return _by_model_and_parser(named, parsers)
-        warnings.warn(
-            "no run names a model or prints its shape: the runs are drawn per parser, and "
-            "their scaling efficiency may set one model against another (set model)",
-            DataWarning,
-            stacklevel=3,
-        )
-        group_by = "parser" if len({r.get("parser") for r in rows}) > 1 else None
-        if group_by is None:
-            return [("", rows)]
+        else:
+            warnings.warn(
+                "no run names a model or prints its shape: the runs are drawn per framework, "
+                "and their scaling efficiency may set one model against another (set model)",
+                DataWarning,
+                stacklevel=3,
+            )
+        groups = series.split(named or rows)
+        if len(groups) == 1:  # one series: no name needed on the lines
+            return [("", next(iter(groups.values())))]
+        keys = list(groups)
+        return sorted(((series.label(k, keys), g) for k, g in groups.items()), key=lambda x: x[0])
     groups: dict[str, list[dict]] = {}
     for r in rows:
         v = r.get(group_by)
         groups.setdefault(str(v) if _present(v) else "(none)", []).append(r)
     for k, g in sorted(groups.items()):
-        models = sorted({m for m in map(_model_of, g) if m})
+        models = sorted({m for m in map(series.model_of, g) if m})
         if len(models) > 1:
             warnings.warn(
                 f"{group_by}={k} joins {len(models)} models ({', '.join(models[:3])}"
@@ -231,19 +220,6 @@ def _series(rows: list[dict], group_by: str | None) -> list[tuple[str, list[dict
                 stacklevel=3,
             )
     return [(f"{group_by}={k}", v) for k, v in sorted(groups.items())]
-
-
-def _by_model_and_parser(rows: list[dict], parsers: dict[str, set]) -> list[tuple[str, list]]:
-    """Series per model, split by parser where a model was run in several frameworks:
-    a Paxml run at 2,048 GPUs does not scale a Megatron run at 64."""
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        model = str(r["model"])
-        key = f"model={model}" + (f", parser={r.get('parser')}" if len(parsers[model]) > 1 else "")
-        groups.setdefault(key, []).append(r)
-    if len(groups) == 1:  # one model: no name needed on the lines
-        return [("", next(iter(groups.values())))]
-    return sorted(groups.items())
 
 
 def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool | None = None):
@@ -736,7 +712,11 @@ def plot_scaling_law(out, curves: dict[str, tuple], ax=None):
     with style:
         if fig is not None:
             ax = fig.subplots()
-        for i, (model, g) in enumerate(out.groupby("model", sort=False)):
+        keyed = [series.key_of(r) for r in records(out)]
+        keys = list(dict.fromkeys(keyed))
+        for i, key in enumerate(keys):
+            g = out[[k == key for k in keyed]]
+            model = series.label(key, keys)
             kind = look(i)
             m = g[g["kind"] == "measured"]
             ax.plot(m["num_gpus"], m["tokens_per_s_per_gpu"], kind["marker"], color=kind["color"],
@@ -745,8 +725,8 @@ def plot_scaling_law(out, curves: dict[str, tuple], ax=None):
             if len(p):
                 ax.plot(p["num_gpus"], p["tokens_per_s_per_gpu"], kind["marker"], mfc="none",
                         color=kind["color"], label=f"{model} predicted")  # fmt: skip
-            if model in curves:
-                xs, ys, lo, hi = curves[model]
+            if key in curves:
+                xs, ys, lo, hi = curves[key]
                 law = g["law"].dropna().iloc[0] if g["law"].notna().any() else "law"
                 ax.plot(
                     xs, ys, color=kind["color"], linestyle=kind["linestyle"], label=f"{model} {law}"

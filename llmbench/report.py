@@ -17,7 +17,7 @@ from .metrics import hooked_events, run_metrics, step_stats_in_store
 from .mlperf.metrics import HOOK as MLPERF
 from .plots import DataWarning
 from .settings import Settings, check_setting, read_model_config
-from .specs import find_model
+from .specs import find_accelerator, find_model
 from .store import Store
 
 
@@ -238,7 +238,7 @@ def summarize_store(db: str | None, select=(), **kw: Any):
     return summarize(view, **kw), records(view.runs)
 
 
-def estimate(
+def described(
     *,
     model: str | None = None,
     gpus: int,
@@ -260,7 +260,9 @@ def estimate(
 ):
     """The metrics of a run that is described, not logged (one-row DataFrame): a catalog
     ``model``, or a Hugging Face ``model_config`` file, with ``values`` on top (any shape
-    field or setting a log or ``report --set`` can give); ``lora``: frozen base weights."""
+    field or setting a log or ``report --set`` can give); ``lora``: frozen base weights.
+    A configuration that cannot run (model state above the device's memory, a batch
+    below the data-parallel ranks) is flagged."""
     import pandas as pd
 
     check_setting("accelerator", accelerator, "--accelerator")
@@ -309,6 +311,10 @@ def estimate(
         tokens=tokens,
         models=models,
     )
+    device = find_accelerator(accelerator)
+    state = row.get("model_state_bytes_per_gpu")
+    if device and device.memory_gb and state and state > device.memory_gb * 2**30:
+        row["flags"] = ",".join(filter(None, [row["flags"], "memory>device"]))
     return pd.DataFrame([row])
 
 

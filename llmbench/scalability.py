@@ -19,10 +19,14 @@ grows with the GPUs, ``strong`` when it stays.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from . import series
 from .errors import UsageError
+from .formats import records
+from .plots import DataWarning
 
 MAX_EXTRAPOLATION = 16  # predictions past 16x the largest measured GPU count need force
 
@@ -105,67 +109,114 @@ def scaling(
     force: bool = False,
     level: float = 0.95,
 ):
-    """Per model (a DataFrame): measured GPU counts with tokens/s per GPU and the
-    efficiency against the smallest run, then the ``predict`` counts with the fitted
-    law's tokens/s, efficiency and interval. ``table``: ``summarize`` output."""
+    """Per series (a DataFrame; ``series``: one model on one accelerator, in one MLPerf
+    round and framework): measured GPU counts with tokens/s per GPU and the efficiency
+    against the smallest run, then the ``predict`` counts with the fitted law's tokens/s,
+    efficiency and interval. ``table``: ``summarize`` output. Runs of no known model
+    join no series (left out with a DataWarning)."""
     import pandas as pd
 
     rows, fits = [], {}
     data = table[table["tokens_per_s_per_gpu"].notna() & table["num_gpus"].notna()]
     if not len(data):
         raise UsageError("no run has both a GPU count and tokens/s per GPU")
-    for model, g in data.groupby(data["model"].fillna("(no model)"), sort=False):
-        by = g.groupby("num_gpus").agg(
-            per_gpu=("tokens_per_s_per_gpu", "median"), gbs=("global_batch_size", "median")
+    groups = series.split(records(data))
+    for key in [k for k in groups if k[0] is None]:
+        lost = groups.pop(key)
+        warnings.warn(
+            f"{len(lost)} run(s) of no known model ({series.describe(key, model=False)}): "
+            "left out of scaling (scaling is a model's own; set model)",
+            DataWarning,
+            stacklevel=2,
         )
-        gpus = [float(x) for x in by.index]
-        base = float(by["per_gpu"].iloc[0])
-        kind = _kind(by["gbs"].tolist(), gpus)
-        for n, r in by.iterrows():
-            rows.append(_row(model, n, "measured", r["per_gpu"], base, None, None, kind, None))
-        if not predict:
-            continue
-        law = fit(gpus, list(by["per_gpu"]))
-        fits[model] = law
-        top = max(gpus)
-        for n in predict:
-            if n > MAX_EXTRAPOLATION * top and not force:
-                raise UsageError(
-                    f"{model}: {n} GPUs is past {MAX_EXTRAPOLATION}x the largest measured "
-                    f"({int(top)})",
-                    remedy="measure closer to it, or pass --force",
-                )
-            y, lo, hi = law.predict(n, level)
-            how = "extrapolated" if n > top else ("interpolated" if n > min(gpus) else "predicted")
-            rows.append(_row(model, n, how, y, base, lo, hi, kind, law))
+    if not groups:
+        raise UsageError(
+            "no run with a GPU count and tokens/s names its model or prints its shape",
+            remedy="set model (ingest --set model=NAME, or report --set)",
+        )
+    for key, g in groups.items():
+        fit_of = _series_rows(key, g, predict, force, level, rows)
+        if fit_of is not None:
+            fits[key] = fit_of
     out = pd.DataFrame(rows, columns=COLUMNS)
-    out.attrs["fits"] = fits  # model -> Fit: the curve and band of a figure (``curves``)
+    out.attrs["fits"] = fits  # series key -> Fit: a figure's curve and band (``curves``)
     return out
 
 
-def curves(out, points: int = 60) -> dict[str, tuple]:
-    """Per fitted model of a ``scaling`` table: (GPU counts, tokens/s per GPU, low,
-    high) along the law from the smallest count to the largest in the table."""
+def _series_rows(key, g: list[dict], predict, force: bool, level: float, rows: list):
+    """Append one series' measured rows (and predictions) to ``rows``; its Fit or None."""
+    by: dict[float, list[dict]] = {}
+    for r in g:
+        by.setdefault(float(r["num_gpus"]), []).append(r)
+    gpus = sorted(by)
+    per_gpu = [_median([r["tokens_per_s_per_gpu"] for r in by[n]]) for n in gpus]
+    gbs = [_median([r.get("global_batch_size") for r in by[n]]) for n in gpus]
+    base, kind = per_gpu[0], _kind(gbs, gpus)
+    for n, y in zip(gpus, per_gpu, strict=True):
+        rows.append(_row(key, n, "measured", y, base, None, None, kind, None))
+    if not predict:
+        return None
+    law = fit(gpus, per_gpu)
+    top = max(gpus)
+    for n in predict:
+        if n > MAX_EXTRAPOLATION * top and not force:
+            raise UsageError(
+                f"{series.describe(key)}: {n} GPUs is past {MAX_EXTRAPOLATION}x the largest "
+                f"measured ({int(top)})",
+                remedy="measure closer to it, or pass --force",
+            )
+        y, lo, hi = law.predict(n, level)
+        how = "extrapolated" if n > top else ("interpolated" if n > min(gpus) else "predicted")
+        rows.append(_row(key, n, how, y, base, lo, hi, kind, law))
+    return law
+
+
+def _median(values: list) -> float | None:
+    known = sorted(float(v) for v in values if v is not None and v == v)
+    if not known:
+        return None
+    mid = len(known) // 2
+    return known[mid] if len(known) % 2 else (known[mid - 1] + known[mid]) / 2
+
+
+def curves(out, points: int = 60) -> dict[tuple, tuple]:
+    """Per fitted series of a ``scaling`` table (its ``series`` key): (GPU counts,
+    tokens/s per GPU, low, high) along the law from the smallest count to the largest
+    in the table."""
     import numpy as np
 
     found = {}
-    for model, law in out.attrs.get("fits", {}).items():
-        g = out[out["model"] == model]
+    keys = [series.key_of(r) for r in records(out)]
+    for key, law in out.attrs.get("fits", {}).items():
+        g = out[[k == key for k in keys]]
         xs = np.geomspace(g["num_gpus"].min(), g["num_gpus"].max(), points)
         ys = np.array([law.predict(float(x)) for x in xs])
-        found[model] = (xs, ys[:, 0], ys[:, 1], ys[:, 2])
+        found[key] = (xs, ys[:, 0], ys[:, 1], ys[:, 2])
     return found
 
 
 COLUMNS = [
-    *("model", "num_gpus", "kind", "tokens_per_s_per_gpu", "low", "high", "tokens_per_s"),
+    *("model", "accelerator", "round", "framework", "num_gpus", "kind"),
+    *("tokens_per_s_per_gpu", "low", "high", "tokens_per_s"),
     *("efficiency", "scaling", "law", "law_params", "law_se"),
 ]
 
 
+def law_lines(out) -> list[str]:
+    """One line per fitted series of a ``scaling`` table: the law, its parameters and
+    residual error, and what low/high are."""
+    keyed = {series.key_of(r): r for r in records(out.dropna(subset=["law"]))}
+    keys = list(keyed)
+    return [
+        f"{series.label(k, keys)}: {r['law']} ({r['law_params']}; residual se "
+        f"{r['law_se']:.4g} tokens/s per GPU); low/high: 95% prediction interval"
+        for k, r in keyed.items()
+    ]
+
+
 def _kind(gbs: list, gpus: list[float]) -> str | None:
     """``weak`` when the global batch grows with the GPUs, ``strong`` when it stays."""
-    known = [(b, n) for b, n in zip(gbs, gpus, strict=True) if b == b and b is not None]
+    known = [(b, n) for b, n in zip(gbs, gpus, strict=True) if b is not None and b == b]
     if len(known) < 2:
         return None
     if len({b for b, _ in known}) == 1:
@@ -177,13 +228,13 @@ def _kind(gbs: list, gpus: list[float]) -> str | None:
     )
 
 
-def _row(model, n, how, y, base, lo, hi, kind, law) -> list:
+def _row(key, n, how, y, base, lo, hi, kind, law) -> list:
     params = None
     if law is not None:
         names = ("a", "s", "k")[: len(law.params)]
         params = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, law.params, strict=True))
     return [
-        model,
+        *key,
         int(n),
         how,
         float(y),
@@ -198,14 +249,39 @@ def _row(model, n, how, y, base, lo, hi, kind, law) -> list:
     ]
 
 
-def calibrate(table, model: str, gpus: int, tokens_per_step: float) -> tuple[float, str]:
-    """(step time in s, how it was found) for ``model`` at ``gpus``: the tokens/s per
-    GPU the law fitted to the measured runs of ``model`` in ``table`` gives there
-    (one measured count: its own figure), turned into the time of a step of
-    ``tokens_per_step`` tokens. Assumes the per-GPU throughput of the measured
-    configurations carries over (their batch per GPU, parallelism and precision)."""
-    import numpy as np
+@dataclass
+class Calibration:
+    """A throughput taken from measured runs: ``tokens_per_s_per_gpu``, ``how`` (one
+    sentence), the series' ``accelerator`` and ``seq_len`` (None where its runs differ),
+    and ``flags`` (``columns.FLAGS`` codes: where the estimate leaves what was measured)."""
 
+    tokens_per_s_per_gpu: float
+    how: str
+    accelerator: str | None
+    seq_len: int | None
+    flags: list[str]
+
+    def step_time_s(self, tokens_per_step: float, gpus: int) -> float:
+        """The time of a step of ``tokens_per_step`` tokens on ``gpus`` GPUs, in s."""
+        return tokens_per_step / (self.tokens_per_s_per_gpu * gpus)
+
+
+def calibrate(
+    table,
+    model: str,
+    gpus: int,
+    *,
+    accelerator: str | None = None,
+    seq_len: int | None = None,
+) -> Calibration:
+    """The tokens/s per GPU of ``model`` at ``gpus`` from its measured runs in ``table``
+    (one ``series``: the runs on ``accelerator`` where several are measured): what the
+    law fitted to them gives there (fewer than three GPU counts: the nearest measured
+    figure). Assumes the per-GPU throughput of the measured configurations carries over
+    (their batch per GPU, parallelism, precision and sequence length): where the
+    estimate leaves them (another accelerator or sequence length, past the largest
+    count) the result is flagged. Runs of two accelerators, rounds or frameworks are
+    never pooled: UsageError asks for one."""
     runs = table[(table["model"] == model) & table["tokens_per_s_per_gpu"].notna()]
     runs = runs[runs["num_gpus"].notna()]
     if not len(runs):
@@ -213,24 +289,62 @@ def calibrate(table, model: str, gpus: int, tokens_per_step: float) -> tuple[flo
             f"--calibrate: no selected run of {model} has a GPU count and tokens/s",
             remedy="select runs of that model (see `llmbench report`)",
         )
-    by = runs.groupby("num_gpus")["tokens_per_s_per_gpu"].median()
-    if len(by) < 3 or gpus in by.index:
-        near = by.index[int(np.argmin(np.abs(np.log(by.index.to_numpy(dtype=float) / gpus))))]
-        y = float(by[near])
+    key, rows = _one_series(series.split(records(runs)), accelerator)
+    seqs = {r.get("seq_len") for r in rows}
+    measured_seq = int(next(iter(seqs))) if len(seqs) == 1 and None not in seqs else None
+    flags = []
+    if accelerator and key[1] and accelerator != key[1]:
+        flags.append("other_accelerator")
+    if seq_len and measured_seq and seq_len != measured_seq:
+        flags.append("other_seq_len")
+    y, how = _per_gpu_at(rows, gpus, flags)
+    how += f" ({series.describe(key)}, {len(rows)} run(s))"
+    return Calibration(y, how, key[1], measured_seq, flags)
+
+
+def _one_series(groups: dict, accelerator: str | None) -> tuple[tuple, list[dict]]:
+    """The one series ``--calibrate`` reads: the only one, or the only one on
+    ``accelerator``; UsageError naming them where several remain."""
+    if accelerator and len(groups) > 1:
+        on = {k: g for k, g in groups.items() if k[1] == accelerator}
+        groups = on or groups
+    if len(groups) > 1:
+        named = "; ".join(f"{series.describe(k)} ({len(g)} run(s))" for k, g in groups.items())
+        raise UsageError(
+            f"--calibrate: the selected runs are {len(groups)} series, never pooled: {named}",
+            remedy="select the runs of one (run ids or a narrower glob), or --accelerator",
+        )
+    return next(iter(groups.items()))
+
+
+def _per_gpu_at(rows: list[dict], gpus: int, flags: list[str]) -> tuple[float, str]:
+    """(tokens/s per GPU at ``gpus``, how): a fitted law over three or more measured GPU
+    counts, else the nearest measured count's median; ``flags`` gains ``extrapolated``
+    past the largest count."""
+    by: dict[float, list[float]] = {}
+    for r in rows:
+        by.setdefault(float(r["num_gpus"]), []).append(r["tokens_per_s_per_gpu"])
+    counts = sorted(by)
+    per_gpu = [_median(by[n]) for n in counts]
+    top = counts[-1]
+    if gpus > top:
+        flags.append("extrapolated")
+    if len(counts) < 3 or gpus in by:
+        near = min(counts, key=lambda n: abs(math.log(n / gpus)))
+        y = per_gpu[counts.index(near)]
         how = f"the measured {y:.6g} tokens/s per GPU of the {int(near)}-GPU run(s)"
     else:
-        top = float(max(by.index))
         if gpus > MAX_EXTRAPOLATION * top:
             raise UsageError(
                 f"--calibrate: {gpus} GPUs is past {MAX_EXTRAPOLATION}x the largest measured "
                 f"({int(top)})"
             )
-        law = fit([float(x) for x in by.index], list(by))
+        law = fit(counts, per_gpu)
         y, lo, hi = law.predict(gpus)
         how = (
-            f"{law.law} fitted to {len(by)} measured GPU counts: {y:.6g} tokens/s per GPU "
-            f"(95% interval {lo:.6g} .. {hi:.6g})" + (" extrapolated" if gpus > top else "")
+            f"{law.law} fitted to {len(counts)} measured GPU counts: {y:.6g} tokens/s per "
+            f"GPU (95% interval {lo:.6g} .. {hi:.6g})" + (" extrapolated" if gpus > top else "")
         )
-    if not y > 0:
+    if not (y or 0) > 0:
         raise UsageError("--calibrate: the selected runs give no positive throughput")
-    return tokens_per_step / (y * gpus), how
+    return y, how

@@ -27,6 +27,8 @@ class View:
 
     columns: tuple[str, ...]
     flags_after: str | None = None
+    #: columns left out of the terminal view when no row has a value in them
+    hide_empty: tuple[str, ...] = ()
 
 
 VIEWS: dict[str, View] = {
@@ -64,9 +66,11 @@ VIEWS: dict[str, View] = {
     ),
     "scaling": View(
         (
-            *("model", "accelerator", "num_gpus", "kind", "tokens_per_s_per_gpu", "low", "high"),
-            *("efficiency", "scaling", "law", "tokens_per_s", "round", "framework"),
-        )
+            *("model", "accelerator", "round", "framework", "num_gpus", "kind"),
+            *("tokens_per_s_per_gpu", "low", "high", "efficiency", "scaling", "law"),
+            "tokens_per_s",
+        ),
+        hide_empty=("accelerator", "round", "low", "high", "scaling", "law"),
     ),
 }
 
@@ -145,6 +149,9 @@ def show_frame(
     sources, bytes as GiB)."""
     flagged = "flags" in table.columns and bool(table["flags"].notna().any())
     table = table[columns_for(list(table.columns), view, fmt, columns, flagged)]
+    if view is not None and not columns and fmt in ("table", "markdown"):
+        empty = [c for c in view.hide_empty if c in table.columns and table[c].isna().all()]
+        table = table.drop(columns=empty)
     if fmt not in ("table", "markdown"):
         return render(table, fmt)
     if screen is not None:

@@ -26,11 +26,11 @@ STAGES = [
     ("parsers, segmentation, settings", {"frames", "settings", "parsers.*"}),
     ("places and clusters", {"distributed", "mlperf.tree", "mlperf.scoring", "mlperf.metrics"}),
     ("store", {"store"}),
-    ("metrics", {"flops", "metrics", "derivation"}),
+    ("metrics", {"flops", "metrics", "derivation", "series"}),
     ("figures", {"plots"}),
     ("MLPerf summary", {"mlperf", "mlperf.summary", "mlperf.figure"}),
     ("ingest and report", {"ingest", "report"}),
-    ("comparison, scaling, the HTML page", {"comparison", "scalability", "page"}),
+    ("comparison, scaling, the HTML page", {"comparison", "scalability", "planning", "page"}),
     ("command line", {"cli"}),
     ("entry point", {"__main__"}),
 ]

@@ -214,15 +214,61 @@ def test_estimate_calibrated_on_measured_runs_uses_their_fitted_efficiency(tmp_p
         run("scaling", "--db", db, *sel.split(","), "--predict", "1024", "--format", "json").stdout
     )[-1]
     args = ["estimate", "--model", "gpt3-175b", "--gpus", "1024", "--global-batch-size", "2048"]
+    args += ["--tp", "8", "--pp", "8"]  # the model state fits the device
     r = run(*args, "--dtype", "fp8", "--calibrate", sel, "--db", db, "--format", "json")
     assert r.exit_code == 0, r.output
     (row,) = json.loads(r.stdout)
     assert row["step_time_s"] == pytest.approx(2048 * 2048 / (pred["tokens_per_s_per_gpu"] * 1024))
     assert row["tokens_per_s_per_gpu"] == pytest.approx(pred["tokens_per_s_per_gpu"])
     assert "amdahl fitted to 3 measured GPU counts" in r.stderr
+    assert "(gpt3-175b on h100-sxm, Paxml, 3 run(s))" in r.stderr
+    # 1024 GPUs is past the 512 measured; the runs' sequence (2048) and accelerator are used
+    assert row["flags"] == "extrapolated" and row["seq_len"] == 2048
+    assert row["accelerator"] == "h100-sxm"
+    other = run(*args, "--calibrate", sel, "--db", db, "--seq-len", "4096", "--format", "json")
+    (row,) = json.loads(other.stdout)
+    assert row["flags"] == "other_seq_len,extrapolated"
+    assert "other_seq_len: the step time is calibrated on runs at another sequence" in other.stderr
+    inside = ["--gpus", "256", "--global-batch-size", "512", "--calibrate", sel, "--db", db]
+    (row,) = json.loads(run(*args[:3], *args[-4:], *inside, "--format", "json").stdout)
+    assert row["flags"] is None and row["tokens_per_s_per_gpu"] == pytest.approx(530.2265)
     assert run(*args).exit_code == 2  # neither --step-time nor --calibrate
     both = run(*args, "--step-time", "8", "--calibrate", sel, "--db", db)
     assert both.exit_code == 2 and "give --step-time or --calibrate" in both.stderr
+
+
+def test_calibrate_and_scaling_never_pool_two_accelerators(tmp_path):
+    """The same model measured on two accelerators is two series: `scaling` lists each
+    on its own, `--calibrate` asks for one (or takes the one on --accelerator)."""
+    db = tmp_path / "s.db"
+    pax = FIXTURES / "pax" / "fp8" / "175b"
+    common = ["--db", db, "--settings", SETTINGS]
+    assert run("ingest", pax / "128", pax / "256", pax / "512", *common).exit_code == 0
+    a100 = ["--set", "accelerator=a100-sxm-80gb"]
+    assert run("ingest", pax / "1024", pax / "2048", *common, *a100).exit_code == 0
+    table = json.loads(run("scaling", "--db", db, "--format", "json").stdout)
+    got = [(r["accelerator"], r["num_gpus"], r["efficiency"]) for r in table]
+    # each series against its own smallest count: 1024 A100 GPUs are not 8x 128 H100s
+    assert [(a, n) for a, n, _ in got] == [
+        ("a100-sxm-80gb", 1024), ("a100-sxm-80gb", 2048),
+        ("h100-sxm", 128), ("h100-sxm", 256), ("h100-sxm", 512),
+    ]  # fmt: skip
+    assert got[0][2] == 1 and got[2][2] == 1
+    args = ["estimate", "--model", "gpt3-175b", "--gpus", "256", "--global-batch-size", "512"]
+    args += ["--tp", "8", "--pp", "8"]
+    r = run(*args, "--calibrate", "*", "--db", db)
+    assert r.exit_code == 2 and "the selected runs are 2 series, never pooled" in r.stderr
+    assert "gpt3-175b on a100-sxm-80gb, Paxml (2 run(s))" in r.stderr
+    r = run(*args, "--calibrate", "*", "--db", db, "--accelerator", "h100-sxm", "--format", "json")
+    assert r.exit_code == 0 and "(gpt3-175b on h100-sxm, Paxml, 3 run(s))" in r.stderr
+    assert json.loads(r.stdout)[0]["tokens_per_s_per_gpu"] == pytest.approx(530.2265)
+    # measured on H100s only, estimated for an A100: said
+    r = run(*args, "--calibrate", "*/128/*,*/256/*", "--db", db, "--accelerator", "a100-sxm-80gb",
+            "--format", "json")  # fmt: skip
+    (row,) = json.loads(r.stdout)
+    # H100 FP8 rates on an A100 (no FP8; 312 dense BF16 TFLOP/s): beyond the device too
+    assert row["accelerator"] == "a100-sxm-80gb"
+    assert row["flags"] == "mfu>1,hfu>1,other_accelerator" and row["mfu"] > 1
 
 
 def test_loss_is_compared_where_both_runs_consumed_the_same_tokens():
@@ -313,3 +359,42 @@ def test_tflops_are_compared_in_one_convention_and_say_which(tmp_path):
     assert "counted by megatron, megatron-causal (baseline) and megatron-causal (candidate)" in (
         ref.stdout
     )
+
+
+def test_scaling_splits_rounds_accelerators_and_unnamed_models():
+    """What the MLPerf store pooled before: llama2-70b 8 GPUs (a median of MI300X and
+    GB200) against 64 H100s, gpt3-175b v4.1 against v3.0, an 18.4B model against a 52B."""
+    from llmbench.plots import DataWarning
+    from llmbench.scalability import scaling
+
+    def row(model, acc, rnd, gpus, per_gpu, params=None, fw="MLPerf"):
+        return {"model": model, "accelerator": acc, "round": rnd, "framework": fw,
+                "num_gpus": gpus, "tokens_per_s_per_gpu": per_gpu, "global_batch_size": 8,
+                "params": params}  # fmt: skip
+
+    table = pd.DataFrame(
+        [
+            row("llama2-70b", "AMD Instinct MI300X 192GB HBM3", "v5.0", 8, 1765.75),
+            row("llama2-70b", "NVIDIA Blackwell GPU (GB200)", "v5.0", 8, 5509.76),
+            row("llama2-70b", "NVIDIA H100-SXM5-80GB", "v4.1", 64, 1419.03),
+            row("gpt3-175b", "NVIDIA H100-SXM5-80GB", "v4.1", 256, 891.6811),
+            row("gpt3-175b", "NVIDIA H100-SXM5-80GB", "v3.0", 512, 678.4194),
+            row(None, None, None, 16, 1000.0, 18.4e9, "Megatron-LM"),
+            row(None, None, None, 64, 700.0, 52e9, "Megatron-LM"),
+            row(None, None, None, 64, 700.0, None, "Megatron-LM"),
+        ]
+    )
+    with pytest.warns(DataWarning, match=r"1 run\(s\) of no known model \(on an unknown"):
+        out = scaling(table)
+    keys = out[["model", "accelerator", "round", "num_gpus"]].astype(object)
+    got = [tuple(None if v != v else v for v in r) for r in keys.values]
+    assert got == [
+        ("18.4B params", None, None, 16),
+        ("52B params", None, None, 64),
+        ("gpt3-175b", "h100-sxm", "v3.0", 512),
+        ("gpt3-175b", "h100-sxm", "v4.1", 256),
+        ("llama2-70b", "gb200", "v5.0", 8),
+        ("llama2-70b", "h100-sxm", "v4.1", 64),
+        ("llama2-70b", "mi300x", "v5.0", 8),
+    ]
+    assert list(out["efficiency"]) == [1.0] * 7  # no series joins another: 0.244 and 0.7608 gone

@@ -261,7 +261,7 @@ SEED004 = [
 
 @pytest.mark.parametrize("nodes, dp, mp, pp, sec, tflops, agg", SEED004)
 def test_seed004_fugaku_table(nodes, dp, mp, pp, sec, tflops, agg):
-    from llmbench.report import estimate
+    from llmbench import estimate
 
     user = {
         "gpt-30b": {
@@ -357,12 +357,14 @@ def test_estimate_cli_matches_the_seed001_first_column():
             "fp8",
             "--accelerator",
             "h100-sxm",
+            *("--tp", 8, "--pp", 8),  # the model state fits (at TP 1, PP 1: memory>device)
             "--formula",
             "dgxc",
             "--format",
             "json",
         )
     )[0]
+    assert out["flags"] is None
     assert out["tokens_per_s"] == pytest.approx(70185.8, rel=1e-5)
     assert out["mfu"] == pytest.approx(0.2976, rel=3e-3)
     assert math.isclose(out["aggregate_pflops"], out["tflops_per_gpu"] * 128 / 1000)
@@ -613,6 +615,7 @@ def test_impossible_numbers_are_flagged_never_shown_plainly(tmp_path):
 
 def test_estimate_refuses_a_step_time_of_zero_or_less_and_flags_mfu_above_one():
     base = ["estimate", "--model", "llama3-70b", "--gpus", "64", "--global-batch-size", "512"]
+    base += ["--tp", "8", "--pp", "2"]  # 70.55e9 x 16 bytes / 16 = 65.7 GiB: fits in 80
     for bad in ("-1", "0"):
         r = CliRunner().invoke(cli, [*base, "--step-time", bad])
         assert r.exit_code == 2 and "--step-time" in r.stderr
@@ -829,3 +832,26 @@ def test_an_fp4_recipe_in_megatron_arguments_sets_dtype_fp4(tmp_path):
     )
     (run_,) = parse_file(str(log)).runs
     assert run_["dtype"] == "fp4"
+
+
+def test_estimate_flags_a_configuration_that_cannot_run():
+    """A batch below the data-parallel ranks, or a model state above the device's memory,
+    is flagged: the step time of such a plan cannot be measured anywhere."""
+    base = ["estimate", "--model", "llama2-70b", "--step-time", "10", "--format", "json"]
+    r = CliRunner().invoke(cli, [*base, "--gpus", "128", "--global-batch-size", "8"])
+    row = json.loads(r.stdout)[0]
+    # 68.98e9 parameters x 16 bytes on one GPU (TP 1, PP 1) = 1.10 TB > 80 GiB; 8 < DP 128
+    assert (
+        row["model_state_bytes_per_gpu"] == 16 * row["params"] == pytest.approx(1.1037e12, rel=1e-4)
+    )
+    assert row["flags"].split(",") == ["batch<dp", "memory>device"]
+    assert "batch<dp: the global batch is smaller than the data-parallel ranks" in r.stderr
+    fits = [*base, "--gpus", "128", "--global-batch-size", "256", "--tp", "8", "--pp", "2"]
+    row = json.loads(CliRunner().invoke(cli, fits).stdout)[0]
+    assert row["model_state_bytes_per_gpu"] == 16 * row["params"] / 16 and row["flags"] is None
+    # LoRA keeps the frozen 16-bit weights only: 2 bytes a parameter, 137.96 GB on one GPU
+    lora = [*base, "--gpus", "8", "--global-batch-size", "8", "--lora"]
+    row = json.loads(CliRunner().invoke(cli, lora).stdout)[0]
+    assert row["model_state_bytes_per_gpu"] == 2 * row["params"] and row["flags"] == "memory>device"
+    row = json.loads(CliRunner().invoke(cli, [*lora, "--tp", "8"]).stdout)[0]
+    assert row["model_state_bytes_per_gpu"] == 2 * row["params"] / 8 and row["flags"] is None

@@ -333,11 +333,11 @@ def test_scaling_draws_one_series_per_model_and_never_joins_models():
     with pytest.warns(DataWarning, match=r"256.log: left out of the scaling figure \(no model"):
         left, right = plot_scaling(table)
     measured = {ln.get_label(): list(ln.get_xdata()) for ln in left.get_lines()}
-    assert measured["model=llama3-70b measured"] == [64, 128]
-    assert measured["model=llama3-8b measured"] == [8, 16]
+    assert measured["llama3-70b measured"] == [64, 128]
+    assert measured["llama3-8b measured"] == [8, 16]
     eff = {ln.get_label(): list(ln.get_ydata()) for ln in right.get_lines()}
-    assert eff["model=llama3-8b scaling efficiency"] == pytest.approx([100, 95])
-    assert eff["model=llama3-70b scaling efficiency"] == pytest.approx([100, 90])
+    assert eff["llama3-8b scaling efficiency"] == pytest.approx([100, 95])
+    assert eff["llama3-70b scaling efficiency"] == pytest.approx([100, 90])
     # labels of different series at one place are stacked, not piled up
     spots = [(t.xy, t.xyann) for t in left.texts]
     assert len(spots) == len(set(spots)) == 4
@@ -380,10 +380,10 @@ def test_one_model_run_in_two_frameworks_scales_as_two_series():
     ]
     left, right = plot_scaling(rows)
     labels = [ln.get_label() for ln in left.get_lines()]
-    assert "model=gpt3-175b, parser=pax measured" in labels
-    assert "model=gpt3-175b, parser=mllog measured" in labels  # not pax's 84x the GPUs
+    assert "gpt3-175b pax measured" in labels
+    assert "gpt3-175b mllog measured" in labels  # not pax's 84x the GPUs
     eff = {ln.get_label(): list(ln.get_ydata()) for ln in right.get_lines()}
-    assert eff["model=gpt3-175b, parser=mllog scaling efficiency"] == [100.0]  # its own base
+    assert eff["gpt3-175b mllog scaling efficiency"] == [100.0]  # its own base
     ticks = [t.get_text() for t in left.get_xticklabels()]
     assert ticks == ["128", "256", "10752"]
 
@@ -427,8 +427,8 @@ def test_runs_without_a_name_scale_by_parameter_count_and_joins_are_noted():
         warnings.simplefilter("always")
         left, right = plot_scaling(rows)
     labels = {ln.get_label() for ln in right.get_lines()}
-    assert "model=181.2B params scaling efficiency" in labels
-    assert "model=23.55B params scaling efficiency" in labels  # never 8 -> 384 GPUs of another
+    assert "181.2B params scaling efficiency" in labels
+    assert "23.55B params scaling efficiency" in labels  # never 8 -> 384 GPUs of another
     assert not said
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
