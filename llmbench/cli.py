@@ -1186,9 +1186,9 @@ def _write_page(path: str, page: str) -> None:
 @click.option(
     "--metric",
     "metrics",
-    default="tokens_per_s_per_gpu",
-    show_default=True,
-    help="Comma-separated: tokens_per_s_per_gpu, step_time_s, tflops_per_gpu, mfu, tokens_per_s.",
+    help="Comma-separated: tokens_per_s_per_gpu, step_time_s, tflops_per_gpu, mfu, "
+    "tokens_per_s, loss_at_tokens [default: tokens_per_s_per_gpu, else the first of "
+    "tokens_per_s and step_time_s every pair has on both sides].",
 )
 @click.option(
     "--threshold",
@@ -1252,7 +1252,7 @@ def compare(
             cmp.load_side(sides[0], **side),
             cmp.load_side(sides[1], **side),
             match=tuple(k.strip() for k in match.split(",") if k.strip()),
-            metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
+            metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None,
             threshold=threshold,
             confidence=confidence,
             seed=seed,

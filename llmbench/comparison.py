@@ -31,6 +31,7 @@ from .columns import STEADY_CUT
 from .errors import InputError, UsageError
 from .formats import rows_text
 from .ingest import read_logs
+from .logs import Logs
 from .metrics import DEFAULT_FORMULA, normal_timed, run_warmup
 from .plots import tokens_consumed
 from .report import load_selection, summarize
@@ -371,7 +372,7 @@ def compare_runs(
     candidate: Side | str | list[str],
     *,
     match: tuple[str, ...] = DEFAULT_MATCH,
-    metrics: tuple[str, ...] = ("tokens_per_s_per_gpu",),
+    metrics: tuple[str, ...] | None = None,
     threshold: float = 0.02,
     confidence: float = 0.95,
     seed: int = 0,
@@ -379,12 +380,15 @@ def compare_runs(
     warmup: int | None = None,
     formula: str | None = None,
 ) -> Comparison:
-    """Compare ``candidate`` with ``baseline`` (Sides, or specs for ``load_side``, whose
-    runs are counted in the FLOPs convention ``formula``): the ``Comparison`` (pairs,
-    runs without a partner, settings that differ, each side's conventions)."""
+    """Compare ``candidate`` with ``baseline`` (Sides, what ``read_logs`` or ``summarize``
+    return, or specs for ``load_side``, whose runs are counted in the FLOPs convention
+    ``formula``): the ``Comparison`` (pairs, runs without a partner, settings that
+    differ, each side's conventions). ``metrics`` None: the first of ``AUTO_METRICS``
+    that every pair has on both sides (``tokens_per_s_per_gpu`` where the GPU count is
+    known)."""
     import pandas as pd
 
-    for m in metrics:
+    for m in metrics or ():
         if m not in METRICS:
             raise UsageError(f"unknown metric {m!r} (metrics: {', '.join(METRICS)})")
     if not 0 < confidence < 1:
@@ -392,8 +396,9 @@ def compare_runs(
     if threshold < 0:
         raise UsageError("--threshold must be 0 or more")
     kw = {"db": db, "warmup": warmup, "formula": formula}
-    base = baseline if isinstance(baseline, Side) else load_side(baseline, **kw)
-    cand = candidate if isinstance(candidate, Side) else load_side(candidate, **kw)
+    base, cand = (
+        side_of(s, label, **kw) for s, label in ((baseline, "baseline"), (candidate, "candidate"))
+    )
     groups = {}
     for label, side in (("baseline", base), ("candidate", cand)):
         missing = [k for k in match if k not in side.table.columns]
@@ -401,9 +406,7 @@ def compare_runs(
             raise UsageError(f"{label} {side.name}: no column {', '.join(missing)} to match on")
         by: dict[tuple, list[dict]] = {}
         for r in side.table.to_dict("records"):
-            k = _key(r, match)
-            if any(v is not None for v in k):  # a run that lacks every key pairs with none
-                by.setdefault(k, []).append(r)
+            by.setdefault(_key(r, match), []).append(r)
         groups[label] = by
     keys = [k for k in groups["baseline"] if k in groups["candidate"]]
     unmatched = [
@@ -412,6 +415,8 @@ def compare_runs(
         for k, rows in groups[label].items()
         if k not in groups[other]
     ]
+    if metrics is None:
+        metrics = (_common_metric(keys, groups),)
     out, diffs, times, warmups = [], {}, {}, {}
     for k in keys:
         b_rows, c_rows = groups["baseline"][k], groups["candidate"][k]
@@ -435,6 +440,46 @@ def compare_runs(
     pairs = pd.DataFrame(out, columns=PAIR_COLUMNS)
     formulas = tuple(_formulas(side.table) for side in (base, cand))
     return Comparison(pairs, unmatched, diffs, tuple(match), times, warmups, formulas)
+
+
+#: what ``compare`` compares when no metric is asked for: the first every pair has
+AUTO_METRICS = ("tokens_per_s_per_gpu", "tokens_per_s", "step_time_s")
+
+
+def _common_metric(keys: list[tuple], groups: dict[str, dict]) -> str:
+    """The first of ``AUTO_METRICS`` both sides have for every pair (else for the most
+    pairs)."""
+
+    def have(metric: str) -> int:
+        return sum(
+            _point(groups["baseline"][k], metric) is not None
+            and _point(groups["candidate"][k], metric) is not None
+            for k in keys
+        )
+
+    counts = [have(m) for m in AUTO_METRICS]
+    full = [m for m, n in zip(AUTO_METRICS, counts, strict=True) if keys and n == len(keys)]
+    return full[0] if full else AUTO_METRICS[counts.index(max(counts))]
+
+
+def side_of(value: Any, label: str, **kw: Any) -> Side:
+    """A comparison side from a Side, what ``read_logs`` returns (a ``Logs``), what
+    ``summarize`` returns (a DataFrame: point estimates, no steps), or a spec for
+    ``load_side`` (``kw``: its db, warmup and formula)."""
+    if isinstance(value, Side):
+        return value
+    if isinstance(value, Logs):
+        return _logs_side(label, value, kw.get("warmup"), kw.get("formula"))
+    if hasattr(value, "columns") and hasattr(value, "to_dict"):  # a summarize() table
+        if "run_id" not in value.columns or not len(value):
+            raise UsageError(f"{label}: a table of runs with run_id (what summarize returns)")
+        rows = value.to_dict("records")
+        return Side(label, value, {}, {r["run_id"]: _settings(r) for r in rows})
+    if isinstance(value, str | list | tuple):
+        return load_side(list(value) if isinstance(value, tuple) else value, **kw)
+    raise UsageError(
+        f"{label}: {type(value).__name__} is not a side (logs, a summarize table, run ids or paths)"
+    )
 
 
 def _formulas(table) -> tuple[str, ...]:
@@ -489,8 +534,9 @@ def _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, s
     low = high = None
     if all(x is not None for x in bs + cs):
         low, high, how = _interval(bs, cs, confidence, seed)
-        if low is not None:  # the point ratio of the samples, as the interval is of them
-            ratio = _median_ratio(bs, cs)
+        if low is not None:  # the values and ratio of the samples, as the interval is of them
+            b_val, c_val = _medians(bs, cs)
+            ratio = c_val / b_val
     else:
         how = "point estimate (a side has no steps to resample)"
     v = verdict(ratio, low, high, METRICS[metric], threshold)
@@ -511,7 +557,9 @@ def _loss_row(base: Side, cand: Side, b_rows: list, c_rows: list, threshold: flo
     return [b_val, c_val, ratio, None, None, v, f"at {tokens:.6g} tokens"]
 
 
-def _median_ratio(bs: list, cs: list) -> float:
+def _medians(bs: list, cs: list) -> tuple[float, float]:
+    """Each side's median as the interval resamples it: of the runs' medians where both
+    sides have several runs, else of all steady steps pooled."""
     import numpy as np
 
     if len(bs) >= 2 and len(cs) >= 2:
@@ -519,7 +567,7 @@ def _median_ratio(bs: list, cs: list) -> float:
         c = np.median([float(np.median(x)) for x in cs])
     else:
         b, c = np.median(np.concatenate(bs)), np.median(np.concatenate(cs))
-    return float(c / b)
+    return float(b), float(c)
 
 
 # -- output -------------------------------------------------------------------------
@@ -619,6 +667,11 @@ def notes(comp: Comparison) -> list[str]:
         lines.append(
             f"{k}: warm-up differs (baseline {b}, candidate {c} step(s) left out): set "
             "--warmup to compare like with like"
+        )
+    if len(comp.pairs) and any(all(v is None for v in k) for k in comp.diffs):
+        lines.append(
+            f"runs that name no {', '.join(comp.match)} on either side were paired with each "
+            "other: check they ran the same job (or --match other columns)"
         )
     for side, k, ids in comp.unmatched:
         other = "candidate" if side == "baseline" else "baseline"

@@ -117,7 +117,8 @@ def test_published_reference_rows_pair_by_model_and_gpus(tmp_path):
 
 
 def test_sides_without_pairs_or_with_an_unknown_metric_are_clear_errors(tmp_path):
-    r = run("compare", FIXTURES / "torchtitan", FIXTURES / "maxtext")
+    # a run that names its model pairs with none that does not
+    r = run("compare", FIXTURES / "torchtitan" / "llama3-8b-4gpu.log", NEMO2)
     assert r.exit_code == 1
     assert "no baseline run found a candidate with the same model, num_gpus" in r.stderr
     r = run("compare", FIXTURES / "torchtitan", FIXTURES / "torchtitan", "--metric", "speed")
@@ -136,6 +137,46 @@ def test_the_notebook_api_returns_a_frame_with_the_settings_diff():
     assert frame["settings_diff"][0][0] == ("micro_batch_size", 1, 8)
     assert frame["verdict"][0] == "faster (point)" and frame["verdict"][1] == "faster (point)"
     assert frame.attrs["unmatched"] == []
+
+
+NEMO2 = FIXTURES / "nemo" / "nemo2-llama3-8b.log"
+TITAN = FIXTURES / "torchtitan" / "llama3-2026-validate.log"
+
+
+def test_two_logs_that_name_no_model_or_gpus_pair_on_a_metric_both_have():
+    """Most NeMo, Megatron-LM and torchtitan logs name neither: they pair with each other
+    (and say so), on the first metric both sides have (here the step time)."""
+    r = run("compare", TITAN, NEMO2, "--format", "json")
+    assert r.exit_code == 0, r.output
+    (pair,) = json.loads(r.stdout)["pairs"]
+    assert pair["key"] == {"model": None, "num_gpus": None}
+    m = pair["metrics"]["step_time_s"]
+    # torchtitan's steady steps take 1.12515 s (its report's median), NeMo's 1.929 s
+    assert (m["baseline"], m["candidate"]) == (1.12515, 1.929)
+    assert m["ratio"] == m["candidate"] / m["baseline"] and m["verdict"] == "slower"
+    assert m["ci_low"] < m["ratio"] < m["ci_high"]
+    text = run("compare", TITAN, NEMO2).stdout
+    assert "runs that name no model, num_gpus on either side were paired with each other" in text
+    # the GPU count given: tokens/s per GPU, the default metric, is there again
+    r = run("compare", TITAN, NEMO2, "--set", "num_gpus=8", "--set", "seq_len=8192",
+            "--set", "global_batch_size=128", "--format", "json")  # fmt: skip
+    (pair,) = json.loads(r.stdout)["pairs"]
+    assert list(pair["metrics"]) == ["tokens_per_s_per_gpu"]
+
+
+def test_the_notebook_compares_what_read_logs_and_summarize_return():
+    import llmbench
+
+    a, b = llmbench.read_logs([str(TITAN)]), llmbench.read_logs([str(NEMO2)])
+    frame = llmbench.compare(a, b)
+    assert list(frame["metric"]) == ["step_time_s"] and frame["verdict"][0] == "slower"
+    assert frame["candidate"][0] == 1.929 and frame["method"][0].startswith("bootstrap")
+    # summarize's tables: point estimates (no steps to resample)
+    points = llmbench.compare(llmbench.summarize(a), llmbench.summarize(b))
+    assert points["verdict"][0] == "slower (point)"
+    assert points["ratio"][0] == 1.929 / 1.12515
+    with pytest.raises(UsageError, match="int is not a side"):
+        llmbench.compare(a, 3)
 
 
 # -- scaling ---------------------------------------------------------------------------
