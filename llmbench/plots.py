@@ -416,15 +416,19 @@ def plot_steps(
             ax = fig.subplots()
         lo, hi, top = math.inf, 0.0, 0.0
         shaded: set[tuple[float, float]] = set()
-        for i, (run_id, g) in enumerate(_runs_of(frame, limit, "steps")):
+        timed = []
+        for run_id, g in _runs_of(frame, limit, "steps"):
             g = _in_step_order(g[g["step_time_s"].notna()])
             label = run_label(runs.get(run_id, {"run_id": run_id}))
             if not len(g):
                 warnings.warn(f"{label}: no step times", DataWarning, stacklevel=2)
                 continue
+            timed.append((label, g, _steps(g)))
+        apart = _apart([xs for *_, xs in timed])
+        for i, (label, g, xs) in enumerate(timed):
             kind = look(i)
             colour = kind["color"]
-            xs = _steps(g)
+            xs = xs - xs[0] if apart else xs
             ts = g["step_time_s"].to_numpy(dtype=float, na_value=math.nan)
             st, w, edge, steady = _steady_of(g, xs, ts, warmup, stat)
             lo, hi = min(lo, float(steady.min())), max(hi, float(steady.max()))
@@ -453,7 +457,7 @@ def plot_steps(
             ax.set_ylim(max(0.0, lo - pad), hi + pad)
         if top > ax.get_ylim()[1]:
             title += f"\nwarm-up steps up to {top:.4g} s run off the top"
-        ax.set_xlabel(_step_label(frame))
+        ax.set_xlabel(_step_label([g for _, g, _ in timed], apart))
         ax.set_ylabel("Step time (s)")
         ax.set_title(title)
         legend(ax, drawn, "upper right")
@@ -469,36 +473,86 @@ def plot_topology(table, ax=None, *, value: str = "step_time_s", limit: int = 60
     if value not in VALUE_LABELS:
         raise UsageError(f"unknown value {value!r} (values: {', '.join(VALUE_LABELS)})")
     title, scale, lower_is_better = VALUE_LABELS[value]
-    rows = usable(table_rows(table), (value,), "topology")
-    rows.sort(key=lambda r: r[value], reverse=not lower_is_better)
-    if len(rows) > limit:
-        warnings.warn(
-            f"{len(rows) - limit} runs beyond the best {limit} left out of the topology figure",
-            DataWarning,
-            stacklevel=2,
-        )
-        rows = rows[:limit]
-    style, fig = styled((8, 1.2 + 0.35 * len(rows)) if ax is None else None)
+    groups = _topology_groups(usable(table_rows(table), (value,), "topology"))
+    for _, g in groups:
+        g.sort(key=lambda r: r[value], reverse=not lower_is_better)
+    groups, shown = _best_first(groups, limit)
+    style, fig = styled((8, 1.2 + 0.35 * (shown + len(groups))) if ax is None else None)
     with style:
         if fig is not None:
             ax = fig.subplots()
+        rows = [r for _, g in groups for r in g]
         gpus = sorted({r.get("num_gpus") for r in rows if _present(r.get("num_gpus"))})
         colour_of = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(gpus)}
-        labels = []
-        for r in rows:
-            topo = topology_label(r) or run_label(r)
-            n = f"{int(r['num_gpus'])} GPUs  " if _present(r.get("num_gpus")) else ""
-            labels.append(n + topo)
-        ys = list(range(len(rows)))
+        ys, labels, at = [], [], 0
+        for name, g in groups:
+            if name:  # a model's runs under its name, ranked among themselves
+                ax.text(0, at, name, fontweight="bold", va="center", fontsize=8,
+                        transform=ax.get_yaxis_transform())  # fmt: skip
+                at += 1
+            for r in g:
+                topo = topology_label(r) or run_label(r)
+                n = f"{int(r['num_gpus'])} GPUs  " if _present(r.get("num_gpus")) else ""
+                labels.append(n + topo)
+                ys.append(at)
+                at += 1
         vals = [r[value] * scale for r in rows]
         bars = ax.barh(ys, vals, color=[colour_of.get(r.get("num_gpus"), PALETTE[0]) for r in rows])
         ax.bar_label(bars, labels=[f"{v:.4g}" for v in vals], padding=3, fontsize=8)
         ax.set_yticks(ys, labels)
-        ax.invert_yaxis()  # best on top
+        ax.set_ylim(at - 0.5, -0.7)  # best on top
         ax.set_xlabel(title)
-        ax.set_title(f"{title} by topology ({'lower' if lower_is_better else 'higher'} is better)")
+        better = "lower" if lower_is_better else "higher"
+        within = "; ranked within each model" if len(groups) > 1 else ""
+        ax.set_title(f"{title} by topology ({better} is better{within})")
         ax.grid(axis="y", visible=False)
     return ax
+
+
+def _topology_groups(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """The runs a topology figure ranks together: one ``series`` each (a model on one
+    accelerator, round and framework). Runs of no known model are left out (noted)
+    unless no run has one (then they are ranked together, and a note says they may be
+    different models)."""
+    named = [r for r in rows if series.model_of(r)]
+    if not named:
+        if len(rows) > 1:
+            warnings.warn(
+                "no run names a model or prints its shape: the runs are ranked together, "
+                "and may be different models (set model)",
+                DataWarning,
+                stacklevel=3,
+            )
+        return [("", rows)]
+    for r in rows:
+        if not series.model_of(r):
+            warnings.warn(
+                f"{run_label(r)}: left out of the topology figure (no model: a topology is "
+                "ranked among runs of its model; set model)",
+                DataWarning,
+                stacklevel=3,
+            )
+    groups = series.split(named)
+    keys = list(groups)
+    if len(keys) == 1:
+        return [("", groups[keys[0]])]
+    return [(series.label(k, keys), g) for k, g in groups.items()]
+
+
+def _best_first(groups: list[tuple[str, list]], limit: int) -> tuple[list, int]:
+    """``groups`` cut to ``limit`` bars in all (each group's best kept first); a
+    DataWarning says how many runs were left out. Returns (groups, bars)."""
+    total = sum(len(g) for _, g in groups)
+    if total <= limit:
+        return groups, total
+    warnings.warn(
+        f"{total - limit} runs beyond the best {limit} left out of the topology figure",
+        DataWarning,
+        stacklevel=3,
+    )
+    each = max(1, limit // len(groups))
+    cut = [(name, g[:each]) for name, g in groups]
+    return cut, sum(len(g) for _, g in cut)
 
 
 def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
@@ -526,8 +580,10 @@ def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
                 DataWarning,
                 stacklevel=2,
             )
-        for i, (label, g, tokens) in enumerate(curves):
-            x = tokens if by_tokens else _steps(g)
+        xs = [tokens if by_tokens else _steps(g) for _, g, tokens in curves]
+        apart = _apart(xs)
+        for i, ((label, g, _), x) in enumerate(zip(curves, xs, strict=True)):
+            x = x - x[0] if apart else x
             y = g["loss"].to_numpy(dtype=float, na_value=math.nan)
             kind = look(i)
             ax.plot(
@@ -539,7 +595,11 @@ def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
                 markersize=3,
                 label=label,
             )
-        ax.set_xlabel("Tokens consumed" if by_tokens else _step_label(frame))
+        if by_tokens:
+            since = " since each run's first logged step (their ranges lie apart)"
+            ax.set_xlabel("Tokens consumed" + (since if apart else ""))
+        else:
+            ax.set_xlabel(_step_label([g for _, g, _ in curves], apart))
         ax.set_ylabel("Training loss")
         ax.set_title("Training loss")
         legend(ax, len(curves), "upper right")
@@ -610,10 +670,26 @@ def _steps(g):
     return g["step"].to_numpy(dtype=float, na_value=math.nan)
 
 
-def _step_label(frame) -> str:
-    return (
-        "Logged step (in order; no step numbers printed)" if frame["step"].isna().any() else "Step"
-    )
+def _apart(xs: list) -> bool:
+    """Whether runs' x ranges lie apart (one run starts after another has ended: BLOOM
+    logging from step 31,214 beside runs from step 1), so that each is drawn from its
+    own first step instead of squeezing the others into a corner."""
+    drawn = [x for x in xs if len(x)]
+    if len(drawn) < 2:
+        return False
+    return max(float(x[0]) for x in drawn) > min(float(x[-1]) for x in drawn)
+
+
+def _step_label(groups: list, apart: bool = False) -> str:
+    """The x label of runs drawn by step: how many print no step numbers (their lines
+    are drawn in order), and whether each run starts at its own first step."""
+    unnumbered = sum(bool(g["step"].isna().any()) for g in groups)
+    if unnumbered == len(groups):
+        return "Logged step (in order; no step numbers printed)"
+    head = "Steps since each run's first (their ranges lie apart)" if apart else "Step"
+    if unnumbered:
+        head += f"; {unnumbered} of {len(groups)} runs print no step numbers: lines in order"
+    return head
 
 
 def tokens_consumed(g, run: dict[str, Any]):
@@ -684,23 +760,46 @@ def plot_comparison(pairs, times: dict[str, tuple], threshold: float = 0.02, fig
         else:
             left.text(0.5, 0.5, "no steps to draw", ha="center", va="center")
             left.set_axis_off()
-        rows = pairs[pairs["ratio"].notna()].reset_index(drop=True)
-        y = np.arange(len(rows))
-        right.axvspan(1 - threshold, 1 + threshold, color="0.9", label=f"±{threshold:.0%}")
-        right.axvline(1, color="0.4", lw=1)
-        for i, r in rows.iterrows():
-            lo, hi = r["ci_low"], r["ci_high"]
-            err = None if lo is None or lo != lo else [[r["ratio"] - lo], [hi - r["ratio"]]]
-            kind = look(i)
-            right.errorbar(
-                r["ratio"], i, xerr=err, fmt=kind["marker"], color=kind["color"], capsize=4
-            )
-        right.set_yticks(y, [f"{r['key']}\n{r['metric']}" for r in rows.to_dict("records")])
-        right.invert_yaxis()
-        right.set_xlabel("candidate / baseline (interval: bootstrap)")
-        right.set_title("Change per pair")
+        _changes(right, pairs[pairs["ratio"].notna()].reset_index(drop=True), threshold)
         left.set_title("Step times")
     return fig
+
+
+def _changes(ax, rows, threshold: float) -> None:
+    """Compare's right panel: each pair's ratio (its interval where there is one) and its
+    verdict written beside it, every point and word inside the axes."""
+    import numpy as np
+
+    ax.axvspan(1 - threshold, 1 + threshold, color="0.9", label=f"±{threshold:.0%}")
+    ax.axvline(1, color="0.4", lw=1)
+    xs = [1 - threshold, 1 + threshold]
+    bands = 0
+    for i, r in rows.iterrows():
+        lo, hi = r["ci_low"], r["ci_high"]
+        banded = lo is not None and lo == lo
+        err = [[r["ratio"] - lo], [hi - r["ratio"]]] if banded else None
+        bands += banded
+        xs += [r["ratio"], *([lo, hi] if banded else [])]
+        kind = look(i)
+        ax.errorbar(r["ratio"], i, xerr=err, fmt=kind["marker"], color=kind["color"], capsize=4)
+        ax.annotate(
+            str(r["verdict"]), (r["ratio"], i), xytext=(0, 7), textcoords="offset points",
+            ha="center", va="bottom", fontsize=8, color=kind["color"],
+        )  # fmt: skip
+    low, high = min(xs), max(xs)
+    pad = (high - low) * 0.25 or 0.05
+    ax.set_xlim(low - pad, high + pad)  # the verdicts' words fit beside the outermost points
+    ax.set_ylim(len(rows) - 0.4, -0.8)  # top to bottom, room above the first verdict
+    ax.set_yticks(
+        np.arange(len(rows)), [f"{r['key']}\n{r['metric']}" for r in rows.to_dict("records")]
+    )
+    how = (
+        "bars: bootstrap interval" if bands == len(rows) and bands
+        else "point estimates: a side has no steps to resample" if not bands
+        else "bars: bootstrap interval; no bar: a point estimate"
+    )  # fmt: skip
+    ax.set_xlabel(f"candidate / baseline ({how})")
+    ax.set_title("Change per pair")
 
 
 def plot_scaling_law(out, curves: dict[str, tuple], ax=None):

@@ -11,7 +11,7 @@ from conftest import FIXTURES, write
 
 import llmbench
 from llmbench.cli import cli
-from llmbench.plots import DataWarning, plot_scaling, plot_steps, plot_topology
+from llmbench.plots import DataWarning, plot_loss, plot_scaling, plot_steps, plot_topology
 from llmbench.report import summarize_store
 
 PAX = FIXTURES / "pax" / "fp8" / "175b"
@@ -456,3 +456,109 @@ def test_the_steps_figures_steady_line_is_the_tables_step_time(name, tmp_path):
     assert y == row["step_time_s"]
     if name == "ramp":  # the median of steps 7-20 (14 steps), the ramp shaded
         assert (row["warmup_steps"], x0, y) == (6, 7.0, (900 + 20 * 13.5) / 1000)
+
+
+def test_runs_whose_steps_lie_apart_start_each_at_its_own_first_step():
+    """BLOOM logging from step 31,214 beside runs from step 1: each is drawn from its own
+    first step (not nine runs squeezed into x = 0); a run that prints no step numbers is
+    counted in the axis label, not said of all."""
+    import pandas as pd
+
+    frame = _many_steps(2)
+    bloom = frame[frame["run_id"] == "r00"].assign(run_id="bloom", step=lambda d: d["step"] + 31213)
+    plain = frame[frame["run_id"] == "r01"].assign(run_id="unnumbered", step=None)
+    steps = pd.concat([frame, bloom, plain], ignore_index=True)
+    ax = plot_steps(steps)
+    starts = {ln.get_label().split(" (")[0]: ln.get_xdata()[0] for ln in ax.get_lines()[::2]}
+    assert set(starts.values()) == {0.0}, starts
+    assert ax.get_xlabel() == (
+        "Steps since each run's first (their ranges lie apart); 1 of 4 runs print no step "
+        "numbers: lines in order"
+    )
+    loss = plot_loss(pd.concat([frame, bloom], ignore_index=True))
+    assert {ln.get_xdata()[0] for ln in loss.get_lines()} == {0.0}
+    # runs over the same steps keep their step numbers
+    ax = plot_steps(frame)
+    assert ax.get_xlabel() == "Step" and ax.get_lines()[0].get_xdata()[0] == 1.0
+
+
+def test_compare_figure_shows_every_verdict_inside_its_axes():
+    import pandas as pd
+
+    from llmbench.plots import plot_comparison
+
+    pairs = pd.DataFrame(
+        [
+            {"key": "num_gpus=384", "metric": "tokens_per_s_per_gpu", "ratio": 1.1797,
+             "ci_low": None, "ci_high": None, "verdict": "faster (point)"},
+            {"key": "num_gpus=384", "metric": "step_time_s", "ratio": 0.8477,
+             "ci_low": None, "ci_high": None, "verdict": "faster (point)"},
+        ]
+    )  # fmt: skip
+    fig = plot_comparison(pairs, {"num_gpus=384": ([143.31, 143.2], [121.48, 121.5])})
+    right = fig.axes[1]
+    fig.canvas.draw()
+    box = right.get_window_extent()
+    words = [t for t in right.texts if t.get_text() == "faster (point)"]
+    assert len(words) == 2
+    for t in words:  # every verdict drawn whole inside the panel, never clipped in a corner
+        w = t.get_window_extent()
+        assert box.x0 <= w.x0 and w.x1 <= box.x1 and box.y0 <= w.y0 and w.y1 <= box.y1
+    low, high = right.get_xlim()
+    assert low < 0.8477 and high > 1.1797
+    assert right.get_xlabel().endswith("(point estimates: a side has no steps to resample)")
+
+
+def test_mlperf_labels_never_overlap_and_the_ideal_line_is_drawn():
+    """The published GPT-3 scores: 64.3 min (v3.0, 512 H100) beside 66.9 min (v4.0, 1024
+    Gaudi2) printed over each other before; every panel with two sizes has its ideal."""
+    from llmbench.mlperf import plot_mlperf
+
+    def row(sub, acc, rnd, n, score):
+        return {"benchmark": "gpt3", "submitter": sub, "accelerator": acc, "hardware": acc,
+                "round": rnd, "num_gpus": n, "score_min": score, "folder": f"{sub}{rnd}{n}"}  # fmt: skip
+
+    rows = [
+        row("NVIDIA", "h100-sxm", "v3.0", 512, 64.2638),
+        row("Intel-HabanaLabs", "gaudi2", "v4.0", 1024, 66.9058),
+        row("NVIDIA", "h100-sxm", "v4.0", 512, 50.728),
+        row("NVIDIA", "h100-sxm", "v4.1", 256, 96.6645),
+        row("Google", "tpu-v5p", "v4.0", 512, 114.7939),
+        row("Intel-HabanaLabs", "gaudi2", "v3.1", 256, 223.9099),
+        row("Google", "tpu-v5e", "v3.1", 4096, 44.6848),
+    ]
+    (ax,) = plot_mlperf(rows)
+    fig = ax.figure
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.texts]
+    assert len(boxes) == 7 and {t.get_text() for t in ax.texts} >= {
+        "64.3 min v3.0",
+        "66.9 min v4.0",
+    }
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+    ideal = [ln for ln in ax.get_lines() if ln.get_label().startswith("ideal scaling")]
+    # from the fastest 256-accelerator score, halved at 512, ... a sixteenth at 4096
+    assert len(ideal) == 1 and list(ideal[0].get_xdata()) == [256.0, 4096.0]
+    assert list(ideal[0].get_ydata()) == [96.6645, 96.6645 / 16]
+
+
+def test_topology_ranks_runs_only_among_their_own_model():
+    def row(model, gpus, tp, pp, t):
+        return {"run_id": f"{model}-{tp}-{pp}", "model": model, "num_gpus": gpus, "tp": tp,
+                "pp": pp, "dp": gpus // (tp * pp), "step_time_s": t}  # fmt: skip
+
+    rows = [row("gpt3-175b", 384, 8, 12, 143.3), row("llama3-8b", 8, 1, 1, 1.9)]
+    rows += [row("gpt3-175b", 384, 8, 6, 121.5), row("llama3-8b", 8, 2, 1, 2.4)]
+    ax = plot_topology(rows)
+    assert ax.get_title().endswith("(lower is better; ranked within each model)")
+    heads = [t.get_text() for t in ax.texts if t.get_fontweight() == "bold"]
+    assert heads == ["gpt3-175b", "llama3-8b"]
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    # each model's best first, never 1.9 s of an 8B model above a 175B model's runs
+    assert ticks == [
+        "384 GPUs  DP8 TP8 PP6", "384 GPUs  DP4 TP8 PP12", "8 GPUs  DP8 TP1 PP1",
+        "8 GPUs  DP4 TP2 PP1",
+    ]  # fmt: skip
+    one = plot_topology(rows[::2])
+    assert one.get_title().endswith("(lower is better)")
+    assert not [t for t in one.texts if t.get_fontweight() == "bold"]  # one model: no heads

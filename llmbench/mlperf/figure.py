@@ -30,7 +30,7 @@ def plot_mlperf(rows, ax=None, *, benchmarks: list[str] | None = None):
         )
 
     cols, nrows = min(len(names), 3), math.ceil(len(names) / 3)
-    style, fig = styled((4.8 * cols, 4.2 * nrows) if ax is None else None)
+    style, fig = styled((4.8 * cols + 2.6, 4.2 * nrows) if ax is None else None)  # + legend
     with style:
         if fig is not None:
             axes = [a for row in fig.subplots(nrows, cols, squeeze=False) for a in row]
@@ -41,9 +41,21 @@ def plot_mlperf(rows, ax=None, *, benchmarks: list[str] | None = None):
             axes = list(ax) if isinstance(ax, list | tuple) else [ax]
         keys = sorted({_series(r) for r in data})
         looks = {k: (look(i)["color"], look(i)["marker"]) for i, k in enumerate(keys)}
-        for a, name in zip(axes, names, strict=False):
-            _panel(a, name, [r for r in data if r["benchmark"] == name], looks)
+        panels = [
+            (a, [r for r in data if r["benchmark"] == name])
+            for a, name in zip(axes, names, strict=False)
+        ]
+        for (a, mine), name in zip(panels, names, strict=False):
+            _panel(a, name, mine, looks)
         _legend(axes, fig)
+        if fig is not None:  # the legend took its room: tick labels and point labels again
+            fig.draw_without_rendering()
+            for a, mine in panels:
+                gpu_ticks(a, mine)
+                if len(mine) <= LABELLED_POINTS:
+                    for t in list(a.texts):
+                        t.remove()
+                    _point_labels(a, mine, looks)
     return axes
 
 
@@ -84,16 +96,7 @@ def _panel(a, name: str, mine: list[dict], looks: dict) -> None:
             zorder=3,
         )
         _rounds(a, pts, colour)
-        for r in pts if len(mine) <= LABELLED_POINTS else ():
-            a.annotate(
-                f"{r['score_min']:.3g} min {r.get('round') or ''}".strip(),
-                (r["num_gpus"], r["score_min"]),
-                textcoords="offset points",
-                xytext=(5, -3),
-                fontsize=7,
-                color=colour,
-                annotation_clip=False,
-            )
+    _ideal(a, mine)
     a.set_xscale("log", base=2)
     a.set_yscale("log")
     a.set_xlabel("Accelerators")
@@ -105,6 +108,47 @@ def _panel(a, name: str, mine: list[dict], looks: dict) -> None:
     a.set_ylim(min(ys) / 1.5, max(ys) * 1.5)  # room for the labels inside the panel
     xs = [float(r["num_gpus"]) for r in mine]
     a.set_xlim(min(xs) / 1.4, max(xs) * 2.2)
+    if len(mine) <= LABELLED_POINTS:
+        _point_labels(a, mine, looks)
+
+
+def _ideal(a, mine: list[dict]) -> None:
+    """Ideal scaling across the panel (dashed grey): the time of the smallest system's
+    fastest score divided by the accelerators added."""
+    x0 = min(float(r["num_gpus"]) for r in mine)
+    y0 = min(float(r["score_min"]) for r in mine if float(r["num_gpus"]) == x0)
+    top = max(float(r["num_gpus"]) for r in mine)
+    if top > x0:
+        xs = [x0, top]
+        a.plot(xs, [y0 * x0 / x for x in xs], color="0.45", linestyle="--", lw=1,
+               label="ideal scaling from the smallest system", zorder=1)  # fmt: skip
+
+
+def _point_labels(a, mine: list[dict], looks: dict) -> None:
+    """Each point's score and round beside it; labels that would meet (two systems of
+    one size and nearly one time: 64.3 min v3.0 and 66.9 min v4.0) are stacked a line
+    apart instead of printed over each other."""
+    fig = a.get_figure()
+    pt = fig.dpi / 72  # pixels a point
+    line = 8.5 * pt  # a 7-point label's line
+    placed: list[tuple[float, float, float]] = []  # (left, right, y) of each label
+    for r in sorted(mine, key=lambda r: (-float(r["score_min"]), float(r["num_gpus"]))):
+        text = f"{r['score_min']:.3g} min {r.get('round') or ''}".strip()
+        px, py = a.transData.transform((float(r["num_gpus"]), float(r["score_min"])))
+        left, right = px + 5 * pt, px + (5 + 4.2 * len(text)) * pt  # ~0.6 em a character
+        y = py - 3 * pt
+        while any(left < qr and ql < right and abs(y - qy) < line for ql, qr, qy in placed):
+            y -= line
+        placed.append((left, right, y))
+        a.annotate(
+            text,
+            (r["num_gpus"], r["score_min"]),
+            textcoords="offset points",
+            xytext=(5, (y - py) * 72 / fig.dpi),
+            fontsize=7,
+            color=looks[_series(r)][0],
+            annotation_clip=False,
+        )
 
 
 def _plain_ticks(a) -> None:
