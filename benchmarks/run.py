@@ -10,8 +10,8 @@ first) and reads their peak RSS (``wait4``):
   what a user writes by hand;
 - the official ``mlperf_logging`` parser on the MLLOG input, if installed;
 - ``llmbench ingest`` into a fresh store (``--workers 1`` and ``--workers N``);
-- each ``round*/`` folder of small files: ingest with 1 and N workers, and again
-  with nothing changed;
+- each ``round*/`` folder of small files: ingest with 1 and N workers, again
+  with nothing changed, and ``mlperf`` scoring every folder from the store;
 - reading ``store/llmbench.db`` (``generate.py --only store``, 10M step rows):
   ``report``, ``runs``, ``plot``, ``export`` (wall time and peak RSS);
 - ``llmbench --help`` against ``python -c pass`` (start-up).
@@ -189,6 +189,8 @@ def measure_round(round_dir: str, workers: int, repeat: int) -> None:
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         again = measure(cmd, repeat)
         row("re-ingest, nothing changed", mb, *again)
+        scored = measure([py, "-m", "llmbench", "mlperf", "--db", f"{tmp}/b.db"], repeat)
+        row("mlperf: score every folder (from the store)", 0, *scored)
     finally:
         shutil.rmtree(tmp)
 

@@ -120,6 +120,10 @@ class Segment:
     n_steps: int = 0
     n_events: int = 0
     step_batch_size: Any = None  # the last global batch size a step line gives (after any ramp-up)
+    # tokens per sample between the last two steps that print consumed samples and tokens
+    # (Megatron-DeepSpeed's BLOOM lines): the sequence length a log gives no other way
+    step_seq_len: int | None = None
+    consumed: tuple[int, int] | None = None  # (samples, tokens) of the last such step
     seen: _Seen = field(default_factory=_Seen)
     last_step: int | None = None
     duplicates: int = 0
@@ -229,6 +233,7 @@ class Segmenter:
         cur.n_steps += 1
         if rec.values.get("global_batch_size") is not None:
             cur.step_batch_size = rec.values["global_batch_size"]
+        _consumed(cur, [(rec.values.get("consumed_samples"), rec.values.get("consumed_tokens"))])
         self.held.add(rec)
         cur.touch(rec.line_no)
 
@@ -268,6 +273,9 @@ class Segmenter:
             gbs = frame["global_batch_size"].drop_nulls()
             if len(gbs):
                 cur.step_batch_size = gbs[-1]
+        if "consumed_samples" in frame.columns and "consumed_tokens" in frame.columns:
+            both = frame.select("consumed_samples", "consumed_tokens").drop_nulls().tail(2)
+            _consumed(cur, both.rows())
         self.held.add(conform(frame, "steps", cur.index))
         cur.touch(lines.min())
         cur.touch(lines.max())
@@ -297,6 +305,30 @@ class Segmenter:
                     )
                 )
         return out, self.notes
+
+
+def _from_steps(seg: Segment, config: dict[str, Any], origin: dict[str, str]) -> None:
+    """The settings a segment's step lines give where its other lines do not: the last
+    global batch size, the tokens per sample."""
+    if "global_batch_size" not in config and seg.step_batch_size is not None:
+        config["global_batch_size"] = seg.step_batch_size
+        origin["global_batch_size"] = STEP_LINES
+    if "seq_len" not in config and seg.step_seq_len is not None:
+        config["seq_len"] = seg.step_seq_len
+        origin["seq_len"] = f"{STEP_LINES}: consumed tokens per consumed sample"
+
+
+def _consumed(cur: Segment, pairs: list[tuple[Any, Any]]) -> None:
+    """Note the (consumed samples, consumed tokens) of steps in order: the tokens per
+    sample between the last two is the segment's ``step_seq_len`` (where it is whole)."""
+    for samples, tokens in pairs:
+        if not isinstance(samples, int) or not isinstance(tokens, int):
+            continue
+        s0, t0 = cur.consumed or (0, 0)
+        cur.consumed = (samples, tokens)
+        ds, dt = samples - s0, tokens - t0
+        if ds > 0 and dt > 0 and dt % ds == 0:
+            cur.step_seq_len = dt // ds
 
 
 def segment(
@@ -351,13 +383,12 @@ def run_rows(
         run_ids[seg.index] = run_id
         config = dict(seg.config)
         origin = dict(seg.origin)
-        if "global_batch_size" not in config and seg.step_batch_size is not None:
-            config["global_batch_size"] = seg.step_batch_size
-            origin["global_batch_size"] = STEP_LINES
+        _from_steps(seg, config, origin)
         for where, values in layers:
             fill = getattr(values, "fill", False)  # settings.Fill: below the log's values
             for k, v in values.items():
-                if not (fill and k in seg.config):
+                # a Fill layer is below the log's values, those step lines give included
+                if not (fill and (k in seg.config or origin.get(k, "").startswith(STEP_LINES))):
                     config[k] = v
                     origin[k] = where
         found = (

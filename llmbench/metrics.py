@@ -205,6 +205,13 @@ class StepStats:
     logged: dict[str, float | None]
 
 
+def one_step(seconds: float) -> StepStats:
+    """The ``StepStats`` of a run timed once (``seconds``): what ``step_stats`` gives for
+    a single timed row, without a query."""
+    st = {"value": seconds, "n": 1, "p10": seconds, "p90": seconds, "cv": 0.0, "warmup": 0}
+    return StepStats(st, dict.fromkeys(LOGGED))
+
+
 CHUNK_ROWS = 2_000_000  # step rows read at once (runs are never split)
 
 
@@ -483,15 +490,15 @@ def run_metrics(
     hooks: Sequence[RunHook] = (),
 ) -> dict[str, Any]:
     """Every metric for one run (a dict; None where an input is missing).
-    ``steps``: the run's ``StepStats`` (``step_stats``), or its step rows;
+    ``steps``: the run's ``StepStats`` (``step_stats``), or its step rows (None: none);
     ``events``: the run's events that ``hooks`` read; each hook's values are
     written over the row's last (e.g. ``mlperf.metrics.HOOK``)."""
     config = json.loads(run.get("config") or "{}")
     out: dict[str, Any] = {k: run.get(k) for k in IDENTITY}
     sh, notes = run_shape(run, config, models)
     out["seq_len"] = sh.s
-    if not isinstance(steps, StepStats):
-        steps = step_stats(rows_frame(steps or [], "r"), warmup, stat).get("r")
+    if steps is not None and not isinstance(steps, StepStats):  # None: no steps
+        steps = step_stats(rows_frame(steps, "r"), warmup, stat).get("r") if steps else None
     st = steps.st if steps else {"value": None, "n": 0, "warmup": 0}
     logged = steps.logged if steps else dict.fromkeys(LOGGED)
     summary = _num(config.get("summary_step_time_s"))

@@ -42,7 +42,7 @@ def _same_store(paths, tmp_path, settings=None) -> dict[str, list]:
 def test_dask_ingest_equals_local_on_the_fixtures(tmp_path):
     settings = Settings.build(settings_file=str(FIXTURES / "settings.toml"))
     stored = _same_store([str(FIXTURES)], tmp_path, settings)
-    assert len(stored["runs"]) == 53 and len(stored["steps"]) == 337
+    assert len(stored["runs"]) == 54 and len(stored["steps"]) == 343
 
 
 @pytest.mark.corpus

@@ -463,3 +463,36 @@ def test_real_gpt3_result_files_log_tokens_per_second(corpus, tmp_path):
     # the callback's throughput: consumed tokens over the training time, as logged
     assert table["tokens_per_s_logged"] == 208833.72386428475
     assert logs.steps["samples_per_s"].isna().all()
+
+
+def test_scoring_reads_the_steps_of_every_file_in_one_query(tmp_path, monkeypatch):
+    """Scoring queries the stored steps a fixed number of times, however many result
+    files (each file's own queries made 1,800 results take 12.7 s instead of 1.5 s)."""
+    import polars as pl
+
+    from llmbench.ingest import ingest
+
+    calls = []
+    real = pl.LazyFrame.collect
+    monkeypatch.setattr(
+        pl.LazyFrame, "collect", lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
+    )
+
+    def queries(n_folders: int) -> tuple[int, list]:
+        root = tmp_path / f"t{n_folders}"
+        t0 = 1727700000000
+        for k in range(n_folders):
+            runs = [_result(t0 + 1000 * k, 100.0 + k + i) for i in range(5)]  # unique bytes
+            _tree(root, runs, name=f"acme_n{k}")
+        db = str(root / "s.db")
+        ingest([str(root)], db, workers=1)
+        calls.clear()
+        rows = summarize_submissions(db)
+        return len(calls), rows
+
+    few, rows = queries(1)
+    many, more = queries(6)
+    assert few == many <= 10, (few, many)
+    # the olympic mean of 100+k .. 104+k minutes: 102+k
+    assert [r["score_min"] for r in more] == [102.0 + k for k in range(6)]
+    assert all(r["step_time_s"] == 20.0 for r in more)  # the steps were read, each file's own

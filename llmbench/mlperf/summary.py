@@ -7,10 +7,10 @@ import json
 import os
 from typing import Any
 
-from ..columns import FLAGS
+from ..columns import FLAGS, TABLES
 from ..errors import NoDataError
 from ..formats import records
-from ..metrics import run_metrics
+from ..metrics import STEP_INPUTS, one_step, run_metrics, step_stats
 from ..specs import find_accelerator
 from ..store import Store
 from .metrics import tracked_throughputs
@@ -78,21 +78,32 @@ def _summaries(db: str | None, paths) -> list[dict]:
         sources = sorted({p for rows in folders.values() for p, _, _ in rows})
         runs = records(store.runs(sources=sources))
         ids = [r["run_id"] for r in runs]
-        steps = records(store.read("steps", ids))
+        stats = _file_stats(store, runs)
         events = records(store.read("events", ids, keys=["tracked_stats", "eval_accuracy"]))
     by_source: dict[str, list[dict]] = {}
     for r in runs:
         by_source.setdefault(r["source"], []).append(r)
-    by_run: dict[str, tuple[list, list]] = {i: ([], []) for i in ids}
-    for s in steps:
-        by_run[s["run_id"]][0].append(s)
+    by_run: dict[str, list] = {i: [] for i in ids}
     for e in events:
-        by_run[e["run_id"]][1].append(e)
+        by_run[e["run_id"]].append(e)
     out = [
-        _folder(folder, rows, by_source, by_run)
+        _folder(folder, rows, by_source, (by_run, stats))
         for folder, rows in sorted(folders.items(), key=lambda kv: _sort_key(kv[0]))
     ]
     return out
+
+
+def _file_stats(store: Store, runs: list[dict]) -> dict[str, Any]:
+    """``StepStats`` per result file (its segments' steps together), in one pass over
+    the stored step columns: one query for every file, not a few per run."""
+    import polars as pl
+
+    if not runs:
+        return {}
+    names = set(TABLES["steps"])
+    lf = store.scan("steps", [r["run_id"] for r in runs], [c for c in STEP_INPUTS if c in names])
+    source = {r["run_id"]: r["source"] for r in runs}
+    return step_stats(lf.with_columns(pl.col("run_id").replace_strict(source)))
 
 
 def _sort_key(folder: str) -> tuple:
@@ -117,7 +128,7 @@ def _merged(rows: list[dict]) -> tuple[dict, dict]:
     return run, config
 
 
-def _folder(folder: str, files: list, by_source: dict, by_run: dict) -> dict[str, Any]:
+def _folder(folder: str, files: list, by_source: dict, by_run: tuple) -> dict[str, Any]:
     """One benchmark folder's summary row (its runs listed under ``runs``)."""
     loc = locate(os.path.join(folder, "result_0.txt"))
     assert loc is not None
@@ -196,11 +207,9 @@ def _folder_runs(files: list, by_source: dict, by_run: dict):
         res = run_result(path, run, config)
         results.append(res)
         if res.counted:
-            steps, events = ([], [])
-            for r in rows:
-                steps += by_run[r["run_id"]][0]
-                events += by_run[r["run_id"]][1]
-            metrics.append(_run_throughput(run, steps, events, config, run_metrics))
+            events_of, stats = by_run
+            events = [e for r in rows for e in events_of[r["run_id"]]]
+            metrics.append(_run_throughput(run, stats.get(path), events, config, run_metrics))
     return results, metrics, first, first_config
 
 
@@ -237,8 +246,8 @@ def _eval_rate(events: list[dict]) -> float | None:
 
 def _run_throughput(run, steps, events, config, run_metrics) -> dict[str, Any]:
     """Step time, samples/s, tokens/s, TFLOPs and MFU of one run: from its logged step
-    times, else its logged ``throughput``, else its progress between evaluations
-    (which includes the evaluations' time)."""
+    times (``steps``: its ``StepStats``, None without), else its logged ``throughput``,
+    else its progress between evaluations (which includes the evaluations' time)."""
     m = run_metrics(run, steps, events)
     if m.get("step_time_s") is not None:
         m["from"] = "logged step times"
@@ -254,7 +263,7 @@ def _run_throughput(run, steps, events, config, run_metrics) -> dict[str, Any]:
     ):
         if rate:
             sps = rate / s if unit == "tokens_per_s" else rate
-            m = run_metrics(run, [{"step": 1, "step_time_s": B / sps}], events)
+            m = run_metrics(run, one_step(B / sps), events)
             m["from"] = f"{src}: step time = global batch / samples per s"
             return m
     return m
