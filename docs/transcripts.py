@@ -1,6 +1,8 @@
-"""Remake README.md's terminal transcripts from real runs: the quick start's (on the
-fixtures) and, where ../shared/corpus is present, the MLPerf one. tests/test_readme.py
-checks the quick start's is what the command prints. Run by hand from the project root:
+"""Remake README.md's generated parts: the terminal transcripts from real runs (the quick
+start's, on the fixtures, and, where ../shared/corpus is present, the MLPerf one) and the
+"Metrics" table from the metric specs (``llmbench.metric_specs.readme_table``).
+tests/test_readme.py checks the quick start's is what the command prints and the table is
+the specs'. Run by hand from the project root:
 
     python docs/transcripts.py
 """
@@ -44,8 +46,21 @@ def replace_block(readme: str, command: str, text: str) -> str:
     return readme[:start] + text + readme[end:]
 
 
+#: README's generated "Metrics" table runs from its header to the next section
+METRICS_TABLE = ("| metric | definition | units |", "\n### FLOPs conventions")
+
+
+def replace_metrics(readme: str) -> str:
+    """README with its "Metrics" table (and flags) as the metric specs give them."""
+    from llmbench.metric_specs import readme_table
+
+    start = readme.index(METRICS_TABLE[0])
+    end = readme.index(METRICS_TABLE[1], start)
+    return readme[:start] + readme_table() + readme[end:]
+
+
 def main() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = replace_metrics((ROOT / "README.md").read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(tmp)
         shutil.copytree(ROOT / "fixtures", where / "fixtures")

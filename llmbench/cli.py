@@ -24,7 +24,7 @@ import click
 from . import __version__
 from .columns import RUN_COLUMNS, natural_key
 from .errors import WARNING_KINDS, LLMBenchError, UsageError, storage_error
-from .formats import FORMATS
+from .formats import FORMATS, relative
 from .plots import KINDS, VALUE_LABELS  # names only: matplotlib loads when a figure is drawn
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -122,16 +122,6 @@ def settings_options(f):
         "kept as free-form settings.",
     )(f)
     return f
-
-
-def _rel(path: str) -> str:
-    if path.startswith("<"):
-        return path
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
 
 
 @click.group(cls=LLMBenchGroup, context_settings=CONTEXT_SETTINGS)
@@ -578,7 +568,8 @@ def report(
       llmbench report --stat last --formula dgxc
       llmbench report 'fp8/*' --format markdown --columns num_gpus,step_time_s,mfu
     """
-    from .report import arrange, for_screen, summarize_store
+    from .metrics import MetricOptions
+    from .report import arrange, explanation, for_screen, summarize_store
     from .views import show_frame
 
     if plot:
@@ -586,23 +577,15 @@ def report(
 
         check_path(plot)
     overrides = report_overrides(set_items, model_config)  # typos, a bad file: exit 2
+    options = MetricOptions(formula, warmup, stat, tokens, models)
     with _notes(), _working("report"), _empty_page(html_path):
-        table, runs = summarize_store(
-            db,
-            select,
-            formula=formula,
-            warmup=warmup,
-            stat=stat,
-            tokens=tokens,
-            models=models,
-            overrides=overrides,
-        )
+        table, runs = summarize_store(db, select, options, overrides=overrides)
     if plot:
         _draw("scaling", plot, table=table, group_by=group_by)
     if html_path:
-        _write_html(html_path, db, select, table, runs, formula, warmup, stat, models, group_by)
+        _write_html(html_path, db, select, table, runs, options, group_by)
     if explain:
-        _explain(table, runs, models, formula)
+        click.echo(explanation(table, runs, options), nl=False)
         return
     summary = int((table["stat"] == "summary").sum()) if "stat" in table.columns else 0
     table = arrange(table, None, sort_by=sort_by, group_by=group_by)
@@ -760,19 +743,10 @@ def plot(kind, select, output, db, formula, warmup, stat, tokens, group_by, valu
       llmbench plot scaling -o scaling.png --stat last --formula dgxc
       llmbench plot topology 'topology-*' --value hw_tflops_per_gpu -o topo.svg
     """
-    _draw(
-        kind,
-        output,
-        db=db,
-        select=select,
-        group_by=group_by,
-        value=value,
-        formula=formula,
-        warmup=warmup,
-        stat=stat,
-        tokens=tokens,
-        models=models,
-    )
+    from .metrics import MetricOptions
+
+    options = MetricOptions(formula, warmup, stat, tokens, models)
+    _draw(kind, output, db=db, select=select, group_by=group_by, value=value, options=options)
 
 
 @cli.command()
@@ -936,7 +910,7 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose, html_path, column
     for r in rows:
         for run in r["runs"]:
             if not run["counted"]:
-                click.echo(f"dropped: {_rel(run['path'])}: {run['reason']}", err=True)
+                click.echo(f"dropped: {relative(run['path'])}: {run['reason']}", err=True)
     if plot:
         with _notes(), _working("MLPerf figure"):  # folders left out: a note line each
             save_figure(rows, plot, list(benchmarks) or None)
@@ -983,7 +957,9 @@ def list_warnings(targets, db, kinds, fmt) -> None:
     with Store(db, create=False) as store:
         found = store.warnings(targets)
     cols = ["file", "line", "kind", "message"]
-    rows = [[_rel(p), w.line, w.kind, w.message] for p, w in found if not kinds or w.kind in kinds]
+    rows = [
+        [relative(p), w.line, w.kind, w.message] for p, w in found if not kinds or w.kind in kinds
+    ]
     if fmt != "table":
         click.echo(rows_text(cols, rows, [False, True, False, False], fmt), nl=False)
         return
@@ -1019,7 +995,7 @@ def forget(targets, db) -> None:
     with Store(db, create=False) as store:
         for target in targets:
             for path in store.forget(target):
-                click.echo(f"forgot {_rel(path)}")
+                click.echo(f"forgot {relative(path)}")
 
 
 @cli.command()
@@ -1047,10 +1023,10 @@ def check(db, repair) -> None:
             again = store.repair()
             for path in again:
                 click.echo(
-                    f"repaired: {_rel(path)}: its rows were removed; ingest it again", err=True
+                    f"repaired: {relative(path)}: its rows were removed; ingest it again", err=True
                 )
             if again:
-                names = " ".join(_rel(p) for p in again)
+                names = " ".join(relative(p) for p in again)
                 click.echo(
                     f"  hint: llmbench ingest {names} (with the options used before)", err=True
                 )
@@ -1085,27 +1061,7 @@ def _empty_page(path: str | None):
         raise
 
 
-def _explain(table, runs: list[dict], models, formula) -> None:
-    """``report --explain``: each run's inputs with where they came from, then how
-    its figures were derived from them."""
-    from .derivation import EXPLAINED, derivations
-    from .formats import cell, records
-    from .metrics import explain
-
-    rows = {r["run_id"]: r for r in records(table)}
-    for run in runs:
-        click.echo(f"{run['run_id']}  {_rel(run['source'])}")
-        found = explain(run, models, formula)
-        for key, value, origin in found:
-            click.echo(f"  {key:<22} {cell(value):<24} {origin}")  # 8, not 8.0
-        origins = {k: str(o) for k, _, o in found}
-        told = derivations(rows.get(run["run_id"], {}), origins, run=run)
-        for key in EXPLAINED:
-            if key in told:
-                click.echo(f"  {told[key]}")
-
-
-def _write_html(path, db, select, table, runs, formula, warmup, stat, models, group_by) -> None:
+def _write_html(path, db, select, table, runs, options, group_by) -> None:
     """``report --html``: the page of the report's table, written whole or not at all."""
     from .page import html_report
     from .plots import use_agg
@@ -1113,49 +1069,29 @@ def _write_html(path, db, select, table, runs, formula, warmup, stat, models, gr
     use_agg()
     with _working("html report"):
         page = html_report(
-            db, select, table=table, runs=runs, formula=formula, warmup=warmup, stat=stat,
-            models=models, group_by=group_by, command=_command(),
+            db, select, table=table, runs=runs, options=options, group_by=group_by,
+            command=_command(),
         )  # fmt: skip
     _write_page(path, page)
 
 
 def _compare_page(path: str, comp, threshold: float) -> None:
     """``compare --html``: the pairs, what differs, and the figure."""
-    from . import comparison, plots
-    from .page import svg_of, table_page
+    from .page import compare_page
+    from .plots import use_agg
 
-    def draw(svg: str) -> None:
-        fig = plots.plot_comparison(comp.pairs, comp.times, threshold)
-        plots.save(fig, svg)
-        plots.close(fig)
-
-    plots.use_agg()
-    shown = comp.pairs.drop(columns=["baseline_runs", "candidate_runs"])
-    page = table_page(
-        "llmbench compare: pairs", shown, command=_command(), noun="pair(s) x metric(s)",
-        lines=comparison.notes(comp), figures=[("compare", "Step times and changes", svg_of(draw))],
-    )  # fmt: skip
-    _write_page(path, page)
+    use_agg()
+    _write_page(path, compare_page(comp, threshold, _command()))
 
 
 def _mlperf_page(path: str, rows: list[dict], benchmarks) -> None:
     """``mlperf --html``: the scores per benchmark folder, and the figure."""
-    from .mlperf import save_figure, submissions_table
-    from .page import svg_of, table_page
-    from .views import VIEWS, columns_for
+    from .page import mlperf_page
+    from .plots import use_agg
 
-    figures = []
-    if rows:
-        with _notes():  # folders left out of the figure: a note line each
-            figures.append(
-                ("mlperf", "Time to train", svg_of(lambda p: save_figure(rows, p, benchmarks)))
-            )
-    table = submissions_table(rows, None)
-    table = table[columns_for(list(table.columns), VIEWS["mlperf"], "markdown")]
-    page = table_page(
-        "llmbench mlperf: scores", table, command=_command(),
-        noun="benchmark folder(s)", figures=figures, empty="No MLPerf results were found.",
-    )  # fmt: skip
+    use_agg()
+    with _notes():  # folders left out of the figure: a note line each
+        page = mlperf_page(rows, benchmarks, _command())
     _write_page(path, page)
 
 

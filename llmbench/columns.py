@@ -140,58 +140,6 @@ def polars_schema(columns: dict[str, str]) -> dict:
     return {name: kinds[sql.split()[0]] for name, sql in columns.items()}
 
 
-# The report's columns (``llmbench report``, ``llmbench.summarize``, ``metrics.run_metrics``)
-# beyond the run's own (``RUN_COLUMNS``): name -> (unit, meaning). README's "Metrics"
-# defines each; tests/test_metrics.py checks that run_metrics gives exactly these.
-METRIC_COLUMNS: dict[str, tuple[str, str]] = {
-    "step_time_s": ("s", "steady-state step time (--stat over the steps after the warm-up)"),
-    "stat": (
-        "",
-        "the statistic of step_time_s: median, mean, last, min or p90; 'summary' when the log "
-        "times no step and its train summary's mean is used",
-    ),
-    "warmup_steps": ("steps", "steps left out as warm-up"),
-    "n_steady": ("steps", "steps the statistic is taken over"),
-    "n_faulty": (
-        "steps",
-        "timed log lines left out of the statistic: iterations skipped (fp16 loss-scale "
-        "search) or NaN in their interval",
-    ),
-    "step_time_p10_s": ("s", "10th percentile of the steady step times"),
-    "step_time_p90_s": ("s", "90th percentile of the steady step times"),
-    "step_time_cv": ("", "coefficient of variation of the steady step times"),
-    "tokens_per_step": ("tokens", "global batch x sequence length"),
-    "tokens_per_s": ("1/s", "tokens per second"),
-    "tokens_per_s_per_gpu": ("1/s", "tokens per second per GPU"),
-    "samples_per_s": ("1/s", "sequences per second"),
-    "days_per_1t_tokens": ("days", "days to train on 10^12 tokens"),
-    "tokens": ("tokens", "--tokens, when given"),
-    "iterations_for_tokens": ("steps", "steps to train on --tokens"),
-    "time_for_tokens_s": ("s", "time to train on --tokens"),
-    "params": ("parameters", "the model's parameter count"),
-    "formula": ("", "the model-FLOPs formula (--formula)"),
-    "model_flops_per_step": ("FLOP", "model FLOPs of one step"),
-    "tflops_per_gpu": ("TFLOP/s", "model FLOPs per second per GPU"),
-    "hw_tflops_per_gpu": ("TFLOP/s", "executed FLOPs (recompute counted) per second per GPU"),
-    "peak_tflops": ("TFLOP/s", "the accelerator's dense peak for the run's dtype"),
-    "mfu": ("fraction", "model FLOPs utilisation: tflops_per_gpu / peak_tflops"),
-    "hfu": ("fraction", "hardware FLOPs utilisation: hw_tflops_per_gpu / peak_tflops"),
-    "aggregate_pflops": ("PFLOP/s", "tflops_per_gpu x GPUs / 1000"),
-    "model_state_bytes_per_gpu": ("bytes", "weights, gradients and optimizer state per GPU"),
-    "comm_dp_bytes_per_gpu": ("bytes", "data-parallel gradient all-reduce per GPU per step"),
-    "comm_tp_bytes_per_gpu": ("bytes", "tensor-parallel all-reduces per GPU per step"),
-    "comm_pp_bytes_per_gpu": ("bytes", "pipeline point-to-point per GPU per step"),
-    "tflops_per_gpu_logged": ("TFLOP/s", "TFLOPs per GPU as the log printed them"),
-    "tokens_per_s_logged": ("1/s", "tokens per second as the log printed them"),
-    "mfu_logged": ("fraction", "MFU as the log printed it"),
-    "tflops_logged_formula": ("", "the formula that reproduces the logged TFLOPs"),
-    "logged_disagrees": ("", "logged TFLOPs differ from tflops_per_gpu by over 2 %"),
-    "time_to_train_min": ("min", "MLPerf time to train: run_stop - run_start"),
-    "round": ("", "the MLPerf Training round of a result file (scaling never joins two)"),
-    "missing": ("", "what to --set for the metrics left empty"),
-    "flags": ("", "what is impossible or doubtful in this row's numbers"),
-}
-
 #: the ``flags`` a report row can carry, and what each means: never an impossible
 #: number shown plainly
 FLAGS = {
@@ -338,7 +286,7 @@ STEADY_CUT = ("step_time_s", "global_batch_size", *FAULTS)
 STEP_LINES = "log (step lines)"
 
 #: the columns of ``compare``'s pairs and ``mlperf``'s scores: (unit, meaning), as
-#: ``METRIC_COLUMNS`` (their pages' headers and hover texts)
+#: ``metric_specs.METRIC_COLUMNS`` (their pages' headers and hover texts)
 TABLE_COLUMNS: dict[str, tuple[str, str]] = {
     "key": ("", "the values the pair was matched on (--match)"),
     "metric": ("", "the metric compared"),

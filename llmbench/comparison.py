@@ -24,6 +24,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from typing import Any
 
@@ -32,21 +33,15 @@ from .errors import InputError, UsageError
 from .formats import rows_text
 from .ingest import read_logs
 from .logs import Logs
+from .metric_specs import COMPARABLE
 from .metrics import DEFAULT_FORMULA, normal_timed, run_warmup
 from .plots import tokens_consumed
 from .report import load_selection, summarize
 
-#: metric -> +1 when higher is better, -1 when lower is
-METRICS: dict[str, int] = {
-    "tokens_per_s_per_gpu": 1,
-    "step_time_s": -1,
-    "tflops_per_gpu": 1,
-    "mfu": 1,
-    "tokens_per_s": 1,
-    # convergence: the training loss where both runs have consumed the same tokens
-    # (the most both reached; linear between logged steps); a point estimate
-    "loss_at_tokens": -1,
-}
+#: metric -> +1 when higher is better, -1 when lower is (``metric_specs.COMPARABLE``;
+#: ``loss_at_tokens``: the training loss where both runs consumed the same tokens, the
+#: most both reached, linear between logged steps: a point estimate)
+METRICS: dict[str, int] = COMPARABLE
 DEFAULT_MATCH = ("model", "num_gpus")
 RESAMPLES = 2000
 
@@ -307,25 +302,38 @@ def _interval(base: list, cand: list, confidence: float, seed: int):
     return float(res.confidence_interval.low), float(res.confidence_interval.high), how
 
 
+class Verdict(StrEnum):
+    """What a pair's change says: ``faster``/``slower``/``same`` for a speed,
+    ``better``/``worse`` for the loss, ``n/a`` where a side lacks the metric."""
+
+    FASTER = "faster"
+    SLOWER = "slower"
+    SAME = "same"
+    BETTER = "better"
+    WORSE = "worse"
+    NA = "n/a"
+
+    @property
+    def regression(self) -> bool:
+        return self in (Verdict.SLOWER, Verdict.WORSE)
+
+
 def verdict(
     ratio: float, low: float | None, high: float | None, sign: int, threshold: float
-) -> str:
+) -> Verdict:
     """``faster``/``slower``/``same`` for a candidate/baseline ``ratio`` of a metric
     whose good direction is ``sign``: the change must pass ``threshold`` and, with an
     interval, the interval must exclude no change."""
     gain = ratio if sign > 0 else 1 / ratio
+    up = down = True  # without an interval, the point estimate decides
     if low is not None and high is not None:
         lo, hi = (low, high) if sign > 0 else (1 / high, 1 / low)
-        if gain > 1 + threshold and lo > 1:
-            return "faster"
-        if gain < 1 - threshold and hi < 1:
-            return "slower"
-        return "same"
-    if gain > 1 + threshold:
-        return "faster"
-    if gain < 1 - threshold:
-        return "slower"
-    return "same"
+        up, down = lo > 1, hi < 1
+    if gain > 1 + threshold and up:
+        return Verdict.FASTER
+    if gain < 1 - threshold and down:
+        return Verdict.SLOWER
+    return Verdict.SAME
 
 
 def settings_diff(base: dict, cand: dict) -> list[tuple[str, Any, Any]]:
@@ -346,12 +354,37 @@ def _nan(v: Any) -> bool:
 
 
 @dataclass
-class Comparison:
-    """``pairs``: a DataFrame, one row per matched key and metric; ``unmatched``:
-    (side, key, run ids) that found no partner; ``diffs``: per key, the settings
-    that differ between the first runs of each side."""
+class Pair:
+    """One matched key and metric of a comparison: each side's value, the candidate /
+    baseline ``ratio`` with its interval (None: a point estimate), the ``verdict``, how
+    it was made (``method``) and the runs of each side (ids, comma-separated)."""
 
-    pairs: Any
+    key: str
+    metric: str
+    baseline: float | None
+    candidate: float | None
+    ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+    verdict: Verdict
+    point: bool
+    method: str
+    baseline_runs: str
+    candidate_runs: str
+
+    @property
+    def shown(self) -> str:
+        """The verdict as printed: ``faster``, ``slower (point)``, ``n/a``."""
+        return self.verdict.value + (" (point)" if self.point else "")
+
+
+@dataclass
+class Comparison:
+    """``items``: one ``Pair`` per matched key and metric (``pairs``: them as a
+    DataFrame); ``unmatched``: (side, key, run ids) that found no partner; ``diffs``:
+    per key, the settings that differ between the first runs of each side."""
+
+    items: list[Pair]
     unmatched: list[tuple[str, tuple, list[str]]]
     diffs: dict[tuple, list[tuple[str, Any, Any]]]
     match: tuple[str, ...]
@@ -359,55 +392,65 @@ class Comparison:
     warmups: dict[str, tuple] = field(default_factory=dict)  # pair -> warm-up steps unequal
     formulas: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # conventions of each side
 
+    @property
+    def pairs(self):
+        """The pairs as a DataFrame (``PAIR_COLUMNS``; ``verdict`` as printed)."""
+        import pandas as pd
+
+        rows = [[getattr(p, c) for c in PAIR_COLUMNS] for p in self.items]
+        frame = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+        frame["verdict"] = [p.shown for p in self.items]
+        return frame
+
     def regressed(self) -> bool:
         """Whether any verdict is ``slower`` (or, for the loss, ``worse``), from an
         interval or a point estimate."""
-        if not len(self.pairs):
-            return False
-        return bool(self.pairs["verdict"].str.startswith(("slower", "worse")).any())
+        return any(p.verdict.regression for p in self.items)
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """How two sides are compared: the columns that pair runs (``match``), the
+    ``metrics`` (None: ``AUTO_METRICS``' first that every pair has), the smallest
+    change called a verdict (``threshold``, a fraction), the interval's ``confidence``
+    and the bootstrap's ``seed``. Checked when made: UsageError names a bad one."""
+
+    match: tuple[str, ...] = DEFAULT_MATCH
+    metrics: tuple[str, ...] | None = None
+    threshold: float = 0.02
+    confidence: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for m in self.metrics or ():
+            if m not in METRICS:
+                raise UsageError(f"unknown metric {m!r} (metrics: {', '.join(METRICS)})")
+        if not 0 < self.confidence < 1:
+            raise UsageError("--confidence must be between 0 and 1")
+        if self.threshold < 0:
+            raise UsageError("--threshold must be 0 or more")
 
 
 def compare_runs(
     baseline: Side | str | list[str],
     candidate: Side | str | list[str],
+    options: CompareOptions | None = None,
     *,
-    match: tuple[str, ...] = DEFAULT_MATCH,
-    metrics: tuple[str, ...] | None = None,
-    threshold: float = 0.02,
-    confidence: float = 0.95,
-    seed: int = 0,
     db: str | None = None,
     warmup: int | None = None,
     formula: str | None = None,
+    **given: Any,
 ) -> Comparison:
     """Compare ``candidate`` with ``baseline`` (Sides, what ``read_logs`` or ``summarize``
     return, or specs for ``load_side``, whose runs are counted in the FLOPs convention
     ``formula``): the ``Comparison`` (pairs, runs without a partner, settings that
-    differ, each side's conventions). ``metrics`` None: the first of ``AUTO_METRICS``
-    that every pair has on both sides (``tokens_per_s_per_gpu`` where the GPU count is
-    known)."""
-    import pandas as pd
-
-    for m in metrics or ():
-        if m not in METRICS:
-            raise UsageError(f"unknown metric {m!r} (metrics: {', '.join(METRICS)})")
-    if not 0 < confidence < 1:
-        raise UsageError("--confidence must be between 0 and 1")
-    if threshold < 0:
-        raise UsageError("--threshold must be 0 or more")
+    differ, each side's conventions). ``options`` (or its fields as keywords:
+    ``metrics=``, ``match=``, ...): ``CompareOptions``."""
+    opts = options or CompareOptions(**{k: tuple(v) if k in ("match", "metrics") and v else v
+                                        for k, v in given.items()})  # fmt: skip
     kw = {"db": db, "warmup": warmup, "formula": formula}
-    base, cand = (
-        side_of(s, label, **kw) for s, label in ((baseline, "baseline"), (candidate, "candidate"))
-    )
-    groups = {}
-    for label, side in (("baseline", base), ("candidate", cand)):
-        missing = [k for k in match if k not in side.table.columns]
-        if missing:
-            raise UsageError(f"{label} {side.name}: no column {', '.join(missing)} to match on")
-        by: dict[tuple, list[dict]] = {}
-        for r in side.table.to_dict("records"):
-            by.setdefault(_key(r, match), []).append(r)
-        groups[label] = by
+    base, cand = (side_of(x, label, **kw) for x, label in ((baseline, "baseline"), (candidate, "candidate")))  # fmt: skip
+    groups = {label: _grouped(side, label, opts.match) for label, side in (("baseline", base), ("candidate", cand))}  # fmt: skip
     keys = [k for k in groups["baseline"] if k in groups["candidate"]]
     unmatched = [
         (label, k, [r["run_id"] for r in rows])
@@ -415,31 +458,47 @@ def compare_runs(
         for k, rows in groups[label].items()
         if k not in groups[other]
     ]
-    if metrics is None:
-        metrics = (_common_metric(keys, groups),)
-    out, diffs, times, warmups = [], {}, {}, {}
+    metrics = opts.metrics or (_common_metric(keys, groups),)
+    formulas = (_formulas(base.table), _formulas(cand.table))
+    comp = Comparison([], unmatched, {}, tuple(opts.match), formulas=formulas)
     for k in keys:
-        b_rows, c_rows = groups["baseline"][k], groups["candidate"][k]
-        w = tuple(
-            sorted({int(r["warmup_steps"]) for r in rows if not _nan(r.get("warmup_steps"))})
-            for rows in (b_rows, c_rows)
-        )
-        if all(w) and w[0] != w[1]:
-            warmups[_name(match, k)] = tuple(",".join(map(str, x)) for x in w)
-        times[_name(match, k)] = tuple(
-            _concat([side.times.get(r["run_id"]) for r in rows])
-            for side, rows in ((base, b_rows), (cand, c_rows))
-        )
-        diffs[k] = settings_diff(
-            base.settings.get(b_rows[0]["run_id"], {}), cand.settings.get(c_rows[0]["run_id"], {})
-        )
-        for metric in metrics:
-            out.append(
-                _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, seed)
-            )
-    pairs = pd.DataFrame(out, columns=PAIR_COLUMNS)
-    formulas = tuple(_formulas(side.table) for side in (base, cand))
-    return Comparison(pairs, unmatched, diffs, tuple(match), times, warmups, formulas)
+        _compare_key(comp, k, (base, cand), (groups["baseline"][k], groups["candidate"][k]))
+        comp.items += [
+            _pair(k, m, (base, cand), (groups["baseline"][k], groups["candidate"][k]), opts)
+            for m in metrics
+        ]
+    return comp
+
+
+def _grouped(side: Side, label: str, match: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    """A side's runs by their pairing key; UsageError when it lacks a ``match`` column."""
+    missing = [k for k in match if k not in side.table.columns]
+    if missing:
+        raise UsageError(f"{label} {side.name}: no column {', '.join(missing)} to match on")
+    by: dict[tuple, list[dict]] = {}
+    for r in side.table.to_dict("records"):
+        by.setdefault(_key(r, match), []).append(r)
+    return by
+
+
+def _compare_key(comp: Comparison, k: tuple, sides: tuple[Side, Side], rows: tuple) -> None:
+    """What a comparison notes of one matched key beside its pairs: each side's steady
+    step times, warm-ups that differ, the settings that differ."""
+    name = _name(comp.match, k)
+    w = tuple(
+        sorted({int(r["warmup_steps"]) for r in side if not _nan(r.get("warmup_steps"))})
+        for side in rows
+    )
+    if all(w) and w[0] != w[1]:
+        comp.warmups[name] = tuple(",".join(map(str, x)) for x in w)
+    comp.times[name] = tuple(
+        _concat([side.times.get(r["run_id"]) for r in these])
+        for side, these in zip(sides, rows, strict=True)
+    )
+    first = (
+        side.settings.get(these[0]["run_id"], {}) for side, these in zip(sides, rows, strict=True)
+    )
+    comp.diffs[k] = settings_diff(*first)
 
 
 #: what ``compare`` compares when no metric is asked for: the first every pair has
@@ -518,43 +577,45 @@ PAIR_COLUMNS = [
 ]
 
 
-def _pair(k, match, metric, base, cand, b_rows, c_rows, threshold, confidence, seed) -> list:
-    """One row of ``PAIR_COLUMNS``: the metric on each side, the ratio, its interval
-    and the verdict (n/a, with the reason, where a side lacks the metric)."""
-    head = [_name(match, k), metric]
-    ids = [",".join(r["run_id"] for r in b_rows), ",".join(r["run_id"] for r in c_rows)]
+def _pair(
+    k: tuple, metric: str, sides: tuple[Side, Side], rows: tuple, opts: CompareOptions
+) -> Pair:
+    """The ``Pair`` of one key and metric: the metric on each side, the ratio, its
+    interval and the verdict (n/a, with the reason, where a side lacks the metric)."""
+    (base, cand), (b_rows, c_rows) = sides, rows
+    ids = (",".join(r["run_id"] for r in b_rows), ",".join(r["run_id"] for r in c_rows))
+    head = (_name(opts.match, k), metric)
     if metric == "loss_at_tokens":
-        return head + _loss_row(base, cand, b_rows, c_rows, threshold) + ids
+        return Pair(*head, *_loss_values(base, cand, b_rows, c_rows, opts.threshold), *ids)
     b_val, c_val = _point(b_rows, metric), _point(c_rows, metric)
     if b_val is None or c_val is None or b_val == 0:
         side = "baseline" if b_val is None or b_val == 0 else "candidate"
-        return head + [b_val, c_val, None, None, None, "n/a", f"no {metric} on the {side}"] + ids
+        why = f"no {metric} on the {side}"
+        return Pair(*head, b_val, c_val, None, None, None, Verdict.NA, False, why, *ids)
     ratio = c_val / b_val
     bs, cs = _samples(base, b_rows, metric), _samples(cand, c_rows, metric)
     low = high = None
+    how = "point estimate (a side has no steps to resample)"
     if all(x is not None for x in bs + cs):
-        low, high, how = _interval(bs, cs, confidence, seed)
+        low, high, how = _interval(bs, cs, opts.confidence, opts.seed)
         if low is not None:  # the values and ratio of the samples, as the interval is of them
             b_val, c_val = _medians(bs, cs)
             ratio = c_val / b_val
-    else:
-        how = "point estimate (a side has no steps to resample)"
-    v = verdict(ratio, low, high, METRICS[metric], threshold)
-    return (
-        head + [b_val, c_val, ratio, low, high, v if low is not None else v + " (point)", how] + ids
-    )
+    v = verdict(ratio, low, high, METRICS[metric], opts.threshold)
+    return Pair(*head, b_val, c_val, ratio, low, high, v, low is None, how, *ids)
 
 
-def _loss_row(base: Side, cand: Side, b_rows: list, c_rows: list, threshold: float) -> list:
-    """The loss columns of a pair: at the most tokens both sides consumed (a point
-    estimate; ``better``/``worse``)."""
+def _loss_values(base: Side, cand: Side, b_rows: list, c_rows: list, threshold: float) -> tuple:
+    """A loss pair's values (baseline, candidate, ratio, low, high, verdict, point,
+    method): at the most tokens both sides consumed, a point estimate (``better`` /
+    ``worse``)."""
     b_val, c_val, tokens = _loss_pair(base, cand, b_rows, c_rows)
     if b_val is None or c_val is None or not b_val:
-        return [b_val, c_val, None, None, None, "n/a", "no loss on a side"]
+        return (b_val, c_val, None, None, None, Verdict.NA, False, "no loss on a side")
     ratio = c_val / b_val
     v = verdict(ratio, None, None, METRICS["loss_at_tokens"], threshold)
-    v = {"faster": "better", "slower": "worse"}.get(v, v) + " (point)"  # convergence
-    return [b_val, c_val, ratio, None, None, v, f"at {tokens:.6g} tokens"]
+    v = {Verdict.FASTER: Verdict.BETTER, Verdict.SLOWER: Verdict.WORSE}.get(v, v)  # convergence
+    return (b_val, c_val, ratio, None, None, v, True, f"at {tokens:.6g} tokens")
 
 
 def _medians(bs: list, cs: list) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """How each metric of a report row was derived, told with the row's own numbers:
 what a reader of the HTML report sees when asking where a figure came from.
 
-The arithmetic metrics are a table of expressions over the row's other columns;
+The arithmetic metrics are their specs' expressions (``metric_specs``) over the row;
 each is checked against the row before it is shown, so a derivation printed is
 one that reproduces the value (when it does not, the metric's meaning is shown)."""
 
@@ -11,69 +11,36 @@ import json
 import math
 from typing import Any
 
-from .columns import FLAGS, METRIC_COLUMNS, STEP_LINES
-from .flops import CONVENTIONS, family
+from .columns import FLAGS, STEP_LINES
 from .formats import cell, plain
+from .metric_specs import BY_NAME, CONSTANTS, EXPLAINED, METRIC_COLUMNS, evaluate, number
 
-#: metric column: its expression over the row's other columns (products and
-#: quotients, left to right; constants as printed)
-EXPRESSIONS = {
-    "tokens_per_step": "global_batch_size × seq_len",
-    "tokens_per_s": "tokens_per_step / step_time_s",
-    "tokens_per_s_per_gpu": "tokens_per_s / num_gpus",
-    "samples_per_s": "global_batch_size / step_time_s",
-    "days_per_1t_tokens": "10^12 / tokens_per_s / 86400",
-    "tflops_per_gpu": "model_flops_per_step / step_time_s / num_gpus / 10^12",
-    "mfu": "tflops_per_gpu / peak_tflops",
-    "hfu": "hw_tflops_per_gpu / peak_tflops",
-    "aggregate_pflops": "tflops_per_gpu × num_gpus / 1000",
-    "iterations_for_tokens": "tokens / tokens_per_step",
-    "time_for_tokens_s": "tokens / tokens_per_s",
-    "num_gpus": "tp × pp × dp",  # when no setting or log line gives the count
-}
-#: the derivations ``report --explain`` prints after a run's inputs
-EXPLAINED = (
-    "step_time_s",
-    "tokens_per_step",
-    "tokens_per_s",
-    "tokens_per_s_per_gpu",
-    "model_flops_per_step",
-    "tflops_per_gpu",
-    "hw_tflops_per_gpu",
-    "mfu",
-    "hfu",
-)
-CONSTANTS = {"10^12": 1e12, "86400": 86400.0, "1000": 1000.0}
+__all__ = ["EXPLAINED", "arithmetic", "derivations", "empty", "step_time"]
+
+#: a report column that is an input, not a metric, and the expression that gives it
+#: when no setting or log line does
+INPUTS = {"num_gpus": "tp × pp × dp"}
 # how close an expression must come to the stored value (the value is rounded
 # only to drop binary noise)
 TOLERANCE = 1e-9
 
 
-def _value(row: dict[str, Any], name: str) -> float | None:
-    if name in CONSTANTS:
-        return CONSTANTS[name]
-    v = plain(row.get(name))
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+def _expression(column: str) -> str | None:
+    spec = BY_NAME.get(column)
+    return spec.expression if spec else INPUTS.get(column)
 
 
 def arithmetic(row: dict[str, Any], column: str) -> str | None:
-    """``column = expression = numbers = value`` for an ``EXPRESSIONS`` metric of
-    ``row``, or None when an input is missing or the numbers do not give the value."""
-    expr, value = EXPRESSIONS.get(column), _value(row, column)
+    """``column = expression = numbers = value`` for a metric an expression computes
+    (``metric_specs``), or None when an input is missing or the numbers do not give
+    the value."""
+    expr, value = _expression(column), number(row.get(column))
     if expr is None or value is None:
         return None
+    got = evaluate(expr, row)
+    if got is None or not math.isclose(got, value, rel_tol=TOLERANCE):
+        return None
     tokens = expr.split()
-    names = tokens[::2]
-    values = [_value(row, n) for n in names]
-    if None in values or any(not math.isfinite(v) for v in values):
-        return None
-    got = values[0]
-    for op, v in zip(tokens[1::2], values[1:], strict=True):
-        if op == "/" and v == 0:
-            return None
-        got = got * v if op == "×" else got / v
-    if not math.isclose(got, value, rel_tol=TOLERANCE):
-        return None
     shown = " ".join(
         t if k % 2 or t in CONSTANTS else _shown(row.get(t)) for k, t in enumerate(tokens)
     )
@@ -110,69 +77,12 @@ def step_time(row: dict[str, Any], steady: dict[str, Any] | None, prov: dict | N
     return text
 
 
-LORA = (
-    " × 2/3 (LoRA: the base weights are frozen, so a step is their forward and input "
-    "gradients, 4 of the 6 FLOPs per parameter and token; the attention scores are scaled alike)"
-)
-
-
-def _flops(row: dict[str, Any], config: dict) -> str:
-    formula = row.get("formula")
-    conv = CONVENTIONS.get(formula)
-    model = f"model {row['model']}" if row.get("model") else "the shape the run's inputs give"
-    return (
-        f"formula {formula} ({conv.formula if conv else 'a third-party formula'}) for "
-        f"{model}, B = global_batch_size {cell(row.get('global_batch_size'))}, "
-        f"s = seq_len {cell(row.get('seq_len'))}" + (f"; then{LORA}" if config.get("lora") else "")
-    )
-
-
-def _hardware(row: dict[str, Any], config: dict) -> str:
-    base = family(row["formula"]) if row.get("formula") in CONVENTIONS else "megatron"
-    return (
-        f"hardware FLOPs per step (the {base} count, plus what recompute="
-        f"{cell(row.get('recompute'))} runs again: the forward for full, the attention "
-        "scores for selective"
-        + (f"; then{LORA}" if config.get("lora") else "")
-        + f") / step_time_s {cell(row.get('step_time_s'))} / num_gpus "
-        f"{cell(row.get('num_gpus'))} / 10^12"
-    )
-
-
-def _time_to_train(row: dict[str, Any], config: dict) -> str:
-    start, stop = config.get("run_start_ms"), config.get("run_stop_ms")
-    return f"(run_stop − run_start) / 60000 = ({cell(stop)} − {cell(start)}) ms / 60000"
-
-
-def _logged(row: dict[str, Any], config: dict) -> str:
-    return f"as the log printed it: the {row.get('stat')} over the steady steps' lines"
-
-
-# what each metric needs beyond the ``EXPRESSIONS`` inputs (to say why one is empty)
-NEEDS = {
-    "step_time_s": ("a timed step line",),
-    "model_flops_per_step": ("model", "global_batch_size", "seq_len"),
-    "hw_tflops_per_gpu": ("model_flops_per_step", "recompute", "step_time_s", "num_gpus"),
-    "peak_tflops": ("accelerator", "dtype"),
-    "params": ("model",),
-    "model_state_bytes_per_gpu": ("params",),
-    "comm_dp_bytes_per_gpu": ("params", "tp", "pp", "dp"),
-    "comm_tp_bytes_per_gpu": ("model", "global_batch_size", "seq_len", "tp", "pp", "dp"),
-    "comm_pp_bytes_per_gpu": ("model", "global_batch_size", "seq_len", "tp", "pp", "dp"),
-    "tflops_per_gpu_logged": ("a TFLOP/s figure in the log",),
-    "mfu_logged": ("an MFU figure in the log",),
-    "tokens_per_s_logged": ("a tokens/s figure in the log",),
-    "tflops_logged_formula": ("tflops_per_gpu_logged",),
-    "logged_disagrees": ("tflops_per_gpu_logged", "tflops_per_gpu"),
-    "time_to_train_min": ("an MLPerf result file of a successful run",),
-    "tokens": ("--tokens",),
-}
-
-
 def _needs(column: str) -> tuple[str, ...]:
-    if column in EXPRESSIONS:
-        return tuple(t for t in EXPRESSIONS[column].split()[::2] if t not in CONSTANTS)
-    return NEEDS.get(column, ())
+    spec = BY_NAME.get(column)
+    if spec is not None:
+        return spec.inputs
+    expr = INPUTS.get(column)
+    return tuple(t for t in expr.split()[::2] if t not in CONSTANTS) if expr else ()
 
 
 def _lacking(row: dict[str, Any], column: str, seen: frozenset = frozenset()) -> list[str]:
@@ -203,20 +113,6 @@ def _remedies(row: dict[str, Any], names: list[str]) -> str:
     ``names``, or "" when none does."""
     found = [m for m in str(row.get("missing") or "").split("; ") if any(x in m for x in names)]
     return f" ({'; '.join(found)})" if found else ""
-
-
-# metrics told in words, from the row and the run's settings (``config``)
-SPECIAL = {
-    "model_flops_per_step": _flops,
-    "hw_tflops_per_gpu": _hardware,
-    "time_to_train_min": _time_to_train,
-    "tflops_per_gpu_logged": _logged,
-    "mfu_logged": _logged,
-    "tokens_per_s_logged": lambda row, config: (
-        _logged(row, config)
-        + " (a per-GPU figure times num_gpus; MLPerf: the last tracked throughput)"
-    ),
-}
 
 
 def _empty(row: dict[str, Any], column: str, origins: dict[str, str]) -> str | None:
@@ -254,39 +150,58 @@ def derivations(
     gives them), or what it lacks (an empty metric). ``steady``: the steps and
     log lines of the run's steady state ({"steps": (a, b), "lines": (a, b)});
     ``run``: the run's stored row (its settings and their origins)."""
-    config = json.loads((run or {}).get("config") or "{}")
-    prov = json.loads((run or {}).get("provenance") or "{}")
+    seen = _Seen(row, origins, steady, run)
     out = {}
     for column in row:
-        value = plain(row.get(column))
-        origin = origins.get(column, "missing")
-        if column in ("missing", "stat"):
-            continue
+        if column not in ("missing", "stat"):
+            told = seen.tell(column)
+            if told:
+                out[column] = told
+    return out
+
+
+class _Seen:
+    """A report row and what it was made of, told a column at a time."""
+
+    def __init__(self, row, origins, steady, run) -> None:
+        self.row, self.origins, self.steady = row, origins, steady
+        self.config = json.loads((run or {}).get("config") or "{}")
+        self.prov = json.loads((run or {}).get("provenance") or "{}")
+
+    def tell(self, column: str) -> str | None:
+        """How ``column`` was derived, where it came from, or what it lacks."""
+        row, value = self.row, plain(self.row.get(column))
+        origin = self.origins.get(column, "missing")
         if column == "flags":
-            if value:
-                out[column] = "; ".join(f"{f}: {FLAGS.get(f, f)}" for f in str(value).split(","))
-        elif column == "global_batch_size" and origin == STEP_LINES and value is not None:
-            out[column] = (
+            return (
+                "; ".join(f"{f}: {FLAGS.get(f, f)}" for f in str(value).split(","))
+                if value
+                else None
+            )
+        if column == "global_batch_size" and origin == STEP_LINES and value is not None:
+            return (
                 "global_batch_size: the median the step lines print over the steady steps"
                 if row.get("n_steady")
                 else "global_batch_size: the last the step lines print (no steady step)"
             )
-        elif origin != "missing" and value is not None:
-            out[column] = f"{column}: {origin}"
-        elif column in ("run_id", "source"):
-            out[column] = f"{column}: {value}" + (
-                " (click the run for where each input came from)" if column == "run_id" else ""
-            )
-        elif value is None:
-            told = _empty(row, column, origins)
-            if told:
-                out[column] = told
-        elif column == "step_time_s":
-            out[column] = f"step_time_s = {step_time(row, steady, prov)} = {cell(value)} s"
-        elif column in SPECIAL:
-            out[column] = f"{column} = {SPECIAL[column](row, config)} = {_shown(value)}"
-        elif column in EXPRESSIONS and (told := arithmetic(row, column)):
-            out[column] = told
-        elif column in METRIC_COLUMNS:
-            out[column] = f"{column}: {METRIC_COLUMNS[column][1]}"
-    return out
+        if origin != "missing" and value is not None:
+            return f"{column}: {origin}"
+        if column in ("run_id", "source"):
+            more = " (click the run for where each input came from)" if column == "run_id" else ""
+            return f"{column}: {value}{more}"
+        if value is None:
+            return _empty(row, column, self.origins)
+        return self._metric(column, value)
+
+    def _metric(self, column: str, value: Any) -> str | None:
+        """A metric's derivation: the step time's cut, a spec's words, its arithmetic,
+        else its meaning."""
+        if column == "step_time_s":
+            return f"step_time_s = {step_time(self.row, self.steady, self.prov)} = {cell(value)} s"
+        spec = BY_NAME.get(column)
+        if spec and spec.told:
+            return f"{column} = {spec.told(self.row, self.config)} = {_shown(value)}"
+        told = arithmetic(self.row, column) if _expression(column) else None
+        if told:
+            return told
+        return f"{column}: {METRIC_COLUMNS[column][1]}" if column in METRIC_COLUMNS else None

@@ -244,3 +244,15 @@ def atomic_output(path: str, prefix: str = ".llmbench-", suffix: str = "") -> It
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def relative(path: str) -> str:
+    """``path`` as given from the working folder where it is under it, else as it is
+    (``<stdin>`` and other names in brackets too)."""
+    if path.startswith("<"):
+        return path
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if rel.startswith("..") else rel

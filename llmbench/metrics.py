@@ -14,17 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .columns import FAULTS, METRIC_COLUMNS, RUN_COLUMNS, SHAPE_KEYS, STEADY_CUT, STEP_LINES
+from .columns import FAULTS, RUN_COLUMNS, SHAPE_KEYS, STEADY_CUT, STEP_LINES
 from .errors import UsageError
 from .flops import CONVENTIONS, DEFAULT, family, hardware_flops, model_flops, terms, uncounted
 from .flops import check as check_convention
 from .formats import records
+from .metric_specs import COUNTS, METRIC_COLUMNS, TEXT, computed
 from .shapes import Shape, ShapeError, build, param_count
 from .specs import find_accelerator, find_model
 from .specs import models as catalog_models
 from .store import Store
 
-SECONDS_PER_DAY = 86400.0
 # LoRA fine-tuning (run setting lora=true): the base weights are frozen, so a step is
 # the forward pass and the input gradients (2 + 2 of the 6 FLOPs per parameter and
 # token); the adapters' own FLOPs are negligible (rank 16 on 70B: < 0.1 %).
@@ -442,7 +442,35 @@ def _int(v: Any) -> int | None:
     return int(f) if f is not None else None
 
 
-# the run's own columns a report row starts with (then columns.METRIC_COLUMNS)
+@dataclass(frozen=True)
+class MetricOptions:
+    """How a report's metrics are taken, one value from the command line or a notebook
+    down: ``formula`` (a FLOPs convention; None: each run's own), ``warmup`` (steps left
+    out; None: 10 % or 2), ``stat`` (the steady-state statistic), ``tokens`` (also the
+    time to train on them), ``models`` (model shapes beyond the catalog, a settings
+    file's ``[models.NAME]``). Checked when made: UsageError names a bad one."""
+
+    formula: str | None = None
+    warmup: int | None = None
+    stat: str = "median"
+    tokens: float | None = None
+    models: dict | None = None
+
+    def __post_init__(self) -> None:
+        _check_stat(self.stat)
+        if self.formula is not None:
+            check_formula(self.formula)
+        if self.warmup is not None and self.warmup < 0:
+            raise UsageError(f"--warmup {self.warmup}: the steps left out are 0 or more")
+
+
+def options_of(options: MetricOptions | None = None, **given: Any) -> MetricOptions:
+    """``options``, or one made of the keyword arguments a function was given."""
+    if options is not None:
+        return options
+    return MetricOptions(**{k: v for k, v in given.items() if v is not None})
+
+
 class RunHook(Protocol):
     """An extension's part of a run's metrics (``mlperf.metrics.HOOK``): it reads the
     ``events`` keys of runs read by ``parsers`` and returns the values to set."""
@@ -455,86 +483,117 @@ class RunHook(Protocol):
     ) -> dict[str, Any]: ...
 
 
+#: the run's own columns a report row starts with (then ``metric_specs.METRIC_COLUMNS``)
 IDENTITY = (
-    "run_id",
-    "source",
-    "parser",
-    "framework",
-    "model",
-    "num_gpus",
-    "global_batch_size",
-    "seq_len",
-    "dtype",
-    "accelerator",
-    "tp",
-    "pp",
-    "dp",
-    "micro_batch_size",
-    "recompute",
-    "zero_stage",
-    "status",
-    "n_steps",
+    *("run_id", "source", "parser", "framework", "model", "num_gpus", "global_batch_size"),
+    *("seq_len", "dtype", "accelerator", "tp", "pp", "dp", "micro_batch_size", "recompute"),
+    *("zero_stage", "status", "n_steps"),
 )
+#: the report's columns, in order
+REPORT_ORDER = (*IDENTITY, *METRIC_COLUMNS)
+#: columns a report row has only when asked for (``--tokens``)
+ON_REQUEST = frozenset({"tokens", "iterations_for_tokens", "time_for_tokens_s"})
+
+
+@dataclass
+class RunInputs:
+    """What a run's metrics are computed from, resolved: its stored ``run`` row and
+    ``config``, its model ``shape``, step-time statistics ``st`` and ``logged`` figures,
+    the global batch ``batch`` (sequences) and ``gpus`` it ran with, the FLOPs
+    ``formula``, and ``notes`` (what to set for the metrics left empty)."""
+
+    run: dict[str, Any]
+    config: dict[str, Any]
+    shape: Shape
+    st: dict[str, Any]
+    logged: dict[str, float | None]
+    batch: float | None
+    gpus: float | None
+    formula: str
+    notes: list[str]
+
+
+def resolve(
+    run: dict[str, Any], steps: Any, options: MetricOptions, out: dict[str, Any]
+) -> RunInputs:
+    """The ``RunInputs`` of a run (``steps``: its ``StepStats``, its step rows, or None);
+    the inputs it resolves itself (a batch from the step lines, GPUs = tp x pp x dp, the
+    sequence length of its shape) are written into the report row ``out``."""
+    config = json.loads(run.get("config") or "{}")
+    sh, notes = run_shape(run, config, options.models)
+    out["seq_len"] = sh.s
+    if steps is not None and not isinstance(steps, StepStats):  # None: no steps
+        rows = rows_frame(steps, "r") if steps else None
+        steps = step_stats(rows, options.warmup, options.stat).get("r") if steps else None
+    st = steps.st if steps else {"value": None, "n": 0, "warmup": 0}
+    logged = steps.logged if steps else dict.fromkeys(LOGGED)
+    summary = _num(config.get("summary_step_time_s"))
+    if st["value"] is None and summary is not None:  # no step timed: the log's own mean
+        st = {"value": summary, "n": 0, "warmup": 0}
+    B, n, more = batch_and_gpus(run, logged, out)
+    formula = options.formula or run_formula(config, run.get("framework"))
+    notes += more + _missing_inputs(st["value"], B, sh.s, n) + _missing_shape(sh)
+    notes += uncounted(formula, sh)[0] if sh.dense_ok else []
+    return RunInputs(run, config, sh, st, logged, B, n, formula, notes)
 
 
 def run_metrics(
     run: dict[str, Any],
     steps: list[dict[str, Any]] | StepStats | None,
     events: list[dict[str, Any]],
+    options: MetricOptions | None = None,
     *,
-    formula: str | None = None,
-    warmup: int | None = None,
-    stat: str = "median",
-    tokens: float | None = None,
-    models: dict | None = None,
     hooks: Sequence[RunHook] = (),
+    **given: Any,
 ) -> dict[str, Any]:
-    """Every metric for one run (a dict; None where an input is missing).
-    ``steps``: the run's ``StepStats`` (``step_stats``), or its step rows (None: none);
-    ``events``: the run's events that ``hooks`` read; each hook's values are
-    written over the row's last (e.g. ``mlperf.metrics.HOOK``)."""
-    config = json.loads(run.get("config") or "{}")
+    """Every metric for one run (a dict in ``REPORT_ORDER``; None where an input is
+    missing). ``steps``: the run's ``StepStats`` (``step_stats``), or its step rows
+    (None: none); ``events``: the run's events that ``hooks`` read; each hook's values
+    are written over the row's last (e.g. ``mlperf.metrics.HOOK``). ``options`` (or
+    its fields as keywords: ``formula=``, ``tokens=``, ...): ``MetricOptions``."""
+    options = options_of(options, **given)
     out: dict[str, Any] = {k: run.get(k) for k in IDENTITY}
-    sh, notes = run_shape(run, config, models)
-    out["seq_len"] = sh.s
-    if steps is not None and not isinstance(steps, StepStats):  # None: no steps
-        steps = step_stats(rows_frame(steps, "r"), warmup, stat).get("r") if steps else None
-    st = steps.st if steps else {"value": None, "n": 0, "warmup": 0}
-    logged = steps.logged if steps else dict.fromkeys(LOGGED)
-    summary = _num(config.get("summary_step_time_s"))
-    if st["value"] is None and summary is not None:  # no step timed: the log's own mean
-        st = {"value": summary, "n": 0, "warmup": 0}
-    t = st["value"]
-    out.update(step_time_stats(st, stat if st["n"] or t is None else "summary"))
-    B, n, more = batch_and_gpus(run, logged, out)
-    notes += more + _missing_inputs(t, B, sh.s, n)
-    out.update(throughput(B, sh.s, t, n, tokens))
-    out["params"] = param_count(sh)
-    formula = formula or run_formula(config, run.get("framework"))
-    out["formula"] = formula
-    notes += _missing_shape(sh) + (uncounted(formula, sh)[0] if sh.dense_ok else [])
-    flops, hw = step_flops(formula, sh, B, run.get("recompute"), bool(config.get("lora")))
-    out["model_flops_per_step"] = flops
-    out["tflops_per_gpu"] = per_gpu_tflops(flops, t, n)
-    if hw is None and sh.dense_ok and run.get("recompute") is None:
-        notes.append("set recompute=none|selective|full for hw_tflops_per_gpu/hfu")
-    out["hw_tflops_per_gpu"] = per_gpu_tflops(hw, t, n)
+    x = resolve(run, steps, options, out)
+    t, stat = x.st["value"], options.stat
+    out.update(step_time_stats(x.st, stat if x.st["n"] or t is None else "summary"))
+    out.update(_flops_and_state(x, out))
     peak, why = peak_of(run.get("accelerator"), run.get("dtype"))
-    notes += why
-    out.update(utilisation(out["tflops_per_gpu"], out["hw_tflops_per_gpu"], peak, n))
-    out["model_state_bytes_per_gpu"] = _model_state_bytes(out["params"], run, config)
-    out.update(comm_bytes_per_gpu(sh, out["params"], B, run))
-    out.update(logged_values(logged, n))
+    x.notes += why
+    values = {**out, "global_batch_size": x.batch, "num_gpus": x.gpus, "seq_len": x.shape.s}
+    values.update(peak_tflops=peak, tokens=options.tokens, step_time_s=t)
+    out.update(peak_tflops=peak, tokens=options.tokens, **computed(values))
+    out.update(logged_values(x.logged, x.gpus))
     out.update(
-        reconcile(logged["tflops_per_gpu_logged"], out["tflops_per_gpu"], sh, B, t, n, run, formula)
-    )
-    out["time_to_train_min"] = None
-    out["round"] = config.get("round")
-    out["missing"] = "; ".join(dict.fromkeys(notes + sh.assumed)) or None
+        reconcile(x.logged["tflops_per_gpu_logged"], out["tflops_per_gpu"], x.shape, x.batch, t,
+                  x.gpus, run, x.formula)
+    )  # fmt: skip
+    out.update(time_to_train_min=None, round=x.config.get("round"))
+    out["missing"] = "; ".join(dict.fromkeys(x.notes + x.shape.assumed)) or None
     for hook in hooks:  # what an extension knows of the run (MLPerf: time to train)
-        out.update(hook(run, config, events, out))
+        out.update(hook(run, x.config, events, out))
     out["flags"] = ",".join(sanity_flags(out, run)) or None
-    return out
+    keep = (k for k in REPORT_ORDER if k not in ON_REQUEST or options.tokens)
+    return {k: out.get(k) for k in keep}
+
+
+def _flops_and_state(x: RunInputs, out: dict[str, Any]) -> dict[str, Any]:
+    """The parameter count, the FLOPs of a step (model and executed), the model state
+    and communication per GPU of a run's inputs."""
+    recompute, lora = x.run.get("recompute"), bool(x.config.get("lora"))
+    flops, hw = step_flops(x.formula, x.shape, x.batch, recompute, lora)
+    if hw is None and x.shape.dense_ok and recompute is None:
+        x.notes.append("set recompute=none|selective|full for hw_tflops_per_gpu/hfu")
+    params = param_count(x.shape)
+    t, n = x.st["value"], x.gpus
+    return {
+        "params": params,
+        "formula": x.formula,
+        "model_flops_per_step": flops,
+        # executed FLOPs are no expression of the row's columns: computed here
+        "hw_tflops_per_gpu": per_gpu_tflops(hw, t, n),
+        "model_state_bytes_per_gpu": _model_state_bytes(params, x.run, x.config),
+        **comm_bytes_per_gpu(x.shape, params, x.batch, x.run),
+    }
 
 
 def run_shape(
@@ -631,25 +690,6 @@ def _missing_shape(sh: Shape) -> list[str]:
     return ["set model (a catalog name) or " + ", ".join(need)] if need else []
 
 
-def throughput(B, s, t, n, tokens: float | None = None) -> dict[str, Any]:
-    """Tokens per step, tokens/s (and per GPU), samples/s, days per 10^12 tokens, and
-    with ``tokens`` the iterations and seconds to train on them."""
-    tok_step = B * s if B is not None and s is not None else None
-    tps = tok_step / t if tok_step and t else None
-    out = {
-        "tokens_per_step": tok_step,
-        "tokens_per_s": tps,
-        "tokens_per_s_per_gpu": tps / n if tps and n else None,
-        "samples_per_s": B / t if B and t else None,
-        "days_per_1t_tokens": 1e12 / tps / SECONDS_PER_DAY if tps else None,
-    }
-    if tokens:
-        out["tokens"] = tokens
-        out["iterations_for_tokens"] = tokens / tok_step if tok_step else None
-        out["time_for_tokens_s"] = tokens / tps if tps else None
-    return out
-
-
 def step_flops(formula: str, sh: Shape, B, recompute, lora: bool = False):
     """(model FLOPs, hardware FLOPs) of one step; LoRA (frozen base weights: forward
     and input gradients, no weight gradients) counts ``LORA_FRACTION`` of both."""
@@ -678,16 +718,6 @@ def peak_of(accelerator: Any, dtype: Any) -> tuple[float | None, list[str]]:
     if peak is None:
         return peak, [f"{acc.name} has no {dtype} peak in the catalog"]
     return peak, []
-
-
-def utilisation(tflops, hw_tflops, peak, n) -> dict[str, Any]:
-    """MFU and HFU (fractions of ``peak``) and the aggregate PFLOP/s."""
-    return {
-        "peak_tflops": peak,
-        "mfu": tflops / peak if tflops and peak else None,
-        "hfu": hw_tflops / peak if hw_tflops and peak else None,
-        "aggregate_pflops": tflops * n / 1000 if tflops and n else None,
-    }
 
 
 def logged_values(logged: dict[str, float | None], n) -> dict[str, Any]:
@@ -791,66 +821,57 @@ def summarize(
     logs: Any,
     formula: str | None = None,
     *,
-    warmup: int | None = None,
-    stat: str = "median",
-    tokens: float | None = None,
-    models: dict | None = None,
+    options: MetricOptions | None = None,
     hooks: Sequence[RunHook] = (),
+    **given: Any,
 ):
     """One row of metrics per run, as a DataFrame.
 
     ``logs`` is what ``read_logs`` returns, a ``Store``, or a path to a store;
-    ``hooks`` add what extensions know (``llmbench.summarize`` passes MLPerf's).
+    ``options`` (or its fields: ``formula``, ``warmup=``, ``stat=``, ``tokens=``,
+    ``models=``): ``MetricOptions``; ``hooks`` add what extensions know
+    (``llmbench.summarize`` passes MLPerf's).
     """
     import pandas as pd
 
-    kw = dict(warmup=warmup, stat=stat, tokens=tokens, models=models, hooks=hooks)
+    options = options_of(options, formula=formula, **given)
     if isinstance(logs, str):
         with Store(logs, create=False) as s:
-            return summarize(s, formula, **kw)
-    if formula is not None:
-        check_formula(formula)
-    if isinstance(logs, Store):
-        runs = logs.runs()
-        stats = step_stats_in_store(logs, list(runs["run_id"]), warmup, stat)
-        ids, keys = hooked_events(runs, hooks)
-        ev = logs.read("events", ids, keys=keys)
-    else:
-        runs, steps, ev = logs.runs, logs.steps, logs.events
-        if getattr(logs, "stats", None) is not None:  # a store selection: done in the parts
-            stats = logs.stats
-        else:
-            stats = step_stats(pandas_steps_frame(steps), warmup, stat) if len(steps) else {}
-        ids, keys = hooked_events(runs, hooks)
-        if len(ev):
-            ev = ev[ev["run_id"].isin(ids) & ev["key"].isin(keys)]
+            return summarize(s, options=options, hooks=hooks)
+    runs, stats, ev = _measured(logs, options, hooks)
     events_by = {k: records(g) for k, g in ev.groupby("run_id")} if len(ev) else {}
     rows = [
-        run_metrics(
-            r,
-            stats.get(r["run_id"]),
-            events_by.get(r["run_id"], []),
-            formula=formula,
-            warmup=warmup,
-            stat=stat,
-            tokens=tokens,
-            models=models,
-            hooks=hooks,
-        )
+        run_metrics(r, stats.get(r["run_id"]), events_by.get(r["run_id"], []), options, hooks=hooks)
         for r in records(runs)
     ]
     return _typed(pd.DataFrame(rows, columns=None if rows else [*IDENTITY, *METRIC_COLUMNS]))
 
 
-# report columns that hold text; the others are numbers
-TEXT_COLUMNS = frozenset(
-    {
-        *("run_id", "source", "parser", "framework", "model", "dtype", "accelerator"),
-        *("recompute", "round"),
-        *("status", "stat", "formula", "tflops_logged_formula", "logged_disagrees"),
-        *("missing", "flags"),
-    }
-)
+def _measured(logs: Any, options: MetricOptions, hooks: Sequence[RunHook]) -> tuple:
+    """(runs, step statistics by run, the events ``hooks`` read) of a Store or a Logs."""
+    w, stat = options.warmup, options.stat
+    if isinstance(logs, Store):
+        runs = logs.runs()
+        ids, keys = hooked_events(runs, hooks)
+        return (
+            runs,
+            step_stats_in_store(logs, list(runs["run_id"]), w, stat),
+            logs.read("events", ids, keys=keys),
+        )
+    runs, steps, ev = logs.runs, logs.steps, logs.events
+    if getattr(logs, "stats", None) is not None:  # a store selection: done in the parts
+        stats = logs.stats
+    else:
+        stats = step_stats(pandas_steps_frame(steps), w, stat) if len(steps) else {}
+    ids, keys = hooked_events(runs, hooks)
+    if len(ev):
+        ev = ev[ev["run_id"].isin(ids) & ev["key"].isin(keys)]
+    return runs, stats, ev
+
+
+#: report columns that hold text (the run's text columns and the text metrics); the
+#: others are numbers
+TEXT_COLUMNS = frozenset(c for c in IDENTITY if RUN_COLUMNS[c].startswith("TEXT")) | TEXT
 
 
 def _typed(df):
@@ -869,11 +890,8 @@ def _typed(df):
     return df
 
 
-# report columns that count things: whole numbers, shown without a decimal point
-COUNT_COLUMNS = frozenset(
-    {c for c, t in RUN_COLUMNS.items() if t == "INTEGER"}
-    | {"warmup_steps", "n_steady", "n_faulty", "tokens_per_step", "params"}
-)
+#: report columns that count things: whole numbers, shown without a decimal point
+COUNT_COLUMNS = frozenset(c for c, t in RUN_COLUMNS.items() if t == "INTEGER") | COUNTS
 
 
 def _integral(col) -> bool:

@@ -15,11 +15,12 @@ from importlib import resources
 from typing import Any
 
 from . import __version__
-from .columns import LABELS, METRIC_COLUMNS, TABLE_COLUMNS
+from .columns import LABELS, TABLE_COLUMNS
 from .derivation import derivations
 from .errors import LLMBenchError
 from .formats import atomic_output, cell, plain, records, short_paths
-from .metrics import explain, steady_runs
+from .metric_specs import METRIC_COLUMNS
+from .metrics import MetricOptions, explain, options_of, steady_runs
 from .mlperf import locate, save_figure, submissions_table, summarize_submissions
 from .report import draw, summarize_store
 from .store import Store
@@ -58,7 +59,7 @@ def svg_of(write) -> str:
 
 
 def _svg(kind: str, db: str | None, select, table, **kw: Any) -> str:
-    """Figure ``kind`` of the report as SVG text."""
+    """Figure ``kind`` of the report as SVG text (``kw``: ``report.draw``'s)."""
     return svg_of(lambda path: draw(kind, path, db, select, table=table, **kw))
 
 
@@ -68,26 +69,24 @@ def html_report(
     *,
     table,
     runs: list[dict],
-    formula: str | None = None,
-    warmup: int | None = None,
-    stat: str = "median",
-    models: dict | None = None,
+    options: MetricOptions | None = None,
     group_by: str | None = None,
     command: str = "llmbench report --html",
 ) -> str:
     """The page for the selected runs of the store ``db``: ``table`` and ``runs`` as
-    ``report.summarize_store`` gives them (with the metric options given here)."""
+    ``report.summarize_store`` gives them (with the ``options`` given here)."""
+    options = options or MetricOptions()
+    stat = options.stat
     cols = columns_for(list(table.columns), VIEWS["page"], "markdown", flagged=True)
     if "time_to_train_min" in table.columns and table["time_to_train_min"].notna().any():
         cols.append("time_to_train_min")  # MLPerf runs selected
     numeric = _numeric(table, cols)
     rows = records(table)
-    steady, panels = _step_curves(db, [r["run_id"] for r in rows], warmup)
-    data = _data(rows, runs, cols, numeric, models, formula, steady)
+    steady, panels = _step_curves(db, [r["run_id"] for r in rows], options.warmup)
+    data = _data(rows, runs, cols, numeric, options.models, options.formula, steady)
     data["panels"] = [panels.get(r["run_id"]) for r in rows]
     data["warnings"], data["nWarnings"] = _warnings(db, data["sources"])
-    kw = {"warmup": warmup, "stat": stat, "formula": formula, "models": models}
-    figures, notes = _figures(db, select, table, group_by, **kw) if len(table) else ([], [])
+    figures, notes = _figures(db, select, table, group_by, options) if len(table) else ([], [])
     mlperf, mlperf_notes = _mlperf(db, data["sources"])
     notes += mlperf_notes
     return _render(
@@ -121,16 +120,16 @@ def report_page(
     stat: str = "median",
     models: dict | None = None,
     overrides: dict | None = None,
+    options: MetricOptions | None = None,
 ) -> str:
     """The HTML report of the selected runs of the store ``db`` (``report --html``'s
-    page, with its metric options), written to ``path`` whole or not at all when
-    given. Returns the page's text."""
-    kw = {"formula": formula, "warmup": warmup, "stat": stat, "models": models}
-    table, runs = summarize_store(db, select, overrides=overrides, **kw)
+    page, with its metric ``options``, or their fields as keywords), written to
+    ``path`` whole or not at all when given. Returns the page's text."""
+    options = options_of(options, formula=formula, warmup=warmup, stat=stat, models=models)
+    table, runs = summarize_store(db, select, options, overrides=overrides)
     args = ", ".join([repr(db), *(repr(s) for s in select)])
-    text = html_report(
-        db, select, table=table, runs=runs, command=f"llmbench.report_page({args})", **kw
-    )
+    command = f"llmbench.report_page({args})"
+    text = html_report(db, select, table=table, runs=runs, options=options, command=command)
     if path:
         write_page(path, text)
     return text
@@ -192,26 +191,9 @@ def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: di
     value was derived (``derivation.derivations``)."""
     by_id = {r["run_id"]: r for r in runs}
     shown = short_paths([str(r.get("source") or "") for r in rows])
-    provenance, unset, why, more = [], [], [], []
-    pool: dict[str, int] = {}  # texts repeat from run to run: each is sent once
-
-    def ref(text: str) -> int:
-        return pool.setdefault(text, len(pool))
-
+    told = _Told(cols)
     for r in rows:
-        run = by_id.get(r["run_id"], r)
-        found = explain(run, models, formula)
-        provenance.append([[k, _cell(v), ref(str(o))] for k, v, o in found if o != "missing"])
-        unset.append([k for k, _, o in found if o == "missing" and plain(r.get(k)) is None])
-        origins = {k: str(o) for k, _, o in found}
-        told = derivations(r, origins, steady.get(r["run_id"]), run)
-        # an input's origin is in provenance already: the script says it from there
-        why.append(
-            [ref("" if told.get(c) == f"{c}: {origins.get(c)}" else told.get(c, "")) for c in cols]
-        )
-        more.append(
-            [[c, cell(r.get(c)), ref(told[c])] for c in INTERMEDIATE if c in told and c not in cols]
-        )
+        told.add(r, by_id.get(r["run_id"], r), models, formula, steady.get(r["run_id"]))
     return {
         "columns": _script_columns(cols, numeric),
         "rows": [
@@ -225,13 +207,40 @@ def _data(rows, runs, cols: list[str], numeric: set, models, formula, steady: di
         ],
         "sources": [r.get("source") for r in rows],
         "missing": [r.get("missing") for r in rows],
-        "provenance": provenance,
-        "unset": unset,
-        "why": why,
-        "more": more,
-        "strings": list(pool),
+        **told.lists,
+        "strings": list(told.pool),
         "flagsCol": cols.index("flags") if "flags" in cols else -1,
     }
+
+
+class _Told:
+    """Per run of the page: its inputs and their origins (``provenance``), the inputs
+    it lacks (``unset``), how each shown cell was derived (``why``) and the derived
+    values not shown as columns (``more``); texts repeat from run to run, so each is
+    sent once (``pool``) and referred to by number."""
+
+    def __init__(self, cols: list[str]) -> None:
+        self.cols = cols
+        self.pool: dict[str, int] = {}
+        self.lists: dict[str, list] = {"provenance": [], "unset": [], "why": [], "more": []}
+
+    def ref(self, text: str) -> int:
+        return self.pool.setdefault(text, len(self.pool))
+
+    def add(self, r: dict, run: dict, models, formula, steady) -> None:
+        found = explain(run, models, formula)
+        origins = {k: str(o) for k, _, o in found}
+        told = derivations(r, origins, steady, run)
+        out = self.lists
+        out["provenance"].append([[k, _cell(v), self.ref(str(o))] for k, v, o in found if o != "missing"])  # fmt: skip
+        out["unset"].append([k for k, _, o in found if o == "missing" and plain(r.get(k)) is None])
+        # an input's origin is in provenance already: the script says it from there
+        out["why"].append([
+            self.ref("" if told.get(c) == f"{c}: {origins.get(c)}" else told.get(c, ""))
+            for c in self.cols
+        ])  # fmt: skip
+        extra = [c for c in INTERMEDIATE if c in told and c not in self.cols]
+        out["more"].append([[c, cell(r.get(c)), self.ref(told[c])] for c in extra])
 
 
 def _sig(v: float) -> float:
@@ -338,7 +347,7 @@ def _mlperf(db: str | None, sources: list) -> tuple[dict | None, list[str]]:
     return out, notes
 
 
-def _figures(db, select, table, group_by, **kw: Any) -> tuple[list[dict], list[str]]:
+def _figures(db, select, table, group_by, options) -> tuple[list[dict], list[str]]:
     """(the figures as inline SVG, notes: runs left out, a figure with nothing to draw)."""
     figures, notes = [], []
     for kind, title in FIGURES:
@@ -346,7 +355,7 @@ def _figures(db, select, table, group_by, **kw: Any) -> tuple[list[dict], list[s
             warnings.simplefilter("always")
             try:
                 by = {"group_by": group_by} if kind == "scaling" else {}
-                svg = _svg(kind, db, select, table, **by, **kw)
+                svg = _svg(kind, db, select, table, **by, options=options)
                 figures.append({"name": kind, "title": title, "svg": svg})
             except LLMBenchError as e:  # a figure with nothing to draw: said, not fatal
                 notes.append(f"{title}: {e.message}")
@@ -416,3 +425,39 @@ def table_page(
         figures=[{"name": n, "title": t, "svg": svg} for n, t, svg in figures],
         notes=[],
     )
+
+
+def compare_page(comp, threshold: float = 0.02, command: str = "llmbench compare --html") -> str:
+    """``compare``'s page: the pairs of a ``comparison.Comparison``, what differs
+    between them, and the figure of step times and changes (against ``threshold``)."""
+    from . import comparison, plots  # matplotlib loads with the page that draws
+
+    def draw_pairs(svg: str) -> None:
+        fig = plots.plot_comparison(comp.pairs, comp.times, threshold)
+        plots.save(fig, svg)
+        plots.close(fig)
+
+    shown = comp.pairs.drop(columns=["baseline_runs", "candidate_runs"])
+    figures = [("compare", "Step times and changes", svg_of(draw_pairs))]
+    return table_page(
+        "llmbench compare: pairs", shown, command=command, noun="pair(s) x metric(s)",
+        lines=comparison.notes(comp), figures=figures,
+    )  # fmt: skip
+
+
+def mlperf_page(
+    rows: list[dict], benchmarks: list[str] | None = None, command: str = "llmbench mlperf --html"
+) -> str:
+    """``mlperf``'s page: the scores per benchmark folder (``summarize_submissions``
+    rows, in the ``mlperf`` view's columns) and the time-to-train figure; folders the
+    figure leaves out are DataWarnings."""
+    figures = []
+    if rows:
+        svg = svg_of(lambda p: save_figure(rows, p, benchmarks))
+        figures.append(("mlperf", "Time to train", svg))
+    table = submissions_table(rows, None)
+    table = table[columns_for(list(table.columns), VIEWS["mlperf"], "markdown")]
+    return table_page(
+        "llmbench mlperf: scores", table, command=command, noun="benchmark folder(s)",
+        figures=figures, empty="No MLPerf results were found.",
+    )  # fmt: skip

@@ -11,9 +11,16 @@ from typing import Any
 from . import metrics, plots
 from .columns import LABELS, RUN_SETTING_COLUMNS, STEADY_CUT, natural_key
 from .errors import NoMatchError, UsageError
-from .formats import atomic_output, records, short_paths, write
+from .formats import atomic_output, cell, records, relative, short_paths, write
 from .logs import Logs
-from .metrics import hooked_events, run_metrics, step_stats_in_store
+from .metrics import (
+    MetricOptions,
+    hooked_events,
+    one_step,
+    options_of,
+    run_metrics,
+    step_stats_in_store,
+)
 from .mlperf.metrics import HOOK as MLPERF
 from .plots import DataWarning
 from .settings import Settings, check_setting, read_model_config
@@ -78,6 +85,7 @@ def load_selection(
     stat: str = "median",
     steps_limit: int | None = None,
     overrides: dict[str, Any] | list[tuple[str, dict[str, Any]]] | None = None,
+    options: MetricOptions | None = None,
 ) -> Logs:
     """A ``Logs`` of the selected runs (``.runs``), the events ``HOOKS`` read (``.events``),
     the steady-state statistics of their steps (``.stats``, computed from the
@@ -86,8 +94,10 @@ def load_selection(
     that have steps, the others left out with a DataWarning), like ``read_logs``
     gives them. ``overrides`` (``report --set``: values, or (origin, values) layers,
     lowest first, such as ``--model-config``'s) replace the runs' inputs for this
-    reading only; the store is not changed."""
-
+    reading only; the store is not changed. ``options``: the ``warmup`` and ``stat``
+    of the statistics, where given, over those keywords."""
+    if options is not None:
+        warmup, stat = options.warmup, options.stat
     with Store(db, create=False) as store:
         runs = select_runs(store.runs(), select)
         if select and not len(runs):
@@ -220,22 +230,24 @@ HOOKS = (MLPERF,)
 def summarize(logs: Any, formula: str | None = None, **kw: Any):
     """``metrics.summarize`` with the extensions' ``HOOKS`` (MLPerf time to train):
     one row of metrics per run of ``logs`` (``read_logs``' result, a Store, or a
-    store's path), as a DataFrame."""
+    store's path), as a DataFrame. ``kw``: ``options=`` (a ``MetricOptions``) or its
+    fields (``warmup=``, ``stat=``, ``tokens=``, ``models=``)."""
     return metrics.summarize(logs, formula, hooks=HOOKS, **kw)
 
 
-def summarize_store(db: str | None, select=(), **kw: Any):
-    """(metrics table, selected run rows) for the store at ``db``."""
-    overrides = kw.pop("overrides", None)
-    view = load_selection(
-        db,
-        select,
-        steps=False,
-        warmup=kw.get("warmup"),
-        stat=kw.get("stat", "median"),
-        overrides=overrides,
-    )
-    return summarize(view, **kw), records(view.runs)
+def summarize_store(
+    db: str | None,
+    select=(),
+    options: MetricOptions | None = None,
+    *,
+    overrides: list[tuple[str, dict[str, Any]]] | dict[str, Any] | None = None,
+    **given: Any,
+):
+    """(metrics table, selected run rows) for the store at ``db``; ``options`` (or its
+    fields as keywords): ``MetricOptions``; ``overrides``: as ``load_selection``."""
+    options = options_of(options, **given)
+    view = load_selection(db, select, steps=False, options=options, overrides=overrides)
+    return summarize(view, options=options), records(view.runs)
 
 
 def described(
@@ -301,16 +313,8 @@ def described(
         "config": json.dumps({**shape, **given, **({"lora": True} if lora else {})}, default=str),
         "provenance": json.dumps(origin),
     }
-    row = run_metrics(
-        run,
-        [{"step": 1, "step_time_s": step_time}],
-        [],
-        formula=formula,
-        warmup=0,
-        stat="last",
-        tokens=tokens,
-        models=models,
-    )
+    options = MetricOptions(formula=formula, warmup=0, stat="last", tokens=tokens, models=models)
+    row = run_metrics(run, one_step(step_time), [], options)
     device = find_accelerator(accelerator)
     state = row.get("model_state_bytes_per_gpu")
     if device and device.memory_gb and state and state > device.memory_gb * 2**30:
@@ -327,35 +331,35 @@ def draw(
     group_by: str | None = None,
     value: str = "step_time_s",
     table=None,
-    **kw: Any,
+    options: MetricOptions | None = None,
+    **given: Any,
 ) -> str:
     """Draw figure ``kind`` (scaling, steps, topology, loss) of the selected runs to
-    ``path`` (png, svg, pdf). ``kw`` are ``summarize``'s metric options; ``table``,
-    when given, is an already computed metrics table. Returns the path."""
+    ``path`` (png, svg, pdf). ``options`` (or its fields as keywords): the metrics'
+    ``MetricOptions``; ``table``, when given, is an already computed metrics table.
+    Returns the path."""
 
     if kind not in plots.KINDS:
         raise UsageError(f"unknown figure {kind!r} (figures: {', '.join(plots.KINDS)})")
     plots.check_path(path)  # before any work
+    options = options_of(options, **given)
     view = (
         load_selection(
             db,
             select,
             steps=FIGURE_COLUMNS.get(kind, False),
             steps_limit=plots.RUNS_LIMIT,
-            warmup=kw.get("warmup"),
-            stat=kw.get("stat", "median"),
+            options=options,
         )
         if table is None or kind in ("steps", "loss")
         else None
     )
     if table is None and kind in ("scaling", "topology"):
-        table = summarize(view, **kw)
+        table = summarize(view, options=options)
     figures = {
         "scaling": lambda: plots.plot_scaling(table, group_by=group_by),
         "topology": lambda: plots.plot_topology(table, value=value),
-        "steps": lambda: plots.plot_steps(
-            view, warmup=kw.get("warmup"), stat=kw.get("stat", "median")
-        ),
+        "steps": lambda: plots.plot_steps(view, warmup=options.warmup, stat=options.stat),
         "loss": lambda: plots.plot_loss(view),
     }
     ax = figures[kind]()
@@ -363,3 +367,21 @@ def draw(
         return plots.save(ax, path)
     finally:
         plots.close(ax)
+
+
+def explanation(table, runs: list[dict], options: MetricOptions | None = None) -> str:
+    """``report --explain``'s text: each run's inputs with where they came from, then
+    how its figures were derived from them (``derivation.EXPLAINED``)."""
+    from .derivation import EXPLAINED, derivations  # only --explain tells derivations
+
+    options = options or MetricOptions()
+    rows = {r["run_id"]: r for r in records(table)}
+    out = []
+    for run in runs:
+        out.append(f"{run['run_id']}  {relative(run['source'])}")
+        found = metrics.explain(run, options.models, options.formula)
+        out += [f"  {key:<22} {cell(value):<24} {origin}" for key, value, origin in found]
+        origins = {k: str(o) for k, _, o in found}
+        told = derivations(rows.get(run["run_id"], {}), origins, run=run)
+        out += [f"  {told[key]}" for key in EXPLAINED if key in told]
+    return "\n".join(out) + "\n" if out else ""

@@ -123,3 +123,15 @@ def test_the_source_folder_imports_with_its_parsers_from_the_repository_root():
     where, names = done.stdout.splitlines()
     assert Path(where) == ROOT / "llmbench" / "__init__.py"
     assert names.split(",") == sorted(p.stem for p in (ROOT / "parsers").glob("[a-z]*.py"))
+
+
+def test_the_metrics_table_is_the_metric_specs():
+    """README's "Metrics" table is generated from ``metric_specs`` (``python
+    docs/transcripts.py``): a metric added as a spec is documented by that command."""
+    from llmbench.metric_specs import readme_table
+
+    assert readme_table() in README
+    rows = [line for line in readme_table().splitlines() if line.startswith("| `")]
+    from llmbench.metric_specs import METRIC_COLUMNS
+
+    assert [r.split("`")[1] for r in rows] == list(METRIC_COLUMNS)
