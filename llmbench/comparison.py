@@ -29,7 +29,7 @@ from importlib import resources
 from typing import Any
 
 from .columns import STEADY_CUT
-from .errors import InputError, UsageError
+from .errors import InputError, StoreError, UsageError
 from .formats import rows_text
 from .ingest import read_logs
 from .logs import Logs
@@ -92,8 +92,32 @@ def load_side(
     if all(os.path.exists(s) or glob.glob(s) for s in specs):
         return _logs_side(name, read_logs(specs, settings), warmup, formula)
     columns = ["step", *STEADY_CUT, "loss", "consumed_tokens", "consumed_samples"]
-    logs = load_selection(db, specs, steps=columns, warmup=warmup)
+    try:
+        logs = load_selection(db, specs, steps=columns, warmup=warmup)
+    except (StoreError, UsageError):  # no store, or no run matches
+        lost = [s for s in specs if _a_path(s) and not os.path.exists(s)]
+        if lost:  # a file that is not there: say so, not that the store lacks it
+            raise InputError(
+                "no such file or directory", path=lost[0], remedy=SIDES_REMEDY
+            ) from None
+        raise
     return _logs_side(name, logs, warmup, formula)
+
+
+#: what a side of ``compare`` can be
+SIDES_REMEDY = (
+    "a side is logs (files, folders, quoted globs), run ids or source globs of the store, a "
+    "saved `report --format json`, a CSV of published numbers, or `reference`"
+)
+LOG_SUFFIXES = (".log", ".out", ".txt", ".err", ".md", ".gz", ".bz2", ".xz", ".csv", ".json")
+
+
+def _a_path(spec: str) -> bool:
+    """Whether a side's spec names a file (a folder in it, or a log's suffix), not a
+    run id or a pattern."""
+    if any(c in spec for c in "*?["):
+        return False
+    return os.sep in spec or spec.lower().endswith(LOG_SUFFIXES)
 
 
 def _read_csv(f) -> list[dict]:

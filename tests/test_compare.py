@@ -123,6 +123,9 @@ def test_sides_without_pairs_or_with_an_unknown_metric_are_clear_errors(tmp_path
     assert "no baseline run found a candidate with the same model, num_gpus" in r.stderr
     r = run("compare", FIXTURES / "torchtitan", FIXTURES / "torchtitan", "--metric", "speed")
     assert r.exit_code == 2 and "unknown metric 'speed'" in r.stderr
+    # a log that is not there is named as such, not as a store that is missing
+    r = run("compare", "/tmp/no/such/a.log", "reference", "--db", "/tmp/no/such.db")
+    assert r.exit_code == 1 and "/tmp/no/such/a.log: no such file or directory" in r.stderr
 
 
 def test_the_notebook_api_returns_a_frame_with_the_settings_diff():

@@ -18,6 +18,7 @@ _EXPORTS = {
     "Location": "tree",
     "locate": "tree",
     "read_system": "tree",
+    "result_files": "tree",
     "scaling_factor": "tree",
     "tree_layer": "tree",
     "olympic_mean": "scoring",

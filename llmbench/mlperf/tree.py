@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import NoDataError
+from ..reader import expand_paths
+
 _ROUND_RE = re.compile(r"(?:^|[_-])v?(\d+\.\d+)(?:\.\d+)?$")
 _RESULT_RE = re.compile(r"^result_(\d+)\.txt$")
 
@@ -50,6 +53,20 @@ def locate(path: str) -> Location | None:
         run_index=int(m.group(1)),
         round=f"v{found.group(1)}" if found else None,
     )
+
+
+def result_files(paths: list[str] | tuple[str, ...]) -> list[str]:
+    """The MLPerf result files (``result_N.txt`` where a submission tree puts them) of
+    ``paths`` (files, folders, globs): what the ``mlperf`` command stores, so that a
+    path without results changes nothing. NoDataError when there is none."""
+    sources, _ = expand_paths(paths)
+    found = [src.path for src in sources if src.path != "-" and locate(src.path) is not None]
+    if not found:
+        raise NoDataError(
+            f"no MLPerf result files found under {' '.join(map(str, paths))}",
+            remedy="point at a submission tree: <submitter>/results/<system>/<benchmark>/result_N.txt",
+        )
+    return found
 
 
 def read_system(path: str) -> dict[str, Any]:
