@@ -425,17 +425,28 @@ def main() -> None:
 
 def _leave(code: int) -> None:
     """Exit now, skipping the interpreter's own shutdown: after a Ctrl-C the store is
-    closed and the workers are gone, and that shutdown (joining the pool's threads,
-    with SIGINT handling reset) is where a late signal would print a traceback or
-    kill the process instead of exit ``code``. multiprocessing's own exit work
-    (releasing the pool's semaphores, else its resource tracker warns of leaks) runs
-    first, for a second at most."""
-    import multiprocessing.util
+    closed and the workers are gone, and that shutdown (joining threads, with SIGINT
+    handling reset) is where a late signal would print a traceback or kill the process
+    instead of exit ``code``. What multiprocessing would do at exit runs first, for a
+    second at most, with its documented API: a child process still running (a Dask
+    cluster's, stopped in the middle of starting) is terminated if daemonic, and each
+    is joined. (The ingest's own workers are gone by now and made no semaphore: its
+    resource tracker has nothing to warn of.)"""
+    import multiprocessing
+
+    def tidy() -> None:
+        children = multiprocessing.active_children()
+        for child in children:
+            if child.daemon:
+                with suppress(OSError):
+                    child.terminate()
+        for child in children:
+            child.join()
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tidy = threading.Thread(target=multiprocessing.util._exit_function, daemon=True)
-    tidy.start()
-    tidy.join(timeout=1.0)
+    worker = threading.Thread(target=tidy, daemon=True)
+    worker.start()
+    worker.join(timeout=1.0)
     with suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
@@ -569,14 +580,14 @@ def report(
       llmbench report 'fp8/*' --format markdown --columns num_gpus,step_time_s,mfu
     """
     from .metrics import MetricOptions
-    from .report import arrange, explanation, for_screen, summarize_store
-    from .views import show_frame
+    from .report import arrange, explanation, footnotes, for_screen, overrides_of, summarize_store
+    from .views import report_view, show_frame
 
     if plot:
         from .plots import check_path
 
         check_path(plot)
-    overrides = report_overrides(set_items, model_config)  # typos, a bad file: exit 2
+    overrides = overrides_of(set_items, model_config)  # typos, a bad file: exit 2
     options = MetricOptions(formula, warmup, stat, tokens, models)
     with _notes(), _working("report"), _empty_page(html_path):
         table, runs = summarize_store(db, select, options, overrides=overrides)
@@ -587,41 +598,14 @@ def report(
     if explain:
         click.echo(explanation(table, runs, options), nl=False)
         return
-    summary = int((table["stat"] == "summary").sum()) if "stat" in table.columns else 0
     table = arrange(table, None, sort_by=sort_by, group_by=group_by)
     _flag_notes(table[table["flags"].notna()] if "flags" in table.columns else table.iloc[:0])
     if not len(table):
         _empty_note()
     view = report_view(tokens)
     click.echo(show_frame(table, fmt, view, columns, screen=for_screen), nl=False)
-    if fmt == "table" and len(table):
-        skipped = "10% of steps, at least 2" if warmup is None else f"{warmup}"
-        click.echo(f"step_s: the {stat} step time after the warm-up steps ({skipped})")
-        if summary:
-            click.echo(
-                f"        {summary} run(s) time no step: the mean of the log's train summary"
-                " (stat 'summary', warm-up included)"
-            )
-
-
-def report_view(tokens: float | None):
-    """The report's terminal view; with --tokens, the time to train on them too."""
-    from .views import VIEWS, View
-
-    view = VIEWS["report"]
-    return View((*view.columns, "time_for_tokens_s"), view.flags_after) if tokens else view
-
-
-def report_overrides(set_items, model_config: str | None) -> list[tuple[str, dict]]:
-    """The inputs given for one report: a model config's shape, then --set on top."""
-    from .settings import Settings, read_model_config
-
-    layers = []
-    if model_config:
-        layers.append((f"--model-config {model_config}", read_model_config(model_config)))
-    if set_items:
-        layers.append(("report --set", Settings.build(set_items).cli))
-    return layers
+    if fmt == "table":
+        click.echo(footnotes(table, options), nl=False)
 
 
 @contextmanager
@@ -837,9 +821,9 @@ def estimate(
       llmbench estimate --model-config config.json --gpus 256 --global-batch-size 4096 \\
           --seq-len 4096 --step-time 10.4 --accelerator gb300 --dtype mxfp8
     """
-    from .formats import render
     from .planning import estimate as planned
     from .settings import parse_set
+    from .views import one_row_text
 
     table = planned(
         model=model, values=parse_set(list(set_items)), lora=lora, model_config=model_config,
@@ -851,12 +835,9 @@ def estimate(
     if "calibration" in table.columns:
         click.echo(f"note: {table['calibration'][0]}", err=True)
     _flag_notes(table[table["flags"].notna()])
-    if fmt == "table":
-        said = ["run_id", "source", "parser", "framework", "status", "n_steps", "missing"]
-        said += ["round", "calibration"]  # a described run has none; calibration: noted
-        table = table.drop(columns=[c for c in said if c in table.columns]).T.reset_index()
-        table.columns = ["metric", "value"]
-    click.echo(render(table, fmt), nl=False)
+    # a described run has no run id, source, ... ; its calibration is noted above
+    said = ("run_id", "source", "parser", "framework", "status", "n_steps", "missing")
+    click.echo(one_row_text(table, fmt, (*said, "round", "calibration")), nl=False)
 
 
 @cli.command()
@@ -892,7 +873,14 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose, html_path, column
       llmbench mlperf training_results_v4.0/ --benchmark gpt3 --plot gpt3.png
       llmbench mlperf NVIDIA/results/eos_n8_ngc24.04_nemo/llama2_70b_lora --format json
     """
-    from .mlperf import for_screen, save_figure, submissions_table, summarize_submissions
+    from .mlperf import (
+        dropped,
+        for_screen,
+        result_files,
+        save_figure,
+        submissions_table,
+        summarize_submissions,
+    )
     from .plots import check_path
     from .settings import Settings
     from .views import VIEWS, show_frame
@@ -900,17 +888,16 @@ def mlperf(paths, db, fmt, plot, benchmarks, workers, verbose, html_path, column
     if plot:
         check_path(plot)
     failed = False
-    if paths:
+    if paths:  # only result files: a path without results changes nothing stored
+        files = result_files(paths)
         report, db = _ingest(
-            paths, db, settings=Settings(), workers=workers, verbose=verbose, summary_err=True
+            files, db, settings=Settings(), workers=workers, verbose=verbose, summary_err=True
         )
         failed = bool(report.failed)
     with _working("scoring"):
         rows = summarize_submissions(db, paths, benchmarks, required=True)
-    for r in rows:
-        for run in r["runs"]:
-            if not run["counted"]:
-                click.echo(f"dropped: {relative(run['path'])}: {run['reason']}", err=True)
+    for line in dropped(rows):
+        click.echo(line, err=True)
     if plot:
         with _notes(), _working("MLPerf figure"):  # folders left out: a note line each
             save_figure(rows, plot, list(benchmarks) or None)
@@ -950,29 +937,15 @@ def list_warnings(targets, db, kinds, fmt) -> None:
     Example:
       llmbench warnings logs/ --kind value
     """
-    from .formats import rows_text
     from .store import Store
-    from .views import wrapped
+    from .views import warnings_text
 
     with Store(db, create=False) as store:
         found = store.warnings(targets)
-    cols = ["file", "line", "kind", "message"]
     rows = [
         [relative(p), w.line, w.kind, w.message] for p, w in found if not kinds or w.kind in kinds
     ]
-    if fmt != "table":
-        click.echo(rows_text(cols, rows, [False, True, False, False], fmt), nl=False)
-        return
-    # a terminal listing: each file once, then its warnings (line, kind, message) wrapped
-    # to the terminal's width under the message column
-    width = max([len(k) for _, _, k, _ in rows] or [0])
-    last = None
-    for path, line, kind, message in rows:
-        if path != last:
-            click.echo(path)
-            last = path
-        head = f"{'' if line is None else line:>8}  {kind:<{width}}  "
-        click.echo(wrapped(head, message, indent=len(head)))
+    click.echo(warnings_text(rows, fmt), nl=False)
 
 
 @cli.command()
@@ -1252,15 +1225,12 @@ def scaling_cmd(db, select, predict, force, fmt, plot_path, columns) -> None:
     """
     from . import plots
     from .report import summarize_store
-    from .scalability import curves, law_lines, scaling
+    from .scalability import curves, gpu_counts, law_lines, scaling
     from .views import VIEWS, show_frame
 
     if plot_path:
         plots.check_path(plot_path)  # before any work
-    try:
-        counts = tuple(int(x) for x in predict.split(",") if x.strip())
-    except ValueError:
-        raise UsageError(f"--predict: {predict!r} is not a list of GPU counts") from None
+    counts = gpu_counts(predict, "--predict")
     with _notes(), _working("scaling"):
         table, _ = summarize_store(db, select)
         out = scaling(table, counts, force=force)
@@ -1311,21 +1281,9 @@ def list_formulas(fmt) -> None:
       llmbench formulas --format json
     """
     from .flops import formulas_table
-    from .formats import rows_text
+    from .views import formulas_text
 
-    cols, rows = formulas_table()
-    if fmt != "table":
-        click.echo(rows_text(cols, rows, [False] * len(cols), fmt), nl=False)
-        return
-    import textwrap
-
-    for name, default, *fields in rows:
-        click.echo(name + (" (default)" if default else ""))
-        for label, text in zip(cols[2:], fields, strict=True):
-            wrapped = textwrap.wrap(text, width=88) or [""]
-            click.echo(f"  {label + ':':<9} {wrapped[0]}")
-            for more in wrapped[1:]:
-                click.echo(f"  {'':<9} {more}")
+    click.echo(formulas_text(*formulas_table(), fmt), nl=False)
 
 
 @cli.command("models")

@@ -385,3 +385,31 @@ def explanation(table, runs: list[dict], options: MetricOptions | None = None) -
         told = derivations(rows.get(run["run_id"], {}), origins, run=run)
         out += [f"  {told[key]}" for key in EXPLAINED if key in told]
     return "\n".join(out) + "\n" if out else ""
+
+
+def footnotes(table, options: MetricOptions | None = None) -> str:
+    """What a terminal report says under its table: how ``step_s`` was taken, and the
+    runs whose step time is their log's train summary."""
+    if not len(table):
+        return ""
+    options = options or MetricOptions()
+    skipped = "10% of steps, at least 2" if options.warmup is None else f"{options.warmup}"
+    out = f"step_s: the {options.stat} step time after the warm-up steps ({skipped})\n"
+    summary = int((table["stat"] == "summary").sum()) if "stat" in table.columns else 0
+    if summary:
+        out += (
+            f"        {summary} run(s) time no step: the mean of the log's train summary"
+            " (stat 'summary', warm-up included)\n"
+        )
+    return out
+
+
+def overrides_of(set_items=(), model_config: str | None = None) -> list[tuple[str, dict]]:
+    """The inputs given for one report (``report --set``, ``--model-config``): a model
+    config's shape, then the ``K=V`` items on top, as ``load_selection``'s layers."""
+    layers = []
+    if model_config:
+        layers.append((f"--model-config {model_config}", read_model_config(model_config)))
+    if set_items:
+        layers.append(("report --set", Settings.build(list(set_items)).cli))
+    return layers

@@ -70,6 +70,17 @@ class Fit:
         return y, y - half, y + half
 
 
+def gpu_counts(text: str, option: str = "--predict") -> tuple[int, ...]:
+    """GPU counts from ``N[,N...]``; UsageError naming ``option`` for anything else."""
+    try:
+        counts = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UsageError(f"{option}: {text!r} is not a list of GPU counts") from None
+    if any(n < 1 for n in counts):
+        raise UsageError(f"{option}: {text!r}: a GPU count is 1 or more")
+    return counts
+
+
 def fit(gpus: list[float], per_gpu: list[float]) -> Fit:
     """The better-fitting law for ``per_gpu`` tokens/s at ``gpus`` (see the module)."""
     import numpy as np

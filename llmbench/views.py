@@ -232,3 +232,54 @@ def in_billions(cols: list[str], rows: list[list[Any]]) -> list[list[Any]]:
                 row[k] = f"{v / 1e9:.2f}B" if v >= 1e9 else f"{v / 1e6:.1f}M"
         out.append(row)
     return out
+
+
+def warnings_text(rows: list[list[Any]], fmt: str) -> str:
+    """``llmbench warnings``' listing of (file, line, kind, message) rows: CSV, JSON and
+    markdown as tables; a terminal's as each file once, then its warnings (line, kind,
+    message) wrapped to the terminal's width under the message column."""
+    cols = ["file", "line", "kind", "message"]
+    if fmt != "table":
+        return rows_text(cols, rows, [False, True, False, False], fmt)
+    width = max([len(k) for _, _, k, _ in rows] or [0])
+    out, last = [], None
+    for path, line, kind, message in rows:
+        if path != last:
+            out.append(path)
+            last = path
+        head = f"{'' if line is None else line:>8}  {kind:<{width}}  "
+        out.append(wrapped(head, message, indent=len(head)))
+    return "".join(f"{x}\n" for x in out)
+
+
+def formulas_text(cols: list[str], rows: list[list[Any]], fmt: str) -> str:
+    """``llmbench formulas``' listing (``flops.formulas_table``): a terminal's as each
+    convention's name, then its fields, wrapped to 88 characters under their labels."""
+    if fmt != "table":
+        return rows_text(cols, rows, [False] * len(cols), fmt)
+    import textwrap  # only the terminal listing wraps
+
+    out = []
+    for name, default, *fields in rows:
+        out.append(name + (" (default)" if default else ""))
+        for label, text in zip(cols[2:], fields, strict=True):
+            lines = textwrap.wrap(text, width=88) or [""]
+            out.append(f"  {label + ':':<9} {lines[0]}")
+            out += [f"  {'':<9} {more}" for more in lines[1:]]
+    return "".join(f"{x}\n" for x in out)
+
+
+def one_row_text(table: Any, fmt: str, hidden: tuple[str, ...] = ()) -> str:
+    """A one-row table (``estimate``'s) in ``fmt``; a terminal's as metric / value lines,
+    without the ``hidden`` columns."""
+    if fmt != "table":
+        return render(table, fmt)
+    shown = table.drop(columns=[c for c in hidden if c in table.columns]).T.reset_index()
+    shown.columns = ["metric", "value"]
+    return render(shown, fmt)
+
+
+def report_view(tokens: float | None = None) -> View:
+    """The report's terminal view; with ``--tokens``, the time to train on them too."""
+    view = VIEWS["report"]
+    return View((*view.columns, "time_for_tokens_s"), view.flags_after) if tokens else view

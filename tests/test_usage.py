@@ -444,5 +444,9 @@ def test_mlperf_on_a_folder_without_results_changes_nothing_stored(tmp_path):
     assert run("ingest", PAX, "--db", db, "--settings", settings).exit_code == 0
     before = _runs(db)
     r = run("mlperf", PAX, "--db", db)
-    assert r.exit_code != 0 and "unchanged" in r.stderr
+    assert r.exit_code == 1 and "no MLPerf result files found under" in r.stderr
     assert _runs(db) == before
+    # a log that is not an MLPerf result is not stored either (nor a store made for it)
+    lone = tmp_path / "new.db"
+    r = run("mlperf", FIXTURES / "nemo" / "nemo2-llama3-8b.log", "--db", lone)
+    assert r.exit_code == 1 and not lone.exists()

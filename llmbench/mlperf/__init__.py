@@ -28,6 +28,7 @@ _EXPORTS = {
     "summarize_submissions": "summary",
     "submissions_table": "summary",
     "for_screen": "summary",
+    "dropped": "summary",
     "plot_mlperf": "figure",
     "save_figure": "figure",
 }

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..columns import FLAGS, TABLES
 from ..errors import NoDataError
-from ..formats import records
+from ..formats import records, relative
 from ..metrics import STEP_INPUTS, one_step, run_metrics, step_stats
 from ..specs import find_accelerator
 from ..store import Store
@@ -267,3 +267,13 @@ def _run_throughput(run, steps, events, config, run_metrics) -> dict[str, Any]:
             m["from"] = f"{src}: step time = global batch / samples per s"
             return m
     return m
+
+
+def dropped(rows: list[dict]) -> list[str]:
+    """A line per result file the scores leave out, with why (``dropped: path: why``)."""
+    return [
+        f"dropped: {relative(run['path'])}: {run['reason']}"
+        for r in rows
+        for run in r["runs"]
+        if not run["counted"]
+    ]
