@@ -268,16 +268,32 @@ def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool 
 
 
 def _scaling_series(left, right, name, rows, colour, marker, annotate, k: int = 0) -> None:
+    """One series: its throughput, the other topologies and the ideal line on ``left``;
+    its scaling efficiency and MFU on ``right`` (where drawn)."""
     rows = sorted(rows, key=lambda r: float(r["num_gpus"]))
+    best = _best_at_each_count(rows)
+    tag = f"{name} " if name else ""
+    _throughput_lines(left, rows, best, tag, colour, marker, annotate, k)
+    if right is not None:
+        _efficiency_lines(right, best, tag, colour, marker, annotate, k)
+
+
+def _best_at_each_count(rows: list[dict]) -> dict[float, dict]:
+    """GPU count -> its run of the highest throughput (the first of equals)."""
     best: dict[float, dict] = {}
     for r in rows:
         x = float(r["num_gpus"])
         if x not in best or r["tokens_per_s"] > best[x]["tokens_per_s"]:
             best[x] = r
+    return best
+
+
+def _throughput_lines(left, rows, best, tag, colour, marker, annotate, k: int) -> None:
+    """A series' best throughput at each count, the other topologies (hollow points,
+    not averaged in), and the ideal line from its smallest count."""
     xs = sorted(best)
     ys = [best[x]["tokens_per_s"] for x in xs]
     x0, y0 = xs[0], ys[0]
-    tag = f"{name} " if name else ""
     left.plot(xs, ys, color=colour, marker=marker, label=f"{tag}measured", zorder=3)
     others = [r for r in rows if best[float(r["num_gpus"])] is not r]
     if others:  # same GPU count, other topologies: shown, not averaged
@@ -296,8 +312,12 @@ def _scaling_series(left, right, name, rows, colour, marker, annotate, k: int = 
     if annotate:  # the best run at each count (the others are hollow points)
         texts = [_short(best[x]["tokens_per_s"]) + _topology_suffix(best[x]) for x in xs]
         _labels(left, xs, ys, texts, colour, (4, -10 - 9 * (k % 4)))
-    if right is None:
-        return
+
+
+def _efficiency_lines(right, best, tag, colour, marker, annotate, k: int) -> None:
+    """A series' scaling efficiency (against its smallest count) and MFU, in percent."""
+    xs = sorted(best)
+    x0, y0 = xs[0], best[xs[0]]["tokens_per_s"]
     eff = [(best[x]["tokens_per_s"] / x) / (y0 / x0) * 100 for x in xs]
     right.plot(xs, eff, color=colour, marker=marker, label=f"{tag}scaling efficiency")
     mfu = [(x, best[x]["mfu"] * 100) for x in xs if _present(best[x].get("mfu"))]
@@ -449,19 +469,26 @@ def plot_steps(
         if not drawn:
             raise NoDataError("no run has step times")
         title = f"Step time per step (shaded: warm-up; dashed: steady-state {stat})"
-        if lo > 0 and hi / lo > 10:  # runs of very different sizes: keep each readable
-            ax.set_yscale("log")
-            ax.set_ylim(lo / 1.25, hi * 1.25)
-        else:
-            pad = (hi - lo) * 0.15 or hi * 0.05
-            ax.set_ylim(max(0.0, lo - pad), hi + pad)
-        if top > ax.get_ylim()[1]:
-            title += f"\nwarm-up steps up to {top:.4g} s run off the top"
+        title += _step_range(ax, lo, hi, top)
         ax.set_xlabel(_step_label([g for _, g, _ in timed], apart))
         ax.set_ylabel("Step time (s)")
         ax.set_title(title)
         legend(ax, drawn, "upper right")
     return ax
+
+
+def _step_range(ax, lo: float, hi: float, top: float) -> str:
+    """The y range of the steady times ``lo`` to ``hi`` (log where they differ tenfold);
+    a line for the title when warm-up steps (up to ``top``) run off it."""
+    if lo > 0 and hi / lo > 10:  # runs of very different sizes: keep each readable
+        ax.set_yscale("log")
+        ax.set_ylim(lo / 1.25, hi * 1.25)
+    else:
+        pad = (hi - lo) * 0.15 or hi * 0.05
+        ax.set_ylim(max(0.0, lo - pad), hi + pad)
+    if top > ax.get_ylim()[1]:
+        return f"\nwarm-up steps up to {top:.4g} s run off the top"
+    return ""
 
 
 def plot_topology(table, ax=None, *, value: str = "step_time_s", limit: int = 60):

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import UsageError
 
@@ -200,33 +201,8 @@ class Shape:
         )
 
     def parts(self) -> set[str]:
-        """The architecture's parts a FLOPs convention may or may not count."""
-        out = set()
-        if self.g and self.a and self.g != self.a:
-            out.add("gqa")
-        if self.d and self.a and self.h and self.a * self.d != self.h:
-            out.add("head_dim")
-        if self.swiglu:
-            out.add("gated" if self.silu_gate else "gated_other")
-        if self.experts > 1:
-            out.add("moe")
-            if self.shared_f:
-                out.add("shared_experts")
-            if not all(self.moe_layers()):
-                out.add("dense_layers")
-            if self.latent:
-                out.add("latent_moe")
-        if self.mla:
-            out.add("mla")
-        if self.mtp:
-            out.add("mtp")
-        if self.window:
-            out.add("window")
-        if self.chunk:
-            out.add("chunk")
-        if self.hybrid and "M" in (self.pattern or ""):
-            out.add("mamba")
-        return out
+        """The architecture's parts a FLOPs convention may or may not count (``PARTS``)."""
+        return {part for part, has in PARTS if has(self)}
 
     @property
     def gpt(self) -> bool:
@@ -247,6 +223,25 @@ class Shape:
         """Whether the count holds a learned position table (GPT-style, and not a
         published count, which says nothing of it)."""
         return self.gpt and not self.params
+
+
+#: (part, whether a shape has it): the parts of an architecture a FLOPs convention may
+#: or may not count (``Shape.parts``; ``flops`` names those a convention leaves out)
+PARTS: tuple[tuple[str, Callable[[Shape], Any]], ...] = (
+    ("gqa", lambda sh: sh.g and sh.a and sh.g != sh.a),
+    ("head_dim", lambda sh: sh.d and sh.a and sh.h and sh.a * sh.d != sh.h),
+    ("gated", lambda sh: sh.swiglu and sh.silu_gate),  # SiLU: what Megatron's --swiglu is
+    ("gated_other", lambda sh: sh.swiglu and not sh.silu_gate),
+    ("moe", lambda sh: sh.experts > 1),
+    ("shared_experts", lambda sh: sh.experts > 1 and sh.shared_f),
+    ("dense_layers", lambda sh: sh.experts > 1 and not all(sh.moe_layers())),
+    ("latent_moe", lambda sh: sh.experts > 1 and sh.latent),
+    ("mla", lambda sh: sh.mla),
+    ("mtp", lambda sh: sh.mtp),
+    ("window", lambda sh: sh.window),
+    ("chunk", lambda sh: sh.chunk),
+    ("mamba", lambda sh: sh.hybrid and "M" in (sh.pattern or "")),
+)
 
 
 # -- parameter counts ------------------------------------------------------------
@@ -550,57 +545,95 @@ def build(values: dict[str, Any], origin: dict[str, str] | None = None) -> Shape
 
 
 def problems(sh: Shape) -> list[tuple[str, str]]:
-    """(keys, what is wrong) for every part of ``sh`` that cannot hold."""
-    out = []
-    pos = {
-        k: getattr(sh, FIELDS[k][0])
-        for k in ("num_layers", "hidden_size", "num_attention_heads", "vocab_size", "seq_len")
-    }
-    for k, v in pos.items():
-        if v is not None and v <= 0:
-            out.append((k, f"{k} {v} is not positive"))
-    if sh.topk > sh.experts and sh.experts > 1:
-        out.append(
-            ("moe_topk+num_experts", f"moe_topk {sh.topk} is above num_experts {sh.experts}")
-        )
-    if sh.g and sh.a and (sh.g > sh.a or sh.a % sh.g):
-        out.append(
-            ("num_query_groups+num_attention_heads",
-             f"num_query_groups {sh.g} does not divide num_attention_heads {sh.a}")
-        )  # fmt: skip
-    for key, attr in (("q_lora_rank", "q_rank"), ("kv_lora_rank", "kv_rank")):
-        rank = getattr(sh, attr)
-        if rank is not None and sh.h and not 0 < rank <= sh.h:
-            out.append((f"{key}+hidden_size", f"{key} {rank} is above hidden_size {sh.h}"))
-    if sh.mla and None in (sh.d_nope, sh.d_rope, sh.d_v):
-        out.append(
-            ("kv_lora_rank", "multi-latent attention needs qk_nope_head_dim, qk_rope_head_dim "
-             "and v_head_dim")
-        )  # fmt: skip
-    if isinstance(sh.moe_freq, tuple) and sh.l and len(sh.moe_freq) != sh.l:
-        out.append(
-            ("moe_layer_freq+num_layers",
-             f"moe_layer_freq lists {len(sh.moe_freq)} layers, num_layers is {sh.l}")
-        )  # fmt: skip
-    if sh.pattern:
-        bad = sorted(set(sh.pattern) - set("M*-EG"))
-        if bad:
-            out.append(("hybrid_layer_pattern", f"hybrid_layer_pattern has {bad[0]!r}: "
-                        "use M (Mamba-2), * (attention), - (MLP), E (MoE)"))  # fmt: skip
-        elif sh.l and len(sh.pattern) != sh.l:
-            out.append(
-                ("hybrid_layer_pattern+num_layers",
-                 f"hybrid_layer_pattern has {len(sh.pattern)} layers, num_layers is {sh.l}")
-            )  # fmt: skip
-    if sh.first_dense and sh.l and sh.first_dense > sh.l:
-        out.append(
-            ("first_k_dense_replace+num_layers",
-             f"first_k_dense_replace {sh.first_dense} is above num_layers {sh.l}")
-        )  # fmt: skip
-    if sh.latent and sh.h and sh.latent > sh.h:
-        out.append(("moe_latent_size+hidden_size", f"moe_latent_size {sh.latent} is above "
-                    f"hidden_size {sh.h}"))  # fmt: skip
-    return out
+    """(keys, what is wrong) for every part of ``sh`` that cannot hold (``CHECKS``)."""
+    return [(check.keys, check.why(sh)) for check in CHECKS if check.broken(sh)]
+
+
+class _Check(NamedTuple):
+    """A rule a shape must pass: the keys it names, whether ``sh`` breaks it, and why."""
+
+    keys: str
+    broken: Callable[[Shape], Any]
+    why: Callable[[Shape], str]
+
+
+def _positive(key: str) -> _Check:
+    """The check that a count (``key``) is above 0 where given."""
+    attr = FIELDS[key][0]
+    return _Check(
+        key,
+        lambda sh: getattr(sh, attr) is not None and getattr(sh, attr) <= 0,
+        lambda sh: f"{key} {getattr(sh, attr)} is not positive",
+    )
+
+
+def _rank(key: str) -> _Check:
+    """The check that a multi-latent attention rank (``key``) is within the width."""
+    attr = FIELDS[key][0]
+    return _Check(
+        f"{key}+hidden_size",
+        lambda sh: getattr(sh, attr) is not None and sh.h and not 0 < getattr(sh, attr) <= sh.h,
+        lambda sh: f"{key} {getattr(sh, attr)} is above hidden_size {sh.h}",
+    )
+
+
+LAYER_SYMBOLS = "M*-EG"  # the layers a hybrid pattern may name
+
+
+def _unknown_layers(sh: Shape) -> list[str]:
+    """The symbols of the hybrid layer pattern that name no layer, sorted."""
+    return sorted(set(sh.pattern or "") - set(LAYER_SYMBOLS))
+
+
+#: the checks ``problems`` makes, in the order it reports them (``build`` names the first)
+CHECKS = (
+    *map(_positive, ("num_layers", "hidden_size", "num_attention_heads", "vocab_size", "seq_len")),
+    _Check(
+        "moe_topk+num_experts",
+        lambda sh: sh.topk > sh.experts and sh.experts > 1,
+        lambda sh: f"moe_topk {sh.topk} is above num_experts {sh.experts}",
+    ),
+    _Check(
+        "num_query_groups+num_attention_heads",
+        lambda sh: sh.g and sh.a and (sh.g > sh.a or sh.a % sh.g),
+        lambda sh: f"num_query_groups {sh.g} does not divide num_attention_heads {sh.a}",
+    ),
+    _rank("q_lora_rank"),
+    _rank("kv_lora_rank"),
+    _Check(
+        "kv_lora_rank",
+        lambda sh: sh.mla and None in (sh.d_nope, sh.d_rope, sh.d_v),
+        lambda sh: "multi-latent attention needs qk_nope_head_dim, qk_rope_head_dim and v_head_dim",
+    ),
+    _Check(
+        "moe_layer_freq+num_layers",
+        lambda sh: isinstance(sh.moe_freq, tuple) and sh.l and len(sh.moe_freq) != sh.l,
+        lambda sh: f"moe_layer_freq lists {len(sh.moe_freq)} layers, num_layers is {sh.l}",
+    ),
+    _Check(
+        "hybrid_layer_pattern",
+        _unknown_layers,
+        lambda sh: (
+            f"hybrid_layer_pattern has {_unknown_layers(sh)[0]!r}: "
+            "use M (Mamba-2), * (attention), - (MLP), E (MoE)"
+        ),
+    ),
+    _Check(  # a pattern of known layers only
+        "hybrid_layer_pattern+num_layers",
+        lambda sh: sh.pattern and not _unknown_layers(sh) and sh.l and len(sh.pattern) != sh.l,
+        lambda sh: f"hybrid_layer_pattern has {len(sh.pattern)} layers, num_layers is {sh.l}",
+    ),
+    _Check(
+        "first_k_dense_replace+num_layers",
+        lambda sh: sh.first_dense and sh.l and sh.first_dense > sh.l,
+        lambda sh: f"first_k_dense_replace {sh.first_dense} is above num_layers {sh.l}",
+    ),
+    _Check(
+        "moe_latent_size+hidden_size",
+        lambda sh: sh.latent and sh.h and sh.latent > sh.h,
+        lambda sh: f"moe_latent_size {sh.latent} is above hidden_size {sh.h}",
+    ),
+)
 
 
 # -- Hugging Face config.json ------------------------------------------------------

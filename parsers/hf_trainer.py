@@ -123,41 +123,71 @@ class HFTrainerParser(Parser):
         return score
 
     def parse(self, lines: Iterable[Line]) -> Iterator[Record]:
-        summary_seen = False
-        total_steps: int | None = None
+        reading = _Reading()
         for no, text, rank in lines:
             if "{'" in text:
-                found = _dict(text)
-                if found is None:
-                    continue
-                d, raw = found
-                if "train_runtime" in d:
-                    if summary_seen:  # every process prints it
-                        continue
-                    summary_seen = True
-                    for k, v in d.items():
-                        yield Event(k, v, no)
-                    numbers = {k: v for k, v in d.items() if isinstance(v, int | float)}
-                    numbers.pop("epoch", None)
-                    yield Config(numbers, no)
-                    mean = _mean_step_time(d, raw, total_steps, no)
-                    if mean is not None:
-                        yield mean
-                elif any(k.startswith("eval_") for k in d):
-                    yield Event("validation", d, no)
-                elif "loss" in d:
-                    values = {STEP_KEYS.get(k, k): v for k, v in d.items()}
-                    bad = [k for k, v in values.items() if isinstance(v, str)]
-                    if bad:
-                        yield Note(f"value(s) of {', '.join(bad)} not numbers: kept", no, "value")
-                    yield Step(None, values, no, rank)
+                yield from reading.trainer_dict(text, no, rank)
             elif "Total optimization steps" in text:
-                m = TOTAL_RE.search(text)
-                if m:
-                    total_steps = int(m["n"].replace(",", ""))
+                reading.total(text)
             elif "train metrics" not in text and ">>" in text and "train_runtime" in text:
-                m = METRIC_RE.search(text)
-                hms = HMS_RE.match(m["v"]) if m else None
-                if hms:
-                    secs = int(hms["h"]) * 3600 + int(hms["m"]) * 60 + float(hms["s"])
-                    yield Config({"train_runtime": secs}, no)
+                yield from _runtime(text, no)
+
+
+class _Reading:
+    """One parse's state: whether the summary was read (every process prints it), and
+    the step count ``Total optimization steps`` gives."""
+
+    def __init__(self) -> None:
+        self.summary_seen = False
+        self.total_steps: int | None = None
+
+    def trainer_dict(self, text: str, no: int, rank) -> Iterator[Record]:
+        """A line's Trainer dict: the train summary, an evaluation, or a logging step."""
+        found = _dict(text)
+        if found is None:
+            return
+        d, raw = found
+        if "train_runtime" in d:
+            yield from self.summary(d, raw, no)
+        elif any(k.startswith("eval_") for k in d):
+            yield Event("validation", d, no)
+        elif "loss" in d:
+            yield from _step(d, no, rank)
+
+    def summary(self, d: dict, raw: dict, no: int) -> Iterator[Record]:
+        """The first train summary: events, its numbers as run settings, the mean step time."""
+        if self.summary_seen:  # every process prints it
+            return
+        self.summary_seen = True
+        for k, v in d.items():
+            yield Event(k, v, no)
+        numbers = {k: v for k, v in d.items() if isinstance(v, int | float)}
+        numbers.pop("epoch", None)
+        yield Config(numbers, no)
+        mean = _mean_step_time(d, raw, self.total_steps, no)
+        if mean is not None:
+            yield mean
+
+    def total(self, text: str) -> None:
+        """``Total optimization steps = N``: the step count the summary's runtime spans."""
+        m = TOTAL_RE.search(text)
+        if m:
+            self.total_steps = int(m["n"].replace(",", ""))
+
+
+def _step(d: dict, no: int, rank) -> Iterator[Record]:
+    """A logging step's dict as a step (values that are no numbers kept, and noted)."""
+    values = {STEP_KEYS.get(k, k): v for k, v in d.items()}
+    bad = [k for k, v in values.items() if isinstance(v, str)]
+    if bad:
+        yield Note(f"value(s) of {', '.join(bad)} not numbers: kept", no, "value")
+    yield Step(None, values, no, rank)
+
+
+def _runtime(text: str, no: int) -> Iterator[Record]:
+    """The ``train metrics`` table's ``train_runtime = 0:15:19.02``, in seconds."""
+    m = METRIC_RE.search(text)
+    hms = HMS_RE.match(m["v"]) if m else None
+    if hms:
+        secs = int(hms["h"]) * 3600 + int(hms["m"]) * 60 + float(hms["s"])
+        yield Config({"train_runtime": secs}, no)

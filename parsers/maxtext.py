@@ -86,6 +86,10 @@ PARAMS = {
 MLA = ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
 # decoder blocks whose local layers alternate with global ones (MaxText's own pattern)
 LOCAL_GLOBAL = {"gemma2": "1:1", "gemma3": "5:1", "gemma4": "5:1", "gpt_oss": "1:1"}
+# sizes that mean "off" at 0 or below (a dense MLP, no window, no chunks)
+POSITIVE = ("moe_ffn_hidden_size", "sliding_window", "attention_chunk_size")
+# ``quantization`` modes whose matrix multiplications run in fp8
+FP8_QUANTIZATION = ("fp8", "nanoo_fp8", "fp8_full", "fp8_gpu")
 
 
 def _value(text: str):
@@ -106,32 +110,63 @@ def config_shape(params: dict) -> dict:
     """The run settings MaxText's config dump gives (``PARAMS``, MLA, MoE, gates,
     windows, precision, the model's name)."""
     out = {PARAMS[k]: v for k, v in params.items() if k in PARAMS and v not in (None, "", -1)}
-    for key in ("moe_ffn_hidden_size", "sliding_window", "attention_chunk_size"):
+    for rule in SHAPE_RULES:
+        rule(params, out)
+    return out
+
+
+def _sizes(params: dict, out: dict) -> None:
+    """Sizes that mean "off" (0 or below) dropped, and the experts of a dense model."""
+    for key in POSITIVE:
         if not out.get(key) or out[key] <= 0:
             out.pop(key, None)
     if params.get("num_experts", 1) in (None, 0, 1):
         out.pop("num_experts", None), out.pop("moe_topk", None)
+
+
+def _mla(params: dict, out: dict) -> None:
+    """Multi-latent attention's ranks and head dimensions (``attention_type: mla``)."""
     if params.get("attention_type") == "mla":
         out.update({k: params[k] for k in MLA if params.get(k)})
+
+
+def _mlp(params: dict, out: dict) -> None:
+    """The gate (more than one activation) and the activation; untied embeddings."""
     acts = params.get("mlp_activations")
     if isinstance(acts, list) and acts:
         out["swiglu"], out["activation"] = len(acts) > 1, str(acts[0])
     if isinstance(params.get("logits_via_embedding"), bool):
         out["untied_embeddings"] = not params["logits_via_embedding"]
+
+
+def _shared_experts(params: dict, out: dict) -> None:
+    """The shared experts' FFN: their count times an expert's."""
     shared = params.get("shared_experts")
     if isinstance(shared, int) and shared > 0 and out.get("moe_ffn_hidden_size"):
         out["moe_shared_expert_intermediate_size"] = shared * out["moe_ffn_hidden_size"]
+
+
+def _local_global(params: dict, out: dict) -> None:
+    """Local:global layers: the decoder block's pattern of windowed layers, or one global
+    layer every ``nope_layer_interval`` (chunked attention, which wins)."""
     block = str(params.get("decoder_block") or "")
     if out.get("sliding_window") and block in LOCAL_GLOBAL:
         out["local_global_pattern"] = LOCAL_GLOBAL[block]
     if out.get("attention_chunk_size") and isinstance(params.get("nope_layer_interval"), int):
         out["local_global_pattern"] = f"{params['nope_layer_interval'] - 1}:1"
-    if str(params.get("quantization") or "").lower() in ("fp8", "nanoo_fp8", "fp8_full", "fp8_gpu"):
+
+
+def _precision_and_name(params: dict, out: dict) -> None:
+    """fp8 where the quantization computes in it; the model's name unless the default."""
+    if str(params.get("quantization") or "").lower() in FP8_QUANTIZATION:
         out["dtype"] = "fp8"
     name = params.get("model_name")
     if isinstance(name, str) and name not in ("", "default"):
         out["model"] = name
-    return out
+
+
+# what ``config_shape`` reads beyond ``PARAMS``, in this order (later rules see earlier ones)
+SHAPE_RULES = (_sizes, _mla, _mlp, _shared_experts, _local_global, _precision_and_name)
 
 
 class MaxTextParser(Parser):

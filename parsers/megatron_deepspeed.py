@@ -268,6 +268,16 @@ DEEPSPEED_HEAD = (
 )
 # GPT-NeoX: `` samples/sec: S | iteration N/ M | ... | approx flops per GPU: 112.9TFLOPS |``
 NEOX_MARKS = ("approx flops per GPU:", "lm_loss:")
+# the marks of each flavour an iteration line may bear (``flavour``)
+ITER_MARKS = (("neox", NEOX_MARKS), ("deepspeed", DEEPSPEED_MARKS), ("lm", MEGATRON_LM_MARKS))
+# the flavour a head's signs give: the first of which the head shows a sign (signs: the
+# flavours of ITER_MARKS, an argument ``deepspeed``, an arguments dump read to its end;
+# a DeepSpeed telltale in the head is ``deepspeed`` unless Megatron-LM's marks are there)
+FLAVOURS = (
+    ("neox", {"neox"}),
+    ("deepspeed", {"deepspeed", "deepspeed argument"}),
+    ("lm", {"lm", "dumped"}),  # an arguments dump without ``deepspeed``
+)
 MAX_WRAPS = 3  # physical lines a hard-wrapped record may continue on
 # the labels one of which every piece of a wrapped iteration record (and a validation
 # line) holds
@@ -437,33 +447,34 @@ def flavour(head: Sequence[str]) -> tuple[float, str | None]:
     prints ``throughput per GPU (TFLOP/s/GPU)``; an arguments dump without
     ``deepspeed`` is Megatron-LM.
     """
-    score, ds, lm, neox = 0.0, False, False, False
-    in_args = dumped = ds_arg = telltale = False
-    for text in head:
-        if in_args:
-            m = ARG_RE.match(text)
-            if m:
-                ds_arg = ds_arg or m.group("name") == "deepspeed"
-            elif ARGS_END_RE.search(text):
-                in_args, dumped = False, True
-            continue
+    score, signs = 0.0, set[str]()
+    lines = iter(head)
+    for text in lines:
         if "iteration" in text and "elapsed" in text and ITER_RE.search(text):
             score = 0.95
-            neox = neox or any(mark in text for mark in NEOX_MARKS)
-            ds = ds or any(mark in text for mark in DEEPSPEED_MARKS)
-            lm = lm or any(mark in text for mark in MEGATRON_LM_MARKS)
+            signs.update(kind for kind, marks in ITER_MARKS if any(m in text for m in marks))
         elif "arguments" in text and ARGS_START_RE.match(text):
             score = max(score, 0.55)
-            in_args = True
-        elif not telltale and any(mark in text for mark in DEEPSPEED_HEAD):
-            telltale = True
-    if neox:
-        return score, "neox"
-    if ds or ds_arg or (telltale and not lm):
-        return score, "deepspeed"
-    if lm or dumped:
-        return score, "lm"
-    return score, None
+            signs |= _dump_signs(lines)
+        elif "telltale" not in signs and any(mark in text for mark in DEEPSPEED_HEAD):
+            signs.add("telltale")
+    if "telltale" in signs and "lm" not in signs:  # the engine's lines, no Megatron-LM marks
+        signs.add("deepspeed")
+    return score, next((kind for kind, found in FLAVOURS if signs & found), None)
+
+
+def _dump_signs(lines: Iterator[str]) -> set[str]:
+    """What an arguments dump shows, read up to its end line (``lines`` advanced)."""
+    signs: set[str] = set()
+    for text in lines:
+        m = ARG_RE.match(text)
+        if m:
+            if m.group("name") == "deepspeed":
+                signs.add("deepspeed argument")
+        elif ARGS_END_RE.search(text):
+            signs.add("dumped")
+            break
+    return signs
 
 
 # An argument a Megatron-LM version first has, and the FLOPs count it prints: the

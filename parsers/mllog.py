@@ -66,6 +66,7 @@ CONFIG_KEYS = {
 }
 STEP_TIME_KEYS = ("train_step_timing", "train_step_time", "train_step_timing in s")
 LOSS_KEYS = ("reduced_train_loss", "train_loss")
+STEP_AND_LOSS_KEYS = (*STEP_TIME_KEYS, *LOSS_KEYS)
 # records the parser's Python reads (they set run config); the others the engine may
 PYTHON_KEYS = frozenset({*CONFIG_KEYS, "run_start", "run_stop"})
 
@@ -144,6 +145,27 @@ def _step_values(value: Any, time_ms: Any) -> dict | None:
     if _is_number(time_ms):
         values["time_ms"] = _encode(time_ms)
     return values
+
+
+def _throughput_only(value: Any) -> bool:
+    """Whether a ``tracked_stats`` value is a throughput with no step time or loss."""
+    return (
+        isinstance(value, dict)
+        and _float(value.get("throughput")) is not None
+        and not any(k in value for k in STEP_AND_LOSS_KEYS)
+    )
+
+
+def _count(mstep: Any, samples: Any) -> int | None:
+    """A progress point's counter: ``samples_count``, else ``metadata.step``, as an
+    integer where it is a whole number, else None."""
+    count = samples if _is_number(samples) else mstep
+    return int(count) if _is_number(count) and count - int(count) == 0 else None
+
+
+def _whole(v: Any) -> int | None:
+    """A finite number as ``int()`` gives it, else None (NaN, infinities, no number)."""
+    return int(v) if isinstance(v, int | float) and v - v == 0 else None
 
 
 def _mllog(text: str, at: int) -> dict:
@@ -251,48 +273,59 @@ class _Reading:
             return item._replace(frame=_counted(item.frame, self.gbs, self.seq))
         return item
 
-    def line(self, item: Line) -> Iterator[Record]:
+    def line(self, item: Line) -> Iterable[Record]:
+        """The records of a line; () where it holds none or a copy (no generator made)."""
         no, text, rank = item
         self.last = no
         found = _locate(text) if ":::ML" in text else None
         if found is None:
-            return
+            return ()
         at, decode = found
         if type(item) is not CheckedLine and self.window.copy(text[at:], no):
-            return  # every rank printed it
+            return ()  # every rank printed it
         try:
             rec = decode(text, at)
         except _Malformed as e:
             self.malformed += 1
-            yield Note(f"malformed MLPerf log line skipped ({e})", no, "line")
-            return
+            return (Note(f"malformed MLPerf log line skipped ({e})", no, "line"),)
+        return self.record(rec, decode is _mllog, no, rank)
+
+    def record(self, rec: dict, mllog: bool, no: int, rank) -> Iterator[Record]:
+        """A decoded record: a step, else an event and the run settings it gives
+        (``mllog``: values stored as encoded; older rounds' as read)."""
         key, value = str(rec.get("key")), rec.get("value")
         meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
         time_ms = rec.get("time_ms")
         time_ms = _float(time_ms) if isinstance(time_ms, int | float) else None
-        mstep = meta.get("step")
         if rec.get("benchmark") and "submission_benchmark" not in self.config_seen:
             self.config_seen.add("submission_benchmark")
             yield Config({"benchmark": rec["benchmark"]}, no)
-        step = _step_values(value, rec.get("time_ms")) if key == "tracked_stats" else None
-        self.timed = self.timed or step is not None
-        if step is None and key == "tracked_stats" and not self.timed:
-            step = self._progress(value, rec.get("time_ms"), mstep, meta.get("samples_count"))
+        step = self._tracked(value, rec.get("time_ms"), meta) if key == "tracked_stats" else None
         if step is not None:  # a step, not repeated as an event
-            step.update(_consumed(*_counters(mstep, meta.get("samples_count")), self.gbs, self.seq))
             yield Step(None, step, no, rank)
             return
-        mllog = decode is _mllog  # MLLOG values are stored as encoded; older as read
         yield Event(
             key,
             _encode(value) if mllog else value,
             no,
             time_ms=time_ms,
             event_type=rec.get("event_type"),
-            step=int(mstep) if isinstance(mstep, int | float) and mstep - mstep == 0 else None,
+            step=_whole(meta.get("step")),
             metadata=(_encode(meta) if mllog else meta) if meta else None,
         )
         yield from self.config(key, value, meta, time_ms, no)
+
+    def _tracked(self, value: Any, time_ms: Any, meta: dict) -> dict | None:
+        """A ``tracked_stats`` record's step with its counters: one that times a step,
+        else (in a log whose records time none) a progress point; else None."""
+        mstep, samples = meta.get("step"), meta.get("samples_count")
+        step = _step_values(value, time_ms)
+        self.timed = self.timed or step is not None
+        if step is None and not self.timed:
+            step = self._progress(value, time_ms, mstep, samples)
+        if step is not None:
+            step.update(_consumed(*_counters(mstep, samples), self.gbs, self.seq))
+        return step
 
     def _progress(self, value: Any, time_ms: Any, mstep: Any, samples: Any) -> dict | None:
         """A ``tracked_stats`` record that carries only ``throughput``, in a log whose
@@ -305,12 +338,9 @@ class _Reading:
         counts tokens), on the printed integers (decimal, no float noise). A record
         whose unit nothing tells (no benchmark, no batch shape) stays an event: the
         report reads it with the run's benchmark setting."""
-        if not isinstance(value, dict) or _float(value.get("throughput")) is None:
+        if not _throughput_only(value):
             return None
-        if any(k in value for k in (*STEP_TIME_KEYS, *LOSS_KEYS)):
-            return None
-        count = samples if _is_number(samples) else mstep
-        count = int(count) if _is_number(count) and count - int(count) == 0 else None
+        count = _count(mstep, samples)
         unit = self._unit(count, samples)
         if unit is None:
             return None
@@ -320,16 +350,25 @@ class _Reading:
                 values[k] = _encode(v)
         if _is_number(time_ms):
             values["time_ms"] = _encode(time_ms)
-        per_step = (self.gbs or 0) * (self.seq or 0 if unit == "tokens_per_s" else 1)
-        if self.progress is not None and count is not None and _is_number(time_ms):
-            t0, c0 = self.progress
-            if per_step and count > c0 and (count - c0) % per_step == 0 and time_ms > t0:
-                steps = (count - c0) // per_step
-                ms = Decimal(repr(time_ms)) - Decimal(repr(t0))
-                values["step_time_s"] = float(ms / 1000 / steps)
-        if count is not None and _is_number(time_ms):
-            self.progress = (time_ms, count)
+            if count is not None:
+                step_time = self._step_time(unit, count, time_ms)
+                if step_time is not None:
+                    values["step_time_s"] = step_time
+                self.progress = (time_ms, count)
         return values
+
+    def _step_time(self, unit: str, count: int, time_ms: Any) -> float | None:
+        """Seconds per step since the progress point before: the time between them over
+        the steps the counter advanced (whole steps' worth only), on the printed digits."""
+        if self.progress is None:
+            return None
+        t0, c0 = self.progress
+        per_step = (self.gbs or 0) * (self.seq or 0 if unit == "tokens_per_s" else 1)
+        if not (per_step and count > c0 and (count - c0) % per_step == 0 and time_ms > t0):
+            return None
+        steps = (count - c0) // per_step
+        ms = Decimal(repr(time_ms)) - Decimal(repr(t0))
+        return float(ms / 1000 / steps)
 
     def _unit(self, count: int | None, samples: Any) -> str | None:
         """The column of a ``throughput``: the benchmark's unit (its rules), else what
@@ -440,40 +479,14 @@ def _steps(recs: list, nos: list[int], left: list[int], event_at: list[int]):
         return None
     vals = [r.value for r in recs]
     kinds = [tuple(v) if type(v) is dict else None for v in vals]
-    common = Counter(kinds).most_common(1)[0][0]
-    used = next((k for k in STEP_TIME_KEYS if common and k in common), None)
-    loss_key = next((k for k in LOSS_KEYS if common and k in common), None)
-    if used is None or set(common) - {used, loss_key}:
+    usual = _usual_kind(kinds)
+    if usual is None:
         left += nos
         return None
-    cols = _columns(recs, vals, kinds, common, used, loss_key)
-    ok = _usual_types([k == common for k in kinds], cols)
-    kept = {
-        name: [x if o else None for x, o in zip(col, ok, strict=True)]
-        for name, col in cols.items()
-        if col is not None
-    }
-    frame = pl.DataFrame(
-        {
-            "line_no": nos,
-            "_ok": ok,
-            "step_time_s": pl.Series(kept["t"], dtype=pl.Float64, strict=False),
-            "loss": pl.Series(kept.get("loss", [None] * len(ok)), dtype=pl.Float64, strict=False),
-            "_t": pl.Series(kept["time"], dtype=pl.Int64, strict=False),
-            "_mstep": pl.Series(kept["mstep"], dtype=pl.Int64, strict=False),
-            "_samples": pl.Series(kept["samples"], dtype=pl.Int64, strict=False),
-        }
-    )
-    st, loss = pl.col("step_time_s"), pl.col("loss")
-    good = (
-        pl.col("_ok")
-        & (st > 0)
-        & st.is_finite()
-        & (loss.is_finite() | loss.is_null())
-        & (pl.col("_mstep").is_not_null() | pl.Series([x is None for x in cols["mstep"]]))
-        & (pl.col("_samples").is_not_null() | pl.Series([x is None for x in cols["samples"]]))
-    )
-    frame = frame.with_columns(_good=good.fill_null(False))
+    cols = _columns(recs, vals, kinds, *usual)
+    ok = _usual_types([k == usual[0] for k in kinds], cols)
+    frame = _step_frame(nos, cols, ok)
+    frame = frame.with_columns(_good=_good_steps(cols).fill_null(False))
     left += frame.filter(~pl.col("_good"))["line_no"].to_list()
     frame = frame.filter(pl.col("_good"))
     if not frame.height:
@@ -486,6 +499,55 @@ def _steps(recs: list, nos: list[int], left: list[int], event_at: list[int]):
         "_mstep",
         (pl.col("_mstep") > 0).alias("_mpos"),
         "_samples",
+    )
+
+
+def _usual_kind(kinds: list) -> tuple[tuple, str, str | None] | None:
+    """(the block's most common keys of a value, its step-time key, its loss key), where
+    those keys are a step time and at most a loss; else None."""
+    common = Counter(kinds).most_common(1)[0][0]
+    used = next((k for k in STEP_TIME_KEYS if common and k in common), None)
+    loss_key = next((k for k in LOSS_KEYS if common and k in common), None)
+    if used is None or set(common) - {used, loss_key}:
+        return None
+    return common, used, loss_key
+
+
+def _step_frame(nos: list[int], cols: dict[str, list | None], ok: list[bool]):
+    """The step columns as typed (a record not ``ok`` all null), ``_ok`` beside them."""
+    import polars as pl
+
+    kept = {
+        name: [x if o else None for x, o in zip(col, ok, strict=True)]
+        for name, col in cols.items()
+        if col is not None
+    }
+    return pl.DataFrame(
+        {
+            "line_no": nos,
+            "_ok": ok,
+            "step_time_s": pl.Series(kept["t"], dtype=pl.Float64, strict=False),
+            "loss": pl.Series(kept.get("loss", [None] * len(ok)), dtype=pl.Float64, strict=False),
+            "_t": pl.Series(kept["time"], dtype=pl.Int64, strict=False),
+            "_mstep": pl.Series(kept["mstep"], dtype=pl.Int64, strict=False),
+            "_samples": pl.Series(kept["samples"], dtype=pl.Int64, strict=False),
+        }
+    )
+
+
+def _good_steps(cols: dict[str, list | None]):
+    """Which rows of ``_step_frame`` are steps: of the usual types, a positive finite
+    step time, a finite loss or none, and counters that read where printed."""
+    import polars as pl
+
+    st, loss = pl.col("step_time_s"), pl.col("loss")
+    return (
+        pl.col("_ok")
+        & (st > 0)
+        & st.is_finite()
+        & (loss.is_finite() | loss.is_null())
+        & (pl.col("_mstep").is_not_null() | pl.Series([x is None for x in cols["mstep"]]))
+        & (pl.col("_samples").is_not_null() | pl.Series([x is None for x in cols["samples"]]))
     )
 
 
@@ -595,10 +657,8 @@ _STEP_SCHEMA = {
 def _counters(mstep: Any, samples: Any) -> tuple[int | None, bool, int | None]:
     """(metadata.step as an integer, whether it is positive, samples_count as an
     integer); None where not a number."""
-    m = int(mstep) if isinstance(mstep, int | float) and mstep - mstep == 0 else None
-    pos = m is not None and mstep > 0
-    sc = int(samples) if isinstance(samples, int | float) and samples - samples == 0 else None
-    return m, pos, sc
+    m = _whole(mstep)
+    return m, m is not None and mstep > 0, _whole(samples)
 
 
 def _counted(frame, gbs: int | None, seq: int | None):

@@ -19,26 +19,11 @@ def plot_mlperf(rows, ax=None, *, benchmarks: list[str] | None = None):
     for the figure, beside the panels; points labelled where a panel has few.
     ``rows`` are ``llmbench.summarize_submissions()`` dicts (or a DataFrame of
     them). Returns the list of Axes."""
-    data = [dict(r, source=r.get("folder")) for r in table_rows(rows)]
-    data = usable(data, ("num_gpus", "score_min"), "MLPerf scaling")
-    names = [n for n in (benchmarks or sorted({str(r["benchmark"]) for r in data}))]
-    data = [r for r in data if r["benchmark"] in names]
-    names = [n for n in names if any(r["benchmark"] == n for r in data)]
-    if not names:
-        raise NoDataError(
-            "no scored MLPerf result for " + ", ".join(benchmarks or ["any benchmark"])
-        )
-
+    data, names = _benchmarks(rows, benchmarks)
     cols, nrows = min(len(names), 3), math.ceil(len(names) / 3)
     style, fig = styled((4.8 * cols + 2.6, 4.2 * nrows) if ax is None else None)  # + legend
     with style:
-        if fig is not None:
-            axes = [a for row in fig.subplots(nrows, cols, squeeze=False) for a in row]
-            for spare in axes[len(names) :]:
-                spare.remove()
-            axes = axes[: len(names)]
-        else:
-            axes = list(ax) if isinstance(ax, list | tuple) else [ax]
+        axes = _axes(fig, ax, nrows, cols, len(names))
         keys = sorted({_series(r) for r in data})
         looks = {k: (look(i)["color"], look(i)["marker"]) for i, k in enumerate(keys)}
         panels = [
@@ -49,14 +34,45 @@ def plot_mlperf(rows, ax=None, *, benchmarks: list[str] | None = None):
             _panel(a, name, mine, looks)
         _legend(axes, fig)
         if fig is not None:  # the legend took its room: tick labels and point labels again
-            fig.draw_without_rendering()
-            for a, mine in panels:
-                gpu_ticks(a, mine)
-                if len(mine) <= LABELLED_POINTS:
-                    for t in list(a.texts):
-                        t.remove()
-                    _point_labels(a, mine, looks)
+            _relabel(fig, panels, looks)
     return axes
+
+
+def _benchmarks(rows, benchmarks: list[str] | None) -> tuple[list[dict], list[str]]:
+    """(the scored rows of the benchmarks drawn, those benchmarks' names); NoDataError
+    when none of them has a scored result."""
+    data = [dict(r, source=r.get("folder")) for r in table_rows(rows)]
+    data = usable(data, ("num_gpus", "score_min"), "MLPerf scaling")
+    names = [n for n in (benchmarks or sorted({str(r["benchmark"]) for r in data}))]
+    data = [r for r in data if r["benchmark"] in names]
+    names = [n for n in names if any(r["benchmark"] == n for r in data)]
+    if not names:
+        raise NoDataError(
+            "no scored MLPerf result for " + ", ".join(benchmarks or ["any benchmark"])
+        )
+    return data, names
+
+
+def _axes(fig, ax, nrows: int, cols: int, n: int) -> list:
+    """The ``n`` panels: a grid on a figure of our own (spare cells removed), else ``ax``."""
+    if fig is None:
+        return list(ax) if isinstance(ax, list | tuple) else [ax]
+    axes = [a for row in fig.subplots(nrows, cols, squeeze=False) for a in row]
+    for spare in axes[n:]:
+        spare.remove()
+    return axes[:n]
+
+
+def _relabel(fig, panels: list[tuple], looks: dict) -> None:
+    """Each panel's GPU ticks, and its point labels where it has few, drawn again once
+    the figure's legend has taken its room."""
+    fig.draw_without_rendering()
+    for a, mine in panels:
+        gpu_ticks(a, mine)
+        if len(mine) <= LABELLED_POINTS:
+            for t in list(a.texts):
+                t.remove()
+            _point_labels(a, mine, looks)
 
 
 def _legend(axes: list, fig) -> None:
