@@ -255,7 +255,9 @@ def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool 
         left.set_ylabel("Throughput (tokens/s)")
         left.set_title("Throughput against GPUs (log-log)")
         gpu_ticks(left, rows)
-        legend(left, None, "upper left")
+        many = fig is not None and len(left.get_legend_handles_labels()[1]) > LEGEND_INSIDE
+        if not many:
+            legend(left, None, "upper left")
         if right is not None:
             right.set_xscale("log", base=2)
             right.set_xlabel("GPUs")
@@ -263,8 +265,34 @@ def plot_scaling(table, ax=None, *, group_by: str | None = None, annotate: bool 
             right.set_title("Scaling efficiency and MFU")
             right.set_ylim(0, max(105.0, right.get_ylim()[1]))
             gpu_ticks(right, rows)
-            legend(right, None, "lower left")
+            if not many:
+                legend(right, None, "lower left")
+        if many:
+            _key_legend(fig, [name for name, _ in series])
     return axes
+
+
+def _key_legend(fig, names: list[str]) -> None:
+    """One legend under both panels for many series: each series once (its colour and
+    marker), then what the line styles mean; never one legend per panel drawn over the
+    other panel."""
+    from matplotlib.lines import Line2D  # loads with the figure
+
+    handles = [
+        Line2D([], [], color=look(i)["color"], marker=look(i)["marker"], linestyle="-")
+        for i in range(len(names))
+    ]
+    key = [
+        (Line2D([], [], color="0.3", linestyle="--"), "dashed: ideal (left)"),
+        (Line2D([], [], color="0.3", marker="o", mfc="none", linestyle=""),
+         "hollow: other topologies (left)"),
+        (Line2D([], [], color="0.3", linestyle=":"), "dotted: MFU (right)"),
+    ]  # fmt: skip
+    labels = [*names, *(text for _, text in key)]
+    fig.legend(
+        [*handles, *(h for h, _ in key)], labels, loc="outside lower center",
+        ncol=min(3, len(labels)), fontsize=7, frameon=False,
+    )  # fmt: skip
 
 
 def _scaling_series(left, right, name, rows, colour, marker, annotate, k: int = 0) -> None:
@@ -448,7 +476,7 @@ def plot_steps(
         for i, (label, g, xs) in enumerate(timed):
             kind = look(i)
             colour = kind["color"]
-            xs = xs - xs[0] if apart else xs
+            xs = xs - xs[0] + 1 if apart else xs  # its first step is 1
             ts = g["step_time_s"].to_numpy(dtype=float, na_value=math.nan)
             st, w, edge, steady = _steady_of(g, xs, ts, warmup, stat)
             lo, hi = min(lo, float(steady.min())), max(hi, float(steady.max()))
@@ -470,7 +498,9 @@ def plot_steps(
             raise NoDataError("no run has step times")
         title = f"Step time per step (shaded: warm-up; dashed: steady-state {stat})"
         title += _step_range(ax, lo, hi, top)
-        ax.set_xlabel(_step_label([g for _, g, _ in timed], apart))
+        ax.set_xlabel(
+            _step_label([g for _, g, _ in timed], apart) + _log_x(ax, [x for *_, x in timed], apart)
+        )
         ax.set_ylabel("Step time (s)")
         ax.set_title(title)
         legend(ax, drawn, "upper right")
@@ -511,29 +541,48 @@ def plot_topology(table, ax=None, *, value: str = "step_time_s", limit: int = 60
         rows = [r for _, g in groups for r in g]
         gpus = sorted({r.get("num_gpus") for r in rows if _present(r.get("num_gpus"))})
         colour_of = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(gpus)}
-        ys, labels, at = [], [], 0
-        for name, g in groups:
-            if name:  # a model's runs under its name, ranked among themselves
-                ax.text(0, at, name, fontweight="bold", va="center", fontsize=8,
-                        transform=ax.get_yaxis_transform())  # fmt: skip
-                at += 1
-            for r in g:
-                topo = topology_label(r) or run_label(r)
-                n = f"{int(r['num_gpus'])} GPUs  " if _present(r.get("num_gpus")) else ""
-                labels.append(n + topo)
-                ys.append(at)
-                at += 1
+        ys, labels, at = _bar_places(ax, groups)
         vals = [r[value] * scale for r in rows]
         bars = ax.barh(ys, vals, color=[colour_of.get(r.get("num_gpus"), PALETTE[0]) for r in rows])
         ax.bar_label(bars, labels=[f"{v:.4g}" for v in vals], padding=3, fontsize=8)
         ax.set_yticks(ys, labels)
         ax.set_ylim(at - 0.5, -0.7)  # best on top
-        ax.set_xlabel(title)
+        ax.set_xlabel(title + _log_if_spread(ax, vals))
         better = "lower" if lower_is_better else "higher"
         within = "; ranked within each model" if len(groups) > 1 else ""
         ax.set_title(f"{title} by topology ({better} is better{within})")
         ax.grid(axis="y", visible=False)
     return ax
+
+
+def _bar_places(ax, groups: list[tuple[str, list[dict]]]) -> tuple[list[int], list[str], int]:
+    """(each bar's row, its label, the rows used): a group's bars under its name (drawn
+    here, in bold), each labelled GPUs and DP/TP/PP/MBS (else the run's name)."""
+    ys, labels, at = [], [], 0
+    for name, g in groups:
+        if name:  # a model's runs under its name, ranked among themselves
+            ax.text(0, at, name, fontweight="bold", va="center", fontsize=8,
+                    transform=ax.get_yaxis_transform())  # fmt: skip
+            at += 1
+        for r in g:
+            n = f"{int(r['num_gpus'])} GPUs  " if _present(r.get("num_gpus")) else ""
+            labels.append(n + (topology_label(r) or run_label(r)))
+            ys.append(at)
+            at += 1
+    return ys, labels, at
+
+
+SPREAD = 20  # bars whose values span more than this many times are drawn on a log axis
+
+
+def _log_if_spread(ax, vals: list[float]) -> str:
+    """A log value axis where the bars span more than ``SPREAD`` times (a 0.25 s step
+    beside a 770 s one: the small bars would be invisible); what the label then adds."""
+    positive = [v for v in vals if v > 0]
+    if len(positive) < 2 or max(positive) / min(positive) <= SPREAD:
+        return ""
+    ax.set_xscale("log")
+    return f" (log scale: the values span {max(positive) / min(positive):.0f}x)"
 
 
 def _topology_groups(rows: list[dict]) -> list[tuple[str, list[dict]]]:
@@ -610,7 +659,7 @@ def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
         xs = [tokens if by_tokens else _steps(g) for _, g, tokens in curves]
         apart = _apart(xs)
         for i, ((label, g, _), x) in enumerate(zip(curves, xs, strict=True)):
-            x = x - x[0] if apart else x
+            x = x - x[0] + (0 if by_tokens else 1) if apart else x  # from step 1, token 0
             y = g["loss"].to_numpy(dtype=float, na_value=math.nan)
             kind = look(i)
             ax.plot(
@@ -622,11 +671,8 @@ def plot_loss(steps, ax=None, *, limit: int = RUNS_LIMIT):
                 markersize=3,
                 label=label,
             )
-        if by_tokens:
-            since = " since each run's first logged step (their ranges lie apart)"
-            ax.set_xlabel("Tokens consumed" + (since if apart else ""))
-        else:
-            ax.set_xlabel(_step_label([g for _, g, _ in curves], apart))
+        spread = "" if by_tokens and apart else _log_x(ax, xs, apart)  # tokens from 0: linear
+        ax.set_xlabel(_loss_x_label(curves, by_tokens, apart) + spread)
         ax.set_ylabel("Training loss")
         ax.set_title("Training loss")
         legend(ax, len(curves), "upper right")
@@ -705,6 +751,29 @@ def _apart(xs: list) -> bool:
     if len(drawn) < 2:
         return False
     return max(float(x[0]) for x in drawn) > min(float(x[-1]) for x in drawn)
+
+
+def _loss_x_label(curves: list, by_tokens: bool, apart: bool) -> str:
+    """The loss figure's x label: tokens (from each run's first point where the runs lie
+    apart), else steps as ``_step_label`` says."""
+    if by_tokens:
+        since = " since each run's first logged step (their ranges lie apart)"
+        return "Tokens consumed" + (since if apart else "")
+    return _step_label([g for _, g, _ in curves], apart)
+
+
+def _log_x(ax, xs: list, apart: bool) -> str:
+    """A log x axis where the runs' lengths differ more than ``SPREAD`` times (one run of
+    7,500 steps beside runs of 50 would squeeze them against x = 0); what the label
+    then adds."""
+    drawn = [x - x[0] + 1 if apart else x for x in xs if len(x)]  # as drawn: from 1
+    if len(drawn) < 2 or min(float(x[0]) for x in drawn) <= 0:
+        return ""
+    ends = [float(x[-1]) for x in drawn]
+    if max(ends) / min(ends) <= SPREAD:
+        return ""
+    ax.set_xscale("log")
+    return f" (log scale: the runs' lengths differ {max(ends) / min(ends):.0f}x)"
 
 
 def _step_label(groups: list, apart: bool = False) -> str:

@@ -15,7 +15,8 @@ def plot_mlperf(rows, ax=None, *, benchmarks: list[str] | None = None):
     """MLPerf time to train (score, minutes) against accelerators, one panel per
     benchmark and one colour + marker per submitter and accelerator (distinct up to
     56 series), log-log with plain-number ticks. Systems of one series in the same
-    round are joined, with ideal scaling (dashed) from the smallest. One legend
+    round are joined; each series' ideal scaling is dashed from its smallest system
+    (across rounds where no round has two sizes). One legend
     for the figure, beside the panels; points labelled where a panel has few.
     ``rows`` are ``llmbench.summarize_submissions()`` dicts (or a DataFrame of
     them). Returns the list of Axes."""
@@ -112,7 +113,7 @@ def _panel(a, name: str, mine: list[dict], looks: dict) -> None:
             zorder=3,
         )
         _rounds(a, pts, colour)
-    _ideal(a, mine)
+    _ideal(a, mine, looks)
     a.set_xscale("log", base=2)
     a.set_yscale("log")
     a.set_xlabel("Accelerators")
@@ -128,16 +129,33 @@ def _panel(a, name: str, mine: list[dict], looks: dict) -> None:
         _point_labels(a, mine, looks)
 
 
-def _ideal(a, mine: list[dict]) -> None:
-    """Ideal scaling across the panel (dashed grey): the time of the smallest system's
-    fastest score divided by the accelerators added."""
-    x0 = min(float(r["num_gpus"]) for r in mine)
-    y0 = min(float(r["score_min"]) for r in mine if float(r["num_gpus"]) == x0)
-    top = max(float(r["num_gpus"]) for r in mine)
-    if top > x0:
-        xs = [x0, top]
-        a.plot(xs, [y0 * x0 / x for x in xs], color="0.45", linestyle="--", lw=1,
-               label="ideal scaling from the smallest system", zorder=1)  # fmt: skip
+def _ideal(a, mine: list[dict], looks: dict) -> None:
+    """Ideal scaling per series (dashed, in its colour) across rounds: its smallest
+    system's fastest score divided by the accelerators added, up to its largest system;
+    never from one submitter's or accelerator's point to another's. One legend entry
+    says what the dashes are."""
+    drawn = False
+    for key in sorted({_series(r) for r in mine}):
+        pts = [r for r in mine if _series(r) == key]
+        x0 = min(float(r["num_gpus"]) for r in pts)
+        top = max(float(r["num_gpus"]) for r in pts)
+        if top == x0 or _joined_in_a_round(pts):  # one size, or _rounds drew it
+            continue
+        y0 = min(float(r["score_min"]) for r in pts if float(r["num_gpus"]) == x0)
+        a.plot([x0, top], [y0, y0 * x0 / top], color=looks[key][0], linestyle="--", lw=1,
+               alpha=0.6, zorder=1)  # fmt: skip
+        drawn = True
+    if drawn or any(_joined_in_a_round([r for r in mine if _series(r) == k]) for k in looks):
+        a.plot([], [], color="0.45", linestyle="--", lw=1,
+               label="ideal scaling from each series' smallest system")  # fmt: skip
+
+
+def _joined_in_a_round(pts: list[dict]) -> bool:
+    """Whether a series has two sizes in one round (``_rounds`` joins those, ideal too)."""
+    sizes: dict[str, set] = {}
+    for r in pts:
+        sizes.setdefault(str(r.get("round")), set()).add(float(r["num_gpus"]))
+    return any(len(v) > 1 for v in sizes.values())
 
 
 def _point_labels(a, mine: list[dict], looks: dict) -> None:
